@@ -1,0 +1,44 @@
+"""``Annotated`` dependencies: routers receive services through these, never globals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from oasis.config import Settings
+from oasis.services.chat import ChatService
+from oasis.services.generation import GenerationCore
+from oasis.services.models import ModelManager
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_models(request: Request) -> ModelManager:
+    models: ModelManager = request.app.state.models
+    return models
+
+
+def get_core(request: Request) -> GenerationCore:
+    core: GenerationCore = request.app.state.core
+    return core
+
+
+def get_chat(request: Request) -> ChatService:
+    chat: ChatService = request.app.state.chat
+    return chat
+
+
+def get_owner(request: Request) -> str:
+    """The owner of whatever this request stores: a hash of its API key."""
+    return str(getattr(request.state, "owner", "anonymous"))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ModelsDep = Annotated[ModelManager, Depends(get_models)]
+CoreDep = Annotated[GenerationCore, Depends(get_core)]
+ChatDep = Annotated[ChatService, Depends(get_chat)]
+OwnerDep = Annotated[str, Depends(get_owner)]

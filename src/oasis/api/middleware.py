@@ -1,0 +1,196 @@
+"""Pure ASGI middleware: request ids, body limits, API keys and rate limits.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched and a
+client disconnect still reaches the endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oasis.errors import (
+    AuthenticationError,
+    OasisError,
+    PayloadTooLargeError,
+    RateLimitError,
+)
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz"})
+
+
+async def send_error(send: Send, exc: OasisError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"error": exc.to_dict()}).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *[(k.lower().encode(), v.encode()) for k, v in exc.headers.items()],
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestIdMiddleware:
+    """Adds ``x-request-id`` and ``openai-processing-ms``; turns escaped errors into 500s."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{secrets.token_hex(16)}"
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                elapsed = int((time.perf_counter() - started) * 1000)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                    (b"openai-processing-ms", str(elapsed).encode()),
+                    (b"openai-version", b"2020-10-01"),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except OasisError as exc:
+            if response_started:
+                raise
+            await send_error(send_with_headers, exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if response_started:
+                raise
+            await send_error(
+                send_with_headers,
+                OasisError(
+                    "The server had an error while processing your request. Sorry about that!"
+                ),
+            )
+
+
+class BodyLimitMiddleware:
+    """413 for bodies past ``max_bytes``, by Content-Length or by counting as they arrive."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"Request body too large: the limit is {self.max_bytes} bytes."
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await send_error(send, self._too_large())
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def owner_of(token: str | None) -> str:
+    """A stable, non-reversible owner id for an API key."""
+    if not token:
+        return "anonymous"
+    return "key_" + hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+class AuthMiddleware:
+    """Checks ``Authorization: Bearer`` against the configured keys; applies rate limits.
+
+    With no keys configured every key is accepted. Either way the key's hash becomes the
+    request's owner, so stored objects stay private to the key that made them.
+    """
+
+    def __init__(self, app: ASGIApp, api_keys: list[str], rate_limit_rpm: int | None) -> None:
+        self.app = app
+        self._keys = [k.encode() for k in api_keys]
+        self.rate_limit_rpm = rate_limit_rpm
+        self._windows: dict[str, deque[float]] = {}
+
+    def _key_ok(self, token: str) -> bool:
+        candidate = token.encode()
+        ok = False
+        for key in self._keys:  # compare with every key: timing says nothing of which
+            ok |= hmac.compare_digest(candidate, key)
+        return ok
+
+    def _check_rate(self, owner: str) -> None:
+        if not self.rate_limit_rpm:
+            return
+        now = time.monotonic()
+        window = self._windows.setdefault(owner, deque())
+        while window and now - window[0] >= 60:
+            window.popleft()
+        if len(window) >= self.rate_limit_rpm:
+            retry = max(1, int(60 - (now - window[0])) + 1)
+            raise RateLimitError(
+                f"Rate limit reached for requests per min (RPM): Limit {self.rate_limit_rpm}, "
+                f"Used {len(window)}, Requested 1. Please try again in {retry}s.",
+                retry_after=retry,
+            )
+        window.append(now)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        token: str | None = None
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, rest = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and rest.strip():
+                    token = rest.strip()
+        try:
+            if self._keys:
+                if token is None:
+                    raise AuthenticationError(
+                        "You didn't provide an API key. You need to provide your API key in "
+                        "an Authorization header using Bearer auth (i.e. Authorization: "
+                        "Bearer YOUR_KEY)."
+                    )
+                if not self._key_ok(token):
+                    shown = f"{token[:3]}***{token[-4:]}" if len(token) > 8 else "***"
+                    raise AuthenticationError(
+                        f"Incorrect API key provided: {shown}.", code="invalid_api_key"
+                    )
+            owner = owner_of(token)
+            self._check_rate(owner)
+        except OasisError as exc:
+            await send_error(send, exc)
+            return
+        scope.setdefault("state", {})["owner"] = owner
+        await self.app(scope, receive, send)

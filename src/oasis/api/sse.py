@@ -1,0 +1,65 @@
+"""Server-sent events: ``data: <json>`` frames, flushed one by one.
+
+Once the first byte is out the status code is spent, so an error mid-stream becomes a
+``data: {"error": …}`` frame, which the SDK raises as ``APIError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from oasis.errors import OasisError
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def dump(model: BaseModel) -> str:
+    """An OpenAI type as compact JSON, leaving out fields we never set."""
+    return model.model_dump_json(exclude_unset=True)
+
+
+def _error_frame(exc: OasisError) -> bytes:
+    import json
+
+    return f"data: {json.dumps({'error': exc.to_dict()})}\n\n".encode()
+
+
+async def _frames(
+    events: AsyncIterator[BaseModel], done_marker: bool, named: bool
+) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            payload = dump(event)
+            if named:
+                name = getattr(event, "type", None)
+                yield f"event: {name}\ndata: {payload}\n\n".encode()
+            else:
+                yield f"data: {payload}\n\n".encode()
+    except OasisError as exc:
+        yield _error_frame(exc)
+        return
+    except Exception:
+        log.exception("stream failed")
+        yield _error_frame(OasisError("The server had an error while streaming the response."))
+        return
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if done_marker:
+        yield b"data: [DONE]\n\n"
+
+
+def sse_response(
+    events: AsyncIterator[BaseModel], *, done_marker: bool = True, named: bool = False
+) -> StreamingResponse:
+    """Stream ``events`` as SSE. ``named`` adds ``event: <type>`` lines (Responses style)."""
+    return StreamingResponse(
+        _frames(events, done_marker, named), media_type="text/event-stream", headers=SSE_HEADERS
+    )

@@ -1,0 +1,59 @@
+"""``create_app(settings)``: wires services into the routers. Nothing heavy at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from oasis import __version__
+from oasis.api import chat, health, models
+from oasis.api.errors import install_error_handlers
+from oasis.api.middleware import AuthMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from oasis.config import Settings
+from oasis.models.registry import ModelRegistry
+from oasis.services.chat import ChatService
+from oasis.services.generation import GenerationCore
+from oasis.services.models import ModelManager
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app for ``settings``; services start in the lifespan."""
+    registry = ModelRegistry.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        manager = ModelManager(registry, settings)
+        core = GenerationCore(manager)
+        app.state.settings = settings
+        app.state.models = manager
+        app.state.core = core
+        app.state.chat = ChatService(core)
+        await manager.preload()
+        log.info("oasis %s ready", __version__)
+        try:
+            yield
+        finally:
+            await manager.close()
+
+    app = FastAPI(
+        title="oasis",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_error_handlers(app)
+    for router in (health.router, models.router, chat.router):
+        app.include_router(router)
+    # Added last = outermost: request ids wrap everything, then limits, then auth.
+    app.add_middleware(AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,134 @@
+"""Server settings: defaults, then a config file (TOML or YAML), then environment, then CLI.
+
+A config file looks like::
+
+    api_keys = ["sk-local-1"]
+    max_body_bytes = 67108864
+
+    [aliases]
+    "gpt-4.1" = "qwen2.5-coder-0.5b-instruct"
+
+    [[models]]
+    id = "my-llama"
+    kind = "chat"
+    path = "/models/llama-3.2-1b-instruct.Q4_K_M.gguf"
+    aliases = ["gpt-4o"]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ModelKind = Literal["chat", "embeddings", "speech-to-text", "text-to-speech", "images"]
+
+
+class ConfigError(Exception):
+    """The config file or environment cannot be used; the message says what to fix."""
+
+
+class ModelConfig(BaseModel):
+    """A model added by the config file: a local path, or a hub id when online."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: ModelKind = "chat"
+    engine: str | None = None
+    path: Path | None = None
+    hub: str | None = None
+    hub_file: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Settings(BaseModel):
+    """Everything the server needs to start. Built by :func:`load_settings`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/oasis")
+    api_keys: list[str] = Field(default_factory=list)
+    insecure: bool = False
+    # Bodies past this get 413. Audio uploads of 25 MB arrive multipart-encoded.
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Requests waiting for one model past this get 503 with Retry-After.
+    max_queue: int = 64
+    # Per API key; None turns rate limiting off.
+    rate_limit_rpm: int | None = None
+    threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    context_length: int = 8192
+    preload: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"])
+    log_level: str = "info"
+    models: list[ModelConfig] = Field(default_factory=list)
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix in {".yaml", ".yml"}:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:  # both parsers raise their own error types
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    base = path.parent
+    for model in data.get("models", []) or []:
+        # Paths in a config file are relative to the file, not to the working directory.
+        if isinstance(model, dict) and model.get("path"):
+            model["path"] = str((base / str(model["path"])).expanduser())
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Merge defaults, the config file, ``OASIS_*`` environment variables and CLI overrides."""
+    values: dict[str, Any] = {}
+    config_file = config_file or (
+        Path(os.environ["OASIS_CONFIG"]) if os.environ.get("OASIS_CONFIG") else None
+    )
+    if config_file is not None:
+        values.update(_read_config_file(config_file))
+    env_map = {
+        "OASIS_API_KEYS": "api_keys",
+        "OASIS_DATA_DIR": "data_dir",
+        "OASIS_MAX_BODY_BYTES": "max_body_bytes",
+        "OASIS_THREADS": "threads",
+    }
+    for env, key in env_map.items():
+        if os.environ.get(env):
+            values[key] = os.environ[env]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+    settings.data_dir = settings.data_dir.expanduser().resolve()
+    return settings

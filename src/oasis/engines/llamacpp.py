@@ -1,0 +1,252 @@
+"""The llama.cpp text engine (GGUF models through llama-cpp-python).
+
+One ``Llama`` context per model, driven by one worker thread: requests queue in front of
+it, so concurrent clients never share a context mid-generation. The worker reuses the KV
+cache for the longest prompt prefix it already holds, which makes chained turns cheap.
+Tokens cross back to the event loop through an ``asyncio.Queue``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oasis.config import Settings
+from oasis.engines.base import GeneratedToken, SamplingParams, TokenLogprob
+from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError, OverloadedError
+from oasis.models.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class LlamaCppEngine:
+    """A :class:`~oasis.engines.base.TextEngine` over one llama.cpp context."""
+
+    def __init__(self, spec: ModelSpec, path: Path, settings: Settings) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self.spec = spec
+        n_ctx = int(spec.options.get("context_length", settings.context_length))
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=int(spec.options.get("threads", settings.threads)),
+                n_batch=512,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelUnavailableError(
+                f"llama.cpp could not load `{spec.id}` from {path}: {exc}"
+            ) from exc
+        train_ctx = self._llm._model.n_ctx_train()
+        self.context_length = min(self._llm.n_ctx(), train_ctx) if train_ctx > 0 else n_ctx
+        model = self._llm._model
+        self._vocab = llama_cpp.llama_model_get_vocab(model.model)
+        self._n_vocab = self._llm.n_vocab()
+        metadata = self._llm.metadata
+        self.chat_template: str | None = spec.options.get("chat_template") or metadata.get(
+            "tokenizer.chat_template"
+        )
+        self.bos_token = self._token_text(self._llm.token_bos())
+        self.eos_token = self._token_text(self._llm.token_eos())
+        self._pieces: dict[int, bytes] = {}
+        self._max_queue = settings.max_queue
+        self._pending = 0
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{spec.id}")
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return str(self._llm._model.token_get_text(token))
+
+    def piece(self, token: int) -> bytes:
+        """The raw bytes of one token (control tokens give ``b""``), cached per id."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        import ctypes
+
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            if n >= 0:
+                break
+            size = -n  # a negative result is the size the piece needs
+        piece = buf.raw[:n]
+        self._pieces[token] = piece
+        return piece
+
+    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
+        """Tokens for ``text``; special-token markup in it is recognised."""
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """Text for ``tokens``, special tokens left out."""
+        return bytes(self._llm.detokenize(tokens)).decode("utf-8", errors="replace")
+
+    def vocab_size(self) -> int:
+        return self._n_vocab
+
+    async def generate(
+        self, prompt: list[int], params: SamplingParams
+    ) -> AsyncIterator[GeneratedToken]:
+        """Sample after ``prompt``; see :class:`~oasis.engines.base.TextEngine`."""
+        if self._pending >= self._max_queue:
+            raise OverloadedError(
+                f"The model `{self.spec.id}` has {self._pending} requests waiting; "
+                "try again shortly."
+            )
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        self._pending += 1
+        future = loop.run_in_executor(self._executor, self._job, prompt, params, emit, cancel)
+        future.add_done_callback(self._job_finished)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+
+    def _job_finished(self, future: asyncio.Future[None]) -> None:
+        self._pending -= 1
+        if not future.cancelled() and future.exception() is not None:
+            log.error("llama.cpp worker failed", exc_info=future.exception())
+
+    # --- worker thread -------------------------------------------------------------
+
+    def _job(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        emit: Callable[[object], None],
+        cancel: threading.Event,
+    ) -> None:
+        try:
+            if not cancel.is_set():
+                self._generate(prompt, params, emit, cancel)
+        except OasisError as exc:
+            emit(exc)
+        except Exception as exc:  # a runtime failure must reach the waiting request
+            log.exception("llama.cpp generation failed")
+            emit(OasisError(f"The model runtime failed: {type(exc).__name__}: {exc}"))
+        finally:
+            emit(_DONE)
+
+    def _build_sampler(self, params: SamplingParams) -> Any:
+        from llama_cpp import _internals, llama_grammar
+
+        sampler = _internals.LlamaSampler()
+        if params.logit_bias:
+            sampler.add_logit_bias(self._n_vocab, params.logit_bias)
+        if params.presence_penalty or params.frequency_penalty:
+            sampler.add_penalties(
+                self._n_vocab,
+                penalty_last_n=params.max_tokens,
+                penalty_repeat=1.0,
+                penalty_freq=params.frequency_penalty,
+                penalty_present=params.presence_penalty,
+            )
+        if params.grammar is not None:
+            try:
+                grammar = llama_grammar.LlamaGrammar.from_string(params.grammar, verbose=False)
+            except ValueError as exc:
+                raise InvalidRequestError(f"The output constraint is invalid: {exc}") from exc
+            sampler.add_grammar(self._llm._model, grammar)
+        if params.temperature <= 0.0:
+            sampler.add_greedy()
+        else:
+            seed = params.seed if params.seed is not None else random.getrandbits(32)
+            if params.top_p < 1.0:
+                sampler.add_top_p(params.top_p, 1)
+            sampler.add_temp(params.temperature)
+            sampler.add_dist(seed & 0xFFFFFFFF)
+        return sampler
+
+    def _prepare_context(self, prompt: list[int]) -> list[int]:
+        """Keep the cached prefix shared with ``prompt``; return the tokens left to evaluate."""
+        llm = self._llm
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        shared = 0
+        for a, b in zip(cached, prompt, strict=False):
+            if a != b:
+                break
+            shared += 1
+        # Always evaluate at least one token so fresh logits exist to sample from.
+        shared = min(shared, len(prompt) - 1)
+        if shared > 0 and llm._ctx.kv_cache_seq_rm(-1, shared, -1):
+            llm.n_tokens = shared
+            return prompt[shared:]
+        llm.reset()
+        return prompt
+
+    def _logprobs(self, token: int, k: int) -> tuple[float, tuple[TokenLogprob, ...]]:
+        raw = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._n_vocab,))
+        logits = raw.astype(np.float64)
+        peak = logits.max()
+        logsumexp = peak + np.log(np.exp(logits - peak).sum())
+        chosen = float(logits[token] - logsumexp)
+        if k <= 0:
+            return chosen, ()
+        top = np.argpartition(-logits, k)[:k]
+        top = top[np.argsort(-logits[top])]
+        return chosen, tuple(
+            TokenLogprob(int(t), self.piece(int(t)), float(logits[t] - logsumexp)) for t in top
+        )
+
+    def _generate(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        emit: Callable[[object], None],
+        cancel: threading.Event,
+    ) -> None:
+        llm = self._llm
+        llama_cpp = self._llama_cpp
+        sampler = self._build_sampler(params)
+        pending = self._prepare_context(prompt)
+        llm.eval(pending)
+        for _ in range(params.max_tokens):
+            if cancel.is_set():
+                return
+            token = sampler.sample(llm._ctx, -1)
+            end = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            logprob: float | None = None
+            top: tuple[TokenLogprob, ...] = ()
+            if params.top_logprobs is not None:
+                logprob, top = self._logprobs(token, params.top_logprobs)
+            piece = b"" if end else self.piece(token)
+            emit(GeneratedToken(token, piece, end, logprob, top))
+            if end or llm.n_tokens + 1 >= llm.n_ctx():
+                return
+            llm.eval([token])
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._llm.close()
+
+
+def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> LlamaCppEngine:
+    return LlamaCppEngine(spec, path, settings)

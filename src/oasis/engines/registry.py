@@ -1,0 +1,63 @@
+"""Engine factories by name. Built-in engines register here exactly as a plugin would.
+
+A third-party package adds an engine through the ``oasis.engines`` entry-point group; the
+entry point names a callable ``(spec, path, settings) -> Engine``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from oasis.config import Settings
+from oasis.engines.base import Engine
+from oasis.errors import ModelUnavailableError
+from oasis.models.specs import ModelSpec
+
+EngineFactory = Callable[[ModelSpec, Path, Settings], Engine]
+
+# name -> "module:function"; imported only when a model of that engine loads, so that
+# starting the server never imports torch or CTranslate2 needlessly.
+_BUILTIN: dict[str, str] = {
+    "llama.cpp": "oasis.engines.llamacpp:create_engine",
+}
+_factories: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str, factory: EngineFactory | str) -> None:
+    """Make ``name`` available to model specs; ``factory`` may be a ``module:attr`` path."""
+    if isinstance(factory, str):
+        _BUILTIN[name] = factory
+    else:
+        _factories[name] = factory
+
+
+def _load(target: str) -> EngineFactory:
+    module_name, _, attr = target.partition(":")
+    factory: EngineFactory = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+def get_engine_factory(name: str) -> EngineFactory:
+    """The factory registered for ``name`` (built-in, registered, or an entry point)."""
+    if name in _factories:
+        return _factories[name]
+    target = _BUILTIN.get(name)
+    if target is None:
+        for ep in entry_points(group="oasis.engines"):
+            if ep.name == name:
+                target = ep.value
+                break
+    if target is None:
+        raise ModelUnavailableError(f"No engine named `{name}` is installed.")
+    try:
+        factory = _load(target)
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            f"The `{name}` engine cannot be imported ({exc}). Run `make install` to "
+            "install its packages."
+        ) from exc
+    _factories[name] = factory
+    return factory

@@ -1,0 +1,282 @@
+"""Chat Completions on top of the generation core: wire request in, OpenAI types out."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from openai.types import CompletionUsage
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionTokenLogprob,
+)
+from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
+from openai.types.chat.chat_completion_token_logprob import TopLogprob
+from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
+
+from oasis.core.conversation import Conversation, Message, ToolCall
+from oasis.engines.base import GeneratedToken, SamplingParams
+from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.services.generation import Finished, GenerationCore, PreparedPrompt, TextDelta
+from oasis.wire.chat import ChatCompletionRequest, ChatMessage
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{secrets.token_hex(12)}"
+
+
+def _message_text(message: ChatMessage, index: int) -> str:
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        if part.type in {"text", "refusal"} and part.text is not None:
+            texts.append(part.text)
+        elif part.type == "text":
+            raise InvalidRequestError(
+                "A text part needs `text`.", param=f"messages[{index}].content[{j}].text"
+            )
+        else:
+            raise UnsupportedError(
+                f"Content parts of type '{part.type}' are not supported by this model; "
+                "only 'text' parts are.",
+                param=f"messages[{index}].content[{j}].type",
+            )
+    return "".join(texts)
+
+
+def to_conversation(request: ChatCompletionRequest) -> Conversation:
+    """The chat ``messages`` as the core's conversation form."""
+    messages: list[Message] = []
+    for i, raw in enumerate(request.messages):
+        role = "tool" if raw.role == "function" else raw.role
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+            for c in raw.tool_calls or []
+        )
+        messages.append(
+            Message(
+                role=role,
+                content=_message_text(raw, i),
+                tool_calls=calls,
+                tool_call_id=raw.tool_call_id,
+                name=raw.name,
+            )
+        )
+    return Conversation(tuple(messages))
+
+
+def token_logprob(token: GeneratedToken) -> ChatCompletionTokenLogprob:
+    """One sampled token's logprob entry, as OpenAI spells it."""
+    return ChatCompletionTokenLogprob(
+        token=token.piece.decode("utf-8", errors="replace"),
+        logprob=token.logprob if token.logprob is not None else -9999.0,
+        bytes=list(token.piece),
+        top_logprobs=[
+            TopLogprob(
+                token=alt.piece.decode("utf-8", errors="replace"),
+                logprob=alt.logprob,
+                bytes=list(alt.piece),
+            )
+            for alt in token.top_logprobs
+        ],
+    )
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
+    return CompletionUsage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=0, audio_tokens=0),
+        completion_tokens_details=CompletionTokensDetails(
+            reasoning_tokens=0,
+            audio_tokens=0,
+            accepted_prediction_tokens=0,
+            rejected_prediction_tokens=0,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated request, ready to run: the prompt and one parameter set per choice."""
+
+    request: ChatCompletionRequest
+    prompt: PreparedPrompt
+    choices: list[SamplingParams]
+    want_logprobs: bool
+
+    @property
+    def model_name(self) -> str:
+        return self.prompt.model.name
+
+
+class ChatService:
+    """Runs chat completions, plain or streamed."""
+
+    def __init__(self, core: GenerationCore) -> None:
+        self.core = core
+
+    async def _plan(self, request: ChatCompletionRequest) -> _Plan:
+        if request.top_logprobs is not None and not request.logprobs:
+            raise InvalidRequestError(
+                "`top_logprobs` requires `logprobs` to be true.", param="top_logprobs"
+            )
+        if request.tools:
+            raise UnsupportedError("Tool calling is not available yet.", param="tools")
+        if request.response_format is not None and request.response_format.type != "text":
+            raise UnsupportedError(
+                "Structured outputs are not available yet.", param="response_format"
+            )
+        prompt = await self.core.prepare(request.model, to_conversation(request))
+        logit_bias: dict[int, float] = {}
+        vocab = prompt.engine.vocab_size()
+        for key, bias in (request.logit_bias or {}).items():
+            token = int(key)
+            if not 0 <= token < vocab:
+                raise InvalidRequestError(
+                    f"Invalid key in 'logit_bias': {key} is not a token id of this model "
+                    f"(0..{vocab - 1}).",
+                    param="logit_bias",
+                )
+            logit_bias[token] = bias
+        n = request.n or 1
+        base = SamplingParams(
+            max_tokens=self.core.max_new_tokens(prompt, request.token_limit),
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            presence_penalty=request.presence_penalty or 0.0,
+            frequency_penalty=request.frequency_penalty or 0.0,
+            logit_bias=logit_bias,
+            top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        )
+        choices = [
+            SamplingParams(
+                **{**base.__dict__, "seed": None if request.seed is None else request.seed + i}
+            )
+            for i in range(n)
+        ]
+        return _Plan(request, prompt, choices, bool(request.logprobs))
+
+    async def create(self, request: ChatCompletionRequest) -> ChatCompletion:
+        """A whole completion, every choice generated before returning."""
+        plan = await self._plan(request)
+        choices: list[Choice] = []
+        completion_tokens = 0
+        for index, params in enumerate(plan.choices):
+            logprobs: list[ChatCompletionTokenLogprob] = []
+            finished: Finished | None = None
+            async for event in self.core.generate(plan.prompt, params, request.stop_list):
+                if isinstance(event, TextDelta):
+                    if plan.want_logprobs:
+                        logprobs.extend(token_logprob(t) for t in event.tokens)
+                else:
+                    finished = event
+            assert finished is not None
+            completion_tokens += finished.completion_tokens
+            choices.append(
+                Choice(
+                    index=index,
+                    message=ChatCompletionMessage(
+                        role="assistant", content=finished.text, refusal=None
+                    ),
+                    finish_reason=finished.finish_reason,
+                    logprobs=ChoiceLogprobs(content=logprobs, refusal=None)
+                    if plan.want_logprobs
+                    else None,
+                )
+            )
+        return ChatCompletion(
+            id=new_completion_id(),
+            object="chat.completion",
+            created=int(time.time()),
+            model=plan.model_name,
+            choices=choices,
+            usage=usage(len(plan.prompt.tokens), completion_tokens),
+            system_fingerprint=None,
+            service_tier=_service_tier(request),
+        )
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """Validate and prepare now (errors are still HTTP errors), then stream chunks."""
+        plan = await self._plan(request)
+        return self._chunks(plan)
+
+    async def _chunks(self, plan: _Plan) -> AsyncIterator[ChatCompletionChunk]:
+        request = plan.request
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        completion_id = new_completion_id()
+        created = int(time.time())
+        extra = {"usage": None} if include_usage else {}
+
+        def chunk(choice: ChunkChoice) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=completion_id,
+                object="chat.completion.chunk",
+                created=created,
+                model=plan.model_name,
+                choices=[choice],
+                **extra,  # type: ignore[arg-type]
+            )
+
+        completion_tokens = 0
+        for index, params in enumerate(plan.choices):
+            yield chunk(
+                ChunkChoice(
+                    index=index,
+                    delta=ChoiceDelta(role="assistant", content="", refusal=None),
+                    logprobs=None,
+                    finish_reason=None,
+                )
+            )
+            async for event in self.core.generate(plan.prompt, params, request.stop_list):
+                if isinstance(event, TextDelta):
+                    if not event.text and not (plan.want_logprobs and event.tokens):
+                        continue
+                    yield chunk(
+                        ChunkChoice(
+                            index=index,
+                            delta=ChoiceDelta(content=event.text),
+                            logprobs=ChunkLogprobs(
+                                content=[token_logprob(t) for t in event.tokens], refusal=None
+                            )
+                            if plan.want_logprobs
+                            else None,
+                            finish_reason=None,
+                        )
+                    )
+                else:
+                    completion_tokens += event.completion_tokens
+                    yield chunk(
+                        ChunkChoice(
+                            index=index,
+                            delta=ChoiceDelta(),
+                            logprobs=None,
+                            finish_reason=event.finish_reason,
+                        )
+                    )
+        if include_usage:
+            yield ChatCompletionChunk(
+                id=completion_id,
+                object="chat.completion.chunk",
+                created=created,
+                model=plan.model_name,
+                choices=[],
+                usage=usage(len(plan.prompt.tokens), completion_tokens),
+            )
+
+
+def _service_tier(request: ChatCompletionRequest) -> str:
+    tier = request.service_tier
+    return tier if tier in {"auto", "default", "flex", "scale", "priority"} else "default"

@@ -1,0 +1,82 @@
+"""Loads engines on demand, one per model, and hands them to the services that need them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TypeVar, cast
+
+from oasis.config import ModelKind, Settings
+from oasis.engines.base import Engine
+from oasis.engines.registry import get_engine_factory
+from oasis.errors import ModelUnavailableError, OasisError
+from oasis.models.assets import resolve_source
+from oasis.models.registry import ModelRegistry, ResolvedModel
+from oasis.models.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Engine)
+
+
+class ModelManager:
+    """Owns every loaded engine. Loading happens off the event loop, once per model."""
+
+    def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._engines: dict[str, Engine] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def resolve(self, name: str, kind: ModelKind | None = None) -> ResolvedModel:
+        return self.registry.resolve(name, kind)
+
+    async def engine_for(self, spec: ModelSpec) -> Engine:
+        """The loaded engine for ``spec``, loading it first if needed."""
+        engine = self._engines.get(spec.id)
+        if engine is not None:
+            return engine
+        lock = self._locks.setdefault(spec.id, asyncio.Lock())
+        async with lock:
+            engine = self._engines.get(spec.id)
+            if engine is None:
+                engine = await asyncio.to_thread(self._load, spec)
+                self._engines[spec.id] = engine
+        return engine
+
+    async def get(self, name: str, kind: ModelKind, engine_type: type[E]) -> tuple[ResolvedModel, E]:
+        """Resolve ``name`` for an endpoint of ``kind`` and return its loaded engine."""
+        resolved = self.resolve(name, kind)
+        engine = await self.engine_for(resolved.spec)
+        if not isinstance(engine, engine_type):
+            raise ModelUnavailableError(
+                f"The engine of `{resolved.spec.id}` does not provide {engine_type.__name__}."
+            )
+        return resolved, cast(E, engine)
+
+    def _load(self, spec: ModelSpec) -> Engine:
+        log.info("loading model %s (%s)", spec.id, spec.engine)
+        path = resolve_source(spec, self.settings.data_dir)
+        factory = get_engine_factory(spec.engine)
+        try:
+            return factory(spec, path, self.settings)
+        except OasisError:
+            raise
+        except Exception as exc:  # engines should translate, but a load must never 500 blindly
+            log.exception("loading %s failed", spec.id)
+            raise ModelUnavailableError(
+                f"The model `{spec.id}` could not be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def preload(self) -> None:
+        """Load the models named in ``settings.preload``; failures are logged, not fatal."""
+        for name in self.settings.preload:
+            try:
+                await self.engine_for(self.registry.resolve(name).spec)
+            except Exception as exc:  # a broken optional model must not stop the server
+                log.warning("could not preload %s: %s", name, exc)
+
+    async def close(self) -> None:
+        for engine in self._engines.values():
+            await engine.close()
+        self._engines.clear()
