@@ -8,17 +8,41 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
-from oasis.core.conversation import Conversation
+from oasis.core.conversation import Conversation, FunctionTool, ToolCall
 from oasis.core.decoding import StopDecoder
 from oasis.core.templates import ChatTemplate
 from oasis.engines.base import GeneratedToken, SamplingParams, TextEngine
-from oasis.errors import InvalidRequestError
+from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.models.registry import ResolvedModel
 from oasis.services.models import ModelManager
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """What shape the text output must take. ``schema`` is set for ``json_schema``."""
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    strict: bool = False
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Tools and output constraints, in the terms both chat and Responses share.
+
+    ``tool_choice`` is "none", "auto", "required", or the name of the one function that
+    must be called.
+    """
+
+    tools: tuple[FunctionTool, ...] = ()
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
 
 
 @dataclass(frozen=True)
@@ -29,6 +53,7 @@ class PreparedPrompt:
     engine: TextEngine
     text: str
     tokens: list[int]
+    options: GenerationOptions = field(default_factory=GenerationOptions)
 
 
 @dataclass(frozen=True)
@@ -38,14 +63,48 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """Reasoning text, for models that think before answering."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    """A tool call begins: ``index`` counts calls within this generation from 0."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolCallArgumentsDelta:
+    index: int
+    delta: str
+
+
+@dataclass(frozen=True)
+class ToolCallDone:
+    index: int
+    call: ToolCall
+
+
+@dataclass(frozen=True)
 class Finished:
+    """The end of one generation. ``text`` excludes tool-call markup and reasoning."""
+
     finish_reason: FinishReason
     text: str
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
 
 
-GenerationEvent = TextDelta | Finished
+GenerationEvent = (
+    TextDelta | ReasoningDelta | ToolCallStarted | ToolCallArgumentsDelta | ToolCallDone | Finished
+)
 
 
 class GenerationCore:
@@ -56,9 +115,21 @@ class GenerationCore:
         self._templates: dict[str, ChatTemplate] = {}
 
     async def prepare(
-        self, model: str, conversation: Conversation, *, param: str = "messages"
+        self,
+        model: str,
+        conversation: Conversation,
+        options: GenerationOptions | None = None,
+        *,
+        param: str = "messages",
     ) -> PreparedPrompt:
         """Resolve ``model``, render ``conversation`` and check it fits the context."""
+        options = options or GenerationOptions()
+        if options.tools or options.response_format.type != "text":
+            # Tool calling and constrained decoding land with the tools issue.
+            raise UnsupportedError(
+                "Tools and structured outputs are not available yet.",
+                param="tools" if options.tools else "response_format",
+            )
         resolved, engine = await self.models.get(model, "chat", TextEngine)
         template = self._template_for(resolved, engine)
         text = template.render(conversation)
@@ -71,7 +142,7 @@ class GenerationCore:
                 param=param,
                 code="context_length_exceeded",
             )
-        return PreparedPrompt(resolved, engine, text, tokens)
+        return PreparedPrompt(resolved, engine, text, tokens, options)
 
     def _template_for(self, resolved: ResolvedModel, engine: TextEngine) -> ChatTemplate:
         template = self._templates.get(resolved.spec.id)

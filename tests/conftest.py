@@ -1,0 +1,74 @@
+"""Shared fixtures: one real server per test session, and clients for it.
+
+The session server serves the packaged default models. Tests that need different settings
+(API keys, tiny limits) use the ``strict_server``, which loads no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.server import Server, start_server
+
+
+@pytest.fixture(scope="session")
+def session_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The config file of the session server. Capabilities add their test models here."""
+    return {"preload": ["smollm2-135m-instruct"]}
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, session_config: dict[str, Any]
+) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("oasis-data"), config=session_config)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server: Server) -> Iterator[OpenAI]:
+    """The official SDK with strict response validation, as a careful user would set it."""
+    with OpenAI(
+        base_url=server.api_url,
+        api_key="sk-test",
+        _strict_response_validation=True,
+        max_retries=0,
+        timeout=300,
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="session")
+def http(server: Server) -> Iterator[httpx.Client]:
+    """Raw HTTP for framing and error cases."""
+    with httpx.Client(
+        base_url=server.base_url, headers={"Authorization": "Bearer sk-test"}, timeout=300
+    ) as raw:
+        yield raw
+
+
+STRICT_KEYS = ("sk-strict-one", "sk-strict-two")
+
+
+@pytest.fixture(scope="session")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """API keys required, a 2 KiB body limit, 30 requests a minute, no model preloaded."""
+    srv = start_server(
+        tmp_path_factory.mktemp("oasis-strict"),
+        config={"max_body_bytes": 2048, "rate_limit_rpm": 30, "preload": []},
+        env={"OASIS_API_KEYS": ",".join(STRICT_KEYS)},
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
