@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from oasis import __version__
-from oasis.api import chat, health, models
+from oasis.api import chat, health, images, models
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import AuthMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from oasis.config import Settings
 from oasis.models.registry import ModelRegistry
 from oasis.services.chat import ChatService
 from oasis.services.generation import GenerationCore
+from oasis.services.image_files import ImageFileStore
+from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.models = manager
         app.state.core = core
         app.state.chat = ChatService(core)
+        app.state.images = ImagesService(manager, ImageFileStore(settings.data_dir / "images"))
         await manager.preload()
         log.info("oasis %s ready", __version__)
         try:
@@ -50,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
-    for router in (health.router, models.router, chat.router):
+    for router in (health.router, models.router, chat.router, images.router):
         app.include_router(router)
     # Added last = outermost: request ids wrap everything, then limits, then auth.
     app.add_middleware(AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from oasis.config import Settings
 from oasis.services.chat import ChatService
 from oasis.services.generation import GenerationCore
+from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 
 
@@ -32,6 +33,11 @@ def get_chat(request: Request) -> ChatService:
     return chat
 
 
+def get_images(request: Request) -> ImagesService:
+    images: ImagesService = request.app.state.images
+    return images
+
+
 def get_owner(request: Request) -> str:
     """The owner of whatever this request stores: a hash of its API key."""
     return str(getattr(request.state, "owner", "anonymous"))
@@ -42,3 +48,4 @@ ModelsDep = Annotated[ModelManager, Depends(get_models)]
 CoreDep = Annotated[GenerationCore, Depends(get_core)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+ImagesDep = Annotated[ImagesService, Depends(get_images)]

@@ -27,6 +27,9 @@ from oasis.errors import (
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz"})
+# Image URLs carry their own credential (a random name), like OpenAI's signed URLs, so a
+# browser can show them without an API key.
+OPEN_PREFIXES = ("/v1/images/files/",)
 
 
 async def send_error(send: Send, exc: OasisError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
@@ -185,7 +188,11 @@ class AuthMiddleware:
         window.append(now)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in OPEN_PATHS
+            or scope["path"].startswith(OPEN_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         token: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from oasis.models.specs import ModelSpec
 
@@ -82,4 +82,144 @@ class TextEngine(Engine, Protocol):
 
         Closing the iterator early stops the runtime at its next token: that is how a
         stop sequence or a client that went away ends a generation.
+        """
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image request for an :class:`ImageEngine`, already validated by the service.
+
+    ``image`` and ``mask`` are Pillow images (typed ``Any`` so this module never imports
+    Pillow): ``image`` is the RGB picture to edit, ``mask`` an ``L`` image of the same size
+    where white marks what to repaint. No image: text to image. An image without a mask:
+    the whole picture is reworked (image to image).
+    """
+
+    prompt: str
+    width: int
+    height: int
+    n: int = 1
+    quality: str = "medium"  # "low" | "medium" | "high": the engine maps it to steps
+    seed: int | None = None  # None: the model's configured seed, else a fresh random one
+    image: Any = None
+    mask: Any = None
+    partial_images: int = 0  # how many in-progress previews to send per image (0-3)
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    """An in-progress preview of output image ``index`` (Pillow image)."""
+
+    index: int
+    partial_index: int
+    image: Any
+
+
+@dataclass(frozen=True)
+class FinishedImage:
+    """Output image ``index`` (Pillow image, RGB, exactly the job's size)."""
+
+    index: int
+    image: Any
+
+
+@runtime_checkable
+class ImageEngine(Engine, Protocol):
+    """A diffusion model: a prompt (and optionally a picture and mask) in, pictures out."""
+
+    default_size: tuple[int, int]  # (width, height) the model was trained at
+    size_multiple: int  # width and height must be multiples of this
+
+    def count_tokens(self, text: str) -> int:
+        """Prompt tokens as the model's text encoder counts them (for ``usage``)."""
+
+    def generate(self, job: ImageJob) -> AsyncIterator[PartialImage | FinishedImage]:
+        """Run ``job``: previews as they come, then one :class:`FinishedImage` per image.
+
+        Jobs for one model run one at a time, in order. Closing the iterator early stops
+        the runtime at its next denoising step.
+        """
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    """How to transcribe, in OpenAI's terms, already validated by the service."""
+
+    task: str = "transcribe"  # "transcribe" | "translate" (into English)
+    language: str | None = None  # ISO-639-1; None: detect it
+    prompt: str | None = None  # style or context hint in the audio's language
+    temperature: float = 0.0  # 0: start greedy, raise the temperature on failures
+    word_timestamps: bool = False
+
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    """The first event of a transcription: the language the audio is decoded as."""
+
+    language: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class TranscribedWord:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class TranscribedSegment:
+    """One decoded stretch of speech; times are seconds from the start of the audio given."""
+
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: tuple[TranscribedWord, ...] = ()
+
+
+@runtime_checkable
+class SpeechToTextEngine(Engine, Protocol):
+    """A speech recogniser: mono float32 audio at ``sample_rate`` in, text segments out."""
+
+    sample_rate: int
+    languages: frozenset[str]  # the language codes ``TranscriptionOptions.language`` takes
+
+    def transcribe(
+        self, audio: Any, options: TranscriptionOptions
+    ) -> AsyncIterator[DetectedLanguage | TranscribedSegment]:
+        """Transcribe ``audio`` (a 1-D float32 numpy array, typed ``Any`` so this module
+        never imports numpy): one :class:`DetectedLanguage`, then segments as decoded.
+
+        Requests for one model run one at a time, in order. Closing the iterator early
+        stops the runtime before its next segment.
+        """
+
+
+@dataclass(frozen=True)
+class SynthesizedAudio:
+    """One sentence of speech: float32 mono samples in [-1, 1] at the engine's rate."""
+
+    samples: Any
+    input_tokens: int  # what the model consumed for it (phonemes, for hibari)
+
+
+@runtime_checkable
+class TextToSpeechEngine(Engine, Protocol):
+    """A speech synthesiser: text in, audio out sentence by sentence."""
+
+    sample_rate: int
+    voices: tuple[str, ...]  # local voice names that can be used now, default first
+    speed_range: tuple[float, float]  # the speeds the model does natively
+
+    def synthesize(self, text: str, *, voice: str, speed: float) -> AsyncIterator[SynthesizedAudio]:
+        """Speak ``text`` with ``voice`` at ``speed`` (within ``speed_range``), yielding
+        each sentence as soon as it is ready. Closing the iterator early stops the runtime
+        before its next sentence.
         """

@@ -1,0 +1,84 @@
+"""``POST /v1/images/generations``, ``POST /v1/images/edits``, ``GET /v1/images/files/{name}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from oasis.api.deps import ImagesDep
+from oasis.api.sse import dump, sse_response
+from oasis.errors import InvalidRequestError
+from oasis.services.images import EditUploads, PreparedImages
+from oasis.services.imaging import MEDIA_TYPES
+from oasis.wire.images import ImageEditRequest, ImageGenerationRequest
+
+router = APIRouter(tags=["images"])
+
+_FILE_FIELDS = {"image", "image[]", "mask", "markup"}
+
+
+async def _respond(prepared: PreparedImages, stream: bool | None, request: Request, images: ImagesDep) -> Response:
+    if stream:
+        return sse_response(images.stream(prepared), done_marker=False, named=True)
+    result = await images.create(prepared, str(request.base_url))
+    return Response(dump(result), media_type="application/json")
+
+
+@router.post("/v1/images/generations", response_model=None)
+async def create_image(body: ImageGenerationRequest, request: Request, images: ImagesDep) -> Response:
+    prepared = await images.prepare_generation(body)
+    return await _respond(prepared, body.stream, request, images)
+
+
+async def _read_multipart(request: Request) -> tuple[dict[str, Any], EditUploads]:
+    form = await request.form(max_files=32)
+    fields: dict[str, Any] = {}
+    pictures: list[bytes] = []
+    mask: bytes | None = None
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key in {"image", "image[]"}:
+                pictures.append(await value.read())
+            elif key == "mask":
+                mask = await value.read()
+            elif key not in _FILE_FIELDS:
+                raise InvalidRequestError(
+                    f"Unexpected file in '{key}'.", param=key, code="unknown_parameter"
+                )
+        elif key in {"image", "image[]", "mask"}:
+            raise InvalidRequestError(
+                f"'{key}' must be an uploaded file.", param=key.removesuffix("[]"), code="invalid_type"
+            )
+        elif "[" not in key:  # flattened objects (svg[model]) are newer than this server
+            fields[key] = value
+    return fields, EditUploads(images=pictures, mask=mask)
+
+
+@router.post("/v1/images/edits", response_model=None)
+async def edit_image(request: Request, images: ImagesDep) -> Response:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            raw = await request.json()
+        except ValueError as exc:
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": ""}]) from exc
+        fields, uploads = raw, EditUploads(images=[])
+    else:
+        fields, uploads = await _read_multipart(request)
+    try:
+        body = ImageEditRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    prepared = await images.prepare_edit(body, uploads)
+    return await _respond(prepared, body.stream, request, images)
+
+
+@router.get("/v1/images/files/{name}")
+async def image_file(name: str, images: ImagesDep) -> FileResponse:
+    path = images.files.path(name)
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lstrip(".")])

@@ -1,0 +1,360 @@
+"""Image generation and editing: validate, run the diffusion engine, encode, respond.
+
+``prepare_*`` does every check that can fail (model, size, files, mask) before anything
+runs, so a bad request is a 4xx even when the client asked for a stream. ``create`` and
+``stream`` then turn engine output into ``ImagesResponse`` or the SSE event types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from openai.types import Image, ImagesResponse
+from openai.types.image_edit_completed_event import ImageEditCompletedEvent
+from openai.types.image_edit_partial_image_event import ImageEditPartialImageEvent
+from openai.types.image_gen_completed_event import ImageGenCompletedEvent
+from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
+from openai.types.images_response import Usage, UsageInputTokensDetails, UsageOutputTokensDetails
+
+from oasis.engines.base import FinishedImage, ImageEngine, ImageJob
+from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedError
+from oasis.services import imaging
+from oasis.services.image_files import ImageFileStore
+from oasis.services.models import ModelManager
+from oasis.wire.images import ImageEditRequest, ImageGenerationRequest, ImageRequest
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+StreamEvent = (
+    ImageGenPartialImageEvent
+    | ImageGenCompletedEvent
+    | ImageEditPartialImageEvent
+    | ImageEditCompletedEvent
+)
+
+CONFIGURE_HINT = (
+    "No image model is configured. Add a diffusers model to the config file, e.g. "
+    '[[models]] id = "sd-turbo", kind = "images", path = "/models/sd-turbo", '
+    'aliases = ["gpt-image-1"] (see the README, "Images").'
+)
+DEFAULT_MAX_PIXELS = 2048 * 2048
+TRANSPARENT_SUFFIX = ", isolated on a plain white background"
+_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+_QUALITY = {"low": "low", "medium": "medium", "high": "high", "standard": "medium",
+            "hd": "high", "xhigh": "high", "max": "high"}  # fmt: skip
+_DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class EditUploads:
+    """The files of a multipart edit: the pictures (``image`` / ``image[]``) and the mask."""
+
+    images: list[bytes]
+    mask: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PreparedImages:
+    """A checked request, ready to run."""
+
+    kind: Literal["image_generation", "image_edit"]
+    engine: ImageEngine
+    job: ImageJob
+    output_format: imaging.OutputFormat
+    compression: int
+    transparent: bool
+    quality: Literal["low", "medium", "high"]
+    response_format: Literal["url", "b64_json"]
+    text_tokens: int
+    input_image_tokens: int
+    safety_identifier: str | None
+
+    @property
+    def size(self) -> str:
+        return f"{self.job.width}x{self.job.height}"
+
+    @property
+    def background(self) -> Literal["transparent", "opaque"]:
+        return "transparent" if self.transparent else "opaque"
+
+
+class ImagesService:
+    """``POST /v1/images/generations`` and ``/v1/images/edits``."""
+
+    def __init__(self, models: ModelManager, files: ImageFileStore) -> None:
+        self.models = models
+        self.files = files
+
+    # --- preparation -----------------------------------------------------------------
+
+    async def _engine(self, name: str | None) -> tuple[ImageEngine, dict[str, Any]]:
+        registry = self.models.registry
+        served = [s for s in registry.specs() if s.kind == "images" and registry.is_served(s)]
+        if name is None:
+            if not served:
+                raise ModelNotFoundError("(default image model)", CONFIGURE_HINT)
+            name = served[0].id
+        try:
+            resolved, engine = await self.models.get(name, "images", ImageEngine)
+        except ModelNotFoundError as exc:
+            if not served:
+                raise ModelNotFoundError(name, CONFIGURE_HINT) from exc
+            raise
+        return engine, resolved.spec.options
+
+    async def prepare_generation(self, body: ImageGenerationRequest) -> PreparedImages:
+        """Check a generation request and load its model."""
+        engine, options = await self._engine(body.model)
+        width, height = self._size(body.size, engine.default_size, engine, options)
+        return self._prepare(
+            "image_generation", body, engine, options, ImageJob(body.prompt, width, height)
+        )
+
+    async def prepare_edit(self, body: ImageEditRequest, uploads: EditUploads) -> PreparedImages:
+        """Check an edit (pictures, mask) and load its model."""
+        if body.images is not None or body.mask is not None:
+            uploads = EditUploads(
+                images=[*uploads.images, *(_fetch(r, f"images[{i}]") for i, r in enumerate(body.images or []))],
+                mask=_fetch(body.mask, "mask") if body.mask is not None else uploads.mask,
+            )
+        if not uploads.images:
+            raise InvalidRequestError(
+                "Missing required parameter: 'image'.",
+                param="image",
+                code="missing_required_parameter",
+            )
+        if len(uploads.images) > 1:
+            raise UnsupportedError(
+                f"{len(uploads.images)} images were sent; diffusion models here edit one "
+                "picture at a time. Send a single `image`.",
+                param="image",
+            )
+        picture = imaging.read_image(uploads.images[0], "image")
+        if uploads.mask is not None:
+            mask = imaging.mask_from_upload(imaging.read_image(uploads.mask, "mask"), picture.size)
+        elif imaging.has_alpha(picture) and picture.convert("RGBA").getextrema()[3][0] < 255:
+            mask = imaging.repaint_mask(picture)  # no mask: the picture's own alpha is one
+        else:
+            mask = None
+        engine, options = await self._engine(body.model)
+        max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
+        auto = imaging.fit_size(*picture.size, engine.size_multiple, max_pixels)
+        width, height = self._size(body.size, auto, engine, options)
+        rgb = picture.convert("RGB").resize((width, height))
+        job = ImageJob(
+            body.prompt,
+            width,
+            height,
+            image=rgb,
+            mask=mask.resize((width, height)) if mask is not None else None,
+        )
+        return self._prepare("image_edit", body, engine, options, job)
+
+    def _prepare(
+        self,
+        kind: Literal["image_generation", "image_edit"],
+        body: ImageRequest,
+        engine: ImageEngine,
+        options: dict[str, Any],
+        job: ImageJob,
+    ) -> PreparedImages:
+        fmt = body.output_format or "png"
+        if fmt not in ("png", "jpeg", "webp"):
+            raise UnsupportedError(
+                f"output_format `{fmt}` is not supported; use png, jpeg or webp.",
+                param="output_format",
+            )
+        transparent = body.background == "transparent"
+        if transparent and fmt == "jpeg":
+            raise InvalidRequestError(
+                "Transparent backgrounds need output_format png or webp; jpeg has no alpha.",
+                param="background",
+                code="invalid_value",
+            )
+        requested = body.quality or "auto"
+        quality = _QUALITY.get(requested) or str(options.get("default_quality", "medium"))
+        prompt = job.prompt
+        if transparent:
+            prompt += str(options.get("transparent_prompt_suffix", TRANSPARENT_SUFFIX))
+        job = replace(
+            job,
+            prompt=prompt,
+            n=body.n or 1,
+            quality=quality,
+            seed=body.seed,
+            partial_images=(body.partial_images or 0) if body.stream else 0,
+        )
+        input_image_tokens = (
+            imaging.image_tokens(job.width, job.height) if job.image is not None else 0
+        )
+        safety = body.safety_identifier or body.user or None
+        return PreparedImages(
+            kind=kind,
+            engine=engine,
+            job=job,
+            output_format=cast(imaging.OutputFormat, fmt),
+            compression=body.output_compression if body.output_compression is not None else 100,
+            transparent=transparent,
+            quality=cast(Literal["low", "medium", "high"], quality),
+            response_format=body.response_format or "b64_json",
+            text_tokens=engine.count_tokens(body.prompt),
+            input_image_tokens=input_image_tokens,
+            safety_identifier=safety,
+        )
+
+    @staticmethod
+    def _size(
+        size: str | None,
+        auto: tuple[int, int],
+        engine: ImageEngine,
+        options: dict[str, Any],
+    ) -> tuple[int, int]:
+        if size is None or size == "auto":
+            return auto
+        match = _SIZE.match(size)
+        if match is None:
+            raise InvalidRequestError(
+                f"Invalid value for 'size': `{size}`. Use 'auto' or WIDTHxHEIGHT, e.g. "
+                "'1024x1024'.",
+                param="size",
+                code="invalid_value",
+            )
+        width, height = int(match[1]), int(match[2])
+        multiple = max(16, engine.size_multiple)
+        max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
+        problem = None
+        if width < multiple or height < multiple or width % multiple or height % multiple:
+            problem = f"width and height must be positive multiples of {multiple}"
+        elif max(width, height) > 3 * min(width, height):
+            problem = "the aspect ratio must be between 1:3 and 3:1"
+        elif width * height > max_pixels:
+            problem = f"this model makes at most {max_pixels} pixels per picture"
+        if problem:
+            raise InvalidRequestError(
+                f"Invalid value for 'size': `{size}`: {problem}.", param="size", code="invalid_value"
+            )
+        return width, height
+
+    # --- running ---------------------------------------------------------------------
+
+    def _finish(self, prepared: PreparedImages, image: PILImage) -> bytes:
+        if prepared.transparent:
+            image = imaging.remove_background(image)
+        return imaging.encode(image, prepared.output_format, prepared.compression)
+
+    def _usage(self, prepared: PreparedImages, images: int) -> Usage:
+        output = images * imaging.image_tokens(prepared.job.width, prepared.job.height)
+        inputs = prepared.text_tokens + prepared.input_image_tokens
+        return Usage(
+            input_tokens=inputs,
+            input_tokens_details=UsageInputTokensDetails(
+                text_tokens=prepared.text_tokens, image_tokens=prepared.input_image_tokens
+            ),
+            output_tokens=output,
+            output_tokens_details=UsageOutputTokensDetails(image_tokens=output, text_tokens=0),
+            total_tokens=inputs + output,
+        )
+
+    async def create(self, prepared: PreparedImages, url_base: str) -> ImagesResponse:
+        """Run the job to the end and answer with every picture."""
+        encoded: dict[int, bytes] = {}
+        async for event in prepared.engine.generate(prepared.job):
+            if isinstance(event, FinishedImage):
+                encoded[event.index] = await asyncio.to_thread(self._finish, prepared, event.image)
+        data = []
+        for index in sorted(encoded):
+            payload = encoded[index]
+            if prepared.response_format == "url":
+                name = await asyncio.to_thread(self.files.save, payload, prepared.output_format)
+                data.append(Image(url=f"{url_base.rstrip('/')}/v1/images/files/{name}"))
+            else:
+                data.append(Image(b64_json=base64.b64encode(payload).decode("ascii")))
+        response = ImagesResponse(
+            created=int(time.time()),
+            data=data,
+            background=prepared.background,
+            output_format=prepared.output_format,
+            quality=prepared.quality,
+            size=prepared.size,
+            usage=self._usage(prepared, len(data)),
+        )
+        if prepared.safety_identifier:
+            response.safety_identifier = prepared.safety_identifier
+        return response
+
+    async def stream(self, prepared: PreparedImages) -> AsyncIterator[StreamEvent]:
+        """Previews as ``*.partial_image``, then one ``*.completed`` per picture."""
+        edit = prepared.kind == "image_edit"
+        usage = self._usage(prepared, 1).model_dump(exclude={"output_tokens_details"})
+        common: dict[str, Any] = {
+            "background": prepared.background,
+            "output_format": prepared.output_format,
+            "quality": prepared.quality,
+            "size": prepared.size,
+        }
+        async for event in prepared.engine.generate(prepared.job):
+            payload = await asyncio.to_thread(self._finish, prepared, event.image)
+            b64 = base64.b64encode(payload).decode("ascii")
+            created = int(time.time())
+            if isinstance(event, FinishedImage):
+                completed: StreamEvent
+                if edit:
+                    completed = ImageEditCompletedEvent(
+                        type="image_edit.completed", b64_json=b64, created_at=created,
+                        usage=usage, **common,
+                    )  # fmt: skip
+                else:
+                    completed = ImageGenCompletedEvent(
+                        type="image_generation.completed", b64_json=b64, created_at=created,
+                        usage=usage, **common,
+                    )  # fmt: skip
+                if prepared.safety_identifier:
+                    completed.safety_identifier = prepared.safety_identifier
+                yield completed
+            elif edit:
+                yield ImageEditPartialImageEvent(
+                    type="image_edit.partial_image", b64_json=b64, created_at=created,
+                    partial_image_index=event.partial_index, **common,
+                )  # fmt: skip
+            else:
+                yield ImageGenPartialImageEvent(
+                    type="image_generation.partial_image", b64_json=b64, created_at=created,
+                    partial_image_index=event.partial_index, **common,
+                )  # fmt: skip
+
+
+def _fetch(reference: Any, param: str) -> bytes:
+    """The bytes of a JSON-form image reference (data URLs only: oasis works offline)."""
+    url = getattr(reference, "image_url", None)
+    if url:
+        match = _DATA_URL.match(url)
+        if match is None:
+            raise UnsupportedError(
+                f"'{param}.image_url' must be a base64 data URL (data:image/png;base64,...); "
+                "oasis does not fetch pictures from the network.",
+                param=f"{param}.image_url",
+            )
+        try:
+            return base64.b64decode(match[1], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequestError(
+                f"'{param}.image_url' is not valid base64.",
+                param=f"{param}.image_url",
+                code="invalid_image_format",
+            ) from exc
+    if getattr(reference, "file_id", None):
+        raise UnsupportedError(
+            f"'{param}.file_id' is not supported here; upload the picture instead.",
+            param=f"{param}.file_id",
+        )
+    raise InvalidRequestError(
+        f"'{param}' needs an `image_url`.", param=param, code="missing_required_parameter"
+    )
