@@ -25,6 +25,22 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class OutputConstraint:
+    """Constrained decoding: only tokens that keep the output inside ``grammar`` are sampled.
+
+    ``grammar`` is an llguidance grammar (``LLMatcher.grammar_from_lark`` / ``_json_schema``
+    output). With ``trigger`` set the constraint is lazy: text is free until the output
+    contains ``trigger``; the grammar then governs what follows it, and when it completes
+    the text is free again (or generation ends, with ``end_after_match``). Without a
+    trigger it governs the whole output and generation ends when it completes.
+    """
+
+    grammar: str
+    trigger: str | None = None
+    end_after_match: bool = False
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     """How to pick tokens, in OpenAI's terms. ``seed`` None means a fresh random seed."""
 
@@ -37,8 +53,8 @@ class SamplingParams:
     logit_bias: dict[int, float] = field(default_factory=dict)
     # None: no logprobs. 0..20: the sampled token's logprob plus that many alternatives.
     top_logprobs: int | None = None
-    # A constraint in the engine's grammar language (GBNF for llama.cpp), or None.
-    grammar: str | None = None
+    # An output constraint (see :class:`OutputConstraint`), or None for free text.
+    constraint: OutputConstraint | None = None
 
 
 @dataclass(frozen=True)
