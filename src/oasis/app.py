@@ -10,15 +10,21 @@ from fastapi import FastAPI
 
 from oasis import __version__
 from oasis.api import chat, health, images, models
+from oasis.api import conversations as conversations_api
+from oasis.api import responses as responses_api
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import AuthMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from oasis.config import Settings
 from oasis.models.registry import ModelRegistry
+from oasis.responses.conversations import ConversationService
+from oasis.responses.service import ResponsesService
 from oasis.services.chat import ChatService
 from oasis.services.generation import GenerationCore
 from oasis.services.image_files import ImageFileStore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.store.db import open_database
+from oasis.store.repository import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +42,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.models = manager
         app.state.core = core
         app.state.chat = ChatService(core)
+        store = Store(await open_database(settings.database_url, settings.data_dir))
+        app.state.responses = ResponsesService(core, store)
+        app.state.conversations = ConversationService(store)
+        await app.state.responses.jobs.recover()
         app.state.images = ImagesService(manager, ImageFileStore(settings.data_dir / "images"))
         await manager.preload()
         log.info("oasis %s ready", __version__)
         try:
             yield
         finally:
+            await app.state.responses.close()
+            await store.close()
             await manager.close()
 
     app = FastAPI(
@@ -54,6 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (health.router, models.router, chat.router, images.router):
+        app.include_router(router)
+    for router in (responses_api.router, conversations_api.router):
         app.include_router(router)
     # Added last = outermost: request ids wrap everything, then limits, then auth.
     app.add_middleware(AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm)

@@ -59,9 +59,22 @@ def serve(
         str | None,
         typer.Option(help="Comma-separated models to load at start ('' for none)."),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Where responses and conversations are stored (default: SQLite in the data "
+            "dir; or postgresql://user:pass@host/db).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (default: the packaged models on 127.0.0.1:8000)."""
-    overrides: dict[str, object] = {"host": host, "port": port, "data_dir": data_dir}
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "database_url": database_url,
+    }
     if insecure:
         overrides["insecure"] = True
     if preload is not None:

@@ -54,6 +54,9 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/oasis")
+    # Where responses and conversations are stored: None is SQLite (WAL) in the data dir;
+    # a postgresql:// URL uses PostgreSQL through asyncpg.
+    database_url: str | None = None
     api_keys: list[str] = Field(default_factory=list)
     insecure: bool = False
     # Bodies past this get 413. Audio uploads of 25 MB arrive multipart-encoded.
@@ -116,6 +119,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     env_map = {
         "OASIS_API_KEYS": "api_keys",
         "OASIS_DATA_DIR": "data_dir",
+        "OASIS_DATABASE_URL": "database_url",
         "OASIS_MAX_BODY_BYTES": "max_body_bytes",
         "OASIS_THREADS": "threads",
     }

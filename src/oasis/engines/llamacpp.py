@@ -9,6 +9,7 @@ Tokens cross back to the event loop through an ``asyncio.Queue``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import random
 import threading
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from oasis.config import Settings
+from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
 from oasis.engines.base import GeneratedToken, SamplingParams, TokenLogprob
-from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError, OverloadedError
+from oasis.errors import ModelUnavailableError, OasisError, OverloadedError
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class LlamaCppEngine:
         self.bos_token = self._token_text(self._llm.token_bos())
         self.eos_token = self._token_text(self._llm.token_eos())
         self._pieces: dict[int, bytes] = {}
+        self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
+        self._guidance_lock = threading.Lock()
         self._max_queue = settings.max_queue
         self._pending = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{spec.id}")
@@ -76,8 +80,6 @@ class LlamaCppEngine:
         cached = self._pieces.get(token)
         if cached is not None:
             return cached
-        import ctypes
-
         size = 64
         while True:
             buf = ctypes.create_string_buffer(size)
@@ -156,7 +158,7 @@ class LlamaCppEngine:
             emit(_DONE)
 
     def _build_sampler(self, params: SamplingParams) -> Any:
-        from llama_cpp import _internals, llama_grammar
+        from llama_cpp import _internals
 
         sampler = _internals.LlamaSampler()
         if params.logit_bias:
@@ -169,12 +171,6 @@ class LlamaCppEngine:
                 penalty_freq=params.frequency_penalty,
                 penalty_present=params.presence_penalty,
             )
-        if params.grammar is not None:
-            try:
-                grammar = llama_grammar.LlamaGrammar.from_string(params.grammar, verbose=False)
-            except ValueError as exc:
-                raise InvalidRequestError(f"The output constraint is invalid: {exc}") from exc
-            sampler.add_grammar(self._llm._model, grammar)
         if params.temperature <= 0.0:
             sampler.add_greedy()
         else:
@@ -207,13 +203,15 @@ class LlamaCppEngine:
         logits = raw.astype(np.float64)
         peak = logits.max()
         logsumexp = peak + np.log(np.exp(logits - peak).sum())
-        chosen = float(logits[token] - logsumexp)
+        # Clamped: masked (grammar-forbidden) tokens have -inf, which JSON cannot carry.
+        chosen = max(float(logits[token] - logsumexp), -9999.0)
         if k <= 0:
             return chosen, ()
         top = np.argpartition(-logits, k)[:k]
         top = top[np.argsort(-logits[top])]
         return chosen, tuple(
-            TokenLogprob(int(t), self.piece(int(t)), float(logits[t] - logsumexp)) for t in top
+            TokenLogprob(int(t), self.piece(int(t)), max(float(logits[t] - logsumexp), -9999.0))
+            for t in top
         )
 
     def _generate(
@@ -226,12 +224,19 @@ class LlamaCppEngine:
         llm = self._llm
         llama_cpp = self._llama_cpp
         sampler = self._build_sampler(params)
+        state = self._constraint_state(params)
         pending = self._prepare_context(prompt)
         llm.eval(pending)
-        for _ in range(params.max_tokens):
+        for produced in range(params.max_tokens):
             if cancel.is_set():
+                log.info("generation stopped early (consumer gone) after %d tokens", produced)
                 return
             token = sampler.sample(llm._ctx, -1)
+            if state is not None and not state.allows(token):
+                # The usual trick: sample freely, and only when the grammar rejects the
+                # token mask the logits and sample again from what it allows.
+                state.mask_logits(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1))
+                token = sampler.sample(llm._ctx, -1)
             end = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
             logprob: float | None = None
             top: tuple[TokenLogprob, ...] = ()
@@ -241,7 +246,39 @@ class LlamaCppEngine:
             emit(GeneratedToken(token, piece, end, logprob, top))
             if end or llm.n_tokens + 1 >= llm.n_ctx():
                 return
+            if state is not None and state.advance(token, piece):
+                # The constrained output is complete: nothing may follow it.
+                emit(GeneratedToken(self._llm.token_eos(), b"", True))
+                return
             llm.eval([token])
+
+    def _constraint_state(self, params: SamplingParams) -> ConstraintState | None:
+        if params.constraint is None:
+            return None
+        return ConstraintState(self._guidance_tokenizer(), params.constraint, self._n_vocab)
+
+    def _guidance_tokenizer(self) -> Any:
+        """The llguidance view of this vocabulary (about a second to build; cached)."""
+        with self._guidance_lock:
+            if self._guidance is None:
+                llama_cpp = self._llama_cpp
+                pieces: list[bytes] = []
+                special: list[bool] = []
+                for token in range(self._n_vocab):
+                    attr = llama_cpp.llama_token_get_attr(self._vocab, token)
+                    is_control = bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL)
+                    special.append(is_control)
+                    pieces.append(self._special_piece(token) if is_control else self.piece(token))
+                fptr = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+                self._guidance = tokenizer_from_pieces(
+                    pieces, special, self._llm.token_eos(), fptr or 0, self._vocab
+                )
+            return self._guidance
+
+    def _special_piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(256)
+        n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
+        return buf.raw[: max(n, 0)]
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -6,15 +6,28 @@ prompts or decodes tokens itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from oasis.core.constraints import response_format_grammar, tool_call_grammar
 from oasis.core.conversation import Conversation, FunctionTool, ToolCall
 from oasis.core.decoding import StopDecoder
 from oasis.core.templates import ChatTemplate
-from oasis.engines.base import GeneratedToken, SamplingParams, TextEngine
-from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.core.tool_calls import (
+    CallArguments,
+    CallStarted,
+    ParsedEvent,
+    TextPiece,
+    ToolCallParser,
+    generic_tool_prompt,
+    spell_out_tool_turns,
+    template_speaks_calls,
+    tool_dicts,
+)
+from oasis.engines.base import GeneratedToken, OutputConstraint, SamplingParams, TextEngine
+from oasis.errors import InvalidRequestError
 from oasis.models.registry import ResolvedModel
 from oasis.services.models import ModelManager
 
@@ -36,13 +49,20 @@ class GenerationOptions:
     """Tools and output constraints, in the terms both chat and Responses share.
 
     ``tool_choice`` is "none", "auto", "required", or the name of the one function that
-    must be called.
+    must be called. With "required" or a name, decoding is constrained so the output is
+    always well-formed calls whose arguments validate against the tools' schemas; with
+    "auto" the model may answer in text, and any call it starts is constrained the same
+    way. ``response_format`` json_object / json_schema constrains the text likewise.
     """
 
     tools: tuple[FunctionTool, ...] = ()
     tool_choice: str = "auto"
     parallel_tool_calls: bool = True
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    # Where these live in the request body, for 400s (`{index}` is the tool's position).
+    tools_param: str = "tools[{index}].function.parameters"
+    tool_choice_param: str = "tool_choice"
+    response_format_param: str = "response_format.json_schema.schema"
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,8 @@ class PreparedPrompt:
     text: str
     tokens: list[int]
     options: GenerationOptions = field(default_factory=GenerationOptions)
+    constraint: OutputConstraint | None = None
+    parses_tool_calls: bool = False  # whether the output may hold tool-call markup
 
 
 @dataclass(frozen=True)
@@ -124,15 +146,11 @@ class GenerationCore:
     ) -> PreparedPrompt:
         """Resolve ``model``, render ``conversation`` and check it fits the context."""
         options = options or GenerationOptions()
-        if options.tools or options.response_format.type != "text":
-            # Tool calling and constrained decoding land with the tools issue.
-            raise UnsupportedError(
-                "Tools and structured outputs are not available yet.",
-                param="tools" if options.tools else "response_format",
-            )
+        tools = _tools_in_play(options)
+        constraint = _constraint_for(options, tools)
         resolved, engine = await self.models.get(model, "chat", TextEngine)
         template = self._template_for(resolved, engine)
-        text = template.render(conversation)
+        text = self._render(template, conversation, options, tools)
         tokens = engine.tokenize(text, add_bos=False)
         if len(tokens) >= engine.context_length:
             raise InvalidRequestError(
@@ -142,7 +160,33 @@ class GenerationCore:
                 param=param,
                 code="context_length_exceeded",
             )
-        return PreparedPrompt(resolved, engine, text, tokens, options)
+        return PreparedPrompt(
+            resolved, engine, text, tokens, options, constraint, parses_tool_calls=bool(tools)
+        )
+
+    @staticmethod
+    def _render(
+        template: ChatTemplate,
+        conversation: Conversation,
+        options: GenerationOptions,
+        tools: tuple[FunctionTool, ...],
+    ) -> str:
+        """The prompt: the model's own template, with tools natively or in a generic prompt."""
+        extra: list[str] = []
+        native = bool(tools) and template_speaks_calls(template.source)
+        if tools and not native:
+            extra.append(generic_tool_prompt(tools, options.tool_choice))
+        if options.response_format.type != "text":
+            # The grammar keeps the output exact; a model told that JSON is expected
+            # writes better JSON inside it.
+            extra.append(_format_instructions(options.response_format))
+        if not native and (tools or _has_tool_turns(conversation)):
+            conversation = spell_out_tool_turns(conversation)
+        return template.render(
+            conversation,
+            tools=tool_dicts(tools) if native else None,
+            extra_system="\n\n".join(extra) or None,
+        )
 
     def _template_for(self, resolved: ResolvedModel, engine: TextEngine) -> ChatTemplate:
         template = self._templates.get(resolved.spec.id)
@@ -164,8 +208,9 @@ class GenerationCore:
     ) -> AsyncIterator[GenerationEvent]:
         """Text deltas as they become final, then one :class:`Finished`."""
         budget = self.max_new_tokens(prepared, params.max_tokens)
-        params = replace(params, max_tokens=budget)
+        params = replace(params, max_tokens=budget, constraint=prepared.constraint)
         decoder = StopDecoder(stop)
+        parser = ToolCallParser() if prepared.parses_tool_calls else None
         produced = 0
         reason: FinishReason = "length"
         stream = prepared.engine.generate(prepared.tokens, params)
@@ -176,14 +221,117 @@ class GenerationCore:
                     break
                 produced += 1
                 chunk = decoder.feed(token)
-                if chunk.text or chunk.tokens:
-                    yield TextDelta(chunk.text, chunk.tokens)
+                for event in _parsed(parser, chunk.text, chunk.tokens):
+                    yield event
                 if decoder.stopped:
                     reason = "stop"
                     break
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         tail = decoder.flush()
-        if tail.text or tail.tokens:
-            yield TextDelta(tail.text, tail.tokens)
-        yield Finished(reason, decoder.text, len(prepared.tokens), produced)
+        for event in _parsed(parser, tail.text, tail.tokens):
+            yield event
+        if parser is None:
+            yield Finished(reason, decoder.text, len(prepared.tokens), produced)
+            return
+        for event in _translate(parser.finish(), []):
+            yield event
+        calls = tuple(parser.calls)
+        if calls and reason == "stop":
+            reason = "tool_calls"
+        yield Finished(reason, parser.text, len(prepared.tokens), produced, tool_calls=calls)
+
+
+def _parsed(
+    parser: ToolCallParser | None, text: str, tokens: list[GeneratedToken]
+) -> list[GenerationEvent]:
+    if parser is None:
+        return [TextDelta(text, tokens)] if text or tokens else []
+    return _translate(parser.feed(text), tokens)
+
+
+def _translate(parsed: list[ParsedEvent], tokens: list[GeneratedToken]) -> list[GenerationEvent]:
+    """Parser events as generation events; the tokens ride on the first text delta."""
+    out: list[GenerationEvent] = []
+    for item in parsed:
+        if isinstance(item, TextPiece):
+            out.append(TextDelta(item.text, tokens))
+            tokens = []
+        elif isinstance(item, CallStarted):
+            out.append(ToolCallStarted(item.index, item.id, item.name))
+        elif isinstance(item, CallArguments):
+            out.append(ToolCallArgumentsDelta(item.index, item.delta))
+        else:
+            out.append(ToolCallDone(item.index, item.call))
+    return out
+
+
+def _tools_in_play(options: GenerationOptions) -> tuple[FunctionTool, ...]:
+    """The tools the model may call this turn (none with tool_choice "none")."""
+    choice = options.tool_choice
+    if choice == "none" or not options.tools:
+        if choice not in {"none", "auto"} and not options.tools:
+            raise InvalidRequestError(
+                f"tool_choice '{choice}' needs at least one tool in `tools`.",
+                param=options.tool_choice_param,
+            )
+        return ()
+    if choice in {"auto", "required"}:
+        return options.tools
+    named = tuple(t for t in options.tools if t.name == choice)
+    if not named:
+        raise InvalidRequestError(
+            f"tool_choice names the function '{choice}', which is not in `tools`.",
+            param=options.tool_choice_param,
+        )
+    return options.tools
+
+
+def _constraint_for(
+    options: GenerationOptions, tools: tuple[FunctionTool, ...]
+) -> OutputConstraint | None:
+    fmt = options.response_format
+    schema_param = options.response_format_param
+    text_schema: dict[str, Any] | None = None
+    if fmt.type == "json_object":
+        text_schema = {"type": "object"}
+    elif fmt.type == "json_schema":
+        if fmt.schema is None:
+            raise InvalidRequestError("json_schema needs a `schema`.", param=schema_param)
+        text_schema = fmt.schema
+    if not tools:
+        if text_schema is None:
+            return None
+        return response_format_grammar(
+            None if fmt.type == "json_object" else text_schema,
+            strict=fmt.strict or fmt.type == "json_object",
+            param=schema_param,
+        )
+    choice = options.tool_choice
+    forced = choice != "auto"
+    allowed = (
+        tools if choice in {"auto", "required"} else tuple(t for t in tools if t.name == choice)
+    )
+    positions = {t.name: i for i, t in enumerate(options.tools)}
+    params = [options.tools_param.format(index=positions[t.name]) for t in allowed]
+    return tool_call_grammar(
+        allowed,
+        params,
+        forced=forced,
+        # Several calls in one turn only when asked for; a named function is called once.
+        parallel=options.parallel_tool_calls and choice in {"auto", "required"},
+        text_schema=None if forced else text_schema,
+        text_strict=fmt.strict or fmt.type == "json_object",
+        text_param=schema_param,
+    )
+
+
+def _has_tool_turns(conversation: Conversation) -> bool:
+    return any(m.role == "tool" or m.tool_calls for m in conversation.messages)
+
+
+def _format_instructions(fmt: ResponseFormat) -> str:
+    if fmt.type == "json_schema" and fmt.schema is not None:
+        schema = json.dumps(fmt.schema, ensure_ascii=False)
+        return f"Reply with a JSON object that matches this JSON schema:\n{schema}"
+    return "Reply with a JSON object."

@@ -1,0 +1,181 @@
+"""Output constraints: what grammar a request needs, and following it token by token.
+
+:func:`tool_call_grammar` and :func:`response_format_grammar` build the llguidance
+grammars the generation core hands to an engine (as
+:class:`~oasis.engines.base.OutputConstraint`). :class:`ConstraintState` is what an engine
+runs while sampling: it answers "may this token come next?" cheaply, masks the logits only
+when the answer is no (so a model that already follows the grammar pays almost nothing),
+and handles lazy constraints that switch on at a trigger such as ``<tool_call>``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+from llguidance import LLMatcher, LLTokenizer
+
+from oasis.core.conversation import FunctionTool
+from oasis.core.json_schema import check_schema, compile_lark, json_rule, lark_literal
+from oasis.core.tool_calls import CALL_CLOSE, CALL_OPEN
+from oasis.engines.base import OutputConstraint
+
+
+def _call_body_rules(tools: tuple[FunctionTool, ...], params: list[str]) -> list[str]:
+    """Lark rules ``body`` (one call's JSON object) for any of ``tools``."""
+    alternatives: list[str] = []
+    rules: list[str] = []
+    for i, tool in enumerate(tools):
+        schema = tool.parameters or {"type": "object", "properties": {}}
+        check_schema(schema, param=params[i], strict=tool.strict)
+        head = '{"name": "' + tool.name + '", "arguments": '
+        rules.append(f"args_{i}: {json_rule(schema, strict=tool.strict)}")
+        alternatives.append(f"{lark_literal(head)} args_{i} {lark_literal('}')}")
+    rules.insert(0, "body: " + " | ".join(alternatives))
+    return rules
+
+
+def tool_call_grammar(
+    tools: tuple[FunctionTool, ...],
+    params: list[str],
+    *,
+    forced: bool,
+    parallel: bool,
+    text_schema: dict[str, Any] | None = None,
+    text_strict: bool = True,
+    text_param: str = "response_format",
+) -> OutputConstraint:
+    """The constraint for a turn with tools.
+
+    ``forced`` (tool_choice required or a named function, ``tools`` then holding just the
+    allowed ones): the output is exactly one call. Otherwise the constraint is lazy: text
+    is free, and from each ``<tool_call>`` the model writes, the call must be well formed
+    and its arguments valid.
+    ``text_schema`` (a response format alongside auto tools): the output is either calls
+    or JSON text matching it, constrained from the first token.
+    """
+    body = _call_body_rules(tools, params)
+    call = f"call: {lark_literal(CALL_OPEN + chr(10))} body {lark_literal(chr(10) + CALL_CLOSE)}"
+    if forced or text_schema is not None:
+        # One call per forced turn: a tiny model allowed more repeats its call until the
+        # token budget runs out and leaves a broken one at the end. Several calls in one
+        # turn come from tool_choice "auto" with parallel_tool_calls.
+        calls = "calls: call"
+        start = "start: calls"
+        if text_schema is not None and not forced:
+            start += " | text_json"
+            body.append(f"text_json: {json_rule(text_schema, strict=text_strict)}")
+        lark = "\n".join([start, calls, call, *body])
+        return OutputConstraint(compile_lark(lark, text_param if not forced else params[0]))
+    # Lazy: the grammar covers what follows the trigger, up to the closing tag.
+    tail = (
+        f"start: {lark_literal(chr(10))}? body {lark_literal(chr(10))}? {lark_literal(CALL_CLOSE)}"
+    )
+    lark = "\n".join([tail, *body])
+    return OutputConstraint(
+        compile_lark(lark, params[0]), trigger=CALL_OPEN, end_after_match=not parallel
+    )
+
+
+def response_format_grammar(
+    schema: dict[str, Any] | None, *, strict: bool, param: str
+) -> OutputConstraint:
+    """The constraint for ``json_object`` (``schema`` None) or ``json_schema`` output."""
+    if schema is None:
+        schema = {"type": "object"}
+    else:
+        check_schema(schema, param=param, strict=strict)
+    lark = f"start: {json_rule(schema, strict=strict)}"
+    return OutputConstraint(compile_lark(lark, param))
+
+
+def tokenizer_from_pieces(
+    pieces: list[bytes], special: list[bool], eos_token: int, tokenize_fptr: int, vocab: Any
+) -> LLTokenizer:
+    """An llguidance tokenizer over a llama.cpp vocabulary.
+
+    Unlike ``llguidance.llamacpp``, only control tokens are special: user-defined tokens
+    such as Qwen's ``<tool_call>`` stay ordinary text, so a grammar literal
+    ``"<tool_call>"`` can be written with the single token the model prefers.
+    """
+    tokens = [b"\xff" + p if s else p for p, s in zip(pieces, special, strict=True)]
+    return LLTokenizer.from_llamacpp(  # type: ignore[attr-defined, no-any-return]
+        tokens=tokens,
+        vocab_ptr=vocab,
+        tokenize_fptr=tokenize_fptr,
+        eos_token=eos_token,
+        slices=None,
+    )
+
+
+class ConstraintState:
+    """One generation's progress through an :class:`OutputConstraint` (engine thread)."""
+
+    def __init__(self, tokenizer: LLTokenizer, constraint: OutputConstraint, n_vocab: int):
+        self._tokenizer = tokenizer
+        self._constraint = constraint
+        self._n_vocab = n_vocab
+        self._matcher = LLMatcher(tokenizer, constraint.grammar)
+        self._mask = np.zeros(((n_vocab + 31) // 32,), dtype=np.int32)
+        self._trigger = constraint.trigger.encode() if constraint.trigger else None
+        self._since = bytearray()  # free text since the constraint last ended (lazy mode)
+        self.active = self._trigger is None
+        self.masked_steps = 0  # how often the fast path failed (for benchmarks)
+        self.steps = 0
+
+    def allows(self, token: int) -> bool:
+        """Whether ``token`` may come next (always true while a lazy constraint sleeps)."""
+        if not self.active:
+            return True
+        return bool(self._matcher.validate_tokens([token]) == 1)
+
+    def mask_logits(self, logits_ptr: Any) -> None:
+        """Set the logits of every token the grammar forbids to -inf, in place."""
+        self.masked_steps += 1
+        self._matcher.unsafe_compute_mask_ptr(self._mask.ctypes.data, self._mask.nbytes)
+        allowed = np.unpackbits(self._mask.view(np.uint8), bitorder="little")[: self._n_vocab]
+        address = ctypes.cast(logits_ptr, ctypes.c_void_p).value
+        logits = np.ctypeslib.as_array((ctypes.c_float * self._n_vocab).from_address(address or 0))
+        logits[allowed == 0] = -np.inf
+
+    def advance(self, token: int, piece: bytes) -> bool:
+        """Record the sampled ``token``; True when the output is complete and must end."""
+        self.steps += 1
+        if not self.active:
+            assert self._trigger is not None
+            self._since += piece
+            at = self._since.find(self._trigger)
+            if at < 0:
+                return False
+            rest = bytes(self._since[at + len(self._trigger) :])
+            self._matcher.reset()
+            if rest and not self._matcher.consume_tokens(self._tokenizer.tokenize_bytes(rest)):
+                self._matcher.reset()  # the model already left the grammar; let it be
+                self._since = bytearray()
+                return False
+            self.active = True
+            return self._after_step()
+        self._matcher.consume_token(token)
+        return self._after_step()
+
+    def _after_step(self) -> bool:
+        matcher = self._matcher
+        if matcher.is_error():
+            self.active = False
+            return False
+        if not (matcher.is_stopped() or (matcher.is_accepting() and self._only_end_left())):
+            return False
+        if self._trigger is None or self._constraint.end_after_match:
+            return True
+        self.active = False
+        self._since = bytearray()
+        return False
+
+    def _only_end_left(self) -> bool:
+        # Accepting with nothing but end-of-sequence allowed: the grammar is complete.
+        return not self._matcher.compute_ff_bytes() and self._nothing_but_eos()
+
+    def _nothing_but_eos(self) -> bool:
+        self._matcher.unsafe_compute_mask_ptr(self._mask.ctypes.data, self._mask.nbytes)
+        return int(np.unpackbits(self._mask.view(np.uint8)).sum()) <= 1
