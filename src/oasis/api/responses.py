@@ -1,0 +1,101 @@
+"""``/v1/responses``: create, retrieve (or replay as a stream), delete, cancel, input items."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from openai.types.responses import ResponseItemList
+
+from oasis.api.deps import OwnerDep
+from oasis.api.sse import SSE_HEADERS, dump
+from oasis.responses.items import RESPONSE_ITEM
+from oasis.responses.jobs import Event
+from oasis.responses.service import ResponsesService
+from oasis.wire.responses import ResponseCreateRequest
+
+router = APIRouter(tags=["responses"])
+
+
+def _service(request: Request) -> ResponsesService:
+    service: ResponsesService = request.app.state.responses
+    return service
+
+
+def _json(body: str) -> Response:
+    return Response(body, media_type="application/json")
+
+
+async def _frames(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    async for _seq, kind, data in events:
+        yield f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+def _sse(events: AsyncIterator[Event]) -> StreamingResponse:
+    return StreamingResponse(_frames(events), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/v1/responses", response_model=None)
+async def create_response(
+    body: ResponseCreateRequest, request: Request, owner: OwnerDep
+) -> Response:
+    service = _service(request)
+    if body.stream:
+        return _sse(await service.stream(body, owner))
+    return _json(dump(await service.create(body, owner)))
+
+
+@router.post("/v1/responses/input_tokens", response_model=None)
+async def count_input_tokens(
+    body: ResponseCreateRequest, request: Request, owner: OwnerDep
+) -> Response:
+    return _json(dump(await _service(request).input_tokens(body, owner)))
+
+
+@router.get("/v1/responses/{response_id}", response_model=None)
+async def retrieve_response(
+    response_id: str,
+    request: Request,
+    owner: OwnerDep,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=-1)] = None,
+) -> Response:
+    service = _service(request)
+    if stream:
+        return _sse(await service.replay(response_id, owner, starting_after))
+    return _json(dump(await service.retrieve(response_id, owner)))
+
+
+@router.delete("/v1/responses/{response_id}", response_model=None)
+async def delete_response(response_id: str, request: Request, owner: OwnerDep) -> Response:
+    await _service(request).delete(response_id, owner)
+    return _json(f'{{"id": "{response_id}", "object": "response", "deleted": true}}')
+
+
+@router.post("/v1/responses/{response_id}/cancel", response_model=None)
+async def cancel_response(response_id: str, request: Request, owner: OwnerDep) -> Response:
+    return _json(dump(await _service(request).cancel(response_id, owner)))
+
+
+@router.get("/v1/responses/{response_id}/input_items", response_model=None)
+async def list_input_items(
+    response_id: str,
+    request: Request,
+    owner: OwnerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> Response:
+    page = await _service(request).input_items(
+        response_id, owner, order=order, after=after, limit=limit
+    )
+    listing = ResponseItemList(
+        object="list",
+        data=[RESPONSE_ITEM.validate_python(item) for item in page.data],
+        first_id=str(page.data[0]["id"]) if page.data else "",
+        last_id=str(page.data[-1]["id"]) if page.data else "",
+        has_more=page.has_more,
+    )
+    return _json(dump(listing))

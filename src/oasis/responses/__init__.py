@@ -1,0 +1,1 @@
+"""The Responses API: orchestration, item conversion, stream events, background jobs."""

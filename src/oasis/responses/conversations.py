@@ -1,0 +1,105 @@
+"""The Conversations API: durable item lists that responses read from and append to."""
+
+from __future__ import annotations
+
+from openai.types.conversations import (
+    Conversation,
+    ConversationDeletedResource,
+    ConversationItemList,
+)
+
+from oasis.errors import NotFoundError
+from oasis.responses.ids import new_id
+from oasis.responses.items import CONVERSATION_ITEM, normalize_input
+from oasis.store.repository import Item, Store, StoredConversation
+
+
+def _conversation(stored: StoredConversation) -> Conversation:
+    return Conversation(
+        id=stored.id, object="conversation", created_at=stored.created_at, metadata=stored.metadata
+    )
+
+
+def item_list(data: list[Item], has_more: bool) -> ConversationItemList:
+    return ConversationItemList(
+        object="list",
+        data=[CONVERSATION_ITEM.validate_python(item) for item in data],
+        first_id=str(data[0]["id"]) if data else "",
+        last_id=str(data[-1]["id"]) if data else "",
+        has_more=has_more,
+    )
+
+
+class ConversationService:
+    """Create, read, update and delete conversations and their items, per owner."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _get(self, owner: str, conversation_id: str) -> StoredConversation:
+        stored = await self.store.get_conversation(owner, conversation_id)
+        if stored is None:
+            raise NotFoundError(f"Conversation with id '{conversation_id}' not found.")
+        return stored
+
+    async def _normalize(self, owner: str, raw: list[Item], param: str) -> list[Item]:
+        return await normalize_input(
+            raw, lambda item_id: self.store.find_item(owner, item_id), param=param
+        )
+
+    async def create(
+        self, owner: str, metadata: dict[str, str] | None, raw_items: list[Item] | None
+    ) -> Conversation:
+        entries = await self._normalize(owner, raw_items or [], "items")
+        stored = await self.store.create_conversation(
+            owner, new_id("conv"), metadata or {}, entries
+        )
+        return _conversation(stored)
+
+    async def retrieve(self, owner: str, conversation_id: str) -> Conversation:
+        return _conversation(await self._get(owner, conversation_id))
+
+    async def update(
+        self, owner: str, conversation_id: str, metadata: dict[str, str] | None
+    ) -> Conversation:
+        await self._get(owner, conversation_id)
+        stored = await self.store.update_conversation(owner, conversation_id, metadata or {})
+        assert stored is not None
+        return _conversation(stored)
+
+    async def delete(self, owner: str, conversation_id: str) -> ConversationDeletedResource:
+        await self._get(owner, conversation_id)
+        await self.store.delete_conversation(owner, conversation_id)
+        return ConversationDeletedResource(
+            id=conversation_id, object="conversation.deleted", deleted=True
+        )
+
+    async def add_items(
+        self, owner: str, conversation_id: str, raw_items: list[Item]
+    ) -> ConversationItemList:
+        await self._get(owner, conversation_id)
+        entries = await self._normalize(owner, raw_items, "items")
+        await self.store.add_conversation_items(owner, conversation_id, entries)
+        return item_list(entries, False)
+
+    async def list_items(
+        self, owner: str, conversation_id: str, *, order: str, after: str | None, limit: int
+    ) -> ConversationItemList:
+        await self._get(owner, conversation_id)
+        page = await self.store.conversation_page(
+            owner, conversation_id, order=order, after=after, limit=limit
+        )
+        return item_list(page.data, page.has_more)
+
+    async def get_item(self, owner: str, conversation_id: str, item_id: str) -> object:
+        await self._get(owner, conversation_id)
+        item = await self.store.conversation_item(owner, conversation_id, item_id)
+        if item is None:
+            raise NotFoundError(f"Item with id '{item_id}' not found.")
+        return CONVERSATION_ITEM.validate_python(item)
+
+    async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation:
+        stored = await self._get(owner, conversation_id)
+        if not await self.store.delete_conversation_item(owner, conversation_id, item_id):
+            raise NotFoundError(f"Item with id '{item_id}' not found.")
+        return _conversation(stored)

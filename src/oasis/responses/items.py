@@ -1,0 +1,296 @@
+"""Responses input items ↔ stored items ↔ the core's :class:`Conversation`.
+
+Every input item is normalized to its stored ("ItemResource") form first: it gets an id,
+a status, and content parts in list form. Stored items are what ``input_items`` and
+conversation item lists return, and what later turns are rebuilt from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from openai.types.conversations import ConversationItem
+from openai.types.responses import ResponseItem
+from pydantic import TypeAdapter, ValidationError
+
+from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
+from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.responses.ids import new_id
+
+Item = dict[str, Any]
+ItemLookup = Callable[[str], Awaitable[Item | None]]
+
+RESPONSE_ITEM: TypeAdapter[Any] = TypeAdapter(ResponseItem)
+CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
+
+_TEXT_PARTS = {"input_text", "output_text", "text"}
+_INPUT_ROLES = {"user", "system", "developer"}
+
+
+def _text_parts(content: Any, path: str, *, assistant: bool) -> list[Item]:
+    """Content as a list of text parts in the stored form for the message's role."""
+    if isinstance(content, str):
+        content = [{"type": "output_text" if assistant else "input_text", "text": content}]
+    if not isinstance(content, list):
+        raise InvalidRequestError(
+            f"Invalid type for '{path}': expected a string or an array of content parts.",
+            param=path,
+            code="invalid_type",
+        )
+    parts: list[Item] = []
+    for j, part in enumerate(content):
+        where = f"{path}[{j}]"
+        if not isinstance(part, dict):
+            raise InvalidRequestError(
+                f"Invalid type for '{where}': expected an object.", param=where, code="invalid_type"
+            )
+        kind = part.get("type")
+        if kind in _TEXT_PARTS:
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise InvalidRequestError(
+                    f"Missing required parameter: '{where}.text'.",
+                    param=f"{where}.text",
+                    code="missing_required_parameter",
+                )
+            if assistant:
+                parts.append(
+                    {
+                        "type": "output_text",
+                        "text": text,
+                        "annotations": part.get("annotations") or [],
+                        "logprobs": part.get("logprobs") or [],
+                    }
+                )
+            else:
+                parts.append({"type": "input_text", "text": text})
+        elif kind == "refusal" and assistant and isinstance(part.get("refusal"), str):
+            parts.append({"type": "refusal", "refusal": part["refusal"]})
+        elif kind in {"input_image", "input_file", "input_audio"}:
+            raise UnsupportedError(
+                f"Content parts of type '{kind}' are not supported by this model; only text "
+                "parts are.",
+                param=f"{where}.type",
+            )
+        else:
+            raise InvalidRequestError(
+                f"Invalid value for '{where}.type': {kind!r} is not a content part type.",
+                param=f"{where}.type",
+                code="invalid_value",
+            )
+    return parts
+
+
+def _required_str(raw: Item, key: str, path: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str):
+        raise InvalidRequestError(
+            f"Missing required parameter: '{path}.{key}'.",
+            param=f"{path}.{key}",
+            code="missing_required_parameter",
+        )
+    return value
+
+
+def _output_text(output: Any, path: str) -> Any:
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        for j, part in enumerate(output):
+            if not isinstance(part, dict) or part.get("type") != "input_text":
+                raise UnsupportedError(
+                    "Only text outputs are supported in function_call_output.",
+                    param=f"{path}.output[{j}]",
+                )
+        return output
+    raise InvalidRequestError(
+        f"Missing required parameter: '{path}.output'.",
+        param=f"{path}.output",
+        code="missing_required_parameter",
+    )
+
+
+async def normalize_input(
+    value: str | list[Item] | None, lookup: ItemLookup, *, param: str = "input"
+) -> list[Item]:
+    """The request's ``input`` as stored items (ids assigned, references resolved)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [
+            {
+                "id": new_id("msg"),
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_text", "text": value}],
+            }
+        ]
+    out: list[Item] = []
+    for i, raw in enumerate(value):
+        path = f"{param}[{i}]"
+        kind = raw.get("type")
+        if kind is None and "role" in raw:
+            kind = "message"
+        if kind is None and "id" in raw:
+            kind = "item_reference"
+        out.append(await _normalize_item(raw, kind, path, lookup))
+    return out
+
+
+async def _normalize_item(raw: Item, kind: Any, path: str, lookup: ItemLookup) -> Item:
+    if kind == "message":
+        role = raw.get("role")
+        if role not in _INPUT_ROLES | {"assistant"}:
+            raise InvalidRequestError(
+                f"Invalid value for '{path}.role': {role!r}. Supported values are: 'user', "
+                "'assistant', 'system' and 'developer'.",
+                param=f"{path}.role",
+                code="invalid_value",
+            )
+        if "content" not in raw:
+            raise InvalidRequestError(
+                f"Missing required parameter: '{path}.content'.",
+                param=f"{path}.content",
+                code="missing_required_parameter",
+            )
+        assistant = role == "assistant"
+        item: Item = {
+            "id": raw.get("id") or new_id("msg"),
+            "type": "message",
+            "role": role,
+            "status": raw.get("status") or "completed",
+            "content": _text_parts(raw["content"], f"{path}.content", assistant=assistant),
+        }
+        if assistant and raw.get("phase"):
+            item["phase"] = raw["phase"]
+        return item
+    if kind == "function_call":
+        return {
+            "id": raw.get("id") or new_id("fc"),
+            "type": "function_call",
+            "call_id": _required_str(raw, "call_id", path),
+            "name": _required_str(raw, "name", path),
+            "arguments": _required_str(raw, "arguments", path),
+            "status": raw.get("status") or "completed",
+        }
+    if kind == "function_call_output":
+        return {
+            "id": raw.get("id") or new_id("fco"),
+            "type": "function_call_output",
+            "call_id": _required_str(raw, "call_id", path),
+            "output": _output_text(raw.get("output"), path),
+            "status": raw.get("status") or "completed",
+        }
+    if kind == "reasoning":
+        item = {
+            "id": raw.get("id") or new_id("rs"),
+            "type": "reasoning",
+            "summary": raw.get("summary") or [],
+        }
+        for key in ("content", "encrypted_content", "status"):
+            if raw.get(key) is not None:
+                item[key] = raw[key]
+        try:
+            RESPONSE_ITEM.validate_python(item)
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                f"Invalid reasoning item at '{path}'.", param=path, code="invalid_value"
+            ) from exc
+        return item
+    if kind == "item_reference":
+        ref = _required_str(raw, "id", path)
+        found = await lookup(ref)
+        if found is None:
+            raise InvalidRequestError(
+                f"Item with id '{ref}' not found.", param=f"{path}.id", code="invalid_value"
+            )
+        return found
+    raise UnsupportedError(
+        f"Input items of type {kind!r} are not supported by this server.", param=f"{path}.type"
+    )
+
+
+def check_call_ids(context: list[Item], new: list[Item], *, param: str = "input") -> None:
+    """Every ``function_call_output`` in ``new`` answers a call made earlier in the context."""
+    known = {i["call_id"] for i in context if i.get("type") == "function_call"}
+    for index, item in enumerate(new):
+        if item.get("type") == "function_call":
+            known.add(item["call_id"])
+        elif item.get("type") == "function_call_output" and item["call_id"] not in known:
+            raise InvalidRequestError(
+                f"No tool call found for function call output with call_id {item['call_id']}.",
+                param=f"{param}[{index}].call_id",
+                code="invalid_value",
+            )
+
+
+def _message_text(item: Item) -> str:
+    texts = []
+    for part in item.get("content", []):
+        if part.get("type") == "refusal":
+            texts.append(part.get("refusal", ""))
+        else:
+            texts.append(part.get("text", ""))
+    return "".join(texts)
+
+
+def _output_as_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    return "".join(p.get("text", "") for p in output if isinstance(p, dict))
+
+
+def to_conversation(
+    instructions: str | None, entries: list[Item], tools: tuple[FunctionTool, ...] = ()
+) -> Conversation:
+    """Stored items as the core's conversation, ``instructions`` first as a system message.
+
+    Consecutive function calls join the assistant message before them (one assistant turn
+    with several tool calls); reasoning attaches to the assistant turn it led to.
+    """
+    messages: list[Message] = []
+    if instructions:
+        messages.append(Message(role="system", content=instructions))
+    reasoning: str | None = None
+    # An assistant turn still open for tool calls: its index in ``messages``.
+    open_turn: int | None = None
+    for item in entries:
+        kind = item.get("type")
+        if kind == "reasoning":
+            text = "".join(c.get("text", "") for c in item.get("content") or [])
+            text = text or "".join(s.get("text", "") for s in item.get("summary") or [])
+            reasoning = (reasoning or "") + text if text else reasoning
+        elif kind == "message" and item.get("role") == "assistant":
+            messages.append(
+                Message(role="assistant", content=_message_text(item), reasoning=reasoning)
+            )
+            reasoning = None
+            open_turn = len(messages) - 1
+        elif kind == "message":
+            messages.append(Message(role=item["role"], content=_message_text(item)))
+            open_turn = None
+        elif kind == "function_call":
+            call = ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"])
+            if open_turn is None:
+                messages.append(Message(role="assistant", content="", reasoning=reasoning))
+                reasoning = None
+                open_turn = len(messages) - 1
+            turn = messages[open_turn]
+            messages[open_turn] = Message(
+                role="assistant",
+                content=turn.content,
+                tool_calls=(*turn.tool_calls, call),
+                reasoning=turn.reasoning,
+            )
+        elif kind == "function_call_output":
+            messages.append(
+                Message(
+                    role="tool",
+                    content=_output_as_text(item.get("output")),
+                    tool_call_id=item.get("call_id"),
+                )
+            )
+            open_turn = None
+    return Conversation(tuple(messages), tools)

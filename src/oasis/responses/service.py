@@ -1,0 +1,518 @@
+"""The Responses orchestrator: request → context → generation core → stored Response.
+
+A turn's context is the stored context of ``previous_response_id`` (its input items and
+output) or the items of ``conversation``, then this request's ``input``. The whole
+context is stored as the new response's input items, so a chain of any depth is rebuilt
+with one query, and deleting an ancestor never breaks its descendants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from openai.types.responses import Response
+from openai.types.responses.input_token_count_response import InputTokenCountResponse
+
+from oasis.core.conversation import Conversation, FunctionTool
+from oasis.engines.base import SamplingParams
+from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
+from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
+from oasis.responses.ids import new_id
+from oasis.responses.items import check_call_ids, normalize_input, to_conversation
+from oasis.responses.jobs import BackgroundJobs, Event, EventLog
+from oasis.services.generation import (
+    Finished,
+    GenerationCore,
+    GenerationOptions,
+    PreparedPrompt,
+    ResponseFormat,
+)
+from oasis.store.repository import Item, ItemPage, Store
+from oasis.wire.responses import ResponseCreateRequest
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
+# How often a running background job writes its snapshot and events to the database.
+FLUSH_SECONDS = 0.25
+
+
+@dataclass
+class Turn:
+    """A validated request, its context, and the prompt ready to generate."""
+
+    request: ResponseCreateRequest
+    owner: str
+    prompt: PreparedPrompt
+    params: SamplingParams
+    builder: ResponseBuilder
+    context: list[Item]  # inherited items + this request's input: stored as input items
+    new_items: list[Item]
+    store: bool
+    conversation_id: str | None
+    stream: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _not_found(response_id: str) -> NotFoundError:
+    return NotFoundError(f"Response with id '{response_id}' not found.")
+
+
+def _function_tools(request: ResponseCreateRequest) -> tuple[list[Item], tuple[FunctionTool, ...]]:
+    echo: list[Item] = []
+    tools: list[FunctionTool] = []
+    for i, tool in enumerate(request.tools or []):
+        if tool.type != "function":
+            raise UnsupportedError(
+                f"Tools of type '{tool.type}' are not supported by this server; only "
+                "'function' tools are.",
+                param=f"tools[{i}].type",
+            )
+        if tool.name is None:
+            raise InvalidRequestError(
+                f"Missing required parameter: 'tools[{i}].name'.",
+                param=f"tools[{i}].name",
+                code="missing_required_parameter",
+            )
+        strict = bool(tool.strict)
+        entry: Item = {
+            "type": "function",
+            "name": tool.name,
+            "parameters": tool.parameters,
+            "strict": strict,
+        }
+        if tool.description is not None:
+            entry["description"] = tool.description
+        echo.append(entry)
+        tools.append(FunctionTool(tool.name, tool.description, tool.parameters, strict))
+    return echo, tuple(tools)
+
+
+def _tool_choice(
+    request: ResponseCreateRequest, tools: tuple[FunctionTool, ...]
+) -> tuple[Any, str, tuple[FunctionTool, ...]]:
+    """(echo form, the core's choice, the tools the model may use)."""
+    choice = request.tool_choice
+    if choice is None:
+        return "auto", "auto", tools
+    if isinstance(choice, str):
+        return choice, choice, tools
+    names = {t.name for t in tools}
+    kind = choice.get("type")
+    if kind == "function":
+        name = choice.get("name")
+        if name not in names:
+            raise InvalidRequestError(
+                f"Tool choice '{name}' is not one of the provided tools.",
+                param="tool_choice.name",
+                code="invalid_value",
+            )
+        return {"type": "function", "name": name}, str(name), tools
+    if kind == "allowed_tools":
+        mode = choice.get("mode", "auto")
+        allowed = {t.get("name") for t in choice.get("tools") or [] if isinstance(t, dict)}
+        if mode not in {"auto", "required"} or not allowed <= names:
+            raise InvalidRequestError(
+                "`allowed_tools` must name provided function tools, with mode 'auto' or "
+                "'required'.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        kept = tuple(t for t in tools if t.name in allowed)
+        echo = {"type": "allowed_tools", "mode": mode, "tools": choice.get("tools")}
+        return echo, str(mode), kept
+    raise UnsupportedError(
+        f"tool_choice of type {kind!r} is not supported by this server.", param="tool_choice"
+    )
+
+
+def _text_format(request: ResponseCreateRequest) -> tuple[Item, ResponseFormat]:
+    fmt = request.text.format if request.text else None
+    verbosity = (request.text.verbosity if request.text else None) or "medium"
+    if fmt is None or fmt.type == "text":
+        return {"format": {"type": "text"}, "verbosity": verbosity}, ResponseFormat()
+    if fmt.type == "json_object":
+        return {"format": {"type": "json_object"}, "verbosity": verbosity}, ResponseFormat(
+            "json_object"
+        )
+    echo: Item = {
+        "type": "json_schema",
+        "name": fmt.name,
+        "schema": fmt.schema_,
+        "strict": fmt.strict,
+    }
+    if fmt.description is not None:
+        echo["description"] = fmt.description
+    core = ResponseFormat("json_schema", fmt.schema_, bool(fmt.strict), fmt.name)
+    return {"format": echo, "verbosity": verbosity}, core
+
+
+def _drop_oldest(conversation: Conversation) -> Conversation | None:
+    """Truncation ``auto``: the conversation minus its oldest non-system turn, or None."""
+    messages = list(conversation.messages)
+    for i, message in enumerate(messages):
+        if message.role not in {"system", "developer"}:
+            del messages[i]
+            # Tool results must not outlive the call they answer.
+            while i < len(messages) and messages[i].role == "tool":
+                del messages[i]
+            if not any(m.role not in {"system", "developer"} for m in messages):
+                return None
+            return replace(conversation, messages=tuple(messages))
+    return None
+
+
+class ResponsesService:
+    """Create, stream, store, chain, retrieve, cancel and replay responses."""
+
+    def __init__(self, core: GenerationCore, store: Store) -> None:
+        self.core = core
+        self.store = store
+        self.jobs = BackgroundJobs(store)
+
+    # -- planning ---------------------------------------------------------------------
+
+    async def _context(self, request: ResponseCreateRequest, owner: str) -> list[Item]:
+        if request.previous_response_id and request.conversation is not None:
+            raise InvalidRequestError(
+                "Mutually exclusive parameters: 'previous_response_id' and 'conversation'. "
+                "Ensure you are only providing one of these parameters.",
+                param="conversation",
+                code="mutually_exclusive_parameters",
+            )
+        if request.previous_response_id:
+            previous = await self.store.get_response(owner, request.previous_response_id)
+            if previous is None:
+                raise InvalidRequestError(
+                    f"Previous response with id '{request.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            return await self.store.context_of(owner, previous.id)
+        conversation_id = request.conversation_id
+        if conversation_id is not None:
+            if await self.store.get_conversation(owner, conversation_id) is None:
+                raise NotFoundError(
+                    f"Conversation with id '{conversation_id}' not found.", param="conversation"
+                )
+            return await self.store.conversation_items(owner, conversation_id)
+        return []
+
+    async def _prepare(
+        self, request: ResponseCreateRequest, owner: str
+    ) -> tuple[PreparedPrompt, list[Item], list[Item], Item]:
+        if not request.model:
+            raise InvalidRequestError(
+                "Missing required parameter: 'model'.",
+                param="model",
+                code="missing_required_parameter",
+            )
+        if request.input is None:
+            raise InvalidRequestError(
+                "Missing required parameter: 'input'.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        context = await self._context(request, owner)
+        new_items = await normalize_input(
+            request.input, lambda item_id: self.store.find_item(owner, item_id)
+        )
+        check_call_ids(context, new_items)
+        tools_echo, tools = _function_tools(request)
+        choice_echo, choice, usable = _tool_choice(request, tools)
+        text_echo, response_format = _text_format(request)
+        options = GenerationOptions(
+            tools=usable,
+            tool_choice=choice,
+            parallel_tool_calls=request.parallel_tool_calls is not False,
+            response_format=response_format,
+        )
+        conversation: Conversation | None = to_conversation(
+            request.instructions, context + new_items, usable
+        )
+        while True:
+            assert conversation is not None
+            try:
+                prompt = await self.core.prepare(
+                    request.model, conversation, options, param="input"
+                )
+                break
+            except InvalidRequestError as exc:
+                if exc.code != "context_length_exceeded" or request.truncation != "auto":
+                    raise
+                conversation = _drop_oldest(conversation)
+                if conversation is None:
+                    raise
+        echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
+        return prompt, context, new_items, echo
+
+    async def _plan(self, request: ResponseCreateRequest, owner: str) -> Turn:
+        prompt, context, new_items, echo = await self._prepare(request, owner)
+        background = bool(request.background)
+        reasoning = request.reasoning
+        base: Item = {
+            "id": new_id("resp"),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "queued" if background else "in_progress",
+            "background": background,
+            "model": prompt.model.name,
+            "instructions": request.instructions,
+            "metadata": request.metadata or {},
+            "temperature": 1.0 if request.temperature is None else request.temperature,
+            "top_p": 1.0 if request.top_p is None else request.top_p,
+            "parallel_tool_calls": request.parallel_tool_calls is not False,
+            "previous_response_id": request.previous_response_id,
+            "conversation": {"id": request.conversation_id} if request.conversation_id else None,
+            "max_output_tokens": request.max_output_tokens,
+            "max_tool_calls": request.max_tool_calls,
+            "reasoning": {
+                "effort": reasoning.effort if reasoning else None,
+                "summary": reasoning.summary if reasoning else None,
+            },
+            "service_tier": "default",
+            # Background responses are always stored: they are polled.
+            "store": request.store is not False or background,
+            "top_logprobs": request.top_logprobs or 0,
+            "truncation": request.truncation or "disabled",
+            "user": request.user,
+            "safety_identifier": request.safety_identifier,
+            "prompt_cache_key": request.prompt_cache_key,
+            **echo,
+        }
+        params = SamplingParams(
+            max_tokens=self.core.max_new_tokens(prompt, request.max_output_tokens),
+            temperature=base["temperature"],
+            top_p=base["top_p"],
+            top_logprobs=(request.top_logprobs or 0) if request.wants_logprobs else None,
+        )
+        builder = ResponseBuilder(base, logprobs=request.wants_logprobs)
+        return Turn(
+            request,
+            owner,
+            prompt,
+            params,
+            builder,
+            context + new_items,
+            new_items,
+            bool(base["store"]),
+            request.conversation_id,
+            stream=bool(request.stream),
+        )
+
+    # -- running ----------------------------------------------------------------------
+
+    def _reasoning_tokens(self, turn: Turn, finished: Finished) -> int:
+        if not finished.reasoning:
+            return 0
+        count = len(turn.prompt.engine.tokenize(finished.reasoning, add_bos=False))
+        return min(count, finished.completion_tokens)
+
+    async def _generate(self, turn: Turn) -> AsyncIterator[Any]:
+        """Stream events of the generation, ending with the terminal one.
+
+        The response is stored before its terminal event is handed out, so a client that
+        reads ``response.completed`` can fetch it at once.
+        """
+        async for event in self.core.generate(turn.prompt, turn.params):
+            if isinstance(event, Finished):
+                events = turn.builder.finish(event, self._reasoning_tokens(turn, event))
+                await self._persist(turn)
+                for out in events:
+                    yield out
+            else:
+                for out in turn.builder.feed(event):
+                    yield out
+
+    async def _persist(self, turn: Turn) -> None:
+        body = turn.builder.snapshot()
+        appended = turn.new_items + turn.builder.output if turn.conversation_id else None
+        if turn.request.background:
+            await self.store.finish_response(
+                turn.owner, body, outputs=turn.builder.output, conversation_append=appended
+            )
+        elif turn.store:
+            await self.store.insert_response(
+                turn.owner,
+                body,
+                inputs=turn.context,
+                outputs=turn.builder.output,
+                stream=turn.stream,
+                conversation_append=appended,
+            )
+        elif appended and turn.conversation_id:
+            await self.store.add_conversation_items(turn.owner, turn.conversation_id, appended)
+
+    async def create(self, request: ResponseCreateRequest, owner: str) -> Response:
+        """A whole response (or, with ``background``, the queued one)."""
+        turn = await self._plan(request, owner)
+        if request.background:
+            await self._start_background(turn)
+            return turn.builder.response()
+        async for _ in self._generate(turn):
+            pass
+        return turn.builder.response()
+
+    async def stream(self, request: ResponseCreateRequest, owner: str) -> AsyncIterator[Event]:
+        """Validate now (errors stay HTTP errors), then the events as (seq, type, JSON)."""
+        turn = await self._plan(request, owner)
+        if request.background:
+            log_ = await self._start_background(turn)
+            return log_.follow()
+        return self._stream(turn)
+
+    async def _stream(self, turn: Turn) -> AsyncIterator[Event]:
+        builder = turn.builder
+        for event in builder.created() + builder.in_progress():
+            yield _encode(event)
+        try:
+            async for event in self._generate(turn):
+                yield _encode(event)
+        except OasisError as exc:
+            log.warning("response %s failed: %s", builder.id, exc.message)
+            for event in builder.fail(exc.message):
+                yield _encode(event)
+
+    # -- background -------------------------------------------------------------------
+
+    async def _start_background(self, turn: Turn) -> EventLog:
+        events = EventLog()
+        for event in turn.builder.created():
+            events.append(_encode(event))
+        await self.store.insert_response(
+            turn.owner,
+            turn.builder.snapshot(),
+            inputs=turn.context,
+            stream=turn.stream,
+            request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
+        )
+        if turn.stream:
+            await self.jobs.flush(turn.builder.id, events)
+        self.jobs.start(turn.builder.id, events, lambda log_: self._run_background(turn, log_))
+        return events
+
+    async def _run_background(self, turn: Turn, events: EventLog) -> None:
+        builder = turn.builder
+        last_flush = time.monotonic()
+
+        async def flush(snapshot: bool = True) -> None:
+            nonlocal last_flush
+            last_flush = time.monotonic()
+            if turn.stream:
+                await self.jobs.flush(builder.id, events)
+            if snapshot:
+                await self.store.update_snapshot(turn.owner, builder.snapshot())
+
+        try:
+            for event in builder.in_progress():
+                events.append(_encode(event))
+            await flush()
+            try:
+                async for event in self._generate(turn):
+                    encoded = _encode(event)
+                    events.append(encoded)
+                    if encoded[1] in TERMINAL_EVENTS:
+                        await flush(snapshot=False)  # _generate stored the final state
+                    elif time.monotonic() - last_flush > FLUSH_SECONDS:
+                        await flush()
+            except OasisError as exc:
+                for event in builder.fail(exc.message):
+                    events.append(_encode(event))
+                await self.store.finish_response(
+                    turn.owner, builder.snapshot(), outputs=builder.output
+                )
+                await flush(snapshot=False)
+        except asyncio.CancelledError:
+            if self.jobs.closing:
+                for event in builder.fail("The server shut down before this response finished."):
+                    events.append(_encode(event))
+            else:
+                builder.cancel()
+            await self.store.finish_response(turn.owner, builder.snapshot(), outputs=builder.output)
+            await flush(snapshot=False)
+        except Exception:
+            log.exception("background response %s failed", builder.id)
+            for event in builder.fail("The server had an error while generating the response."):
+                events.append(_encode(event))
+            await self.store.finish_response(turn.owner, builder.snapshot(), outputs=builder.output)
+            await flush(snapshot=False)
+        finally:
+            events.close()
+
+    # -- stored responses -------------------------------------------------------------
+
+    async def retrieve(self, response_id: str, owner: str) -> Response:
+        stored = await self.store.get_response(owner, response_id)
+        if stored is None:
+            raise _not_found(response_id)
+        return Response.model_validate(stored.body)
+
+    async def replay(self, response_id: str, owner: str, after: int | None) -> AsyncIterator[Event]:
+        """``GET ?stream=true``: the stored event log after ``after``, then live events."""
+        stored = await self.store.get_response(owner, response_id)
+        if stored is None:
+            raise _not_found(response_id)
+        if not (stored.background and stored.stream):
+            raise InvalidRequestError(
+                "This response cannot be streamed because it was not created with "
+                "background=true and stream=true.",
+                param="stream",
+                code="invalid_value",
+            )
+        start = -1 if after is None else after
+        live = self.jobs.live(response_id)
+        if live is not None:
+            return live.follow(start)
+        return _iterate(await self.store.events(response_id, start))
+
+    async def delete(self, response_id: str, owner: str) -> None:
+        if await self.store.get_response(owner, response_id) is None:
+            raise _not_found(response_id)
+        await self.jobs.cancel(response_id)
+        await self.store.delete_response(owner, response_id)
+
+    async def cancel(self, response_id: str, owner: str) -> Response:
+        stored = await self.store.get_response(owner, response_id)
+        if stored is None:
+            raise _not_found(response_id)
+        if not stored.background:
+            raise InvalidRequestError("Only background responses can be cancelled.")
+        if stored.status not in FINAL_STATUSES and not await self.jobs.cancel(response_id):
+            body = {**stored.body, "status": "cancelled"}
+            await self.store.update_snapshot(owner, body)
+        return await self.retrieve(response_id, owner)
+
+    async def input_items(
+        self, response_id: str, owner: str, *, order: str, after: str | None, limit: int
+    ) -> ItemPage:
+        if await self.store.get_response(owner, response_id) is None:
+            raise _not_found(response_id)
+        return await self.store.response_items(
+            owner, response_id, role="input", order=order, after=after, limit=limit
+        )
+
+    async def input_tokens(
+        self, request: ResponseCreateRequest, owner: str
+    ) -> InputTokenCountResponse:
+        """``POST /v1/responses/input_tokens``: the prompt a create would run, counted."""
+        prompt, *_ = await self._prepare(request, owner)
+        return InputTokenCountResponse(
+            object="response.input_tokens", input_tokens=len(prompt.tokens)
+        )
+
+    async def close(self) -> None:
+        await self.jobs.close()
+
+
+def _encode(event: Any) -> Event:
+    return (event.sequence_number, event.type, event.model_dump_json(exclude_unset=True))
+
+
+async def _iterate(events: list[Event]) -> AsyncIterator[Event]:
+    for event in events:
+        yield event
