@@ -29,8 +29,9 @@ def test_missing_key_is_401(strict_server: Server) -> None:
 
 
 def test_wrong_key_is_401_invalid_api_key(strict_server: Server) -> None:
-    sdk = OpenAI(base_url=strict_server.api_url, api_key="sk-wrong-key-1234", max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as info:
+    with OpenAI(
+        base_url=strict_server.api_url, api_key="sk-wrong-key-1234", max_retries=0
+    ) as sdk, pytest.raises(openai.AuthenticationError) as info:
         sdk.models.list()
     assert info.value.code == "invalid_api_key"
     assert "sk-wrong-key-1234" not in str(info.value)  # never echo a whole key
@@ -38,11 +39,11 @@ def test_wrong_key_is_401_invalid_api_key(strict_server: Server) -> None:
 
 @pytest.mark.parametrize("key", STRICT_KEYS)
 def test_each_configured_key_works(strict_server: Server, key: str) -> None:
-    sdk = OpenAI(
+    with OpenAI(
         base_url=strict_server.api_url, api_key=key, max_retries=0,
         _strict_response_validation=True,
-    )
-    assert any(m.id == "smollm2-135m-instruct" for m in sdk.models.list())
+    ) as sdk:
+        assert any(m.id == "smollm2-135m-instruct" for m in sdk.models.list())
 
 
 def test_health_needs_no_key(strict_server: Server) -> None:

@@ -149,7 +149,9 @@ def test_configured_local_model_serves(tmp_path: Path) -> None:
         },
     )
     try:
-        sdk = OpenAI(base_url=srv.api_url, api_key="k", _strict_response_validation=True, max_retries=0)
+        sdk = OpenAI(
+            base_url=srv.api_url, api_key="k", _strict_response_validation=True, max_retries=0
+        )
         ids = {m.id for m in sdk.models.list()}
         assert {"my-local", "house-model", "team-default"} <= ids
         reply = sdk.chat.completions.create(
@@ -157,6 +159,7 @@ def test_configured_local_model_serves(tmp_path: Path) -> None:
         )
         assert reply.model == "team-default"
         assert reply.choices[0].message.content is not None
+        sdk.close()
     finally:
         srv.stop()
 

@@ -68,7 +68,7 @@ def validation_error_response(errors: list[Any] | tuple[Any, ...]) -> JSONRespon
         return envelope(400, "The request body must be a JSON object.", code="invalid_type")
     param = json_path(loc)
     code = _PYDANTIC_CODES.get(kind)
-    if code is None and kind.endswith("_type") or kind in {"model_attributes_type", "dict_type"}:
+    if code is None and kind.endswith(("_type", "_parsing")):
         code = "invalid_type"
     if kind == "missing":
         message = f"Missing required parameter: '{param}'."
