@@ -27,11 +27,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.server import start_server  # noqa: E402
+
 from oasis.core.conversation import Conversation, Message  # noqa: E402
 from oasis.core.templates import ChatTemplate  # noqa: E402
 from oasis.models.assets import resolve_source  # noqa: E402
 from oasis.models.catalog import SMOLLM2  # noqa: E402
-from tests.server import start_server  # noqa: E402
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
@@ -50,11 +51,20 @@ def measure_stream(chunks: object, started: float) -> tuple[float, float, int]:
     return first - started, decode, count
 
 
-def raw_run(llm: object, prompt: str, tokens: int, ban: dict[int, float]) -> tuple[float, float, int]:
+def raw_run(
+    llm: object, prompt: str, tokens: int, ban: dict[int, float]
+) -> tuple[float, float, int]:
     started = time.perf_counter()
     stream = llm.create_completion(  # type: ignore[attr-defined]
-        prompt, max_tokens=tokens, temperature=0.0, stream=True, logit_bias=ban,
-        repeat_penalty=1.0, top_k=0, min_p=0.0, top_p=1.0,
+        prompt,
+        max_tokens=tokens,
+        temperature=0.0,
+        stream=True,
+        logit_bias=ban,
+        repeat_penalty=1.0,
+        top_k=0,
+        min_p=0.0,
+        top_p=1.0,
     )
     texts = (chunk for chunk in stream if chunk["choices"][0]["text"])
     return measure_stream(texts, started)
@@ -73,7 +83,8 @@ def oasis_run(client: httpx.Client, tokens: int, ban: dict[int, float]) -> tuple
     with client.stream("POST", "/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         events = (
-            line for line in response.iter_lines()
+            line
+            for line in response.iter_lines()
             if line.startswith("data: {") and '"content":"' in line and '"content":""' not in line
         )
         return measure_stream(events, started)
@@ -91,7 +102,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_path = resolve_source(SMOLLM2, Path(tmp))
         llm = llama_cpp.Llama(
-            model_path=str(model_path), n_ctx=8192, n_threads=args.threads, n_batch=512,
+            model_path=str(model_path),
+            n_ctx=8192,
+            n_threads=args.threads,
+            n_batch=512,
             verbose=False,
         )
         vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
@@ -109,8 +123,9 @@ def main() -> None:
         )
         results: dict[str, list[tuple[float, float, int]]] = {"raw": [], "oasis": []}
         try:
-            with httpx.Client(base_url=server.base_url, timeout=600,
-                              headers={"Authorization": "Bearer bench"}) as client:
+            with httpx.Client(
+                base_url=server.base_url, timeout=600, headers={"Authorization": "Bearer bench"}
+            ) as client:
                 raw_run(llm, prompt, 8, ban)  # warm both sides once
                 oasis_run(client, 8, ban)
                 for rep in range(args.reps):
@@ -118,7 +133,8 @@ def main() -> None:
                     results["oasis"].append(oasis_run(client, args.tokens, ban))
                     print(
                         f"rep {rep + 1}: raw {results['raw'][-1][1]:.1f} tok/s, "
-                        f"oasis {results['oasis'][-1][1]:.1f} tok/s", flush=True,
+                        f"oasis {results['oasis'][-1][1]:.1f} tok/s",
+                        flush=True,
                     )
         finally:
             server.stop()

@@ -34,7 +34,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        )
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -111,7 +113,9 @@ def start_server(
     log_path = data_dir / f"server-{port}.log"
     with log_path.open("ab") as log_file:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
-    server = Server(f"http://127.0.0.1:{port}", port, data_dir, process, log_path, config_path, env or {})
+    server = Server(
+        f"http://127.0.0.1:{port}", port, data_dir, process, log_path, config_path, env or {}
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

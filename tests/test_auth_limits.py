@@ -29,9 +29,10 @@ def test_missing_key_is_401(strict_server: Server) -> None:
 
 
 def test_wrong_key_is_401_invalid_api_key(strict_server: Server) -> None:
-    with OpenAI(
-        base_url=strict_server.api_url, api_key="sk-wrong-key-1234", max_retries=0
-    ) as sdk, pytest.raises(openai.AuthenticationError) as info:
+    with (
+        OpenAI(base_url=strict_server.api_url, api_key="sk-wrong-key-1234", max_retries=0) as sdk,
+        pytest.raises(openai.AuthenticationError) as info,
+    ):
         sdk.models.list()
     assert info.value.code == "invalid_api_key"
     assert "sk-wrong-key-1234" not in str(info.value)  # never echo a whole key
@@ -40,7 +41,9 @@ def test_wrong_key_is_401_invalid_api_key(strict_server: Server) -> None:
 @pytest.mark.parametrize("key", STRICT_KEYS)
 def test_each_configured_key_works(strict_server: Server, key: str) -> None:
     with OpenAI(
-        base_url=strict_server.api_url, api_key=key, max_retries=0,
+        base_url=strict_server.api_url,
+        api_key=key,
+        max_retries=0,
         _strict_response_validation=True,
     ) as sdk:
         assert any(m.id == "smollm2-135m-instruct" for m in sdk.models.list())
@@ -104,8 +107,13 @@ def test_overload_is_503_with_retry_after(tmp_path: Path) -> None:
         started = threading.Event()
 
         def occupy() -> None:
-            with httpx.stream("POST", f"{srv.api_url}/chat/completions", json=long_body,
-                              headers={"Authorization": "Bearer k"}, timeout=120) as response:
+            with httpx.stream(
+                "POST",
+                f"{srv.api_url}/chat/completions",
+                json=long_body,
+                headers={"Authorization": "Bearer k"},
+                timeout=120,
+            ) as response:
                 for i, _ in enumerate(response.iter_lines()):
                     if i == 2:
                         started.set()
@@ -128,9 +136,20 @@ def test_overload_is_503_with_retry_after(tmp_path: Path) -> None:
 
 def test_refuses_public_bind_without_keys(tmp_path: Path) -> None:
     result = subprocess.run(
-        [OASIS, "serve", "--host", "0.0.0.0", "--port", str(free_port()),
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        [
+            OASIS,
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode == 2
     assert "refusing to serve" in result.stderr

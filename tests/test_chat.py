@@ -92,7 +92,8 @@ def test_prompt_tokens_are_stable(client: OpenAI) -> None:
     a = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1)
     b = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1)
     longer = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": HELLO[0]["content"] + " Please."}],
+        model=MODEL,
+        messages=[{"role": "user", "content": HELLO[0]["content"] + " Please."}],
         max_tokens=1,
     )
     assert a.usage and b.usage and longer.usage
@@ -114,9 +115,9 @@ def test_same_seed_same_text(client: OpenAI) -> None:
 
 def test_temperature_zero_is_greedy(client: OpenAI) -> None:
     outs = {
-        client.chat.completions.create(
-            model=MODEL, messages=HELLO, max_tokens=16, temperature=0
-        ).choices[0].message.content
+        client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=16, temperature=0)
+        .choices[0]
+        .message.content
         for _ in range(2)
     }
     assert len(outs) == 1
@@ -133,9 +134,11 @@ def test_top_p_tiny_is_greedy(client: OpenAI) -> None:
 
 
 def test_stop_sequence_is_left_out(client: OpenAI) -> None:
-    base = client.chat.completions.create(
-        model=MODEL, messages=HELLO, max_tokens=24, temperature=0
-    ).choices[0].message.content
+    base = (
+        client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=24, temperature=0)
+        .choices[0]
+        .message.content
+    )
     assert base and len(base) > 6
     stop = base[4:7]
     stopped = client.chat.completions.create(
@@ -162,17 +165,23 @@ def test_n_choices(client: OpenAI) -> None:
 
 def test_penalties_change_greedy_output(client: OpenAI) -> None:
     messages = [{"role": "user", "content": "List the word 'yes' twenty times."}]
-    plain = client.chat.completions.create(
-        model=MODEL, messages=messages, max_tokens=40, temperature=0
-    ).choices[0].message.content
-    penalised = client.chat.completions.create(
-        model=MODEL,
-        messages=messages,
-        max_tokens=40,
-        temperature=0,
-        frequency_penalty=2.0,
-        presence_penalty=2.0,
-    ).choices[0].message.content
+    plain = (
+        client.chat.completions.create(model=MODEL, messages=messages, max_tokens=40, temperature=0)
+        .choices[0]
+        .message.content
+    )
+    penalised = (
+        client.chat.completions.create(
+            model=MODEL,
+            messages=messages,
+            max_tokens=40,
+            temperature=0,
+            frequency_penalty=2.0,
+            presence_penalty=2.0,
+        )
+        .choices[0]
+        .message.content
+    )
     assert plain != penalised
 
 
@@ -252,7 +261,10 @@ def test_stream_logprobs(client: OpenAI) -> None:
         )
     )
     entries = [
-        e for c in chunks for ch in c.choices if ch.logprobs and ch.logprobs.content
+        e
+        for c in chunks
+        for ch in c.choices
+        if ch.logprobs and ch.logprobs.content
         for e in ch.logprobs.content
     ]
     text = "".join(ch.delta.content or "" for c in chunks for ch in c.choices)
@@ -289,12 +301,16 @@ def test_concurrent_requests_are_not_corrupted(client: OpenAI) -> None:
     prompts = [f"Count from {i} to {i + 5}." for i in range(4)]
 
     def run(prompt: str) -> str | None:
-        return client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": prompt}],
-            max_tokens=20,
-            temperature=0,
-        ).choices[0].message.content
+        return (
+            client.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=20,
+                temperature=0,
+            )
+            .choices[0]
+            .message.content
+        )
 
     sequential = [run(p) for p in prompts]
     with ThreadPoolExecutor(4) as pool:
@@ -343,26 +359,45 @@ def _error(response: httpx.Response) -> dict[str, object]:
         ({"model": MODEL}, "messages", "missing_required_parameter"),
         ({"messages": HELLO}, "model", "missing_required_parameter"),
         ({"model": MODEL, "messages": []}, "messages", "empty_array"),
-        ({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        (
+            {"model": MODEL, "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+            "invalid_value",
+        ),
         ({"model": MODEL, "messages": [{"role": "user"}]}, "messages[0]", "invalid_value"),
         ({"model": MODEL, "messages": HELLO, "temperature": 3}, "temperature", None),
         ({"model": MODEL, "messages": HELLO, "temperature": "hot"}, "temperature", "invalid_type"),
         ({"model": MODEL, "messages": HELLO, "n": 0}, "n", None),
-        ({"model": MODEL, "messages": HELLO, "stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+        (
+            {"model": MODEL, "messages": HELLO, "stop": ["a", "b", "c", "d", "e"]},
+            "stop",
+            "invalid_value",
+        ),
         ({"model": MODEL, "messages": HELLO, "top_logprobs": 2}, "top_logprobs", None),
         ({"model": MODEL, "messages": HELLO, "logit_bias": {"999999999": 5}}, "logit_bias", None),
-        ({"model": MODEL, "messages": HELLO, "logit_bias": {"5": 500}}, "logit_bias", "invalid_value"),
+        (
+            {"model": MODEL, "messages": HELLO, "logit_bias": {"5": 500}},
+            "logit_bias",
+            "invalid_value",
+        ),
         (
             {
                 "model": MODEL,
                 "messages": [
-                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}],
+                    }
                 ],
             },
             "messages[0].content[0].type",
             "unsupported_value",
         ),
-        ({"model": MODEL, "messages": [{"role": "tool", "content": "x"}]}, "messages[0]", "invalid_value"),
+        (
+            {"model": MODEL, "messages": [{"role": "tool", "content": "x"}]},
+            "messages[0]",
+            "invalid_value",
+        ),
     ],
 )
 def test_bad_requests_name_param(

@@ -89,7 +89,9 @@ def test_packaged_default_model_verifies(tmp_path: Path) -> None:
 
 def test_hub_source_fails_offline_with_clear_message(tmp_path: Path) -> None:
     spec = ModelSpec(
-        id="hub-model", kind="chat", engine="llama.cpp",
+        id="hub-model",
+        kind="chat",
+        engine="llama.cpp",
         source=HubSource("someone/some-model-GGUF", "model.Q4_K_M.gguf"),
     )
     with pytest.raises(ModelUnavailableError) as info:
@@ -130,7 +132,10 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_models_list_cli() -> None:
     result = subprocess.run(
-        [OASIS, "models", "list"], capture_output=True, text=True, timeout=60,
+        [OASIS, "models", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
@@ -144,7 +149,9 @@ def test_configured_local_model_serves(tmp_path: Path) -> None:
         tmp_path / "data",
         config={
             "preload": [],
-            "models": [{"id": "my-local", "kind": "chat", "path": str(gguf), "aliases": ["house-model"]}],
+            "models": [
+                {"id": "my-local", "kind": "chat", "path": str(gguf), "aliases": ["house-model"]}
+            ],
             "aliases": {"team-default": "my-local"},
         },
     )
@@ -167,7 +174,12 @@ def test_configured_local_model_serves(tmp_path: Path) -> None:
 def test_unreachable_hub_model_is_clear_503(tmp_path: Path) -> None:
     srv = start_server(
         tmp_path / "data",
-        config={"preload": [], "models": [{"id": "from-hub", "kind": "chat", "hub": "org/missing-GGUF", "hub_file": "m.gguf"}]},
+        config={
+            "preload": [],
+            "models": [
+                {"id": "from-hub", "kind": "chat", "hub": "org/missing-GGUF", "hub_file": "m.gguf"}
+            ],
+        },
         env={"HF_HUB_OFFLINE": "1"},
     )
     try:

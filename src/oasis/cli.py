@@ -24,9 +24,7 @@ models_app = typer.Typer(help="Inspect and install models.", no_args_is_help=Tru
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML or YAML config file.")
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where state and caches live.")]
 
 
@@ -113,7 +111,9 @@ def list_models(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         status = "installed" if is_installed(spec) else "not installed"
         if spec.optional and not is_installed(spec):
             status = f"optional: oasis models install {spec.id}"
-        table.add_row(spec.id, spec.kind, spec.engine, ", ".join(registry.aliases_of(spec.id)), status)
+        table.add_row(
+            spec.id, spec.kind, spec.engine, ", ".join(registry.aliases_of(spec.id)), status
+        )
     Console().print(table)
 
 

@@ -32,7 +32,9 @@ OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz"})
 OPEN_PREFIXES = ("/v1/images/files/",)
 
 
-async def send_error(send: Send, exc: OasisError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(
+    send: Send, exc: OasisError, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps({"error": exc.to_dict()}).encode()
     raw = [
         (b"content-type", b"application/json"),
@@ -98,9 +100,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
-            f"Request body too large: the limit is {self.max_bytes} bytes."
-        )
+        return PayloadTooLargeError(f"Request body too large: the limit is {self.max_bytes} bytes.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Response
 from openai.types import Model
 from openai.types.model_deleted import ModelDeleted
@@ -22,9 +24,9 @@ def _model(entry: ResolvedModel) -> Model:
 
 @router.get("/v1/models")
 async def list_models(models: ModelsDep) -> Response:
-    data = [_model(entry).model_dump(exclude_unset=True) for entry in models.registry.served_names()]
-    import json
-
+    data = [
+        _model(entry).model_dump(exclude_unset=True) for entry in models.registry.served_names()
+    ]
     return Response(json.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
