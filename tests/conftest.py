@@ -17,10 +17,23 @@ from openai import OpenAI
 from tests.server import Server, start_server
 
 
+def _wanted(request: pytest.FixtureRequest, fixture: str) -> bool:
+    """True when a collected test uses ``fixture`` (so optional test models get built)."""
+    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
+
+
 @pytest.fixture(scope="session")
-def session_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def session_config(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Any]:
     """The config file of the session server. Capabilities add their test models here."""
-    return {"preload": ["smollm2-135m-instruct"]}
+    if _wanted(request, "image_models"):  # tiny diffusers pipelines, built in ~10 s
+        from tests.tiny_diffusion import image_model_configs
+
+        image_models = image_model_configs(tmp_path_factory.mktemp("diffusers"))
+    else:
+        image_models = []
+    return {"preload": ["smollm2-135m-instruct"], "models": image_models}
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +43,14 @@ def server(
     srv = start_server(tmp_path_factory.mktemp("oasis-data"), config=session_config)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def image_models(server: Server) -> dict[str, str]:
+    """The ids of the tiny diffusers pipelines that the session server serves."""
+    from tests.tiny_diffusion import INPAINTING, TEXT_TO_IMAGE
+
+    return {"text_to_image": TEXT_TO_IMAGE, "inpainting": INPAINTING}
 
 
 @pytest.fixture(scope="session")

@@ -128,3 +128,46 @@ if __name__ == "__main__":  # python -m tests.tiny_diffusion TEXT2IMAGE_DIR [INP
     build_pipeline(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         build_pipeline(Path(sys.argv[2]), inpainting=True)
+
+
+# Ids the session server gives the tiny pipelines (see ``image_model_configs``).
+TEXT_TO_IMAGE = "tiny-sd"
+INPAINTING = "tiny-sd-inpainting"
+TEXT_TO_IMAGE_ALIAS = "gpt-image-1"
+CONFIG_SEED = 1234
+
+
+def image_model_configs(root: Path) -> list[dict[str, object]]:
+    """Build both tiny pipelines under ``root`` and return their ``[[models]]`` entries.
+
+    The build runs in a child process so that the test process never imports torch (and
+    diffusers' import-time warnings cannot trip ``-W error``).
+    """
+    import subprocess
+    import sys
+
+    text_dir, inpaint_dir = root / "tiny-sd", root / "tiny-sd-inpainting"
+    subprocess.run(
+        [sys.executable, "-m", "tests.tiny_diffusion", str(text_dir), str(inpaint_dir)],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return [
+        {
+            "id": TEXT_TO_IMAGE,
+            "kind": "images",
+            "engine": "diffusers",
+            "path": str(text_dir),
+            "aliases": [TEXT_TO_IMAGE_ALIAS],
+            # 4 steps leave room for 3 previews; the seed makes outputs reproducible.
+            "options": {"steps": 4, "seed": CONFIG_SEED},
+        },
+        {
+            "id": INPAINTING,
+            "kind": "images",
+            "engine": "diffusers",
+            "path": str(inpaint_dir),
+            "options": {"steps": 2, "max_pixels": 256 * 256},
+        },
+    ]

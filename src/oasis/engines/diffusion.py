@@ -58,6 +58,12 @@ class DiffusersEngine:
         import torch
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, DiffusionPipeline
         from diffusers.pipelines.auto_pipeline import AUTO_INPAINT_PIPELINES_MAPPING
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        # Loading bars would flood the server log; the manager logs the load instead.
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
 
         self._torch = torch
         self.spec = spec
@@ -269,9 +275,7 @@ class DiffusersEngine:
                 callback_on_step_end_tensor_inputs=["latents"],
             )
         for offset, image in enumerate(result.images):
-            if image.size != (job.width, job.height):
-                image = image.resize((job.width, job.height))
-            emit(FinishedImage(start + offset, image.convert("RGB")))
+            emit(FinishedImage(start + offset, _finish(image, job)))
 
     def _decode_preview(self, pipe: Any, latents: Any) -> list[Any]:
         """Decode the current latents through the VAE; [] where that is not possible.
@@ -295,6 +299,23 @@ class DiffusersEngine:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _finish(image: Any, job: ImageJob) -> Any:
+    """The job's exact size; with a mask, the picture's pixels outside it kept as they were.
+
+    A VAE round trip shifts every pixel a little, and OpenAI's contract is that only the
+    masked area changes, so the unmasked area is pasted back from the source.
+    """
+    from PIL import Image
+
+    size = (job.width, job.height)
+    image = image.convert("RGB")
+    if image.size != size:
+        image = image.resize(size)
+    if job.image is not None and job.mask is not None:
+        image = Image.composite(image, job.image.convert("RGB").resize(size), job.mask.resize(size))
+    return image
 
 
 def _preview_steps(total: int, wanted: int) -> set[int]:
