@@ -108,9 +108,7 @@ def test_generation_sizes(
     assert result.size == f"{expected[0]}x{expected[1]}"
 
 
-def test_generation_n_gives_distinct_pictures(
-    client: OpenAI, image_models: dict[str, str]
-) -> None:
+def test_generation_n_gives_distinct_pictures(client: OpenAI, image_models: dict[str, str]) -> None:
     result = client.images.generate(model=image_models["text_to_image"], prompt="boats", n=5)
     assert result.data is not None and len(result.data) == 5
     payloads = {item.b64_json for item in result.data}
@@ -401,7 +399,11 @@ def test_edit_json_body_with_a_data_url(http: httpx.Client, image_models: dict[s
     data_url = "data:image/png;base64," + base64.b64encode(png_bytes((64, 64), (9, 9, 9))).decode()
     response = http.post(
         "/v1/images/edits",
-        json={"model": image_models["text_to_image"], "prompt": "x", "images": [{"image_url": data_url}]},
+        json={
+            "model": image_models["text_to_image"],
+            "prompt": "x",
+            "images": [{"image_url": data_url}],
+        },
     )
     assert response.status_code == 200, response.text
     assert decode(response.json()["data"][0]["b64_json"]).size == (64, 64)
@@ -505,7 +507,9 @@ def test_edit_errors(http: httpx.Client, image_models: dict[str, str]) -> None:
     )  # fmt: skip
     assert no_alpha.status_code == 400 and error_of(no_alpha)["param"] == "mask"
 
-    not_an_image = edit_request(http, [("image", ("a.png", b"not a picture", "image/png"))], model=model)
+    not_an_image = edit_request(
+        http, [("image", ("a.png", b"not a picture", "image/png"))], model=model
+    )
     assert not_an_image.status_code == 400
     assert error_of(not_an_image) | {"message": ""} == {
         "message": "",

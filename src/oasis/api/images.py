@@ -22,7 +22,9 @@ router = APIRouter(tags=["images"])
 _FILE_FIELDS = {"image", "image[]", "mask", "markup"}
 
 
-async def _respond(prepared: PreparedImages, stream: bool | None, request: Request, images: ImagesDep) -> Response:
+async def _respond(
+    prepared: PreparedImages, stream: bool | None, request: Request, images: ImagesDep
+) -> Response:
     if stream:
         return sse_response(images.stream(prepared), done_marker=False, named=True)
     result = await images.create(prepared, str(request.base_url))
@@ -30,7 +32,9 @@ async def _respond(prepared: PreparedImages, stream: bool | None, request: Reque
 
 
 @router.post("/v1/images/generations", response_model=None)
-async def create_image(body: ImageGenerationRequest, request: Request, images: ImagesDep) -> Response:
+async def create_image(
+    body: ImageGenerationRequest, request: Request, images: ImagesDep
+) -> Response:
     prepared = await images.prepare_generation(body)
     return await _respond(prepared, body.stream, request, images)
 
@@ -52,7 +56,9 @@ async def _read_multipart(request: Request) -> tuple[dict[str, Any], EditUploads
                 )
         elif key in {"image", "image[]", "mask"}:
             raise InvalidRequestError(
-                f"'{key}' must be an uploaded file.", param=key.removesuffix("[]"), code="invalid_type"
+                f"'{key}' must be an uploaded file.",
+                param=key.removesuffix("[]"),
+                code="invalid_type",
             )
         elif "[" not in key:  # flattened objects (svg[model]) are newer than this server
             fields[key] = value
@@ -66,7 +72,9 @@ async def edit_image(request: Request, images: ImagesDep) -> Response:
         try:
             raw = await request.json()
         except ValueError as exc:
-            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": ""}]) from exc
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": ""}]
+            ) from exc
         fields, uploads = raw, EditUploads(images=[])
     else:
         fields, uploads = await _read_multipart(request)

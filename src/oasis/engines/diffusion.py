@@ -56,14 +56,18 @@ class DiffusersEngine:
 
     def __init__(self, spec: ModelSpec, path: Path, settings: Settings) -> None:
         import torch
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, DiffusionPipeline
+        from diffusers import (
+            AutoPipelineForImage2Image,
+            AutoPipelineForInpainting,
+            DiffusionPipeline,
+        )
         from diffusers.pipelines.auto_pipeline import AUTO_INPAINT_PIPELINES_MAPPING
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
         # Loading bars would flood the server log; the manager logs the load instead.
         diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         self._torch = torch
         self.spec = spec
@@ -73,9 +77,11 @@ class DiffusersEngine:
         dtype_name = str(options.get("dtype", "float16" if self._device != "cpu" else "float32"))
         dtype = getattr(torch, dtype_name, None)
         if not isinstance(dtype, torch.dtype):
-            raise ModelUnavailableError(f"`{spec.id}`: unknown dtype `{dtype_name}` in its options.")
+            raise ModelUnavailableError(
+                f"`{spec.id}`: unknown dtype `{dtype_name}` in its options."
+            )
         try:
-            pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
+            pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype)  # type: ignore[no-untyped-call]
         except (OSError, ValueError, RuntimeError, TypeError) as exc:
             raise ModelUnavailableError(
                 f"diffusers could not load `{spec.id}` from {path}: {exc}"
@@ -131,7 +137,9 @@ class DiffusersEngine:
 
     def count_tokens(self, text: str) -> int:
         """Prompt tokens by the pipeline's (first) tokenizer; words when it has none."""
-        tokenizer = getattr(self._base, "tokenizer", None) or getattr(self._base, "tokenizer_2", None)
+        tokenizer = getattr(self._base, "tokenizer", None) or getattr(
+            self._base, "tokenizer_2", None
+        )
         if tokenizer is None:
             return len(text.split())
         return len(tokenizer(text, truncation=False)["input_ids"])
@@ -249,7 +257,9 @@ class DiffusersEngine:
         previews: set[int] = set()
         sent = 0
 
-        def on_step_end(p: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        def on_step_end(
+            p: Any, step: int, timestep: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
             nonlocal previews, sent
             if cancel.is_set():
                 raise _Cancelled

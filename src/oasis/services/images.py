@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from openai.types import Image, ImagesResponse
 from openai.types.image_edit_completed_event import ImageEditCompletedEvent
+from openai.types.image_edit_completed_event import Usage as EditEventUsage
 from openai.types.image_edit_partial_image_event import ImageEditPartialImageEvent
 from openai.types.image_gen_completed_event import ImageGenCompletedEvent
+from openai.types.image_gen_completed_event import Usage as GenEventUsage
 from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
 from openai.types.images_response import Usage, UsageInputTokensDetails, UsageOutputTokensDetails
 
@@ -103,7 +105,8 @@ class ImagesService:
                 raise ModelNotFoundError("(default image model)", CONFIGURE_HINT)
             name = served[0].id
         try:
-            resolved, engine = await self.models.get(name, "images", ImageEngine)
+            # A runtime-checkable protocol is a valid isinstance target; mypy cannot tell.
+            resolved, engine = await self.models.get(name, "images", ImageEngine)  # type: ignore[type-abstract]
         except ModelNotFoundError as exc:
             if not served:
                 raise ModelNotFoundError(name, CONFIGURE_HINT) from exc
@@ -122,7 +125,10 @@ class ImagesService:
         """Check an edit (pictures, mask) and load its model."""
         if body.images is not None or body.mask is not None:
             uploads = EditUploads(
-                images=[*uploads.images, *(_fetch(r, f"images[{i}]") for i, r in enumerate(body.images or []))],
+                images=[
+                    *uploads.images,
+                    *(_fetch(r, f"images[{i}]") for i, r in enumerate(body.images or [])),
+                ],
                 mask=_fetch(body.mask, "mask") if body.mask is not None else uploads.mask,
             )
         if not uploads.images:
@@ -140,7 +146,7 @@ class ImagesService:
         picture = imaging.read_image(uploads.images[0], "image")
         if uploads.mask is not None:
             mask = imaging.mask_from_upload(imaging.read_image(uploads.mask, "mask"), picture.size)
-        elif imaging.has_alpha(picture) and picture.convert("RGBA").getextrema()[3][0] < 255:
+        elif imaging.is_partly_transparent(picture):
             mask = imaging.repaint_mask(picture)  # no mask: the picture's own alpha is one
         else:
             mask = None
@@ -200,7 +206,7 @@ class ImagesService:
             kind=kind,
             engine=engine,
             job=job,
-            output_format=cast(imaging.OutputFormat, fmt),
+            output_format=fmt,
             compression=body.output_compression if body.output_compression is not None else 100,
             transparent=transparent,
             quality=cast(Literal["low", "medium", "high"], quality),
@@ -239,7 +245,9 @@ class ImagesService:
             problem = f"this model makes at most {max_pixels} pixels per picture"
         if problem:
             raise InvalidRequestError(
-                f"Invalid value for 'size': `{size}`: {problem}.", param="size", code="invalid_value"
+                f"Invalid value for 'size': `{size}`: {problem}.",
+                param="size",
+                code="invalid_value",
             )
         return width, height
 
@@ -309,12 +317,12 @@ class ImagesService:
                 if edit:
                     completed = ImageEditCompletedEvent(
                         type="image_edit.completed", b64_json=b64, created_at=created,
-                        usage=usage, **common,
+                        usage=EditEventUsage.model_validate(usage), **common,
                     )  # fmt: skip
                 else:
                     completed = ImageGenCompletedEvent(
                         type="image_generation.completed", b64_json=b64, created_at=created,
-                        usage=usage, **common,
+                        usage=GenEventUsage.model_validate(usage), **common,
                     )  # fmt: skip
                 if prepared.safety_identifier:
                     completed.safety_identifier = prepared.safety_identifier

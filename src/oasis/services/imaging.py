@@ -55,6 +55,14 @@ def has_alpha(image: Image) -> bool:
     )
 
 
+def is_partly_transparent(image: Image) -> bool:
+    """True when some pixel of ``image`` is not fully opaque."""
+    if not has_alpha(image):
+        return False
+    low = image.convert("RGBA").getchannel("A").getextrema()[0]
+    return isinstance(low, int | float) and low < 255
+
+
 def repaint_mask(image: Image) -> Image:
     """An ``L`` mask from ``image``'s alpha: transparent (alpha 0) becomes white, repaint."""
     from PIL import ImageOps
@@ -108,9 +116,7 @@ def remove_background(image: Image, tolerance: int = 40) -> Image:
     distance = np.sqrt(((rgb - backdrop) ** 2).sum(axis=2))
     near = distance < 2 * tolerance
     labels, _ = ndimage.label(near)
-    edge_labels = np.unique(
-        np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    )
+    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     connected = np.isin(labels, edge_labels[edge_labels > 0])
     ramp = np.clip((distance - tolerance) / tolerance, 0.0, 1.0)
     alpha = np.where(connected, ramp * 255, 255).astype(np.uint8)
