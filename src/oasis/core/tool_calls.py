@@ -193,7 +193,7 @@ class _JsonValueScanner:
 class ToolCallParser:
     """Splits streamed model text into plain text and tool calls, incrementally.
 
-    Markup never reaches the text. Whitespace-only text is held until real text follows,
+    Markup never reaches the text. Trailing whitespace is held until real text follows,
     so the blank lines around calls do not become content.
     """
 
@@ -232,12 +232,12 @@ class ToolCallParser:
 
     def _emit_text(self, text: str, out: list[ParsedEvent], final: bool = False) -> None:
         text = self._held_space + text
-        if not text.strip():
-            self._held_space = "" if final else text
-            return
-        self._held_space = ""
-        out.append(TextPiece(text))
-        self.text += text
+        body = text.rstrip()
+        # Trailing whitespace waits for real text: around calls it is not content.
+        self._held_space = "" if final else text[len(body) :]
+        if body:
+            out.append(TextPiece(body))
+            self.text += body
 
     def _step(self, out: list[ParsedEvent]) -> bool:
         buf = self._buf

@@ -6,25 +6,41 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from openai.types import CompletionUsage
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
+    ChatCompletionMessageFunctionToolCall,
     ChatCompletionTokenLogprob,
 )
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
+from openai.types.chat.chat_completion_message_function_tool_call import Function
 from openai.types.chat.chat_completion_token_logprob import TopLogprob
 from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
 
-from oasis.core.conversation import Conversation, Message, ToolCall
+from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.engines.base import GeneratedToken, SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
-from oasis.services.generation import Finished, GenerationCore, PreparedPrompt, TextDelta
+from oasis.services.generation import (
+    Finished,
+    GenerationCore,
+    GenerationOptions,
+    PreparedPrompt,
+    ResponseFormat,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallStarted,
+)
 from oasis.wire.chat import ChatCompletionRequest, ChatMessage
 
 
@@ -108,6 +124,74 @@ def usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
     )
 
 
+def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
+    """Tools, tool_choice and response_format in the generation core's terms."""
+    tools: list[FunctionTool] = []
+    seen: set[str] = set()
+    for i, tool in enumerate(request.tools or []):
+        function = tool.function
+        if function.name in seen:
+            raise InvalidRequestError(
+                f"Duplicate function name '{function.name}' in `tools`.",
+                param=f"tools[{i}].function.name",
+            )
+        seen.add(function.name)
+        parameters = function.parameters
+        if parameters is not None and parameters.get("type", "object") != "object":
+            raise InvalidRequestError(
+                "A function's `parameters` must be a JSON schema of type 'object'.",
+                param=f"tools[{i}].function.parameters",
+            )
+        tools.append(
+            FunctionTool(
+                name=function.name,
+                description=function.description,
+                parameters=parameters,
+                strict=bool(function.strict),
+            )
+        )
+    choice = request.tool_choice
+    if choice is None:
+        tool_choice = "auto" if tools else "none"
+    elif isinstance(choice, str):
+        tool_choice = choice
+    else:
+        tool_choice = choice.function.name
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
+        response_format = ResponseFormat()
+    elif fmt.type == "json_object" or fmt.json_schema is None or fmt.json_schema.schema_ is None:
+        response_format = ResponseFormat("json_object")
+    else:
+        spec = fmt.json_schema
+        response_format = ResponseFormat("json_schema", spec.schema_, bool(spec.strict), spec.name)
+    return GenerationOptions(
+        tools=tuple(tools),
+        tool_choice=tool_choice,
+        parallel_tool_calls=request.parallel_tool_calls is not False,
+        response_format=response_format,
+    )
+
+
+def assistant_message(finished: Finished) -> ChatCompletionMessage:
+    """The assistant's message for a finished generation: text, tool calls or both."""
+    if not finished.tool_calls:
+        return ChatCompletionMessage(role="assistant", content=finished.text, refusal=None)
+    return ChatCompletionMessage(
+        role="assistant",
+        content=finished.text or None,
+        refusal=None,
+        tool_calls=[
+            ChatCompletionMessageFunctionToolCall(
+                id=call.id,
+                type="function",
+                function=Function(name=call.name, arguments=call.arguments),
+            )
+            for call in finished.tool_calls
+        ],
+    )
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A validated request, ready to run: the prompt and one parameter set per choice."""
@@ -133,13 +217,9 @@ class ChatService:
             raise InvalidRequestError(
                 "`top_logprobs` requires `logprobs` to be true.", param="top_logprobs"
             )
-        if request.tools:
-            raise UnsupportedError("Tool calling is not available yet.", param="tools")
-        if request.response_format is not None and request.response_format.type != "text":
-            raise UnsupportedError(
-                "Structured outputs are not available yet.", param="response_format"
-            )
-        prompt = await self.core.prepare(request.model, to_conversation(request))
+        prompt = await self.core.prepare(
+            request.model, to_conversation(request), generation_options(request)
+        )
         logit_bias: dict[int, float] = {}
         vocab = prompt.engine.vocab_size()
         for key, bias in (request.logit_bias or {}).items():
@@ -181,16 +261,14 @@ class ChatService:
                 if isinstance(event, TextDelta):
                     if plan.want_logprobs:
                         logprobs.extend(token_logprob(t) for t in event.tokens)
-                else:
+                elif isinstance(event, Finished):
                     finished = event
             assert finished is not None
             completion_tokens += finished.completion_tokens
             choices.append(
                 Choice(
                     index=index,
-                    message=ChatCompletionMessage(
-                        role="assistant", content=finished.text, refusal=None
-                    ),
+                    message=assistant_message(finished),
                     finish_reason=finished.finish_reason,
                     logprobs=ChoiceLogprobs(content=logprobs, refusal=None)
                     if plan.want_logprobs
@@ -232,40 +310,60 @@ class ChatService:
 
         completion_tokens = 0
         for index, params in enumerate(plan.choices):
-            yield chunk(
-                ChunkChoice(
-                    index=index,
-                    delta=ChoiceDelta(role="assistant", content="", refusal=None),
-                    logprobs=None,
-                    finish_reason=None,
+            first = True  # the role goes out once, with the first delta (DIGEST §2.5)
+
+            def choice(delta: ChoiceDelta, **fields: Any) -> ChatCompletionChunk:
+                return chunk(
+                    ChunkChoice(
+                        index=index,  # noqa: B023 - used before the loop moves on
+                        delta=delta,
+                        logprobs=fields.get("logprobs"),
+                        finish_reason=fields.get("finish_reason"),
+                    )
                 )
-            )
+
             async for event in self.core.generate(plan.prompt, params, request.stop_list):
+                if first and not isinstance(event, ToolCallStarted):
+                    first = False
+                    yield choice(ChoiceDelta(role="assistant", content="", refusal=None))
                 if isinstance(event, TextDelta):
                     if not event.text and not (plan.want_logprobs and event.tokens):
                         continue
-                    yield chunk(
-                        ChunkChoice(
-                            index=index,
-                            delta=ChoiceDelta(content=event.text),
-                            logprobs=ChunkLogprobs(
-                                content=[token_logprob(t) for t in event.tokens], refusal=None
-                            )
-                            if plan.want_logprobs
-                            else None,
-                            finish_reason=None,
+                    yield choice(
+                        ChoiceDelta(content=event.text),
+                        logprobs=ChunkLogprobs(
+                            content=[token_logprob(t) for t in event.tokens], refusal=None
+                        )
+                        if plan.want_logprobs
+                        else None,
+                    )
+                elif isinstance(event, ToolCallStarted):
+                    start = ChoiceDeltaToolCall(
+                        index=event.index,
+                        id=event.id,
+                        type="function",
+                        function=ChoiceDeltaToolCallFunction(name=event.name, arguments=""),
+                    )
+                    if first:
+                        first = False
+                        delta = ChoiceDelta(role="assistant", content=None, tool_calls=[start])
+                    else:
+                        delta = ChoiceDelta(tool_calls=[start])
+                    yield choice(delta)
+                elif isinstance(event, ToolCallArgumentsDelta):
+                    yield choice(
+                        ChoiceDelta(
+                            tool_calls=[
+                                ChoiceDeltaToolCall(
+                                    index=event.index,
+                                    function=ChoiceDeltaToolCallFunction(arguments=event.delta),
+                                )
+                            ]
                         )
                     )
-                else:
+                elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
-                    yield chunk(
-                        ChunkChoice(
-                            index=index,
-                            delta=ChoiceDelta(),
-                            logprobs=None,
-                            finish_reason=event.finish_reason,
-                        )
-                    )
+                    yield choice(ChoiceDelta(), finish_reason=event.finish_reason)
         if include_usage:
             yield ChatCompletionChunk(
                 id=completion_id,
