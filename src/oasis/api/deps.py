@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from oasis.config import Settings
+from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
@@ -38,6 +39,16 @@ def get_images(request: Request) -> ImagesService:
     return images
 
 
+def get_speech(request: Request) -> SpeechService:
+    speech: SpeechService = request.app.state.speech
+    return speech
+
+
+def get_transcription(request: Request) -> TranscriptionService:
+    transcription: TranscriptionService = request.app.state.transcription
+    return transcription
+
+
 def get_owner(request: Request) -> str:
     """The owner of whatever this request stores: a hash of its API key."""
     return str(getattr(request.state, "owner", "anonymous"))
@@ -48,4 +59,6 @@ ModelsDep = Annotated[ModelManager, Depends(get_models)]
 CoreDep = Annotated[GenerationCore, Depends(get_core)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+SpeechDep = Annotated[SpeechService, Depends(get_speech)]
+TranscriptionDep = Annotated[TranscriptionService, Depends(get_transcription)]
 ImagesDep = Annotated[ImagesService, Depends(get_images)]

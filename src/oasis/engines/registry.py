@@ -22,6 +22,8 @@ EngineFactory = Callable[[ModelSpec, Path, Settings], Engine]
 # starting the server never imports torch or CTranslate2 needlessly.
 _BUILTIN: dict[str, str] = {
     "llama.cpp": "oasis.engines.llamacpp:create_engine",
+    "faster-whisper": "oasis.engines.whisper:create_engine",
+    "hibari": "oasis.engines.tts:create_engine",
     "diffusers": "oasis.engines.diffusion:create_engine",
 }
 _factories: dict[str, EngineFactory] = {}

