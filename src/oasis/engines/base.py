@@ -207,6 +207,9 @@ class SpeechToTextEngine(Engine, Protocol):
     sample_rate: int
     languages: frozenset[str]  # the language codes ``TranscriptionOptions.language`` takes
 
+    def count_tokens(self, text: str) -> int:
+        """Text tokens as the model's tokenizer counts them (for ``usage``)."""
+
     def transcribe(
         self, audio: Any, options: TranscriptionOptions
     ) -> AsyncIterator[DetectedLanguage | TranscribedSegment]:
