@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from oasis.api.deps import OwnerDep
-from oasis.api.sse import dump
 from oasis.responses.conversations import ConversationService
+from oasis.responses.service import dump
 from oasis.wire.conversations import (
     ConversationCreateRequest,
     ConversationItemsRequest,

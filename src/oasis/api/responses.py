@@ -10,10 +10,10 @@ from fastapi.responses import StreamingResponse
 from openai.types.responses import ResponseItemList
 
 from oasis.api.deps import OwnerDep
-from oasis.api.sse import SSE_HEADERS, dump
+from oasis.api.sse import SSE_HEADERS
 from oasis.responses.items import RESPONSE_ITEM
 from oasis.responses.jobs import Event
-from oasis.responses.service import ResponsesService
+from oasis.responses.service import ResponsesService, dump
 from oasis.wire.responses import ResponseCreateRequest
 
 router = APIRouter(tags=["responses"])

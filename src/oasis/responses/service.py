@@ -17,6 +17,7 @@ from typing import Any
 
 from openai.types.responses import Response
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
+from pydantic import BaseModel
 
 from oasis.core.conversation import Conversation, FunctionTool
 from oasis.engines.base import SamplingParams
@@ -231,6 +232,9 @@ class ResponsesService:
             tool_choice=choice,
             parallel_tool_calls=request.parallel_tool_calls is not False,
             response_format=response_format,
+            tools_param="tools[{index}].parameters",
+            tool_choice_param="tool_choice",
+            response_format_param="text.format.schema",
         )
         conversation: Conversation | None = to_conversation(
             request.instructions, context + new_items, usable
@@ -509,8 +513,13 @@ class ResponsesService:
         await self.jobs.close()
 
 
+def dump(model: BaseModel) -> str:
+    """An OpenAI type as JSON: fields we set, by their wire names (``schema``, not ``schema_``)."""
+    return model.model_dump_json(exclude_unset=True, by_alias=True)
+
+
 def _encode(event: Any) -> Event:
-    return (event.sequence_number, event.type, event.model_dump_json(exclude_unset=True))
+    return (event.sequence_number, event.type, dump(event))
 
 
 async def _iterate(events: list[Event]) -> AsyncIterator[Event]:
