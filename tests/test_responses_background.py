@@ -1,0 +1,103 @@
+"""Background responses: queued at once, polled, cancelled, and replayed as a stream."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from openai import OpenAI
+from openai.types.responses import Response
+
+from tests.responses_helpers import MODEL, SHORT, check_order, sse_events
+
+pytestmark = pytest.mark.slow
+
+LONG = {"input": "Write a very long story about a lighthouse keeper.", "max_output_tokens": 4000}
+
+
+def wait_for(
+    client: OpenAI, response_id: str, statuses: set[str], timeout: float = 240
+) -> Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.responses.retrieve(response_id)
+        if response.status in statuses or time.monotonic() > deadline:
+            return response
+        time.sleep(0.1)
+
+
+def test_background_is_queued_then_completes(client: OpenAI) -> None:
+    queued = client.responses.create(model=MODEL, background=True, max_output_tokens=32, **SHORT)
+    assert queued.status == "queued" and queued.background is True
+    assert queued.output == [] and queued.usage is None
+    final = wait_for(client, queued.id, {"completed", "incomplete", "failed"})
+    assert final.status == "completed", final.error
+    assert final.output_text and final.usage is not None
+    assert final.completed_at is not None
+    # Cancelling a finished background response is idempotent: its state comes back.
+    again = client.responses.cancel(final.id)
+    assert again.status == "completed" and again.output_text == final.output_text
+
+
+def test_cancel_stops_generation(client: OpenAI) -> None:
+    started = client.responses.create(model=MODEL, background=True, **LONG)
+    running = wait_for(client, started.id, {"in_progress", "completed", "incomplete"})
+    assert running.status == "in_progress"
+    cancelled = client.responses.cancel(started.id)
+    assert cancelled.status == "cancelled"
+    settled = client.responses.retrieve(started.id)
+    time.sleep(1.0)
+    later = client.responses.retrieve(started.id)
+    assert later.status == "cancelled"
+    assert later.output == settled.output  # nothing more was generated
+    assert client.responses.cancel(started.id).status == "cancelled"
+
+
+def test_background_stream_and_replay(client: OpenAI, http: httpx.Client) -> None:
+    response = http.post(
+        "/v1/responses",
+        json={"model": MODEL, "background": True, "stream": True, "max_output_tokens": 32, **SHORT},
+    )
+    events = sse_events(response)
+    check_order(events)
+    assert [e["type"] for e in events[:3]] == [
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+    ]
+    assert events[0]["response"]["status"] == "queued"
+    assert events[-1]["type"] == "response.completed"
+    response_id = events[0]["response"]["id"]
+
+    replay = sse_events(http.get(f"/v1/responses/{response_id}", params={"stream": "true"}))
+    assert replay == events
+    after = sse_events(
+        http.get(f"/v1/responses/{response_id}", params={"stream": "true", "starting_after": 4})
+    )
+    assert after == events[5:]
+
+    # The SDK helper resumes by replaying everything and filtering on its side.
+    with client.responses.stream(response_id=response_id, starting_after=2) as stream:
+        seen = [event.sequence_number for event in stream]
+        final = stream.get_final_response()
+    assert seen == list(range(3, len(events)))
+    assert final.output_text == client.responses.retrieve(response_id).output_text
+
+
+def test_replay_follows_a_running_job(http: httpx.Client, client: OpenAI) -> None:
+    with http.stream(
+        "POST",
+        "/v1/responses",
+        json={"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 48},
+    ) as first:
+        lines = first.iter_lines()
+        head = next(lines)
+        assert head == "event: response.created"
+        data = next(lines)
+        response_id = data.split('"id":"', 1)[1].split('"', 1)[0]
+    # The client went away; the job goes on, and a reader can attach to it live.
+    live = sse_events(http.get(f"/v1/responses/{response_id}", params={"stream": "true"}))
+    check_order(live)
+    assert live[-1]["type"] in {"response.completed", "response.incomplete"}
+    assert client.responses.retrieve(response_id).status == live[-1]["response"]["status"]
