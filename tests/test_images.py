@@ -136,7 +136,7 @@ def test_output_compression_shrinks_jpeg(client: OpenAI, image_models: dict[str,
         result = client.images.generate(
             model=image_models["text_to_image"],
             prompt="same",
-            size="256x256",
+            size="128x128",
             output_format="jpeg",
             output_compression=compression,
         )

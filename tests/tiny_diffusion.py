@@ -66,7 +66,7 @@ def _unet(in_channels: int) -> object:
     return UNet2DConditionModel(
         block_out_channels=(8, 16),
         layers_per_block=1,
-        sample_size=32,  # 64 px with the 2x VAE below: the model's native size
+        sample_size=8,  # 64 px with the 8x VAE below: the model's native size
         in_channels=in_channels,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -80,14 +80,16 @@ def _unet(in_channels: int) -> object:
 def _vae() -> object:
     from diffusers import AutoencoderKL
 
+    # Four blocks downsample 8x, as SD's VAE does, so latents stay small at large sizes.
     return AutoencoderKL(
-        block_out_channels=(8, 16),
+        block_out_channels=(8, 8, 16, 16),
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
         norm_num_groups=4,
+        mid_block_add_attention=False,
     )
 
 

@@ -13,8 +13,9 @@ import binascii
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from openai.types import Image, ImagesResponse
 from openai.types.image_edit_completed_event import ImageEditCompletedEvent
@@ -34,6 +35,8 @@ from oasis.wire.images import ImageEditRequest, ImageGenerationRequest, ImageReq
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
+
+T = TypeVar("T")
 
 StreamEvent = (
     ImageGenPartialImageEvent
@@ -143,13 +146,8 @@ class ImagesService:
                 "picture at a time. Send a single `image`.",
                 param="image",
             )
-        picture = imaging.read_image(uploads.images[0], "image")
-        if uploads.mask is not None:
-            mask = imaging.mask_from_upload(imaging.read_image(uploads.mask, "mask"), picture.size)
-        elif imaging.is_partly_transparent(picture):
-            mask = imaging.repaint_mask(picture)  # no mask: the picture's own alpha is one
-        else:
-            mask = None
+        # Decoding a large upload takes a while: keep it off the event loop.
+        picture, mask = await asyncio.to_thread(_decode_inputs, uploads)
         engine, options = await self._engine(body.model)
         max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
         auto = imaging.fit_size(*picture.size, engine.size_multiple, max_pixels)
@@ -274,9 +272,12 @@ class ImagesService:
     async def create(self, prepared: PreparedImages, url_base: str) -> ImagesResponse:
         """Run the job to the end and answer with every picture."""
         encoded: dict[int, bytes] = {}
-        async for event in prepared.engine.generate(prepared.job):
-            if isinstance(event, FinishedImage):
-                encoded[event.index] = await asyncio.to_thread(self._finish, prepared, event.image)
+        async with _closing(prepared.engine.generate(prepared.job)) as events:
+            async for event in events:
+                if isinstance(event, FinishedImage):
+                    encoded[event.index] = await asyncio.to_thread(
+                        self._finish, prepared, event.image
+                    )
         data = []
         for index in sorted(encoded):
             payload = encoded[index]
@@ -308,35 +309,59 @@ class ImagesService:
             "quality": prepared.quality,
             "size": prepared.size,
         }
-        async for event in prepared.engine.generate(prepared.job):
-            payload = await asyncio.to_thread(self._finish, prepared, event.image)
-            b64 = base64.b64encode(payload).decode("ascii")
-            created = int(time.time())
-            if isinstance(event, FinishedImage):
-                completed: StreamEvent
-                if edit:
-                    completed = ImageEditCompletedEvent(
-                        type="image_edit.completed", b64_json=b64, created_at=created,
-                        usage=EditEventUsage.model_validate(usage), **common,
+        async with _closing(prepared.engine.generate(prepared.job)) as events:
+            async for event in events:
+                payload = await asyncio.to_thread(self._finish, prepared, event.image)
+                b64 = base64.b64encode(payload).decode("ascii")
+                created = int(time.time())
+                if isinstance(event, FinishedImage):
+                    completed: StreamEvent
+                    if edit:
+                        completed = ImageEditCompletedEvent(
+                            type="image_edit.completed", b64_json=b64, created_at=created,
+                            usage=EditEventUsage.model_validate(usage), **common,
+                        )  # fmt: skip
+                    else:
+                        completed = ImageGenCompletedEvent(
+                            type="image_generation.completed", b64_json=b64, created_at=created,
+                            usage=GenEventUsage.model_validate(usage), **common,
+                        )  # fmt: skip
+                    if prepared.safety_identifier:
+                        completed.safety_identifier = prepared.safety_identifier
+                    yield completed
+                elif edit:
+                    yield ImageEditPartialImageEvent(
+                        type="image_edit.partial_image", b64_json=b64, created_at=created,
+                        partial_image_index=event.partial_index, **common,
                     )  # fmt: skip
                 else:
-                    completed = ImageGenCompletedEvent(
-                        type="image_generation.completed", b64_json=b64, created_at=created,
-                        usage=GenEventUsage.model_validate(usage), **common,
+                    yield ImageGenPartialImageEvent(
+                        type="image_generation.partial_image", b64_json=b64, created_at=created,
+                        partial_image_index=event.partial_index, **common,
                     )  # fmt: skip
-                if prepared.safety_identifier:
-                    completed.safety_identifier = prepared.safety_identifier
-                yield completed
-            elif edit:
-                yield ImageEditPartialImageEvent(
-                    type="image_edit.partial_image", b64_json=b64, created_at=created,
-                    partial_image_index=event.partial_index, **common,
-                )  # fmt: skip
-            else:
-                yield ImageGenPartialImageEvent(
-                    type="image_generation.partial_image", b64_json=b64, created_at=created,
-                    partial_image_index=event.partial_index, **common,
-                )  # fmt: skip
+
+
+def _decode_inputs(uploads: EditUploads) -> tuple[PILImage, PILImage | None]:
+    """The picture to edit and its repaint mask (from ``mask``, else from its own alpha)."""
+    picture = imaging.read_image(uploads.images[0], "image")
+    if uploads.mask is not None:
+        mask = imaging.read_image(uploads.mask, "mask")
+        return picture, imaging.mask_from_upload(mask, picture.size)
+    if imaging.is_partly_transparent(picture):
+        return picture, imaging.repaint_mask(picture)
+    return picture, None
+
+
+@asynccontextmanager
+async def _closing(events: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Close the engine's iterator when the consumer stops (a client that went away), so
+    the runtime stops at its next step instead of finishing a picture nobody will see."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _fetch(reference: Any, param: str) -> bytes:
