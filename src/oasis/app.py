@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from oasis import __version__
-from oasis.api import chat, health, images, models
 from oasis.api import audio as audio_api
+from oasis.api import chat, embeddings, health, images, models
 from oasis.api import conversations as conversations_api
 from oasis.api import responses as responses_api
 from oasis.api.errors import install_error_handlers
@@ -21,6 +21,7 @@ from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
+from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
 from oasis.services.image_files import ImageFileStore
 from oasis.services.images import ImagesService
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.responses = ResponsesService(core, store)
         app.state.conversations = ConversationService(store)
         await app.state.responses.jobs.recover()
+        app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         app.state.images = ImagesService(manager, ImageFileStore(settings.data_dir / "images"))
         await manager.preload()
         log.info("oasis %s ready", __version__)
@@ -58,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await app.state.responses.close()
             await store.close()
+            await app.state.embeddings.close()
             await manager.close()
 
     app = FastAPI(
@@ -70,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(audio_api.router)
-    for router in (health.router, models.router, chat.router, images.router):
+    for router in (health.router, models.router, chat.router, images.router, embeddings.router):
         app.include_router(router)
     for router in (responses_api.router, conversations_api.router):
         app.include_router(router)

@@ -46,6 +46,28 @@ class ModelConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class EmbeddingsSettings(BaseModel):
+    """How ``/v1/embeddings`` batches and limits requests (the ``[embeddings]`` table).
+
+    A model's ``options`` may override ``batch_size``, ``max_batch_wait_ms`` and
+    ``truncate`` for that model alone.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Inputs per forward pass; a bigger request is split into batches of this size.
+    batch_size: int = Field(default=32, ge=1)
+    # How long the oldest waiting input waits for others to join its batch when the model
+    # is idle. Under load batches fill while the previous one runs, so this adds nothing.
+    max_batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    # Cut inputs past the model's token limit instead of answering 400.
+    truncate: bool = False
+    max_inputs: int = Field(default=2048, ge=1)  # OpenAI's limit per request
+    max_total_tokens: int = Field(default=300_000, ge=1)  # OpenAI's limit per request
+    # Inputs queued for one model past this get 503 with Retry-After.
+    max_pending_inputs: int = Field(default=65_536, ge=1)
+
+
 class Settings(BaseModel):
     """Everything the server needs to start. Built by :func:`load_settings`."""
 
@@ -71,6 +93,7 @@ class Settings(BaseModel):
     log_level: str = "info"
     models: list[ModelConfig] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+    embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from oasis.config import Settings
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
+from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
@@ -39,6 +40,11 @@ def get_images(request: Request) -> ImagesService:
     return images
 
 
+def get_embeddings(request: Request) -> EmbeddingService:
+    embeddings: EmbeddingService = request.app.state.embeddings
+    return embeddings
+
+
 def get_speech(request: Request) -> SpeechService:
     speech: SpeechService = request.app.state.speech
     return speech
@@ -61,4 +67,5 @@ ChatDep = Annotated[ChatService, Depends(get_chat)]
 OwnerDep = Annotated[str, Depends(get_owner)]
 SpeechDep = Annotated[SpeechService, Depends(get_speech)]
 TranscriptionDep = Annotated[TranscriptionService, Depends(get_transcription)]
+EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
 ImagesDep = Annotated[ImagesService, Depends(get_images)]

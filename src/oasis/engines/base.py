@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from oasis.models.specs import ModelSpec
+
+if TYPE_CHECKING:  # numpy only for annotations: this module stays light to import
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 @runtime_checkable
@@ -73,6 +77,32 @@ class GeneratedToken:
     end_of_generation: bool
     logprob: float | None = None
     top_logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@runtime_checkable
+class EmbeddingEngine(Engine, Protocol):
+    """A text embedding model: token ids in, one vector per input out.
+
+    Token ids are the model's own vocabulary. :meth:`tokenize` leaves special tokens out;
+    :meth:`with_special_tokens` adds them, so text and client token arrays take one path.
+    """
+
+    dimensions: int  # length of every vector :meth:`embed` returns
+    max_input_tokens: int  # longest input the model takes, special tokens included
+    vocab_size: int  # valid token ids are ``0..vocab_size - 1``
+    normalized: bool  # True when the vectors already have unit length
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids for each text, without special tokens. Safe to call from any thread."""
+
+    def with_special_tokens(self, tokens: list[int]) -> list[int]:
+        """``tokens`` wrapped in the markers the model expects around one input."""
+
+    async def embed(self, batch: list[list[int]]) -> NDArray[np.float32]:
+        """Vectors for a batch of inputs (from :meth:`with_special_tokens`), one row each.
+
+        Batches for one model run one at a time, off the event loop.
+        """
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "llama.cpp": "oasis.engines.llamacpp:create_engine",
     "faster-whisper": "oasis.engines.whisper:create_engine",
     "hibari": "oasis.engines.tts:create_engine",
+    "sentence-transformers": "oasis.engines.embeddings:create_engine",
     "diffusers": "oasis.engines.diffusion:create_engine",
 }
 _factories: dict[str, EngineFactory] = {}

@@ -129,13 +129,16 @@ def resolve_packaged(
     """The verified local path of a packaged asset, assembling it first if needed."""
     cache = _VerifiedCache(data_dir)
     with _lock:
-        if asset.directory is not None:
-            return locate_part(asset.directory)
-        if len(asset.parts) == 1 and not asset.companions:
-            path = locate_part(asset.parts[0])
-            if asset.sha256 and not cache.is_verified(path, asset.sha256):
+        if asset.directory is not None or (len(asset.parts) == 1 and not asset.companions):
+            # One file checked in place; a packaged directory is checked through its
+            # weights file (its one part) and then loaded as a whole.
+            path = locate_part(asset.parts[0]) if asset.parts else None
+            if path is not None and asset.sha256 and not cache.is_verified(path, asset.sha256):
                 _check(asset, _hash_file(path, progress, 0, path.stat().st_size))
                 cache.mark(path, asset.sha256)
+            if asset.directory is not None:
+                return locate_part(asset.directory)
+            assert path is not None
             return path
         target_dir = data_dir / "models" / spec.id
         target = target_dir / asset.filename

