@@ -54,6 +54,10 @@ class AudioChunk:
     samples: Samples
 
 
+def _to_float(pcm: NDArray[Any]) -> Samples:
+    return pcm.reshape(-1).astype(np.float32) / np.float32(32768.0)
+
+
 def quiet_cut(samples: Samples, lo: int, hi: int, window: int) -> int:
     """The index in ``[lo, hi]`` at the centre of the quietest ``window``-sample stretch."""
     lo = max(0, lo)
@@ -98,7 +102,9 @@ class AudioReader:
         self._container.close()
 
     def _frames(self) -> Iterator[Samples]:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+        # 16-bit, then float: the same samples faster-whisper's own decoder produces, so
+        # a file gives the same transcript through oasis as through the library.
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=self.sample_rate)
         bad = 0
         try:
             for packet in self._container.demux(self._stream):
@@ -111,9 +117,9 @@ class AudioReader:
                     continue
                 for frame in frames:
                     for out in resampler.resample(frame):
-                        yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                        yield _to_float(out.to_ndarray())
             for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                yield _to_float(out.to_ndarray())
         except (av.FFmpegError, ValueError) as exc:
             raise InvalidAudioError(
                 f"The audio file is corrupt: decoding failed after "
