@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from oasis.models.assets import resolve_source  # noqa: E402
-from oasis.models.catalog import WHISPER_BASE  # noqa: E402
 from tests.audio_helpers import encode  # noqa: E402
 from tests.server import start_server  # noqa: E402
+
+from oasis.models.assets import resolve_source  # noqa: E402
+from oasis.models.catalog import WHISPER_BASE  # noqa: E402
 
 # Varied sentences: a passage that repeats within one 30-second window would make Whisper
 # fall back to sampling (its compression-ratio check), and random sampling makes the two
@@ -152,9 +153,16 @@ def bench_speech(base_url: str, runs: int) -> dict[str, object]:
         "hibari_direct_first_sentence_s": round(statistics.median(first_direct), 4),
         "hibari_direct_whole_s": round(statistics.median(whole_direct), 4),
     }
-    with httpx.Client(base_url=base_url, headers={"Authorization": "Bearer sk"}, timeout=120) as http:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": "Bearer sk"}, timeout=120
+    ) as http:
         for fmt in ("pcm", "mp3"):
-            body = {"model": "tts-1", "voice": "alloy", "input": SPEECH_TEXT, "response_format": fmt}
+            body = {
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": SPEECH_TEXT,
+                "response_format": fmt,
+            }
             http.post("/v1/audio/speech", json=body).raise_for_status()  # warm
             firsts: list[float] = []
             wholes: list[float] = []

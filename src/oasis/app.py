@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from oasis import __version__
 from oasis.api import audio as audio_api
 from oasis.api import chat, embeddings, health, images, models
-from oasis.api import audio as audio_api
 from oasis.api import conversations as conversations_api
 from oasis.api import responses as responses_api
 from oasis.api.errors import install_error_handlers
