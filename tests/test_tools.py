@@ -172,6 +172,22 @@ def test_parser_reads_other_layouts_and_never_leaks_markup() -> None:
     assert broken.text == "ok" and not broken.calls
 
 
+def test_parser_reads_fenced_json_calls_and_keeps_other_fences_as_text() -> None:
+    parser = ToolCallParser()
+    raw = '```json\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n```'
+    for ch in raw:
+        parser.feed(ch)
+    parser.finish()
+    assert [c.name for c in parser.calls] == ["get_weather"]
+    assert json.loads(parser.calls[0].arguments) == {"city": "Oslo"}
+    assert parser.text == ""
+    text = ToolCallParser()
+    text.feed('Here:\n```json\n{"a": 1}\n```\nDone.')
+    text.finish()
+    assert not text.calls
+    assert text.text == 'Here:\n```json\n{"a": 1}\n```\nDone.'
+
+
 # --- forced calls ------------------------------------------------------------------------
 
 

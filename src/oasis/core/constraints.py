@@ -18,8 +18,16 @@ from llguidance import LLMatcher, LLTokenizer
 
 from oasis.core.conversation import FunctionTool
 from oasis.core.json_schema import check_schema, compile_lark, json_rule, lark_literal
-from oasis.core.tool_calls import CALL_CLOSE, CALL_OPEN
+from oasis.core.tool_calls import CALL_CLOSE, CALL_OPEN, FENCE_CLOSE, FENCE_OPEN
 from oasis.engines.base import OutputConstraint
+
+# Any JSON value except an object with a "name" key: fenced JSON that is not a call.
+_NOT_A_CALL: dict[str, Any] = {
+    "anyOf": [
+        {"type": ["array", "string", "number", "boolean", "null"]},
+        {"type": "object", "properties": {"name": False}, "additionalProperties": True},
+    ]
+}
 
 
 def _call_body_rules(tools: tuple[FunctionTool, ...], params: list[str]) -> list[str]:
@@ -73,8 +81,21 @@ def tool_call_grammar(
         f"start: {lark_literal(chr(10))}? body {lark_literal(chr(10))}? {lark_literal(CALL_CLOSE)}"
     )
     lark = "\n".join([tail, *body])
+    # Some models (Qwen2.5-Coder) write calls as a fenced JSON block instead. After a
+    # ```json fence the output is a call, or JSON that cannot be mistaken for one (no
+    # "name" key), then the closing fence.
+    fence = "\n".join(
+        [
+            f"start: {lark_literal(chr(10))}? (body | other) {lark_literal(chr(10) + FENCE_CLOSE)}",
+            f"other: {json_rule(_NOT_A_CALL, strict=False)}",
+            *body,
+        ]
+    )
     return OutputConstraint(
-        compile_lark(lark, params[0]), trigger=CALL_OPEN, end_after_match=not parallel
+        compile_lark(lark, params[0]),
+        trigger=CALL_OPEN,
+        end_after_match=not parallel,
+        alternates=((FENCE_OPEN, compile_lark(fence, params[0])),),
     )
 
 
@@ -116,13 +137,27 @@ class ConstraintState:
         self._tokenizer = tokenizer
         self._constraint = constraint
         self._n_vocab = n_vocab
-        self._matcher = LLMatcher(tokenizer, constraint.grammar)
         self._mask = np.zeros(((n_vocab + 31) // 32,), dtype=np.int32)
-        self._trigger = constraint.trigger.encode() if constraint.trigger else None
+        # Lazy grammars by trigger; the matchers are built when first needed.
+        self._lazy: list[tuple[bytes, str]] = []
+        if constraint.trigger:
+            self._lazy.append((constraint.trigger.encode(), constraint.grammar))
+        self._lazy.extend((t.encode(), g) for t, g in constraint.alternates)
+        self._matchers: dict[str, LLMatcher] = {}
+        self._matcher = self._matcher_for(constraint.grammar)
         self._since = bytearray()  # free text since the constraint last ended (lazy mode)
-        self.active = self._trigger is None
+        self.active = not self._lazy
         self.masked_steps = 0  # how often the fast path failed (for benchmarks)
         self.steps = 0
+
+    def _matcher_for(self, grammar: str) -> LLMatcher:
+        matcher = self._matchers.get(grammar)
+        if matcher is None:
+            matcher = LLMatcher(self._tokenizer, grammar)
+            self._matchers[grammar] = matcher
+        else:
+            matcher.reset()
+        return matcher
 
     def allows(self, token: int) -> bool:
         """Whether ``token`` may come next (always true while a lazy constraint sleeps)."""
@@ -142,40 +177,40 @@ class ConstraintState:
     def advance(self, token: int, piece: bytes) -> bool:
         """Record the sampled ``token``; True when the output is complete and must end."""
         self.steps += 1
-        if not self.active:
-            assert self._trigger is not None
-            self._since += piece
-            at = self._since.find(self._trigger)
-            if at < 0:
-                return False
-            rest = bytes(self._since[at + len(self._trigger) :])
-            self._matcher.reset()
-            if rest and not self._matcher.consume_tokens(self._tokenizer.tokenize_bytes(rest)):
-                self._matcher.reset()  # the model already left the grammar; let it be
-                self._since = bytearray()
-                return False
-            self.active = True
+        if self.active:
+            self._matcher.consume_token(token)
             return self._after_step()
-        self._matcher.consume_token(token)
+        self._since += piece
+        found = [(self._since.find(t), t, g) for t, g in self._lazy]
+        hits = [(at, t, g) for at, t, g in found if at >= 0]
+        if not hits:
+            return False
+        at, trigger, grammar = min(hits, key=lambda hit: hit[0])
+        rest = bytes(self._since[at + len(trigger) :])
+        self._matcher = self._matcher_for(grammar)
+        if rest and not self._matcher.consume_tokens(self._tokenizer.tokenize_bytes(rest)):
+            self._since = bytearray()  # the model already left the grammar; let it be
+            return False
+        self.active = True
         return self._after_step()
 
     def _after_step(self) -> bool:
         matcher = self._matcher
         if matcher.is_error():
             self.active = False
+            self._since = bytearray()
             return False
-        if not (matcher.is_stopped() or (matcher.is_accepting() and self._only_end_left())):
+        if not (matcher.is_stopped() or (matcher.is_accepting() and self._nothing_but_eos())):
             return False
-        if self._trigger is None or self._constraint.end_after_match:
+        if not self._lazy or self._constraint.end_after_match:
             return True
         self.active = False
         self._since = bytearray()
         return False
 
-    def _only_end_left(self) -> bool:
-        # Accepting with nothing but end-of-sequence allowed: the grammar is complete.
-        return not self._matcher.compute_ff_bytes() and self._nothing_but_eos()
-
     def _nothing_but_eos(self) -> bool:
+        # Accepting with at most end-of-sequence allowed next: the grammar is complete.
+        if self._matcher.compute_ff_bytes():
+            return False
         self._matcher.unsafe_compute_mask_ptr(self._mask.ctypes.data, self._mask.nbytes)
         return int(np.unpackbits(self._mask.view(np.uint8)).sum()) <= 1

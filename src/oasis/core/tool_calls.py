@@ -23,6 +23,9 @@ from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCal
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
+# Qwen2.5-Coder often writes a call as a fenced JSON block instead; read those too.
+FENCE_OPEN = "```json"
+FENCE_CLOSE = "```"
 
 
 def new_call_id() -> str:
@@ -200,7 +203,7 @@ class ToolCallParser:
     calls: list[ToolCall] = field(default_factory=list)
     text: str = ""
     _buf: str = ""
-    _state: str = "text"  # text | head | args | tail
+    _state: str = "text"  # text | head | args | tail | fence
     _held_space: str = ""
     _id: str = ""
     _name: str = ""
@@ -219,6 +222,9 @@ class ToolCallParser:
         out: list[ParsedEvent] = []
         if self._state == "text":
             self._emit_text(self._buf, out, final=True)
+        elif self._state == "fence":
+            self._fence(self._buf, out, closed=False)
+            self._emit_text("", out, final=True)
         elif self._state == "head":
             self._finish_raw(self._buf, out)
         elif self._state in {"args", "tail"}:
@@ -242,17 +248,26 @@ class ToolCallParser:
     def _step(self, out: list[ParsedEvent]) -> bool:
         buf = self._buf
         if self._state == "text":
-            at = buf.find(CALL_OPEN)
+            at, marker = _first_marker(buf, (CALL_OPEN, FENCE_OPEN))
             if at >= 0:
                 self._emit_text(buf[:at], out)
-                self._held_space = ""  # whitespace before a call is not content
-                self._buf = buf[at + len(CALL_OPEN) :]
-                self._state = "head"
+                self._buf = buf[at + len(marker) :]
+                self._state = "head" if marker == CALL_OPEN else "fence"
+                if marker == CALL_OPEN:
+                    self._held_space = ""  # whitespace before a call is not content
                 return True
-            keep = _partial_suffix(buf, CALL_OPEN)
+            keep = max(_partial_suffix(buf, CALL_OPEN), _partial_suffix(buf, FENCE_OPEN))
             self._emit_text(buf[: len(buf) - keep], out)
             self._buf = buf[len(buf) - keep :]
             return False
+        if self._state == "fence":
+            close = buf.find(FENCE_CLOSE)
+            if close < 0:
+                return False
+            self._fence(buf[:close], out)
+            self._buf = buf[close + len(FENCE_CLOSE) :]
+            self._state = "text"
+            return True
         if self._state == "head":
             found = _HEAD.match(buf)
             if found:
@@ -293,18 +308,27 @@ class ToolCallParser:
             return True
         return False
 
+    def _fence(self, body: str, out: list[ParsedEvent], closed: bool = True) -> None:
+        """A fenced JSON block: a call when it has a call's shape, else plain text."""
+        if not self._finish_raw(body, out):
+            block = FENCE_OPEN + body + (FENCE_CLOSE if closed else "")
+            self._emit_text(block, out)
+        else:
+            self._held_space = ""
+
     def _done(self, out: list[ParsedEvent]) -> None:
         call = ToolCall(self._id, self._name, self._args or "{}")
         out.append(CallDone(len(self.calls), call))
         self.calls.append(call)
 
-    def _finish_raw(self, body: str, out: list[ParsedEvent]) -> None:
+    def _finish_raw(self, body: str, out: list[ParsedEvent]) -> bool:
+        """Read ``body`` as one call's JSON; False (and nothing emitted) if it is not one."""
         try:
             data = json.loads(body)
         except ValueError:
-            return  # not a call we can read; never leak the markup as text
+            return False  # not a call we can read; never leak the markup as text
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            return
+            return False
         arguments = data.get("arguments", data.get("parameters", {}))
         if isinstance(arguments, str):
             text = arguments
@@ -315,6 +339,17 @@ class ToolCallParser:
         out.append(CallStarted(index, self._id, self._name))
         out.append(CallArguments(index, text))
         self._done(out)
+        return True
+
+
+def _first_marker(text: str, markers: tuple[str, ...]) -> tuple[int, str]:
+    """The earliest of ``markers`` in ``text``: (position, marker), or (-1, "")."""
+    best = (-1, "")
+    for marker in markers:
+        at = text.find(marker)
+        if at >= 0 and (best[0] < 0 or at < best[0]):
+            best = (at, marker)
+    return best
 
 
 def _partial_suffix(text: str, marker: str) -> int:

@@ -42,6 +42,9 @@ class OutputConstraint:
     grammar: str
     trigger: str | None = None
     end_after_match: bool = False
+    # More lazy (trigger, grammar) pairs, for models that open a call in several ways;
+    # whichever trigger appears first governs until its grammar completes.
+    alternates: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
