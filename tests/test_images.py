@@ -553,3 +553,24 @@ def test_no_image_model_configured(strict_server: Server) -> None:
         assert info.value.code == "model_not_found"
         assert 'kind = "images"' in str(info.value.message)
     assert not [m for m in sdk.models.list() if m.id.startswith("gpt-image")]
+
+
+def test_image_urls_expire(tmp_path: Any) -> None:
+    """Unit: the URL store refuses and sweeps files older than its time to live."""
+    import os
+
+    from oasis.errors import NotFoundError
+    from oasis.services.image_files import ImageFileStore
+
+    store = ImageFileStore(tmp_path, ttl=3600)
+    fresh = store.save(b"fresh", "png")
+    stale = store.save(b"stale", "webp")
+    assert store.path(fresh).read_bytes() == b"fresh"
+    hour_ago = store.path(stale).stat().st_mtime - 3601
+    os.utime(tmp_path / stale, (hour_ago, hour_ago))
+    with pytest.raises(NotFoundError):
+        store.path(stale)
+    with pytest.raises(NotFoundError):
+        store.path("../" + fresh)
+    store.save(b"another", "jpeg")  # saving sweeps expired files
+    assert not (tmp_path / stale).exists() and (tmp_path / fresh).exists()
