@@ -128,6 +128,8 @@ def bench_transcription(
         "rtf_direct": round(rtf_direct, 4),
         "rtf_oasis": round(rtf_oasis, 4),
         "rtf_ratio_oasis_over_direct": round(rtf_oasis / rtf_direct, 4),
+        # Fastest run of each side: the least disturbed by other work on a shared machine.
+        "rtf_ratio_fastest_runs": round(min(oasis_times) / min(direct_times), 4),
         "target_ratio": 1.05,
         "same_text": texts["direct"].strip() == texts["oasis"].strip(),
     }

@@ -30,10 +30,15 @@ class OutputFormat:
     media_type: str
     bit_rate: int | None = None
     container_options: dict[str, str] = field(default_factory=dict)
+    codec_options: dict[str, str] = field(default_factory=dict)
 
 
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
-    "mp3": OutputFormat("libmp3lame", "mp3", "audio/mpeg", 64_000),
+    # LAME quality 7 encodes ~40% faster than its default; at 64 kbit/s mono speech the
+    # difference is not audible, and the encoder is what a streamed mp3 waits on.
+    "mp3": OutputFormat(
+        "libmp3lame", "mp3", "audio/mpeg", 64_000, codec_options={"compression_level": "7"}
+    ),
     # Ogg pages every 20 ms, not every second, so opus streams as promptly as the rest.
     "opus": OutputFormat("libopus", "ogg", "audio/opus", 32_000, {"page_duration": "20000"}),
     "aac": OutputFormat("aac", "adts", "audio/aac", 64_000),
@@ -82,7 +87,9 @@ class AudioEncoder:
             format=self.format.container,
             options=dict(self.format.container_options),
         )
-        stream = self._container.add_stream(self.format.codec, rate=sample_rate)
+        stream = self._container.add_stream(
+            self.format.codec, rate=sample_rate, options=dict(self.format.codec_options)
+        )
         stream.layout = "mono"
         if self.format.bit_rate:
             stream.bit_rate = self.format.bit_rate
