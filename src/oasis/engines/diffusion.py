@@ -22,24 +22,21 @@ to the event loop through an ``asyncio.Queue``. Model options (``[[models]].opti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from oasis.config import Settings
 from oasis.engines.base import FinishedImage, ImageJob, PartialImage
-from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError, OverloadedError
+from oasis.engines.worker import ModelWorker
+from oasis.errors import InvalidRequestError, ModelUnavailableError
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
-
-_DONE = object()
 
 
 class _Cancelled(Exception):
@@ -124,9 +121,9 @@ class DiffusersEngine:
         self._seed = options.get("seed")
         self._negative = options.get("negative_prompt")
         self._max_batch = max(1, int(options.get("max_batch", 4)))
-        self._max_queue = settings.max_queue
-        self._pending = 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"diffusers-{spec.id}")
+        self._worker: ModelWorker[PartialImage | FinishedImage] = ModelWorker(
+            f"diffusers-{spec.id}", settings.max_queue
+        )
 
     @staticmethod
     def _step_table(options: dict[str, Any]) -> dict[str, int]:
@@ -152,38 +149,23 @@ class DiffusersEngine:
                 "variant); send the edit without a mask.",
                 param="mask",
             )
-        if self._pending >= self._max_queue:
-            raise OverloadedError(
-                f"The model `{self.spec.id}` has {self._pending} requests waiting; "
-                "try again shortly."
-            )
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
 
-        def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        def job_runner(
+            emit: Callable[[PartialImage | FinishedImage], None], cancel: threading.Event
+        ) -> None:
+            self._job(job, emit, cancel)
 
-        self._pending += 1
-        future = loop.run_in_executor(self._executor, self._job, job, emit, cancel)
-        future.add_done_callback(self._job_finished)
-        try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancel.set()
-
-    def _job_finished(self, future: asyncio.Future[None]) -> None:
-        self._pending -= 1
+        async for item in self._worker.stream(job_runner):
+            yield item
 
     # --- worker thread -------------------------------------------------------------
 
-    def _job(self, job: ImageJob, emit: Callable[[object], None], cancel: threading.Event) -> None:
+    def _job(
+        self,
+        job: ImageJob,
+        emit: Callable[[PartialImage | FinishedImage], None],
+        cancel: threading.Event,
+    ) -> None:
         try:
             start = 0
             while start < job.n and not cancel.is_set():
@@ -191,14 +173,7 @@ class DiffusersEngine:
                 self._run_batch(job, start, count, emit, cancel)
                 start += count
         except _Cancelled:
-            pass
-        except OasisError as exc:
-            emit(exc)
-        except Exception as exc:  # a runtime failure must reach the waiting request
-            log.exception("diffusers generation failed")
-            emit(OasisError(f"The image model failed: {type(exc).__name__}: {exc}"))
-        finally:
-            emit(_DONE)
+            pass  # the request went away; the worker reports the end by itself
 
     def _seeds(self, job: ImageJob, start: int, count: int) -> list[int]:
         base = job.seed if job.seed is not None else self._seed
@@ -246,7 +221,7 @@ class DiffusersEngine:
         job: ImageJob,
         start: int,
         count: int,
-        emit: Callable[[object], None],
+        emit: Callable[[PartialImage | FinishedImage], None],
         cancel: threading.Event,
     ) -> None:
         torch = self._torch
@@ -308,7 +283,7 @@ class DiffusersEngine:
         return images
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown()
 
 
 def _finish(image: Any, job: ImageJob) -> Any:
