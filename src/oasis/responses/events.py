@@ -162,11 +162,11 @@ class ResponseBuilder:
         truncated = finished.finish_reason == "length"
         for index, position in self._calls.items():
             if self.output[position]["status"] == "in_progress":
-                call = self.output[position]
+                open_call = self.output[position]
                 events += self._call_done(
                     index,
-                    call["name"],
-                    call["arguments"],
+                    open_call["name"],
+                    open_call["arguments"],
                     "incomplete" if truncated else "completed",
                 )
         if not self.output and not truncated:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from oasis.store.repository import Store
 
@@ -71,7 +72,7 @@ class BackgroundJobs:
         self.closing = False
 
     def start(
-        self, response_id: str, log_: EventLog, run: Callable[[EventLog], Awaitable[None]]
+        self, response_id: str, log_: EventLog, run: Callable[[EventLog], Coroutine[Any, Any, None]]
     ) -> None:
         task = asyncio.create_task(run(log_), name=f"response {response_id}")
         self._jobs[response_id] = _Job(task, log_)
@@ -115,7 +116,9 @@ class BackgroundJobs:
             if row.stream:
                 seq = await self.store.last_event_seq(row.id) + 1
                 event = {"type": "response.failed", "sequence_number": seq, "response": body}
-                await self.store.append_events(row.id, [(seq, event["type"], json.dumps(event))])
+                await self.store.append_events(
+                    row.id, [(seq, "response.failed", json.dumps(event))]
+                )
             count += 1
         if count:
             log.warning("marked %d interrupted background response(s) as failed", count)
