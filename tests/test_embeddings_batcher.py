@@ -26,7 +26,6 @@ class ScriptedEngine:
     dimensions = 4
     max_input_tokens = 64
     vocab_size = 1000
-    normalized = False
 
     def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
         self.batches: list[list[list[int]]] = []

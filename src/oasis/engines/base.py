@@ -93,7 +93,6 @@ class EmbeddingEngine(Engine, Protocol):
     dimensions: int  # length of every vector :meth:`embed` returns
     max_input_tokens: int  # longest input the model takes, special tokens included
     vocab_size: int  # valid token ids are ``0..vocab_size - 1``
-    normalized: bool  # True when the vectors already have unit length
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids for each text, without special tokens. Safe to call from any thread."""

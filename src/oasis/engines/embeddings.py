@@ -84,7 +84,6 @@ class SentenceTransformerEngine:
         self.dimensions = int(dimensions)
         self.max_input_tokens = self._max_tokens(model, tokenizer)
         self.vocab_size = len(tokenizer)
-        self.normalized = any(type(module).__name__ == "Normalize" for module in model)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{spec.id}")
 
     # --- set-up --------------------------------------------------------------------
