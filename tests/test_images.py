@@ -345,6 +345,20 @@ def test_edit_mask_steers_the_result(client: OpenAI, image_models: dict[str, str
     assert edit((0, 0, 64, 32)) != edit((0, 32, 64, 64))
 
 
+def test_edit_auto_size_fits_the_model_limit(client: OpenAI, image_models: dict[str, str]) -> None:
+    """The inpainting model allows 256x256 pixels: a larger picture is scaled to fit."""
+    result = client.images.edit(
+        model=image_models["inpainting"],
+        image=("big.png", png_bytes((512, 256), (70, 70, 70)), "image/png"),
+        prompt="x",
+    )
+    assert result.data is not None
+    width, height = decode(result.data[0].b64_json).size
+    assert result.size == f"{width}x{height}"
+    assert width * height <= 256 * 256 and width % 8 == 0 and height % 8 == 0
+    assert abs(width / height - 2) < 0.1  # the picture's shape is kept
+
+
 def test_edit_without_mask_on_a_text_to_image_model(
     client: OpenAI, image_models: dict[str, str]
 ) -> None:
