@@ -56,12 +56,29 @@ VAE: dict[str, Any] = {
     "layers_per_block": 2,
     "latent_channels": 4,
 }
-OPENCLIP_H_TEXT = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
-                   "num_attention_heads": 16, "projection_dim": 1024, "hidden_act": "gelu"}  # fmt: skip
-CLIP_L_TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-               "num_attention_heads": 12, "projection_dim": 768}  # fmt: skip
-OPENCLIP_BIGG_TEXT = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
-                      "num_attention_heads": 20, "projection_dim": 1280, "hidden_act": "gelu"}  # fmt: skip
+OPENCLIP_H_TEXT: dict[str, Any] = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 23,
+    "num_attention_heads": 16,
+    "projection_dim": 1024,
+    "hidden_act": "gelu",
+}
+CLIP_L_TEXT: dict[str, Any] = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "projection_dim": 768,
+}
+OPENCLIP_BIGG_TEXT: dict[str, Any] = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 20,
+    "projection_dim": 1280,
+    "hidden_act": "gelu",
+}
 
 
 def _modules(arch: str) -> dict[str, Any]:
@@ -104,7 +121,6 @@ def count(arch: str) -> dict[str, Any]:
 def run_sd_turbo() -> dict[str, Any]:
     import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
-
     from tests.tiny_diffusion import _tokenizer
 
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "oasis-images-memory-tokenizer"
