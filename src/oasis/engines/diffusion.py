@@ -267,18 +267,18 @@ class DiffusersEngine:
 
         Latents mid-way are noisier than the result: a preview is what the picture looks
         like at that step. Pipelines whose latents are not plain VAE latents (packed
-        transformer latents) or whose fp16 VAE must be upcast give no previews.
+        transformer latents) give no previews, nor does an fp16 VAE that overflows.
         """
         vae = getattr(pipe, "vae", None)
         if vae is None or latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels:
-            return []
-        if vae.dtype == self._torch.float16 and getattr(vae.config, "force_upcast", False):
             return []
         scaled = latents / vae.config.scaling_factor
         shift = getattr(vae.config, "shift_factor", None)
         if shift:
             scaled = scaled + shift
         decoded = vae.decode(scaled.to(vae.dtype), return_dict=False)[0]
+        if self._torch.isnan(decoded).any():
+            return []  # an fp16 VAE that needs upcasting (SDXL) overflows: no preview
         images: list[Any] = pipe.image_processor.postprocess(decoded, output_type="pil")
         return images
 
