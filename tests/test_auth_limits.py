@@ -105,6 +105,7 @@ def test_overload_is_503_with_retry_after(tmp_path: Path) -> None:
             "logit_bias": {"2": -100, "0": -100},
         }
         started = threading.Event()
+        release = threading.Event()
 
         def occupy() -> None:
             with httpx.stream(
@@ -117,6 +118,8 @@ def test_overload_is_503_with_retry_after(tmp_path: Path) -> None:
                 for i, _ in enumerate(response.iter_lines()):
                     if i == 2:
                         started.set()
+                    if release.is_set():
+                        break  # leaving stops the generation
 
         worker = threading.Thread(target=occupy)
         worker.start()
@@ -126,6 +129,7 @@ def test_overload_is_503_with_retry_after(tmp_path: Path) -> None:
             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": "Bearer k"},
         )
+        release.set()
         worker.join()
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) >= 1
