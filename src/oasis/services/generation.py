@@ -173,7 +173,9 @@ class GenerationCore:
     ) -> str:
         """The prompt: the model's own template, with tools natively or in a generic prompt."""
         extra: list[str] = []
-        native = bool(tools) and template_speaks_calls(template.source)
+        # A template that speaks our call format renders past calls and results itself,
+        # whether or not tools are offered this turn.
+        native = template_speaks_calls(template.source)
         if tools and not native:
             extra.append(generic_tool_prompt(tools, options.tool_choice))
         if options.response_format.type != "text":
@@ -184,7 +186,7 @@ class GenerationCore:
             conversation = spell_out_tool_turns(conversation)
         return template.render(
             conversation,
-            tools=tool_dicts(tools) if native else None,
+            tools=tool_dicts(tools) if native and tools else None,
             extra_system="\n\n".join(extra) or None,
         )
 
