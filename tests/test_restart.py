@@ -3,6 +3,7 @@ every stored object belongs to the API key that made it."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,14 @@ def _client(server: Server, key: str) -> httpx.Client:
 
 
 def _start(data_dir: Path) -> Server:
-    return start_server(data_dir, config=CONFIG, env={"OASIS_API_KEYS": ",".join(KEYS)})
+    # OASIS_TEST_DATABASE_URL=postgresql://… runs these tests on PostgreSQL instead.
+    url = os.environ.get("OASIS_TEST_DATABASE_URL")
+    return start_server(
+        data_dir,
+        config=CONFIG,
+        env={"OASIS_API_KEYS": ",".join(KEYS)},
+        args=["--database-url", url] if url else [],
+    )
 
 
 def _wait(api: httpx.Client, response_id: str, statuses: set[str]) -> dict[str, object]:

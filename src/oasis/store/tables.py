@@ -23,7 +23,7 @@ responses = Table(
     Column("status", String(32), nullable=False),
     Column("background", Boolean, nullable=False, default=False),
     Column("stream", Boolean, nullable=False, default=False),
-    Column("previous_response_id", String(64), nullable=True),
+    Column("previous_response_id", Text, nullable=True),
     Column("conversation_id", String(64), nullable=True),
     Column("body", JSON, nullable=False),
     Column("request", JSON, nullable=True),
@@ -37,7 +37,7 @@ items = Table(
     "items",
     metadata,
     Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("item_id", String(96), nullable=False),
+    Column("item_id", Text, nullable=False),  # client-given ids have no length limit
     Column("owner", String(128), nullable=False),
     Column("response_id", String(64), nullable=True),
     Column("conversation_id", String(64), nullable=True),
