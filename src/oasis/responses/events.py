@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from oasis.engines.base import GeneratedToken
 from oasis.responses.ids import new_id
+from oasis.services.chat import token_logprob
 from oasis.services.generation import (
     Finished,
     GenerationEvent,
@@ -33,21 +34,9 @@ STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def _piece(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
-
-
 def output_logprob(token: GeneratedToken) -> Item:
-    """One token's logprob entry for ``output_text.logprobs`` (with bytes)."""
-    return {
-        "token": _piece(token.piece),
-        "logprob": token.logprob if token.logprob is not None else -9999.0,
-        "bytes": list(token.piece),
-        "top_logprobs": [
-            {"token": _piece(alt.piece), "logprob": alt.logprob, "bytes": list(alt.piece)}
-            for alt in token.top_logprobs
-        ],
-    }
+    """One token's logprob entry for ``output_text.logprobs``: the same entry as chat's."""
+    return token_logprob(token).model_dump()
 
 
 def _delta_logprob(entry: Item) -> Item:

@@ -335,7 +335,11 @@ class ResponsesService:
 
     async def _persist(self, turn: Turn) -> None:
         body = turn.builder.snapshot()
-        appended = turn.new_items + turn.builder.output if turn.conversation_id else None
+        finished = body["status"] in {"completed", "incomplete"}
+        # A failed turn is stored (to be inspected) but is not added to its conversation.
+        appended = (
+            turn.new_items + turn.builder.output if turn.conversation_id and finished else None
+        )
         if turn.request.background:
             await self.store.finish_response(
                 turn.owner, body, outputs=turn.builder.output, conversation_append=appended
@@ -379,7 +383,9 @@ class ResponsesService:
                 yield _encode(event)
         except OasisError as exc:
             log.warning("response %s failed: %s", builder.id, exc.message)
-            for event in builder.fail(exc.message):
+            events = builder.fail(exc.message)
+            await self._persist(turn)
+            for event in events:
                 yield _encode(event)
 
     # -- background -------------------------------------------------------------------
