@@ -8,13 +8,32 @@ VENV=${VENV:-.venv}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+apt_updated=""
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    if [ -z "$apt_updated" ]; then
+        $sudo apt-get update -qq
+        apt_updated=1
+    fi
+    $sudo apt-get install -y -qq "$@"
+}
+
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     if python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
         PYTHON=python3
+    elif command -v apt-get >/dev/null 2>&1; then
+        step "Installing Python 3.11 (Debian)"
+        apt_install python3.11 python3.11-venv python3.11-dev
     else
         echo "oasis needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
         exit 1
     fi
+fi
+# Debian splits venv/ensurepip out of the interpreter package.
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    step "Installing Python's venv module (Debian)"
+    apt_install python3.11-venv
 fi
 
 # Debian packages: a C/C++ toolchain and cmake for llama-cpp-python's one-time build.
@@ -24,9 +43,7 @@ for tool in gcc g++ cmake make; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     step "Installing Debian build tools (${missing[*]})"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq build-essential cmake
+    apt_install build-essential cmake
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -44,10 +61,18 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
         | grep --line-buffered -E '^\s*\[ *[0-9]+%\]|Successfully|error' || true
     "$VENV/bin/python" -c 'import llama_cpp' || { echo "llama-cpp-python failed to build" >&2; exit 1; }
 fi
-# torch first, pinned to the CPU build already on this machine, so that no dependency
-# pulls the multi-GB CUDA build from the registry.
+# torch first, as a CPU build, so that no dependency pulls the multi-GB CUDA build. A local
+# CPU wheel (pip's configured find-links) wins; elsewhere set TORCH_INDEX_URL to a CPU index.
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
-    "${PIP[@]}" install "torch==2.13.0"
+    if ! "${PIP[@]}" install -q --no-index --no-deps "torch==2.13.0" 2>/dev/null; then
+        if [ -n "${TORCH_INDEX_URL:-}" ]; then
+            "${PIP[@]}" install --no-deps "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+        else
+            echo "    No local CPU wheel of torch 2.13.0: installing from the package index." >&2
+            echo "    (Set TORCH_INDEX_URL to a CPU-only index to avoid the CUDA build.)" >&2
+        fi
+    fi
+    "${PIP[@]}" install "torch==2.13.0"  # its dependencies
 fi
 "${PIP[@]}" install -e '.[all,test,dev]'
 

@@ -77,8 +77,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     for router in (responses_api.router, conversations_api.router):
         app.include_router(router)
-    # Added last = outermost: request ids wrap everything, then limits, then auth.
-    app.add_middleware(AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm)
+    # Added last = outermost: request ids wrap everything, then auth (so no body is read
+    # for an unauthenticated client), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -90,7 +90,7 @@ class Settings(BaseModel):
     threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
     context_length: int = 8192
     preload: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"])
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     models: list[ModelConfig] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)

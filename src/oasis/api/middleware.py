@@ -123,7 +123,7 @@ class BodyLimitMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return  # the client left before sending the whole body
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
@@ -175,6 +175,12 @@ class AuthMiddleware:
         if not self.rate_limit_rpm:
             return
         now = time.monotonic()
+        if len(self._windows) > 10_000:
+            # With no keys configured any token is an owner: forget idle ones so that
+            # random tokens cannot grow this table without bound.
+            idle = [o for o, w in self._windows.items() if not w or now - w[-1] >= 60]
+            for stale in idle:
+                del self._windows[stale]
         window = self._windows.setdefault(owner, deque())
         while window and now - window[0] >= 60:
             window.popleft()

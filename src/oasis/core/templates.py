@@ -10,7 +10,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from oasis.core.conversation import Conversation, Message
-from oasis.errors import InvalidRequestError
+from oasis.errors import InvalidRequestError, ModelUnavailableError
 
 # Used when a model file carries no template: ChatML, which most small instruct models know.
 CHATML_TEMPLATE = (
@@ -37,7 +37,11 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
-_env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+# The same environment Hugging Face's apply_chat_template uses: templates may rely on
+# {% break %} / {% continue %}.
+_env = ImmutableSandboxedEnvironment(
+    trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+)
 _env.globals["raise_exception"] = _raise_exception
 _env.globals["strftime_now"] = _strftime_now
 _env.filters["tojson"] = _tojson
@@ -48,7 +52,13 @@ class ChatTemplate:
 
     def __init__(self, source: str | None, bos_token: str, eos_token: str) -> None:
         self.source = source or CHATML_TEMPLATE
-        self._template = _env.from_string(self.source)
+        try:
+            self._template = _env.from_string(self.source)
+        except jinja2.TemplateError as exc:
+            # A broken template is the model file's fault, not the client's.
+            raise ModelUnavailableError(
+                f"The model's chat template does not compile: {exc}"
+            ) from exc
         self.bos_token = bos_token
         self.eos_token = eos_token
         self.supports_tools = "tools" in self.source
@@ -104,7 +114,7 @@ class ChatTemplate:
             raise InvalidRequestError(
                 f"The model's chat template rejected this conversation: {exc}", param="messages"
             ) from exc
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # user-supplied templates fail in many ways (TypeError, …)
             raise InvalidRequestError(
                 f"The model's chat template could not render this conversation: {exc}",
                 param="messages",

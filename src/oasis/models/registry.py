@@ -64,9 +64,12 @@ class ModelRegistry:
     def __init__(self, specs: list[ModelSpec], extra_aliases: dict[str, str] | None = None):
         self._specs: dict[str, ModelSpec] = {}
         for spec in specs:
-            if spec.id in self._specs and spec.owned_by != "user":
+            earlier = self._specs.get(spec.id)
+            # A config entry may replace a built-in model, but no id may appear twice
+            # among the built-ins or among the config entries.
+            if earlier is not None and (spec.owned_by != "user" or earlier.owned_by == "user"):
                 raise RegistryError(f"model id `{spec.id}` is defined twice")
-            self._specs[spec.id] = spec  # a user entry may replace a built-in one
+            self._specs[spec.id] = spec
         self._aliases: dict[str, str] = {}
         for spec in self._specs.values():
             for alias in spec.aliases:

@@ -44,7 +44,9 @@ class ModelManager:
                 self._engines[spec.id] = engine
         return engine
 
-    async def get(self, name: str, kind: ModelKind, engine_type: type[E]) -> tuple[ResolvedModel, E]:
+    async def get(
+        self, name: str, kind: ModelKind, engine_type: type[E]
+    ) -> tuple[ResolvedModel, E]:
         """Resolve ``name`` for an endpoint of ``kind`` and return its loaded engine."""
         resolved = self.resolve(name, kind)
         engine = await self.engine_for(resolved.spec)
@@ -57,8 +59,8 @@ class ModelManager:
     def _load(self, spec: ModelSpec) -> Engine:
         log.info("loading model %s (%s)", spec.id, spec.engine)
         path = resolve_source(spec, self.settings.data_dir)
-        factory = get_engine_factory(spec.engine)
         try:
+            factory = get_engine_factory(spec.engine)
             return factory(spec, path, self.settings)
         except OasisError:
             raise
