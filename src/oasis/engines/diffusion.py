@@ -141,8 +141,8 @@ class DiffusersEngine:
             return len(text.split())
         return len(tokenizer(text, truncation=False)["input_ids"])
 
-    async def generate(self, job: ImageJob) -> AsyncIterator[PartialImage | FinishedImage]:
-        """Run ``job`` on the worker thread; see :class:`~oasis.engines.base.ImageEngine`."""
+    def generate(self, job: ImageJob) -> AsyncIterator[PartialImage | FinishedImage]:
+        """Queue ``job`` on the worker thread; see :class:`~oasis.engines.base.ImageEngine`."""
         if job.mask is not None and self._inpaint is None:
             raise InvalidRequestError(
                 f"The model `{self.spec.id}` cannot inpaint (its pipeline has no inpainting "
@@ -155,8 +155,7 @@ class DiffusersEngine:
         ) -> None:
             self._job(job, emit, cancel)
 
-        async for item in self._worker.stream(job_runner):
-            yield item
+        return self._worker.stream(job_runner)
 
     # --- worker thread -------------------------------------------------------------
 
@@ -283,7 +282,7 @@ class DiffusersEngine:
         return images
 
     async def close(self) -> None:
-        self._worker.shutdown()
+        await self._worker.close()
 
 
 def _finish(image: Any, job: ImageJob) -> Any:

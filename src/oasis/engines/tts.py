@@ -98,7 +98,7 @@ class HibariEngine:
         return self._worker.stream(job)
 
     async def close(self) -> None:
-        self._worker.shutdown()
+        await self._worker.close()
 
 
 def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> HibariEngine:

@@ -127,7 +127,7 @@ class FasterWhisperEngine:
             )
 
     async def close(self) -> None:
-        self._worker.shutdown()
+        await self._worker.close()
 
 
 def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> FasterWhisperEngine:

@@ -1,10 +1,12 @@
 """One worker thread per loaded model, with results streamed back to the event loop.
 
 A job is a blocking function ``job(emit, cancelled)``: it calls ``emit(item)`` for each
-result and checks ``cancelled.is_set()`` between steps. :meth:`ModelWorker.stream` runs it
-on the model's thread and yields the items as an async iterator; closing that iterator
-sets ``cancelled``. Jobs for one model run one at a time, in arrival order, so a runtime
-is never entered by two requests at once.
+result and checks ``cancelled.is_set()`` between steps. :meth:`ModelWorker.stream` queues
+the job at once (raising :class:`~oasis.errors.OverloadedError` right there when the queue
+is full, so a caller can still answer 503 before a streaming response starts) and returns
+an async iterator over what the job emits; closing that iterator, or dropping it, sets
+``cancelled``. Jobs for one model run one at a time, in arrival order, so a runtime is
+never entered by two requests at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from oasis.errors import OasisError, OverloadedError
+from oasis.errors import ModelUnavailableError, OasisError, OverloadedError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,47 @@ T = TypeVar("T")
 Job = Callable[[Callable[[T], None], threading.Event], None]
 
 _DONE = object()
+
+
+class JobStream(AsyncIterator[T]):
+    """What one queued job emits, in order. ``aclose()`` (or garbage collection) cancels it.
+
+    A class rather than an async generator: an async generator that was never iterated
+    runs no ``finally`` on ``aclose()``, and a job queued eagerly must still be cancelled
+    when its consumer gives up before reading anything.
+    """
+
+    def __init__(self, queue: asyncio.Queue[Any], cancelled: threading.Event) -> None:
+        self._queue = queue
+        self._cancelled = cancelled
+        self._done = False
+
+    def __aiter__(self) -> JobStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _DONE:
+            self._finish()
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._finish()
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def _finish(self) -> None:
+        self._done = True
+        self._cancelled.set()
+
+    async def aclose(self) -> None:
+        """Stop the job at its next check (or before it starts, if it is still queued)."""
+        self._finish()
+
+    def __del__(self) -> None:
+        # threading.Event.set is safe from any thread, including the collector's.
+        self._cancelled.set()
 
 
 class ModelWorker(Generic[T]):
@@ -35,7 +78,16 @@ class ModelWorker(Generic[T]):
         self._pending = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
 
-    def _run(self, job: Job[T], emit: Callable[[object], None], cancelled: threading.Event) -> None:
+    def _release(self) -> None:
+        self._pending -= 1
+
+    def _run(
+        self,
+        job: Job[T],
+        emit: Callable[[object], None],
+        cancelled: threading.Event,
+        release: Callable[[], None],
+    ) -> None:
         try:
             if not cancelled.is_set():
                 job(emit, cancelled)
@@ -45,13 +97,17 @@ class ModelWorker(Generic[T]):
             log.exception("%s: job failed", self.name)
             emit(OasisError(f"The model runtime failed: {type(exc).__name__}: {exc}"))
         finally:
+            # The slot is free before the consumer sees the end (both go through the loop
+            # in this order), so a client that sends its next request at once gets it.
+            release()
             emit(_DONE)
 
-    def _finished(self, _: asyncio.Future[None]) -> None:
-        self._pending -= 1
+    def stream(self, job: Job[T]) -> AsyncIterator[T]:
+        """Queue ``job`` now and return an iterator over what it emits, in order.
 
-    async def stream(self, job: Job[T]) -> AsyncIterator[T]:
-        """Run ``job`` on the worker thread; yield what it emits, in order."""
+        Raises :class:`~oasis.errors.OverloadedError` synchronously when ``max_queue``
+        jobs are already waiting or running. Must be called on the event loop.
+        """
         if self._pending >= self._max_queue:
             raise OverloadedError(
                 f"{self.name} has {self._pending} requests waiting; try again shortly."
@@ -60,22 +116,30 @@ class ModelWorker(Generic[T]):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
 
+        def on_loop(callback: Callable[..., object], *args: object) -> None:
+            try:
+                loop.call_soon_threadsafe(callback, *args)
+            except RuntimeError:  # the loop is closed (shutdown): nobody is listening
+                cancelled.set()
+
         def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            on_loop(queue.put_nowait, item)
 
+        def release() -> None:
+            on_loop(self._release)
+
+        future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled, release)
         self._pending += 1
-        future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled)
-        future.add_done_callback(self._finished)
-        try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancelled.set()
 
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        def finished(done: asyncio.Future[None]) -> None:
+            if done.cancelled():  # dropped from the queue by close(): end the stream too
+                self._release()
+                queue.put_nowait(ModelUnavailableError(f"{self.name} is shutting down."))
+                queue.put_nowait(_DONE)
+
+        future.add_done_callback(finished)
+        return JobStream(queue, cancelled)
+
+    async def close(self) -> None:
+        """Cancel queued jobs and wait, off the event loop, for the running one to end."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)

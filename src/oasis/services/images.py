@@ -26,7 +26,7 @@ from openai.types.image_gen_completed_event import Usage as GenEventUsage
 from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
 from openai.types.images_response import Usage, UsageInputTokensDetails, UsageOutputTokensDetails
 
-from oasis.engines.base import FinishedImage, ImageEngine, ImageJob
+from oasis.engines.base import FinishedImage, ImageEngine, ImageJob, PartialImage
 from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedError
 from oasis.services import imaging
 from oasis.services.image_files import ImageFileStore
@@ -299,8 +299,16 @@ class ImagesService:
             response.safety_identifier = prepared.safety_identifier
         return response
 
-    async def stream(self, prepared: PreparedImages) -> AsyncIterator[StreamEvent]:
-        """Previews as ``*.partial_image``, then one ``*.completed`` per picture."""
+    def stream(self, prepared: PreparedImages) -> AsyncIterator[StreamEvent]:
+        """Previews as ``*.partial_image``, then one ``*.completed`` per picture.
+
+        The job is queued now, so a full queue is a 503 before the stream starts.
+        """
+        return self._stream_events(prepared, prepared.engine.generate(prepared.job))
+
+    async def _stream_events(
+        self, prepared: PreparedImages, generated: AsyncIterator[PartialImage | FinishedImage]
+    ) -> AsyncIterator[StreamEvent]:
         edit = prepared.kind == "image_edit"
         usage = self._usage(prepared, 1).model_dump(exclude={"output_tokens_details"})
         common: dict[str, Any] = {
@@ -309,7 +317,7 @@ class ImagesService:
             "quality": prepared.quality,
             "size": prepared.size,
         }
-        async with _closing(prepared.engine.generate(prepared.job)) as events:
+        async with _closing(generated) as events:
             async for event in events:
                 payload = await asyncio.to_thread(self._finish, prepared, event.image)
                 b64 = base64.b64encode(payload).decode("ascii")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,11 +143,19 @@ class SpeechService:
             tempo=1.0 if abs(tempo - 1.0) < 1e-6 else tempo,
         )
 
-    async def audio(self, job: SpeechJob) -> AsyncIterator[bytes]:
-        """The encoded audio, a piece per sentence as soon as each is synthesised."""
-        pipeline = await asyncio.to_thread(_Pipeline, job)
+    def audio(self, job: SpeechJob) -> AsyncGenerator[bytes, None]:
+        """The encoded audio, a piece per sentence as soon as each is synthesised.
+
+        Synthesis is queued now, so a full queue is a 503 before the response starts.
+        """
         pieces = job.engine.synthesize(job.text, voice=job.voice, speed=job.model_speed)
+        return self._encoded(job, pieces)
+
+    async def _encoded(
+        self, job: SpeechJob, pieces: AsyncIterator[SynthesizedAudio]
+    ) -> AsyncGenerator[bytes, None]:
         try:
+            pipeline = await asyncio.to_thread(_Pipeline, job)
             async for piece in pieces:
                 data = await asyncio.to_thread(self._feed, pipeline, piece)
                 if data:
@@ -162,10 +171,16 @@ class SpeechService:
         pipeline.job.input_tokens += piece.input_tokens
         return pipeline.feed(piece.samples)
 
-    async def events(self, job: SpeechJob) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
+    def events(self, job: SpeechJob) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
         """``stream_format: "sse"``: the same audio as base64 deltas, then usage."""
-        async for data in self.audio(job):
-            yield SpeechAudioDelta(
-                type="speech.audio.delta", audio=base64.b64encode(data).decode("ascii")
-            )
+        return self._events(job, self.audio(job))
+
+    async def _events(
+        self, job: SpeechJob, audio: AsyncGenerator[bytes, None]
+    ) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
+        async with aclosing(audio) as chunks:
+            async for data in chunks:
+                yield SpeechAudioDelta(
+                    type="speech.audio.delta", audio=base64.b64encode(data).decode("ascii")
+                )
         yield SpeechAudioDone(type="speech.audio.done", usage=job.usage)

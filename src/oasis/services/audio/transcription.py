@@ -45,6 +45,8 @@ from oasis.services.audio.languages import language_name
 from oasis.services.audio.subtitles import to_srt, to_vtt
 from oasis.services.models import ModelManager
 
+Event = DetectedLanguage | TranscribedSegment
+
 MAX_FILE_BYTES = 25 * 1024 * 1024
 DEFAULT_CHUNK_SECONDS = 600.0
 MIN_AUDIO_SECONDS = 0.1
@@ -121,6 +123,9 @@ class _Run:
     options: TranscriptionOptions
     chunk_seconds: float
     transcript: Transcript
+    # The first piece's engine job, queued while preparing so that a full queue is a 503
+    # even for a stream.
+    first_events: AsyncIterator[Event] | None = None
 
 
 def _next_piece(pieces: Iterator[AudioChunk]) -> AudioChunk | None:
@@ -173,7 +178,14 @@ class TranscriptionService:
         transcript = Transcript(task=options.task)
         if options.prompt:
             transcript.prompt_tokens = engine.count_tokens(options.prompt)
-        return _Run(engine, reader, pieces, first, options, chunk_seconds, transcript)
+        run = _Run(engine, reader, pieces, first, options, chunk_seconds, transcript)
+        if len(first.samples) >= MIN_AUDIO_SECONDS * engine.sample_rate:
+            try:
+                run.first_events = engine.transcribe(first.samples, options)
+            except BaseException:
+                reader.close()
+                raise
+        return run
 
     async def _segments(self, run: _Run) -> AsyncIterator[Segment]:
         """Every segment of the file, in order; fills ``run.transcript`` as it goes."""
@@ -181,26 +193,31 @@ class TranscriptionService:
         rate = run.engine.sample_rate
         options = run.options
         piece: AudioChunk | None = run.first
+        events, run.first_events = run.first_events, None
         try:
             while piece is not None:
                 if len(piece.samples) >= MIN_AUDIO_SECONDS * rate:
-                    async for segment in self._piece(run, piece, options):
+                    if events is None:
+                        events = run.engine.transcribe(piece.samples, options)
+                    async for segment in self._piece(run, piece, events):
                         transcript.segments.append(segment)
                         yield segment
                     # Later pieces keep the language and continue from the text so far.
                     carry = transcript.text[-_CARRY_CHARS:].strip() or options.prompt
                     options = replace(options, language=transcript.language, prompt=carry)
+                    events = None
                 transcript.duration = run.reader.decoded_seconds
                 piece = await asyncio.to_thread(_next_piece, run.pieces)
             transcript.duration = run.reader.decoded_seconds
         finally:
+            if events is not None:
+                await events.aclose()  # type: ignore[attr-defined]
             run.reader.close()
 
     async def _piece(
-        self, run: _Run, piece: AudioChunk, options: TranscriptionOptions
+        self, run: _Run, piece: AudioChunk, events: AsyncIterator[Event]
     ) -> AsyncIterator[Segment]:
         transcript = run.transcript
-        events = run.engine.transcribe(piece.samples, options)
         try:
             async for event in events:
                 if isinstance(event, DetectedLanguage):

@@ -1,0 +1,124 @@
+"""engines/worker.py ModelWorker: overload is raised before anything streams, and a job
+whose consumer gives up (closed or dropped before reading) is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from oasis.engines.worker import ModelWorker
+from oasis.errors import OasisError, OverloadedError
+
+
+def _blocking_job(
+    started: threading.Event, release: threading.Event, seen_cancel: list[bool]
+) -> Callable[[Callable[[int], None], threading.Event], None]:
+    def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+        started.set()
+        release.wait(10)
+        seen_cancel.append(cancelled.is_set())
+        if not cancelled.is_set():
+            emit(1)
+
+    return job
+
+
+def test_stream_emits_in_order_and_ends() -> None:
+    async def main() -> list[int]:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+
+        def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+            for i in range(5):
+                emit(i)
+
+        out = [item async for item in worker.stream(job)]
+        await worker.close()
+        return out
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_full_queue_raises_synchronously_on_the_call() -> None:
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=1)
+        started, release, seen = threading.Event(), threading.Event(), []
+        first = worker.stream(_blocking_job(started, release, seen))
+        # Not iterated yet: the call itself must refuse, before any response could start.
+        with pytest.raises(OverloadedError):
+            worker.stream(_blocking_job(threading.Event(), threading.Event(), []))
+        release.set()
+        assert [item async for item in first] == [1]
+        # The slot is free again once the job has finished.
+        again = worker.stream(_blocking_job(threading.Event(), release, []))
+        assert [item async for item in again] == [1]
+        await worker.close()
+
+    asyncio.run(main())
+
+
+def test_closing_an_unread_stream_cancels_its_job() -> None:
+    async def main() -> list[bool]:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+        started, release, seen = threading.Event(), threading.Event(), []
+        stream = worker.stream(_blocking_job(started, release, seen))
+        await asyncio.to_thread(started.wait, 10)
+        await stream.aclose()  # type: ignore[attr-defined]
+        release.set()
+        await worker.close()
+        return seen
+
+    assert asyncio.run(main()) == [True]
+
+
+def test_dropping_an_unread_stream_cancels_its_job() -> None:
+    async def main() -> list[bool]:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+        started, release, seen = threading.Event(), threading.Event(), []
+        worker.stream(_blocking_job(started, release, seen))  # result dropped at once
+        gc.collect()
+        await asyncio.to_thread(started.wait, 10)
+        release.set()
+        await worker.close()
+        return seen
+
+    assert asyncio.run(main()) == [True]
+
+
+def test_job_errors_reach_the_consumer() -> None:
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+
+        def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+            emit(7)
+            raise RuntimeError("boom")
+
+        stream = worker.stream(job)
+        assert await anext(stream) == 7
+        with pytest.raises(OasisError, match="boom"):
+            await anext(stream)
+        await worker.close()
+
+    asyncio.run(main())
+
+
+def test_close_ends_queued_streams_without_blocking_the_loop() -> None:
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+        started, release, seen = threading.Event(), threading.Event(), []
+        running = worker.stream(_blocking_job(started, release, seen))
+        queued = worker.stream(_blocking_job(threading.Event(), threading.Event(), []))
+        await asyncio.to_thread(started.wait, 10)
+        closing = asyncio.ensure_future(worker.close())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # waits for the running job, off the loop
+        release.set()
+        await closing
+        assert [item async for item in running] == [1]
+        with pytest.raises(OasisError, match="shutting down"):
+            await anext(queued)
+
+    asyncio.run(main())
