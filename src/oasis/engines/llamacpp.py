@@ -3,18 +3,16 @@
 One ``Llama`` context per model, driven by one worker thread: requests queue in front of
 it, so concurrent clients never share a context mid-generation. The worker reuses the KV
 cache for the longest prompt prefix it already holds, which makes chained turns cheap.
-Tokens cross back to the event loop through an ``asyncio.Queue``.
+Tokens cross back to the event loop through the shared :class:`ModelWorker`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import random
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +21,11 @@ import numpy as np
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
 from oasis.engines.base import GeneratedToken, SamplingParams, TokenLogprob
-from oasis.errors import ModelUnavailableError, OasisError, OverloadedError
+from oasis.engines.worker import ModelWorker
+from oasis.errors import ModelUnavailableError
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
-
-_DONE = object()
-
 
 class LlamaCppEngine:
     """A :class:`~oasis.engines.base.TextEngine` over one llama.cpp context."""
@@ -66,9 +62,9 @@ class LlamaCppEngine:
         self._pieces: dict[int, bytes] = {}
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
-        self._max_queue = settings.max_queue
-        self._pending = 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{spec.id}")
+        self._worker: ModelWorker[GeneratedToken] = ModelWorker(
+            f"The model `{spec.id}`", settings.max_queue
+        )
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -102,60 +98,18 @@ class LlamaCppEngine:
     def vocab_size(self) -> int:
         return self._n_vocab
 
-    async def generate(
-        self, prompt: list[int], params: SamplingParams
-    ) -> AsyncIterator[GeneratedToken]:
-        """Sample after ``prompt``; see :class:`~oasis.engines.base.TextEngine`."""
-        if self._pending >= self._max_queue:
-            raise OverloadedError(
-                f"The model `{self.spec.id}` has {self._pending} requests waiting; "
-                "try again shortly."
-            )
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
+    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
+        """Sample after ``prompt``; see :class:`~oasis.engines.base.TextEngine`.
 
-        def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        The job is queued at once, so a full queue raises ``OverloadedError`` here.
+        """
 
-        self._pending += 1
-        future = loop.run_in_executor(self._executor, self._job, prompt, params, emit, cancel)
-        future.add_done_callback(self._job_finished)
-        try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancel.set()
+        def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
+            self._generate(prompt, params, emit, cancel)
 
-    def _job_finished(self, future: asyncio.Future[None]) -> None:
-        self._pending -= 1
-        if not future.cancelled() and future.exception() is not None:
-            log.error("llama.cpp worker failed", exc_info=future.exception())
+        return self._worker.stream(job)
 
     # --- worker thread -------------------------------------------------------------
-
-    def _job(
-        self,
-        prompt: list[int],
-        params: SamplingParams,
-        emit: Callable[[object], None],
-        cancel: threading.Event,
-    ) -> None:
-        try:
-            if not cancel.is_set():
-                self._generate(prompt, params, emit, cancel)
-        except OasisError as exc:
-            emit(exc)
-        except Exception as exc:  # a runtime failure must reach the waiting request
-            log.exception("llama.cpp generation failed")
-            emit(OasisError(f"The model runtime failed: {type(exc).__name__}: {exc}"))
-        finally:
-            emit(_DONE)
 
     def _build_sampler(self, params: SamplingParams) -> Any:
         from llama_cpp import _internals
@@ -218,7 +172,7 @@ class LlamaCppEngine:
         self,
         prompt: list[int],
         params: SamplingParams,
-        emit: Callable[[object], None],
+        emit: Callable[[GeneratedToken], None],
         cancel: threading.Event,
     ) -> None:
         llm = self._llm
@@ -281,7 +235,7 @@ class LlamaCppEngine:
         return buf.raw[: max(n, 0)]
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        await self._worker.close()
         self._llm.close()
 
 
