@@ -372,21 +372,36 @@ class ResponsesService:
         if request.background:
             log_ = await self._start_background(turn)
             return log_.follow()
-        return self._stream(turn)
-
-    async def _stream(self, turn: Turn) -> AsyncIterator[Event]:
-        builder = turn.builder
-        for event in builder.created() + builder.in_progress():
-            yield _encode(event)
+        head = [_encode(e) for e in turn.builder.created() + turn.builder.in_progress()]
+        generation = self._generate(turn)
+        # The first generation step runs before the HTTP response starts, so an engine
+        # that cannot take the request (overloaded, cannot load) is still an HTTP error.
         try:
-            async for event in self._generate(turn):
-                yield _encode(event)
+            head.append(_encode(await anext(generation)))
+        except StopAsyncIteration:
+            pass
+        except BaseException:
+            await generation.aclose()  # type: ignore[attr-defined]
+            raise
+        return self._stream(turn, head, generation)
+
+    async def _stream(
+        self, turn: Turn, head: list[Event], generation: AsyncIterator[Any]
+    ) -> AsyncIterator[Event]:
+        builder = turn.builder
+        try:
+            for event in head:
+                yield event
+            async for out in generation:
+                yield _encode(out)
         except OasisError as exc:
             log.warning("response %s failed: %s", builder.id, exc.message)
             events = builder.fail(exc.message)
             await self._persist(turn)
-            for event in events:
-                yield _encode(event)
+            for failed in events:
+                yield _encode(failed)
+        finally:
+            await generation.aclose()  # type: ignore[attr-defined]
 
     # -- background -------------------------------------------------------------------
 
