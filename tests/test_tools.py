@@ -462,3 +462,23 @@ def test_non_strict_tool_with_unenforceable_keyword_still_works(client: OpenAI) 
     assert calls
     arguments = json.loads(calls[0].function.arguments)
     assert isinstance(arguments["tags"], list) and len(arguments["tags"]) <= 3
+
+
+def test_sdk_parse_with_a_pydantic_function_tool(client: OpenAI) -> None:
+    import openai
+    from pydantic import BaseModel, Field
+
+    class LookupOrder(BaseModel):
+        order_id: int = Field(ge=1, le=99999)
+        include_items: bool
+
+    completion = client.chat.completions.parse(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Where is my order 4242?"}],
+        tools=[openai.pydantic_function_tool(LookupOrder)],
+        tool_choice="required",
+        max_tokens=80,
+    )
+    calls = completion.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "LookupOrder"
+    assert isinstance(calls[0].function.parsed_arguments, LookupOrder)
