@@ -50,7 +50,8 @@ def check_schema(schema: Any, *, param: str, strict: bool) -> dict[str, Any]:
             f"Invalid schema at `{where}`: {exc.message}", param=param, code="invalid_schema"
         ) from exc
     try:
-        grammar = LLMatcher.grammar_from_json_schema(schema, overrides=_compile_options(strict))
+        options: Any = _compile_options(strict)  # a JsonCompileOptions TypedDict
+        grammar = LLMatcher.grammar_from_json_schema(schema, overrides=options)
     except ValueError as exc:
         raise InvalidRequestError(f"Invalid schema: {exc}", param=param) from exc
     error = LLMatcher.validate_grammar(grammar)
