@@ -110,16 +110,43 @@ def test_every_openai_voice_and_instructions_are_accepted(client: OpenAI) -> Non
     assert len(custom) > 0
 
 
+def sse_deltas(http: httpx.Client, text: str) -> list[bytes]:
+    """The audio of each ``speech.audio.delta`` of a pcm SSE stream of ``text``."""
+    body = {
+        "model": "tts-1",
+        "voice": "alloy",
+        "input": text,
+        "response_format": "pcm",
+        "stream_format": "sse",
+    }
+    response = http.post("/v1/audio/speech", json=body)
+    assert response.status_code == 200, response.text
+    events = [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
+    return [base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta"]
+
+
 def test_audio_streams_sentence_by_sentence(http: httpx.Client) -> None:
+    """Each sentence goes out as soon as it is synthesised: with pcm (no encoder delay) the
+    stream has exactly one piece per sentence, in order."""
+    sentences = [
+        "One.",
+        "The second sentence is much longer than the first one, and longer than the third.",
+        "Then a third.",
+    ]
+    deltas = sse_deltas(http, " ".join(sentences))
+    assert len(deltas) == len(sentences)
+    seconds = [len(d) / 2 / 24_000 for d in deltas]
+    assert seconds[1] > seconds[2] > seconds[0], seconds
+    assert len(sse_deltas(http, sentences[1])) == 1
+
     body = {"model": "tts-1", "voice": "alloy", "input": THREE_SENTENCES, "response_format": "pcm"}
-    pieces: list[bytes] = []
     with http.stream("POST", "/v1/audio/speech", json=body) as response:
         assert response.status_code == 200
         assert response.headers.get("transfer-encoding") == "chunked"
         assert "content-length" not in response.headers
-        pieces.extend(response.iter_raw())
-    assert len(pieces) >= 2, "the audio arrived in one piece"
-    total = b"".join(pieces)
+        total = b"".join(response.iter_raw())
     assert len(total) % 2 == 0 and len(total) / 2 / 24_000 > 4.0
 
 

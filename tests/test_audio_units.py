@@ -11,7 +11,7 @@ from oasis.audio.decode import AudioReader, InvalidAudioError, quiet_cut
 from oasis.audio.encode import OUTPUT_FORMATS, AudioEncoder, TempoStretcher
 from oasis.services.audio.speech import OPENAI_VOICES, local_voice
 from oasis.services.audio.subtitles import timestamp, to_srt, to_vtt
-from oasis.wire.audio import form_fields
+from oasis.wire.base import form_fields
 from tests.audio_helpers import decode, encode
 
 RATE = 24_000
@@ -114,3 +114,51 @@ def test_voice_mapping() -> None:
     with pytest.raises(Exception) as info:
         local_voice("nobody", {}, ("heart",))
     assert getattr(info.value, "param", None) == "voice"
+
+
+def test_decoder_close_waits_for_a_decode_in_flight() -> None:
+    """A cancelled request closes its reader only after the decode thread is done with it
+    (closing an ffmpeg container under a running decode can crash the process)."""
+    import asyncio
+    import threading
+
+    from oasis.services.audio.transcription import _Decoder
+
+    gate = threading.Event()
+    blocked = threading.Event()
+
+    class SlowFile(io.BytesIO):
+        """Reads block on ``gate`` once it is armed: a decode that is still running."""
+
+        armed = False
+        reads_after_close: list[int] = []
+        closed_at: float | None = None
+
+        def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+            if self.armed and not gate.is_set():
+                blocked.set()
+                gate.wait(10)
+            return super().read(size)
+
+    # The first 60 s piece needs many more reads than opening the file did.
+    upload = SlowFile(encode(np.concatenate([tone_with_gaps()] * 12), RATE, "wav"))
+
+    async def main() -> None:
+        decoder = _Decoder()
+        reader = await decoder.open(upload, 16_000, 60.0)
+        upload.armed = True
+        task = asyncio.ensure_future(decoder.next_piece())
+        assert await asyncio.to_thread(blocked.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        decoder.close()  # returns at once: the close is queued behind the decode
+        assert not gate.is_set()
+        gate.set()
+        await asyncio.to_thread(decoder._thread.shutdown, wait=True)
+        # The decode finished on its own thread, then the container was closed.
+        assert reader.decoded_samples > 0
+        with pytest.raises(AssertionError, match="not open"):  # PyAV's closed container
+            next(reader._container.demux())
+
+    asyncio.run(main())

@@ -45,7 +45,8 @@ def test_stream_emits_in_order_and_ends() -> None:
 def test_full_queue_raises_synchronously_on_the_call() -> None:
     async def main() -> None:
         worker: ModelWorker[int] = ModelWorker("t", max_queue=1)
-        started, release, seen = threading.Event(), threading.Event(), []
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
         first = worker.stream(_blocking_job(started, release, seen))
         # Not iterated yet: the call itself must refuse, before any response could start.
         with pytest.raises(OverloadedError):
@@ -63,7 +64,8 @@ def test_full_queue_raises_synchronously_on_the_call() -> None:
 def test_closing_an_unread_stream_cancels_its_job() -> None:
     async def main() -> list[bool]:
         worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
-        started, release, seen = threading.Event(), threading.Event(), []
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
         stream = worker.stream(_blocking_job(started, release, seen))
         await asyncio.to_thread(started.wait, 10)
         await stream.aclose()  # type: ignore[attr-defined]
@@ -77,7 +79,8 @@ def test_closing_an_unread_stream_cancels_its_job() -> None:
 def test_dropping_an_unread_stream_cancels_its_job() -> None:
     async def main() -> list[bool]:
         worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
-        started, release, seen = threading.Event(), threading.Event(), []
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
         worker.stream(_blocking_job(started, release, seen))  # result dropped at once
         gc.collect()
         await asyncio.to_thread(started.wait, 10)
@@ -108,7 +111,8 @@ def test_job_errors_reach_the_consumer() -> None:
 def test_close_ends_queued_streams_without_blocking_the_loop() -> None:
     async def main() -> None:
         worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
-        started, release, seen = threading.Event(), threading.Event(), []
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
         running = worker.stream(_blocking_job(started, release, seen))
         queued = worker.stream(_blocking_job(threading.Event(), threading.Event(), []))
         await asyncio.to_thread(started.wait, 10)

@@ -13,15 +13,10 @@ from starlette.datastructures import FormData, UploadFile
 
 from oasis.api.deps import SpeechDep, TranscriptionDep
 from oasis.api.sse import SSE_HEADERS, dump, sse_response
-from oasis.engines.base import TranscriptionOptions
 from oasis.errors import InvalidRequestError
-from oasis.services.audio.transcription import Upload, check_response_format, render
-from oasis.wire.audio import (
-    SpeechRequest,
-    TranscriptionRequest,
-    TranslationRequest,
-    form_fields,
-)
+from oasis.services.audio.transcription import Upload, render
+from oasis.wire.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
+from oasis.wire.base import body_errors, form_fields
 
 router = APIRouter(tags=["audio"])
 
@@ -53,9 +48,7 @@ def _parse(form: FormData, model: type[M]) -> tuple[M, Upload]:
     try:
         body = model.model_validate(scalars)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
-        ) from exc
+        raise RequestValidationError(body_errors(exc)) from exc
     file = form.get("file")
     if file is None:
         raise InvalidRequestError(
@@ -92,22 +85,14 @@ async def create_transcription(request: Request, service: TranscriptionDep) -> R
     streaming = False
     try:
         body, upload = _parse(form, TranscriptionRequest)
-        response_format = body.response_format or "json"
-        check_response_format(response_format)
-        granularities = list(body.timestamp_granularities or [])
-        options = TranscriptionOptions(
-            task="transcribe",
-            language=body.language or None,
-            prompt=body.prompt or None,
-            temperature=body.temperature or 0.0,
-            word_timestamps=response_format == "verbose_json" and "word" in granularities,
-        )
         if body.stream:
-            events = await service.stream(body.model, upload, options)
+            events = await service.stream(body, upload)
             streaming = True
             return sse_response(_closing(events, form), done_marker=False)
-        transcript = await service.create(body.model, upload, options)
-        return _respond(render(transcript, response_format, granularities))
+        transcript = await service.create(body, upload)
+        return _respond(
+            render(transcript, body.response_format or "json", body.timestamp_granularities)
+        )
     finally:
         if not streaming:
             await form.close()
@@ -118,10 +103,7 @@ async def create_translation(request: Request, service: TranscriptionDep) -> Res
     form = await _read_form(request)
     try:
         body, upload = _parse(form, TranslationRequest)
-        options = TranscriptionOptions(
-            task="translate", prompt=body.prompt or None, temperature=body.temperature or 0.0
-        )
-        transcript = await service.create(body.model, upload, options)
+        transcript = await service.create(body, upload)
         return _respond(render(transcript, body.response_format or "json"))
     finally:
         await form.close()

@@ -65,6 +65,19 @@ class _Sink:
         return out
 
 
+def float_frame(samples: Samples, sample_rate: int, pts: int) -> Any:
+    """``samples`` as a mono float ``av.AudioFrame`` starting at sample ``pts``."""
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
+        format="flt",
+        layout="mono",
+    )
+    frame.sample_rate = sample_rate
+    frame.pts = pts
+    frame.time_base = Fraction(1, sample_rate)
+    return frame
+
+
 def to_pcm16(samples: Samples) -> bytes:
     """Float samples in [-1, 1] as signed 16-bit little-endian bytes."""
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
@@ -105,14 +118,7 @@ class AudioEncoder:
             return to_pcm16(samples)
         if len(samples) == 0:
             return b""
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
-            format="flt",
-            layout="mono",
-        )
-        frame.sample_rate = self.sample_rate
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, self.sample_rate)
+        frame = float_frame(samples, self.sample_rate, self._pts)
         self._pts += len(samples)
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
@@ -169,14 +175,7 @@ class TempoStretcher:
         """Stretch ``samples``; returns what the filter has ready (it keeps a little back)."""
         if len(samples) == 0:
             return np.zeros(0, np.float32)
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
-            format="flt",
-            layout="mono",
-        )
-        frame.sample_rate = self.sample_rate
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, self.sample_rate)
+        frame = float_frame(samples, self.sample_rate, self._pts)
         self._pts += len(samples)
         self._graph.push(frame)
         return self._pull()

@@ -2,7 +2,7 @@
 
 Multipart scalars arrive as strings (``"0.2"``, ``"true"``) and pydantic's lax mode turns
 them into numbers and booleans; arrays arrive as repeated ``name[]`` fields and objects as
-``name[key]`` fields (DIGEST §0.2), which :func:`form_fields` folds back together.
+``name[key]`` fields (DIGEST §0.2), which ``wire.base.form_fields`` folds back together.
 
 The speech SSE events have no type in the ``openai`` package (the SDK passes the body
 through untouched), so they are defined here after the official schema.
@@ -10,7 +10,6 @@ through untouched), so they are defined here after the official schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -74,26 +73,6 @@ class TranscriptionRequest(WireModel):
     def _one_is_a_list(cls, value: Any) -> Any:
         # A client that sends `timestamp_granularities=word` (no brackets) means a list.
         return [value] if isinstance(value, str) else value
-
-
-def form_fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """Fold multipart items into a dict: ``a[]`` → list ``a``, ``a[k]`` → dict ``a``."""
-    out: dict[str, Any] = {}
-    for key, value in items:
-        if key.endswith("[]"):
-            out.setdefault(key[:-2], [])
-            if isinstance(out[key[:-2]], list):
-                out[key[:-2]].append(value)
-        elif "[" in key and key.endswith("]"):
-            name, _, sub = key[:-1].partition("[")
-            target = out.setdefault(name, {})
-            if isinstance(target, dict):
-                target[sub] = value
-        elif key in out and isinstance(out[key], list):
-            out[key].append(value)  # a repeated plain key also makes a list
-        else:
-            out[key] = value
-    return out
 
 
 class SpeechUsage(BaseModel):

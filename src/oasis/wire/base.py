@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 log = logging.getLogger("oasis.wire")
 
@@ -43,3 +44,33 @@ def json_path(loc: tuple[Any, ...] | list[Any]) -> str | None:
                 continue
             out += f".{part}" if out else part
     return out or None
+
+
+def form_fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Fold multipart items into a dict: ``a[]`` → list ``a``, ``a[k]`` → dict ``a``.
+
+    Multipart has no arrays or objects: the SDK sends a list as repeated ``name[]`` fields
+    and an object as ``name[key]`` fields (DIGEST §0.2); a repeated plain key is a list too.
+    """
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if key.endswith("[]"):
+            out.setdefault(key[:-2], [])
+            if isinstance(out[key[:-2]], list):
+                out[key[:-2]].append(value)
+        elif "[" in key and key.endswith("]"):
+            name, _, sub = key[:-1].partition("[")
+            target = out.setdefault(name, {})
+            if isinstance(target, dict):
+                target[sub] = value
+        elif key in out and isinstance(out[key], list):
+            out[key].append(value)
+        else:
+            out[key] = value
+    return out
+
+
+def body_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """A request model's validation errors located in the body, as FastAPI reports a body's
+    (so a body that is not an object is "must be a JSON object", and params are named)."""
+    return [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import IO
+from typing import IO, TypeVar
 
 from openai.types.audio import (
     Transcription,
@@ -44,8 +45,11 @@ from oasis.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedE
 from oasis.services.audio.languages import language_name
 from oasis.services.audio.subtitles import to_srt, to_vtt
 from oasis.services.models import ModelManager
+from oasis.wire.audio import TranscriptionRequest, TranslationRequest
 
 Event = DetectedLanguage | TranscribedSegment
+SpeechToTextRequest = TranscriptionRequest | TranslationRequest
+T = TypeVar("T")
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 DEFAULT_CHUNK_SECONDS = 600.0
@@ -67,19 +71,43 @@ class Upload:
 
 @dataclass(frozen=True)
 class Segment:
-    """A transcribed segment in file time, numbered across pieces."""
+    """An engine's segment placed in the file: numbered across pieces, and its times
+    shifted by the start (``offset``, seconds) of the piece it was decoded from."""
 
     id: int
-    seek: int
-    start: float
-    end: float
-    text: str
-    tokens: tuple[int, ...]
-    temperature: float
-    avg_logprob: float
-    compression_ratio: float
-    no_speech_prob: float
-    words: tuple[TranscriptionWord, ...] = ()
+    offset: float
+    decoded: TranscribedSegment
+
+    @property
+    def seek(self) -> int:
+        return self.decoded.seek + round(self.offset * 100)  # Whisper's 10 ms frames
+
+    @property
+    def start(self) -> float:
+        return round(self.decoded.start + self.offset, 3)
+
+    @property
+    def end(self) -> float:
+        return round(self.decoded.end + self.offset, 3)
+
+    @property
+    def text(self) -> str:
+        return self.decoded.text
+
+    @property
+    def tokens(self) -> tuple[int, ...]:
+        return self.decoded.tokens
+
+    @property
+    def words(self) -> list[TranscriptionWord]:
+        return [
+            TranscriptionWord(
+                word=w.word.strip(),
+                start=round(w.start + self.offset, 3),
+                end=round(w.end + self.offset, 3),
+            )
+            for w in self.decoded.words
+        ]
 
 
 @dataclass
@@ -117,8 +145,8 @@ class _Run:
     """One prepared request: the engine, the open file and its first decoded piece."""
 
     engine: SpeechToTextEngine
-    reader: AudioReader
-    pieces: Iterator[AudioChunk]  # advanced in worker threads
+    decoder: _Decoder
+    reader: AudioReader  # read only for how much it has decoded
     first: AudioChunk
     options: TranscriptionOptions
     chunk_seconds: float
@@ -128,8 +156,53 @@ class _Run:
     first_events: AsyncIterator[Event] | None = None
 
 
-def _next_piece(pieces: Iterator[AudioChunk]) -> AudioChunk | None:
-    return next(pieces, None)
+class _Decoder:
+    """One upload's :class:`AudioReader`, driven by a thread of its own.
+
+    ffmpeg must not close a container while another thread is decoding from it (that can
+    crash the process), and a request can be cancelled (client gone) while a decode is in
+    flight. So every step, opening and closing included, runs on this one thread in the
+    order asked: :meth:`close` only queues the close behind any decode still running, and
+    never blocks or awaits, so it is safe in a ``finally`` of a cancelled task.
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="audio-decode")
+        self._reader: AudioReader | None = None
+        self._pieces: Iterator[AudioChunk] | None = None
+        self._closed = False
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        # Cancelling the await leaves a running call running; the close queued after it
+        # then waits for it on the decode thread.
+        return await asyncio.wrap_future(self._thread.submit(fn))
+
+    async def open(self, file: IO[bytes], sample_rate: int, chunk_seconds: float) -> AudioReader:
+        def open_reader() -> AudioReader:
+            self._reader = AudioReader(file, sample_rate)
+            self._pieces = self._reader.chunks(chunk_seconds)
+            return self._reader
+
+        return await self._call(open_reader)
+
+    async def next_piece(self) -> AudioChunk | None:
+        """The next piece of audio, or None at the end."""
+        pieces = self._pieces
+        assert pieces is not None
+        return await self._call(lambda: next(pieces, None))
+
+    def close(self) -> None:
+        """Close the file after any decode in flight; returns at once."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def close_reader() -> None:
+            if self._reader is not None:
+                self._reader.close()
+
+        self._thread.submit(close_reader)
+        self._thread.shutdown(wait=False)
 
 
 class TranscriptionService:
@@ -159,10 +232,10 @@ class TranscriptionService:
                 code="invalid_value",
             )
         chunk_seconds = float(resolved.spec.options.get("chunk_seconds", DEFAULT_CHUNK_SECONDS))
-        reader = await asyncio.to_thread(AudioReader, upload.file, engine.sample_rate)
+        decoder = _Decoder()
         try:
-            pieces = reader.chunks(chunk_seconds)
-            first = await asyncio.to_thread(_next_piece, pieces)
+            reader = await decoder.open(upload.file, engine.sample_rate, chunk_seconds)
+            first = await decoder.next_piece()
             if first is None or (
                 len(first.samples) < MIN_AUDIO_SECONDS * engine.sample_rate
                 and reader.decoded_seconds < MIN_AUDIO_SECONDS
@@ -172,19 +245,15 @@ class TranscriptionService:
                     "seconds.",
                     code="audio_too_short",
                 )
-        except BaseException:
-            reader.close()
-            raise
-        transcript = Transcript(task=options.task)
-        if options.prompt:
-            transcript.prompt_tokens = engine.count_tokens(options.prompt)
-        run = _Run(engine, reader, pieces, first, options, chunk_seconds, transcript)
-        if len(first.samples) >= MIN_AUDIO_SECONDS * engine.sample_rate:
-            try:
+            transcript = Transcript(task=options.task)
+            if options.prompt:
+                transcript.prompt_tokens = engine.count_tokens(options.prompt)
+            run = _Run(engine, decoder, reader, first, options, chunk_seconds, transcript)
+            if len(first.samples) >= MIN_AUDIO_SECONDS * engine.sample_rate:
                 run.first_events = engine.transcribe(first.samples, options)
-            except BaseException:
-                reader.close()
-                raise
+        except BaseException:
+            decoder.close()
+            raise
         return run
 
     async def _segments(self, run: _Run) -> AsyncIterator[Segment]:
@@ -207,12 +276,12 @@ class TranscriptionService:
                     options = replace(options, language=transcript.language, prompt=carry)
                     events = None
                 transcript.duration = run.reader.decoded_seconds
-                piece = await asyncio.to_thread(_next_piece, run.pieces)
+                piece = await run.decoder.next_piece()
             transcript.duration = run.reader.decoded_seconds
         finally:
+            run.decoder.close()  # first: it must not wait on anything (we may be cancelled)
             if events is not None:
                 await events.aclose()  # type: ignore[attr-defined]
-            run.reader.close()
 
     async def _piece(
         self, run: _Run, piece: AudioChunk, events: AsyncIterator[Event]
@@ -223,22 +292,22 @@ class TranscriptionService:
                 if isinstance(event, DetectedLanguage):
                     transcript.language = transcript.language or event.language
                     continue
-                yield _shift(event, piece.offset, len(transcript.segments))
+                yield Segment(len(transcript.segments), piece.offset, event)
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 
-    async def create(self, model: str, upload: Upload, options: TranscriptionOptions) -> Transcript:
+    async def create(self, request: SpeechToTextRequest, upload: Upload) -> Transcript:
         """Transcribe (or translate) the whole file."""
-        run = await self._prepare(model, upload, options)
+        run = await self._prepare(request.model, upload, engine_options(request))
         async for _ in self._segments(run):
             pass
         return run.transcript
 
     async def stream(
-        self, model: str, upload: Upload, options: TranscriptionOptions
+        self, request: TranscriptionRequest, upload: Upload
     ) -> AsyncIterator[TranscriptionTextDeltaEvent | TranscriptionTextDoneEvent]:
         """Prepare now (errors are still statuses), then stream deltas and a done event."""
-        run = await self._prepare(model, upload, options)
+        run = await self._prepare(request.model, upload, engine_options(request))
         return self._stream_events(run)
 
     async def _stream_events(
@@ -271,25 +340,21 @@ class TranscriptionService:
         )
 
 
-def _shift(segment: TranscribedSegment, offset: float, index: int) -> Segment:
-    """A piece's segment in file time (``seek`` is in Whisper's 10 ms frames)."""
-    return Segment(
-        id=index,
-        seek=segment.seek + round(offset * 100),
-        start=round(segment.start + offset, 3),
-        end=round(segment.end + offset, 3),
-        text=segment.text,
-        tokens=segment.tokens,
-        temperature=segment.temperature,
-        avg_logprob=segment.avg_logprob,
-        compression_ratio=segment.compression_ratio,
-        no_speech_prob=segment.no_speech_prob,
-        words=tuple(
-            TranscriptionWord(
-                word=w.word.strip(), start=round(w.start + offset, 3), end=round(w.end + offset, 3)
-            )
-            for w in segment.words
-        ),
+def engine_options(request: SpeechToTextRequest) -> TranscriptionOptions:
+    """What the engine is asked to do for ``request``; refuses unsupported formats first."""
+    if isinstance(request, TranslationRequest):
+        return TranscriptionOptions(
+            task="translate", prompt=request.prompt or None, temperature=request.temperature or 0.0
+        )
+    response_format = request.response_format or "json"
+    check_response_format(response_format)
+    return TranscriptionOptions(
+        task="transcribe",
+        language=request.language or None,
+        prompt=request.prompt or None,
+        temperature=request.temperature or 0.0,
+        word_timestamps=response_format == "verbose_json"
+        and "word" in (request.timestamp_granularities or ()),
     )
 
 
@@ -302,10 +367,10 @@ def _segments_out(transcript: Transcript) -> list[TranscriptionSegment]:
             end=s.end,
             text=s.text,
             tokens=list(s.tokens),
-            temperature=s.temperature,
-            avg_logprob=s.avg_logprob,
-            compression_ratio=s.compression_ratio,
-            no_speech_prob=s.no_speech_prob,
+            temperature=s.decoded.temperature,
+            avg_logprob=s.decoded.avg_logprob,
+            compression_ratio=s.decoded.compression_ratio,
+            no_speech_prob=s.decoded.no_speech_prob,
         )
         for s in transcript.segments
     ]
