@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,8 +22,8 @@ from openai import OpenAI
 from PIL import Image
 
 from tests.conftest import STRICT_KEYS
-from tests.server import Server
-from tests.tiny_diffusion import TEXT_TO_IMAGE_ALIAS
+from tests.server import Server, start_server
+from tests.tiny_diffusion import NO_INPAINTING, TEXT_TO_IMAGE_ALIAS
 
 pytestmark = pytest.mark.slow
 
@@ -204,22 +205,69 @@ def test_alias_user_and_legacy_fields(client: OpenAI, image_models: dict[str, st
     assert result.safety_identifier == "user-1234"
 
 
+@pytest.fixture(scope="module")
+def keyed_image_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    session_config: dict[str, Any],
+    image_models: dict[str, str],
+) -> Iterator[Server]:
+    """API keys required, serving the tiny text-to-image model (the strict server has no
+    image model, and the session server no keys)."""
+    model = next(m for m in session_config["models"] if m["id"] == image_models["text_to_image"])
+    srv = start_server(
+        tmp_path_factory.mktemp("oasis-keyed-images"),
+        config={"preload": [], "models": [model]},
+        env={"OASIS_API_KEYS": STRICT_KEYS[0]},
+    )
+    yield srv
+    srv.stop()
+
+
+def raw_get(server: Server, path: str) -> int:
+    """GET ``path`` exactly as written (httpx would resolve `..`), without a key."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def test_url_response_format_is_served_without_a_key(
-    client: OpenAI, server: Server, image_models: dict[str, str]
+    keyed_image_server: Server, image_models: dict[str, str]
 ) -> None:
-    result = client.images.generate(
+    srv = keyed_image_server
+    sdk = OpenAI(base_url=srv.api_url, api_key=STRICT_KEYS[0], max_retries=0, timeout=120)
+    result = sdk.images.generate(
         model=image_models["text_to_image"], prompt="x", response_format="url", output_format="webp"
     )
     assert result.data is not None and result.data[0].b64_json is None
     url = result.data[0].url
-    assert url is not None and url.startswith(server.base_url + "/v1/images/files/img_")
+    assert url is not None and url.startswith(srv.base_url + "/v1/images/files/img_")
+    # The server does require keys: the same request without one is refused.
+    assert httpx.post(srv.api_url + "/images/generations", json={"prompt": "x"}).status_code == 401
     fetched = httpx.get(url)  # no Authorization header, as an <img src> fetch
     assert fetched.status_code == 200
     assert fetched.headers["content-type"] == "image/webp"
     assert Image.open(io.BytesIO(fetched.content)).size == (64, 64)
-    missing = httpx.get(server.base_url + "/v1/images/files/img_" + "A" * 43 + ".png")
+    missing = httpx.get(srv.base_url + "/v1/images/files/img_" + "A" * 43 + ".png")
     assert missing.status_code == 404 and error_of(missing)["type"] == "invalid_request_error"
-    assert httpx.get(server.base_url + "/v1/images/files/..%2Fserver.log").status_code == 404
+    # Only the file route is open: nothing else is reachable through its prefix.
+    name = url.rsplit("/", 1)[1]
+    for path in (
+        "/v1/images/files/../../v1/models",
+        "/v1/images/files/..%2F..%2Fv1%2Fmodels",
+        "/v1/images/files/%2e%2e/%2e%2e/v1/models",
+        "/v1/images/filesX",
+        f"/v1/images/files{name}",
+        "/v1/images/files/..%2Fserver.log",
+        "/v1/images/files/",
+        "/v1/models",
+    ):
+        assert raw_get(srv, path) in (401, 404), path
+    assert raw_get(srv, f"/v1/images/files/{name}") == 200
 
 
 def test_concurrent_requests_queue_per_model(client: OpenAI, image_models: dict[str, str]) -> None:
@@ -545,6 +593,30 @@ def test_edit_errors(http: httpx.Client, image_models: dict[str, str]) -> None:
     assert no_prompt.status_code == 400 and error_of(no_prompt)["param"] == "prompt"
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_masked_edit_on_a_model_without_inpainting_is_a_400(
+    http: httpx.Client, image_models: dict[str, str], stream: bool
+) -> None:
+    """tiny-lcm has no inpainting pipeline: refused with a status, not an error frame."""
+    picture = ("image", ("a.png", png_bytes((64, 64), (5, 5, 5)), "image/png"))
+    mask = ("mask", ("m.png", mask_bytes((64, 64), (0, 0, 32, 32)), "image/png"))
+    fields = {"model": NO_INPAINTING, "stream": str(stream).lower(), "partial_images": "1"}
+    response = edit_request(http, [picture, mask], **fields)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert error_of(response)["param"] == "mask"
+    # A picture with transparent pixels is its own mask: refused the same way, naming it.
+    see_through = Image.new("RGBA", (64, 64), (0, 0, 255, 255))
+    see_through.paste((0, 0, 0, 0), (0, 0, 32, 64))
+    buffer = io.BytesIO()
+    see_through.save(buffer, format="PNG")
+    own_mask = edit_request(http, [("image", ("a.png", buffer.getvalue(), "image/png"))], **fields)
+    assert own_mask.status_code == 400 and error_of(own_mask)["param"] == "image"
+    # Without a mask the same model edits (image to image).
+    fine = edit_request(http, [picture], model=NO_INPAINTING)
+    assert fine.status_code == 200, fine.text
+
+
 def test_stream_error_before_first_byte_is_a_status(
     http: httpx.Client, image_models: dict[str, str]
 ) -> None:
@@ -588,3 +660,98 @@ def test_image_urls_expire(tmp_path: Any) -> None:
         store.path("../" + fresh)
     store.save(b"another", "jpeg")  # saving sweeps expired files
     assert not (tmp_path / stale).exists() and (tmp_path / fresh).exists()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` but holds almost no data: what a
+    decompression bomb looks like before it is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("param", ["image", "mask"])
+def test_huge_pictures_are_refused_before_decoding(param: str) -> None:
+    """Unit: the size in the header is checked before any pixel is decoded."""
+    from oasis.errors import InvalidRequestError
+    from oasis.services.imaging import MAX_INPUT_PIXELS, read_image
+
+    side = int(MAX_INPUT_PIXELS**0.5) + 1
+    for width, height in ((side, side), (30_000, 30_000)):  # ours, then past Pillow's own
+        with pytest.raises(InvalidRequestError) as info:
+            read_image(png_claiming(width, height), param)
+        assert info.value.param == param and info.value.code == "image_too_large"
+    # Just under the limit the same file is read (and found truncated, not too large).
+    with pytest.raises(InvalidRequestError) as small:
+        read_image(png_claiming(64, 64), param)
+    assert small.value.code == "invalid_image_format"
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "GIF", "TIFF", "EPS"])
+def test_only_png_jpeg_and_webp_are_decoded(fmt: str) -> None:
+    """Unit: other formats Pillow knows (EPS would run Ghostscript) are refused."""
+    from oasis.errors import InvalidRequestError
+    from oasis.services.imaging import read_image
+
+    if fmt == "EPS":
+        data = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n%%EOF\n"
+    else:
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, format=fmt)
+        data = buffer.getvalue()
+        Image.open(io.BytesIO(data)).load()  # a valid file of its format
+    with pytest.raises(InvalidRequestError) as info:
+        read_image(data, "image")
+    assert info.value.param == "image" and info.value.code == "invalid_image_format"
+    for ok in ("PNG", "JPEG", "WEBP"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, format=ok)
+        assert read_image(buffer.getvalue(), "image").size == (8, 8)
+
+
+def test_huge_upload_is_a_400_naming_the_field(
+    http: httpx.Client, image_models: dict[str, str]
+) -> None:
+    picture = ("image", ("a.png", png_bytes((64, 64), (5, 5, 5)), "image/png"))
+    huge = png_claiming(20_000, 20_000)
+    for files, param in (
+        ([("image", ("a.png", huge, "image/png"))], "image"),
+        ([picture, ("mask", ("m.png", huge, "image/png"))], "mask"),
+    ):
+        response = edit_request(http, files, model=image_models["inpainting"])
+        assert response.status_code == 400, response.text
+        assert error_of(response)["param"] == param
+        assert error_of(response)["code"] == "image_too_large"
+
+
+def test_edit_body_shapes(http: httpx.Client, image_models: dict[str, str]) -> None:
+    """A JSON edit body that is not an object is the standard 400; a multipart one folds
+    `a[k]` objects and `image[]` lists as every multipart endpoint does."""
+    for body in ([1, 2], "x", 3):
+        response = http.post("/v1/images/edits", json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["message"] == "The request body must be a JSON object."
+    bad_field = http.post(
+        "/v1/images/edits",
+        json={"model": image_models["text_to_image"], "prompt": "x", "images": "nope"},
+    )
+    assert bad_field.status_code == 400 and error_of(bad_field)["param"] == "images"
+    picture = ("image[]", ("a.png", png_bytes((64, 64), (5, 5, 5)), "image/png"))
+    folded = edit_request(
+        http,
+        [picture],
+        model=image_models["text_to_image"],
+        **{"svg[model]": "ignored", "partial_images": "0"},
+    )
+    assert folded.status_code == 200, folded.text

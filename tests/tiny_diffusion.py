@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 # The CLIP tokenizer is byte-level BPE: one vocabulary entry per byte symbol, plain and as
 # a word end, and no merges, so every text tokenizes without a downloaded vocabulary.
@@ -60,7 +61,7 @@ def _text_encoder(vocab_size: int) -> object:
     return CLIPTextModel(config).eval()
 
 
-def _unet(in_channels: int) -> object:
+def _unet(in_channels: int, time_cond_proj_dim: int | None = None) -> object:
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
@@ -74,6 +75,8 @@ def _unet(in_channels: int) -> object:
         cross_attention_dim=32,
         attention_head_dim=4,
         norm_num_groups=4,
+        # LCM conditions on the guidance scale through this embedding.
+        time_cond_proj_dim=time_cond_proj_dim,
     )
 
 
@@ -93,11 +96,19 @@ def _vae() -> object:
     )
 
 
-def build_pipeline(directory: Path, *, inpainting: bool = False, seed: int = 0) -> Path:
-    """Save a tiny text-to-image (or 9-channel inpainting) SD pipeline into ``directory``."""
+def build_pipeline(
+    directory: Path, *, inpainting: bool = False, lcm: bool = False, seed: int = 0
+) -> Path:
+    """Save a tiny text-to-image (or 9-channel inpainting) SD pipeline into ``directory``.
+
+    ``lcm`` saves the same modules as a latent consistency model pipeline instead: a
+    text-to-image pipeline that diffusers has no inpainting variant for.
+    """
     import torch
     from diffusers import (
         EulerDiscreteScheduler,
+        LatentConsistencyModelPipeline,
+        LCMScheduler,
         StableDiffusionInpaintPipeline,
         StableDiffusionPipeline,
     )
@@ -108,13 +119,16 @@ def build_pipeline(directory: Path, *, inpainting: bool = False, seed: int = 0) 
     vocab_size = _tokenizer(tokenizer_dir)
     from transformers import CLIPTokenizer
 
-    cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    cls: type[Any] = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    scheduler: Any = EulerDiscreteScheduler(timestep_spacing="trailing", steps_offset=1)
+    if lcm:
+        cls, scheduler = LatentConsistencyModelPipeline, LCMScheduler()
     pipe = cls(
         vae=_vae(),
         text_encoder=_text_encoder(vocab_size),
         tokenizer=CLIPTokenizer.from_pretrained(str(tokenizer_dir)),
-        unet=_unet(9 if inpainting else 4),
-        scheduler=EulerDiscreteScheduler(timestep_spacing="trailing", steps_offset=1),
+        unet=_unet(9 if inpainting else 4, 32 if lcm else None),
+        scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -124,17 +138,20 @@ def build_pipeline(directory: Path, *, inpainting: bool = False, seed: int = 0) 
     return directory
 
 
-if __name__ == "__main__":  # python -m tests.tiny_diffusion TEXT2IMAGE_DIR [INPAINTING_DIR]
+if __name__ == "__main__":  # python -m tests.tiny_diffusion TEXT2IMAGE [INPAINTING [LCM]]
     import sys
 
     build_pipeline(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         build_pipeline(Path(sys.argv[2]), inpainting=True)
+    if len(sys.argv) > 3:
+        build_pipeline(Path(sys.argv[3]), lcm=True)
 
 
 # Ids the session server gives the tiny pipelines (see ``image_model_configs``).
 TEXT_TO_IMAGE = "tiny-sd"
 INPAINTING = "tiny-sd-inpainting"
+NO_INPAINTING = "tiny-lcm"  # text-to-image and img2img, but no inpainting variant
 TEXT_TO_IMAGE_ALIAS = "gpt-image-1"
 CONFIG_SEED = 1234
 
@@ -148,9 +165,16 @@ def image_model_configs(root: Path) -> list[dict[str, object]]:
     import subprocess
     import sys
 
-    text_dir, inpaint_dir = root / "tiny-sd", root / "tiny-sd-inpainting"
+    text_dir, inpaint_dir, lcm_dir = root / "tiny-sd", root / "tiny-sd-inpainting", root / "lcm"
     subprocess.run(
-        [sys.executable, "-m", "tests.tiny_diffusion", str(text_dir), str(inpaint_dir)],
+        [
+            sys.executable,
+            "-m",
+            "tests.tiny_diffusion",
+            str(text_dir),
+            str(inpaint_dir),
+            str(lcm_dir),
+        ],
         check=True,
         capture_output=True,
         cwd=Path(__file__).resolve().parent.parent,
@@ -171,5 +195,12 @@ def image_model_configs(root: Path) -> list[dict[str, object]]:
             "engine": "diffusers",
             "path": str(inpaint_dir),
             "options": {"steps": 2, "max_pixels": 256 * 256},
+        },
+        {
+            "id": NO_INPAINTING,
+            "kind": "images",
+            "engine": "diffusers",
+            "path": str(lcm_dir),
+            "options": {"steps": 1},
         },
     ]

@@ -8,18 +8,17 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from oasis.api.deps import ImagesDep
 from oasis.api.sse import dump, sse_response
 from oasis.errors import InvalidRequestError
 from oasis.services.images import EditUploads, PreparedImages
 from oasis.services.imaging import MEDIA_TYPES
+from oasis.wire.base import body_errors, form_fields
 from oasis.wire.images import ImageEditRequest, ImageGenerationRequest
 
 router = APIRouter(tags=["images"])
-
-_FILE_FIELDS = {"image", "image[]", "mask", "markup"}
 
 
 async def _respond(
@@ -39,49 +38,59 @@ async def create_image(
     return await _respond(prepared, body.stream, request, images)
 
 
-async def _read_multipart(request: Request) -> tuple[dict[str, Any], EditUploads]:
-    form = await request.form(max_files=32)
-    fields: dict[str, Any] = {}
+_FILE_FIELDS = {"image", "image[]", "mask"}
+
+
+async def _read_multipart(form: FormData) -> tuple[dict[str, Any], EditUploads]:
+    """The form's scalar fields (folded like any multipart body) and its picture files."""
     pictures: list[bytes] = []
     mask: bytes | None = None
+    scalars: list[tuple[str, str]] = []
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
             if key in {"image", "image[]"}:
                 pictures.append(await value.read())
             elif key == "mask":
                 mask = await value.read()
-            elif key not in _FILE_FIELDS:
+            elif key != "markup":  # the SDK's `markup` file is accepted and not used
                 raise InvalidRequestError(
                     f"Unexpected file in '{key}'.", param=key, code="unknown_parameter"
                 )
-        elif key in {"image", "image[]", "mask"}:
+        elif key in _FILE_FIELDS:
             raise InvalidRequestError(
                 f"'{key}' must be an uploaded file.",
                 param=key.removesuffix("[]"),
                 code="invalid_type",
             )
-        elif "[" not in key:  # flattened objects (svg[model]) are newer than this server
-            fields[key] = value
-    return fields, EditUploads(images=pictures, mask=mask)
+        else:
+            scalars.append((key, value))
+    return form_fields(scalars), EditUploads(images=pictures, mask=mask)
 
 
-@router.post("/v1/images/edits", response_model=None)
-async def edit_image(request: Request, images: ImagesDep) -> Response:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
+async def _edit_fields(request: Request) -> tuple[Any, EditUploads]:
+    """An edit's fields and uploads: a JSON body (data URLs), else a multipart form."""
+    if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            raw = await request.json()
+            return await request.json(), EditUploads(images=[])
         except ValueError as exc:
             raise RequestValidationError(
                 [{"type": "json_invalid", "loc": ("body",), "msg": ""}]
             ) from exc
-        fields, uploads = raw, EditUploads(images=[])
-    else:
-        fields, uploads = await _read_multipart(request)
+    form = await request.form(max_files=32)
+    try:
+        return await _read_multipart(form)
+    finally:
+        # The pictures are read into memory above: the spooled files can go now.
+        await form.close()
+
+
+@router.post("/v1/images/edits", response_model=None)
+async def edit_image(request: Request, images: ImagesDep) -> Response:
+    fields, uploads = await _edit_fields(request)
     try:
         body = ImageEditRequest.model_validate(fields)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from exc
+        raise RequestValidationError(body_errors(exc)) from exc
     prepared = await images.prepare_edit(body, uploads)
     return await _respond(prepared, body.stream, request, images)
 

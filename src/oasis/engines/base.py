@@ -177,6 +177,7 @@ class ImageEngine(Engine, Protocol):
 
     default_size: tuple[int, int]  # (width, height) the model was trained at
     size_multiple: int  # width and height must be multiples of this
+    can_inpaint: bool  # False: a job with a ``mask`` is refused (checked before it runs)
 
     def count_tokens(self, text: str) -> int:
         """Prompt tokens as the model's text encoder counts them (for ``usage``)."""

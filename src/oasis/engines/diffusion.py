@@ -22,6 +22,7 @@ to the event loop through an ``asyncio.Queue``. Model options (``[[models]].opti
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
@@ -102,6 +103,10 @@ class DiffusersEngine:
                 self._inpaint = AutoPipelineForInpainting.from_pipe(pipe)
             except (ValueError, KeyError) as exc:
                 log.info("%s: no inpainting variant (%s)", spec.id, exc)
+        self.can_inpaint = self._inpaint is not None
+        tokenizer = getattr(pipe, "tokenizer", None) or getattr(pipe, "tokenizer_2", None)
+        self._counter: Any = copy.deepcopy(tokenizer) if tokenizer is not None else None
+        self._counter_lock = threading.Lock()
         for variant in (self._base, self._img2img, self._inpaint):
             if variant is not None:
                 variant.set_progress_bar_config(disable=True)
@@ -133,20 +138,21 @@ class DiffusersEngine:
         return table
 
     def count_tokens(self, text: str) -> int:
-        """Prompt tokens by the pipeline's (first) tokenizer; words when it has none."""
-        tokenizer = getattr(self._base, "tokenizer", None) or getattr(
-            self._base, "tokenizer_2", None
-        )
-        if tokenizer is None:
+        """Prompt tokens by the pipeline's (first) tokenizer; words when it has none.
+
+        Thread-safe, and callable while a job runs: it uses a copy of the tokenizer, since
+        the pipeline sets truncation on its own (a fast tokenizer refuses concurrent use).
+        """
+        if self._counter is None:
             return len(text.split())
-        return len(tokenizer(text, truncation=False)["input_ids"])
+        with self._counter_lock:
+            return len(self._counter(text, truncation=False)["input_ids"])
 
     def generate(self, job: ImageJob) -> AsyncIterator[PartialImage | FinishedImage]:
         """Queue ``job`` on the worker thread; see :class:`~oasis.engines.base.ImageEngine`."""
-        if job.mask is not None and self._inpaint is None:
+        if job.mask is not None and not self.can_inpaint:  # the service checks this first
             raise InvalidRequestError(
-                f"The model `{self.spec.id}` cannot inpaint (its pipeline has no inpainting "
-                "variant); send the edit without a mask.",
+                f"The model `{self.spec.id}` cannot inpaint; send the edit without a mask.",
                 param="mask",
             )
 

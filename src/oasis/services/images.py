@@ -13,9 +13,9 @@ import binascii
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from openai.types import Image, ImagesResponse
 from openai.types.image_edit_completed_event import ImageEditCompletedEvent
@@ -36,7 +36,6 @@ from oasis.wire.images import ImageEditRequest, ImageGenerationRequest, ImageReq
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-T = TypeVar("T")
 
 StreamEvent = (
     ImageGenPartialImageEvent
@@ -119,48 +118,32 @@ class ImagesService:
     async def prepare_generation(self, body: ImageGenerationRequest) -> PreparedImages:
         """Check a generation request and load its model."""
         engine, options = await self._engine(body.model)
-        width, height = self._size(body.size, engine.default_size, engine, options)
-        return self._prepare(
-            "image_generation", body, engine, options, ImageJob(body.prompt, width, height)
-        )
+        width, height = _size(body.size, engine.default_size, engine, options)
+        # A 32k-character prompt takes a while to tokenize: off the event loop.
+        text_tokens = await asyncio.to_thread(engine.count_tokens, body.prompt)
+        job = ImageJob(body.prompt, width, height)
+        return self._prepare("image_generation", body, engine, options, job, text_tokens)
 
     async def prepare_edit(self, body: ImageEditRequest, uploads: EditUploads) -> PreparedImages:
         """Check an edit (pictures, mask) and load its model."""
-        if body.images is not None or body.mask is not None:
-            uploads = EditUploads(
-                images=[
-                    *uploads.images,
-                    *(_fetch(r, f"images[{i}]") for i, r in enumerate(body.images or [])),
-                ],
-                mask=_fetch(body.mask, "mask") if body.mask is not None else uploads.mask,
-            )
-        if not uploads.images:
+        references = len(uploads.images) + len(body.images or [])
+        if not references:
             raise InvalidRequestError(
                 "Missing required parameter: 'image'.",
                 param="image",
                 code="missing_required_parameter",
             )
-        if len(uploads.images) > 1:
+        if references > 1:
             raise UnsupportedError(
-                f"{len(uploads.images)} images were sent; diffusion models here edit one "
+                f"{references} images were sent; diffusion models here edit one "
                 "picture at a time. Send a single `image`.",
                 param="image",
             )
-        # Decoding a large upload takes a while: keep it off the event loop.
-        picture, mask = await asyncio.to_thread(_decode_inputs, uploads)
         engine, options = await self._engine(body.model)
-        max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
-        auto = imaging.fit_size(*picture.size, engine.size_multiple, max_pixels)
-        width, height = self._size(body.size, auto, engine, options)
-        rgb = picture.convert("RGB").resize((width, height))
-        job = ImageJob(
-            body.prompt,
-            width,
-            height,
-            image=rgb,
-            mask=mask.resize((width, height)) if mask is not None else None,
-        )
-        return self._prepare("image_edit", body, engine, options, job)
+        # Data URLs, decoding, resizing and tokenizing all take a while on large inputs:
+        # one trip off the event loop for all of them.
+        job, text_tokens = await asyncio.to_thread(_edit_job, body, uploads, engine, options)
+        return self._prepare("image_edit", body, engine, options, job, text_tokens)
 
     def _prepare(
         self,
@@ -169,6 +152,7 @@ class ImagesService:
         engine: ImageEngine,
         options: dict[str, Any],
         job: ImageJob,
+        text_tokens: int,
     ) -> PreparedImages:
         fmt = body.output_format or "png"
         if fmt not in ("png", "jpeg", "webp"):
@@ -209,45 +193,10 @@ class ImagesService:
             transparent=transparent,
             quality=cast(Literal["low", "medium", "high"], quality),
             response_format=body.response_format or "b64_json",
-            text_tokens=engine.count_tokens(body.prompt),
+            text_tokens=text_tokens,
             input_image_tokens=input_image_tokens,
             safety_identifier=safety,
         )
-
-    @staticmethod
-    def _size(
-        size: str | None,
-        auto: tuple[int, int],
-        engine: ImageEngine,
-        options: dict[str, Any],
-    ) -> tuple[int, int]:
-        if size is None or size == "auto":
-            return auto
-        match = _SIZE.match(size)
-        if match is None:
-            raise InvalidRequestError(
-                f"Invalid value for 'size': `{size}`. Use 'auto' or WIDTHxHEIGHT, e.g. "
-                "'1024x1024'.",
-                param="size",
-                code="invalid_value",
-            )
-        width, height = int(match[1]), int(match[2])
-        multiple = max(16, engine.size_multiple)
-        max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
-        problem = None
-        if width < multiple or height < multiple or width % multiple or height % multiple:
-            problem = f"width and height must be positive multiples of {multiple}"
-        elif max(width, height) > 3 * min(width, height):
-            problem = "the aspect ratio must be between 1:3 and 3:1"
-        elif width * height > max_pixels:
-            problem = f"this model makes at most {max_pixels} pixels per picture"
-        if problem:
-            raise InvalidRequestError(
-                f"Invalid value for 'size': `{size}`: {problem}.",
-                param="size",
-                code="invalid_value",
-            )
-        return width, height
 
     # --- running ---------------------------------------------------------------------
 
@@ -272,7 +221,10 @@ class ImagesService:
     async def create(self, prepared: PreparedImages, url_base: str) -> ImagesResponse:
         """Run the job to the end and answer with every picture."""
         encoded: dict[int, bytes] = {}
-        async with _closing(prepared.engine.generate(prepared.job)) as events:
+        # Closing the engine's iterator stops the runtime at its next step (a client gone).
+        # The protocol types it as a plain AsyncIterator; engines return closable ones.
+        generated = prepared.engine.generate(prepared.job)
+        async with aclosing(generated) as events:  # type: ignore[type-var]
             async for event in events:
                 if isinstance(event, FinishedImage):
                     encoded[event.index] = await asyncio.to_thread(
@@ -317,7 +269,7 @@ class ImagesService:
             "quality": prepared.quality,
             "size": prepared.size,
         }
-        async with _closing(generated) as events:
+        async with aclosing(generated) as events:  # type: ignore[type-var]
             async for event in events:
                 payload = await asyncio.to_thread(self._finish, prepared, event.image)
                 b64 = base64.b64encode(payload).decode("ascii")
@@ -360,16 +312,75 @@ def _decode_inputs(uploads: EditUploads) -> tuple[PILImage, PILImage | None]:
     return picture, None
 
 
-@asynccontextmanager
-async def _closing(events: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
-    """Close the engine's iterator when the consumer stops (a client that went away), so
-    the runtime stops at its next step instead of finishing a picture nobody will see."""
-    try:
-        yield events
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+def _edit_job(
+    body: ImageEditRequest, uploads: EditUploads, engine: ImageEngine, options: dict[str, Any]
+) -> tuple[ImageJob, int]:
+    """The edit's job and its prompt tokens; blocking (run in a thread)."""
+    if body.images is not None or body.mask is not None:
+        uploads = EditUploads(
+            images=[
+                *uploads.images,
+                *(_fetch(r, f"images[{i}]") for i, r in enumerate(body.images or [])),
+            ],
+            mask=_fetch(body.mask, "mask") if body.mask is not None else uploads.mask,
+        )
+    picture, mask = _decode_inputs(uploads)
+    if mask is not None and not engine.can_inpaint:
+        # A mask can also come from the picture's own transparency: say which.
+        source = "mask" if uploads.mask is not None else "image"
+        name = body.model or "the default image model"
+        raise InvalidRequestError(
+            f"The model `{name}` cannot inpaint (its pipeline has no inpainting variant), "
+            f"and this edit has a mask (from `{source}`). Send an opaque picture without "
+            "a mask, or use an inpainting-capable model.",
+            param=source,
+            code="unsupported_value",
+        )
+    max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
+    auto = imaging.fit_size(*picture.size, engine.size_multiple, max_pixels)
+    width, height = _size(body.size, auto, engine, options)
+    job = ImageJob(
+        body.prompt,
+        width,
+        height,
+        image=picture.convert("RGB").resize((width, height)),
+        mask=mask.resize((width, height)) if mask is not None else None,
+    )
+    return job, engine.count_tokens(body.prompt)
+
+
+def _size(
+    size: str | None,
+    auto: tuple[int, int],
+    engine: ImageEngine,
+    options: dict[str, Any],
+) -> tuple[int, int]:
+    if size is None or size == "auto":
+        return auto
+    match = _SIZE.match(size)
+    if match is None:
+        raise InvalidRequestError(
+            f"Invalid value for 'size': `{size}`. Use 'auto' or WIDTHxHEIGHT, e.g. '1024x1024'.",
+            param="size",
+            code="invalid_value",
+        )
+    width, height = int(match[1]), int(match[2])
+    multiple = max(16, engine.size_multiple)
+    max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
+    problem = None
+    if width < multiple or height < multiple or width % multiple or height % multiple:
+        problem = f"width and height must be positive multiples of {multiple}"
+    elif max(width, height) > 3 * min(width, height):
+        problem = "the aspect ratio must be between 1:3 and 3:1"
+    elif width * height > max_pixels:
+        problem = f"this model makes at most {max_pixels} pixels per picture"
+    if problem:
+        raise InvalidRequestError(
+            f"Invalid value for 'size': `{size}`: {problem}.",
+            param="size",
+            code="invalid_value",
+        )
+    return width, height
 
 
 def _fetch(reference: Any, param: str) -> bytes:

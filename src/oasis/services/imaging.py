@@ -27,8 +27,16 @@ def image_tokens(width: int, height: int) -> int:
     return math.ceil(width / PATCH) * math.ceil(height / PATCH)
 
 
+# Pillow formats an upload may be in. Image.open would otherwise try every format Pillow
+# knows, some of which run external programs (EPS calls Ghostscript) or are rarely fuzzed.
+INPUT_FORMATS = ("PNG", "JPEG", "WEBP")
+# Above this, decoding alone takes hundreds of MB (a decompression bomb is a small file
+# that claims a huge size): refused from the header, before any pixel is decoded.
+MAX_INPUT_PIXELS = 50_000_000
+
+
 def read_image(data: bytes, param: str) -> Image:
-    """Decode an uploaded picture (png, jpeg, webp, ...); 400 naming ``param`` otherwise."""
+    """Decode an uploaded png, jpeg or webp picture; a 400 naming ``param`` otherwise."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
@@ -37,9 +45,14 @@ def read_image(data: bytes, param: str) -> Image:
             f"The file in '{param}' is empty.", param=param, code="invalid_image_format"
         )
     try:
-        image = PILImage.open(io.BytesIO(data))
+        image = PILImage.open(io.BytesIO(data), formats=INPUT_FORMATS)  # reads the header
+        width, height = image.size
+        if width * height > MAX_INPUT_PIXELS:
+            raise _too_large(param, f"{width}x{height}")
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, PILImage.DecompressionBombError) as exc:
+    except PILImage.DecompressionBombError as exc:  # Pillow's own, larger limit
+        raise _too_large(param, "huge") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InvalidRequestError(
             f"Invalid image file in '{param}': it is not a png, jpeg or webp picture "
             f"({type(exc).__name__}).",
@@ -47,6 +60,15 @@ def read_image(data: bytes, param: str) -> Image:
             code="invalid_image_format",
         ) from exc
     return image
+
+
+def _too_large(param: str, size: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The picture in '{param}' is too large ({size}); the limit is "
+        f"{MAX_INPUT_PIXELS // 1_000_000} megapixels.",
+        param=param,
+        code="image_too_large",
+    )
 
 
 def has_alpha(image: Image) -> bool:
