@@ -78,6 +78,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     data_dir = Path(tempfile.mkdtemp(prefix="oasis-bench-embed-"))
     model_dir = resolve_source(MINILM, data_dir)
     library = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
@@ -154,6 +155,7 @@ def main() -> None:
     results = {
         "benchmark": "embeddings",
         "cores": os.cpu_count(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "threads": args.threads,
         "model": MINILM.id,
         "batch_size": args.batch_size,
