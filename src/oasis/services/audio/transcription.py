@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import IO, TypeVar
 
@@ -256,7 +257,7 @@ class TranscriptionService:
             raise
         return run
 
-    async def _segments(self, run: _Run) -> AsyncIterator[Segment]:
+    async def _segments(self, run: _Run) -> AsyncGenerator[Segment, None]:
         """Every segment of the file, in order; fills ``run.transcript`` as it goes."""
         transcript = run.transcript
         rate = run.engine.sample_rate
@@ -299,8 +300,10 @@ class TranscriptionService:
     async def create(self, request: SpeechToTextRequest, upload: Upload) -> Transcript:
         """Transcribe (or translate) the whole file."""
         run = await self._prepare(request.model, upload, engine_options(request))
-        async for _ in self._segments(run):
-            pass
+        # aclosing: a cancelled request releases the file and the engine job right away.
+        async with aclosing(self._segments(run)) as segments:
+            async for _ in segments:
+                pass
         return run.transcript
 
     async def stream(
@@ -314,14 +317,16 @@ class TranscriptionService:
         self, run: _Run
     ) -> AsyncIterator[TranscriptionTextDeltaEvent | TranscriptionTextDoneEvent]:
         sent = ""
-        async for segment in self._segments(run):
-            delta = segment.text.rstrip()
-            if not sent:
-                delta = delta.lstrip()
-            if not delta:
-                continue
-            sent += delta
-            yield TranscriptionTextDeltaEvent(type="transcript.text.delta", delta=delta)
+        # aclosing: a client gone mid-stream releases the file and the engine job now.
+        async with aclosing(self._segments(run)) as segments:
+            async for segment in segments:
+                delta = segment.text.rstrip()
+                if not sent:
+                    delta = delta.lstrip()
+                if not delta:
+                    continue
+                sent += delta
+                yield TranscriptionTextDeltaEvent(type="transcript.text.delta", delta=delta)
         transcript = run.transcript
         audio_tokens = math.ceil(transcript.duration * AUDIO_TOKENS_PER_SECOND)
         input_tokens = audio_tokens + transcript.prompt_tokens
