@@ -220,3 +220,54 @@ def test_missing_fields_and_wrong_models(http: httpx.Client, client: OpenAI) -> 
     assert info.value.code == "model_not_found"
     with pytest.raises(openai.NotFoundError):
         speak(client, model="whisper-1")  # a speech-to-text model cannot speak
+
+
+def test_full_queue_is_a_503_before_the_stream_starts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """With the model's one slot taken, a streamed speech request gets a 503 status (with
+    the error envelope), not a 200 whose stream then fails."""
+    import threading
+
+    from tests.server import start_server
+
+    srv = start_server(
+        tmp_path_factory.mktemp("busy-speech"), config={"max_queue": 1, "preload": []}
+    )
+    try:
+        # Long enough that the first job is still synthesising when the second arrives.
+        long_text = " ".join(f"This is sentence number {i} of a long reading." for i in range(80))
+        started, release = threading.Event(), threading.Event()
+
+        def occupy() -> None:
+            body = {
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": long_text,
+                "response_format": "pcm",
+            }
+            with httpx.stream("POST", f"{srv.api_url}/audio/speech", json=body, timeout=120) as r:
+                for _ in r.iter_raw():
+                    started.set()
+                    if release.is_set():
+                        break  # leaving cancels the synthesis
+
+        worker = threading.Thread(target=occupy)
+        worker.start()
+        try:
+            assert started.wait(60)
+            for stream_format in ("sse", "audio"):
+                busy = httpx.post(
+                    f"{srv.api_url}/audio/speech",
+                    json={"model": "tts-1", "voice": "alloy", "input": "Hi.",
+                          "stream_format": stream_format},
+                    timeout=60,
+                )  # fmt: skip
+                assert busy.status_code == 503, (stream_format, busy.text[:200])
+                assert busy.headers["content-type"].startswith("application/json")
+                assert busy.json()["error"]["type"]
+        finally:
+            release.set()
+            worker.join(60)
+    finally:
+        srv.stop()
