@@ -143,7 +143,12 @@ def test_auto_call_then_answer_from_the_result(client: OpenAI) -> None:
     messages.append(choice.message.model_dump(exclude_none=True))
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "18 degrees, sunny"})
     second = client.chat.completions.create(
-        model=QWEN, messages=messages, tools=[WEATHER], tool_choice="none", max_tokens=60
+        model=QWEN,
+        messages=messages,
+        tools=[WEATHER],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=60,
     )
     answer = second.choices[0].message.content or ""
     assert "18" in answer
