@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 log = logging.getLogger("oasis.wire")
+
+
+def _check_metadata(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 16:
+        raise ValueError("metadata can have at most 16 keys")
+    for key, item in value.items():
+        if len(key) > 64 or len(item) > 512:
+            raise ValueError("metadata keys are at most 64 and values 512 characters")
+    return value
+
+
+# OpenAI's metadata everywhere: at most 16 pairs; keys ≤ 64 and values ≤ 512 characters.
+Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
 
 
 class WireModel(BaseModel):

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from oasis.wire.base import WireModel
-from oasis.wire.responses import check_metadata
+from oasis.wire.base import Metadata, WireModel
 
 
 class ConversationCreateRequest(WireModel):
     items: list[dict[str, Any]] | None = Field(default=None, max_length=20)
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
 
-    _check_metadata = field_validator("metadata")(classmethod(lambda cls, v: check_metadata(v)))
 
 
 class ConversationUpdateRequest(WireModel):
-    metadata: dict[str, str] | None
+    metadata: Metadata | None
 
-    _check_metadata = field_validator("metadata")(classmethod(lambda cls, v: check_metadata(v)))
 
 
 class ConversationItemsRequest(WireModel):

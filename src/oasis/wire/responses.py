@@ -8,22 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from oasis.wire.base import WireModel
+from oasis.wire.base import Metadata, WireModel
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
-
-
-def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    """At most 16 pairs; keys ≤ 64 and values ≤ 512 characters."""
-    if value is not None:
-        if len(value) > 16:
-            raise ValueError("metadata can have at most 16 keys")
-        for key, item in value.items():
-            if len(key) > 64 or len(item) > 512:
-                raise ValueError("metadata keys are at most 64 and values 512 characters")
-    return value
 
 
 class ToolParam(WireModel):
@@ -94,13 +83,12 @@ class ResponseCreateRequest(WireModel):
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None
     truncation: Literal["auto", "disabled"] | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
     service_tier: str | None = None
     user: str | None = None
     safety_identifier: str | None = Field(default=None, max_length=64)
     prompt_cache_key: str | None = None
 
-    _check_metadata = field_validator("metadata")(classmethod(lambda cls, v: check_metadata(v)))
 
     @property
     def conversation_id(self) -> str | None:
