@@ -1,12 +1,19 @@
-"""``Annotated`` dependencies: routers receive services through these, never globals."""
+"""``Annotated`` dependencies: routers receive services through these, never globals.
+
+Every service lives on ``app.state`` (built in the lifespan of ``create_app``); tests or
+embedders may override any of these with ``app.dependency_overrides``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
 
 from oasis.config import Settings
+from oasis.responses.conversations import ConversationService
+from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.embeddings import EmbeddingService
@@ -14,45 +21,17 @@ from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+T = TypeVar("T")
 
 
-def get_models(request: Request) -> ModelManager:
-    models: ModelManager = request.app.state.models
-    return models
+def _app_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency returning ``request.app.state.<name>`` typed as ``kind``."""
 
+    def dependency(request: Request) -> T:
+        return cast(T, getattr(request.app.state, name))
 
-def get_core(request: Request) -> GenerationCore:
-    core: GenerationCore = request.app.state.core
-    return core
-
-
-def get_chat(request: Request) -> ChatService:
-    chat: ChatService = request.app.state.chat
-    return chat
-
-
-def get_images(request: Request) -> ImagesService:
-    images: ImagesService = request.app.state.images
-    return images
-
-
-def get_embeddings(request: Request) -> EmbeddingService:
-    embeddings: EmbeddingService = request.app.state.embeddings
-    return embeddings
-
-
-def get_speech(request: Request) -> SpeechService:
-    speech: SpeechService = request.app.state.speech
-    return speech
-
-
-def get_transcription(request: Request) -> TranscriptionService:
-    transcription: TranscriptionService = request.app.state.transcription
-    return transcription
+    dependency.__name__ = f"get_{name}"
+    return dependency
 
 
 def get_owner(request: Request) -> str:
@@ -60,12 +39,18 @@ def get_owner(request: Request) -> str:
     return str(getattr(request.state, "owner", "anonymous"))
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-ModelsDep = Annotated[ModelManager, Depends(get_models)]
-CoreDep = Annotated[GenerationCore, Depends(get_core)]
-ChatDep = Annotated[ChatService, Depends(get_chat)]
+SettingsDep = Annotated[Settings, Depends(_app_state("settings", Settings))]
+ModelsDep = Annotated[ModelManager, Depends(_app_state("models", ModelManager))]
+CoreDep = Annotated[GenerationCore, Depends(_app_state("core", GenerationCore))]
+ChatDep = Annotated[ChatService, Depends(_app_state("chat", ChatService))]
+ResponsesDep = Annotated[ResponsesService, Depends(_app_state("responses", ResponsesService))]
+ConversationsDep = Annotated[
+    ConversationService, Depends(_app_state("conversations", ConversationService))
+]
+SpeechDep = Annotated[SpeechService, Depends(_app_state("speech", SpeechService))]
+TranscriptionDep = Annotated[
+    TranscriptionService, Depends(_app_state("transcription", TranscriptionService))
+]
+EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
+ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 OwnerDep = Annotated[str, Depends(get_owner)]
-SpeechDep = Annotated[SpeechService, Depends(get_speech)]
-TranscriptionDep = Annotated[TranscriptionService, Depends(get_transcription)]
-EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
-ImagesDep = Annotated[ImagesService, Depends(get_images)]

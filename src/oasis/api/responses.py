@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from openai.types.responses import ResponseItemList
 
-from oasis.api.deps import OwnerDep
+from oasis.api.deps import OwnerDep, ResponsesDep
 from oasis.api.sse import SSE_HEADERS
 from oasis.responses.items import RESPONSE_ITEM
 from oasis.responses.jobs import Event
-from oasis.responses.service import ResponsesService, dump
+from oasis.responses.service import dump
 from oasis.wire.responses import ResponseCreateRequest
 
 router = APIRouter(tags=["responses"])
-
-
-def _service(request: Request) -> ResponsesService:
-    service: ResponsesService = request.app.state.responses
-    return service
 
 
 def _json(body: str) -> Response:
@@ -39,9 +35,8 @@ def _sse(events: AsyncIterator[Event]) -> StreamingResponse:
 
 @router.post("/v1/responses", response_model=None)
 async def create_response(
-    body: ResponseCreateRequest, request: Request, owner: OwnerDep
+    body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
 ) -> Response:
-    service = _service(request)
     if body.stream:
         return _sse(await service.stream(body, owner))
     return _json(dump(await service.create(body, owner)))
@@ -49,48 +44,45 @@ async def create_response(
 
 @router.post("/v1/responses/input_tokens", response_model=None)
 async def count_input_tokens(
-    body: ResponseCreateRequest, request: Request, owner: OwnerDep
+    body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
 ) -> Response:
-    return _json(dump(await _service(request).input_tokens(body, owner)))
+    return _json(dump(await service.input_tokens(body, owner)))
 
 
 @router.get("/v1/responses/{response_id}", response_model=None)
 async def retrieve_response(
     response_id: str,
-    request: Request,
+    service: ResponsesDep,
     owner: OwnerDep,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> Response:
-    service = _service(request)
     if stream:
         return _sse(await service.replay(response_id, owner, starting_after))
     return _json(dump(await service.retrieve(response_id, owner)))
 
 
 @router.delete("/v1/responses/{response_id}", response_model=None)
-async def delete_response(response_id: str, request: Request, owner: OwnerDep) -> Response:
-    await _service(request).delete(response_id, owner)
-    return _json(f'{{"id": "{response_id}", "object": "response", "deleted": true}}')
+async def delete_response(response_id: str, service: ResponsesDep, owner: OwnerDep) -> Response:
+    await service.delete(response_id, owner)
+    return _json(json.dumps({"id": response_id, "object": "response", "deleted": True}))
 
 
 @router.post("/v1/responses/{response_id}/cancel", response_model=None)
-async def cancel_response(response_id: str, request: Request, owner: OwnerDep) -> Response:
-    return _json(dump(await _service(request).cancel(response_id, owner)))
+async def cancel_response(response_id: str, service: ResponsesDep, owner: OwnerDep) -> Response:
+    return _json(dump(await service.cancel(response_id, owner)))
 
 
 @router.get("/v1/responses/{response_id}/input_items", response_model=None)
 async def list_input_items(
     response_id: str,
-    request: Request,
+    service: ResponsesDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> Response:
-    page = await _service(request).input_items(
-        response_id, owner, order=order, after=after, limit=limit
-    )
+    page = await service.input_items(response_id, owner, order=order, after=after, limit=limit)
     listing = ResponseItemList(
         object="list",
         data=[RESPONSE_ITEM.validate_python(item) for item in page.data],

@@ -13,15 +13,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from oasis.errors import OasisError
+from oasis.wire.base import dump
 
 log = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def dump(model: BaseModel) -> str:
-    """An OpenAI type as compact JSON, leaving out fields we never set."""
-    return model.model_dump_json(exclude_unset=True)
 
 
 def _error_frame(exc: OasisError) -> bytes:

@@ -17,7 +17,6 @@ from typing import Any
 
 from openai.types.responses import Response
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
-from pydantic import BaseModel
 
 from oasis.core.conversation import Conversation, FunctionTool
 from oasis.engines.base import SamplingParams
@@ -34,6 +33,7 @@ from oasis.services.generation import (
     ResponseFormat,
 )
 from oasis.store.repository import Item, ItemPage, Store
+from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
 
 log = logging.getLogger(__name__)
@@ -532,11 +532,6 @@ class ResponsesService:
 
     async def close(self) -> None:
         await self.jobs.close()
-
-
-def dump(model: BaseModel) -> str:
-    """An OpenAI type as JSON: fields we set, by their wire names (``schema``, not ``schema_``)."""
-    return model.model_dump_json(exclude_unset=True, by_alias=True)
 
 
 def _encode(event: Any) -> Event:

@@ -24,6 +24,11 @@ def _check_metadata(value: dict[str, str]) -> dict[str, str]:
 Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
 
 
+def dump(model: BaseModel) -> str:
+    """An OpenAI type as its wire JSON: only the fields we set, by their wire names."""
+    return model.model_dump_json(exclude_unset=True, by_alias=True)
+
+
 class WireModel(BaseModel):
     """A request body. Unknown fields are kept (newer SDKs send newer fields) and logged."""
 
