@@ -9,10 +9,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from oasis import __version__
-from oasis.api import audio as audio_api
-from oasis.api import chat, embeddings, health, images, models
-from oasis.api import conversations as conversations_api
-from oasis.api import responses as responses_api
+from oasis.api import (
+    audio,
+    chat,
+    conversations,
+    embeddings,
+    health,
+    images,
+    models,
+    responses,
+)
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import AuthMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from oasis.config import Settings
@@ -50,12 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
         store = Store(await open_database(settings.database_url, settings.data_dir))
         app.state.responses = ResponsesService(core, store)
         app.state.conversations = ConversationService(store)
-        await app.state.responses.jobs.recover()
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         app.state.images = ImagesService(manager, ImageFileStore(settings.data_dir / "images"))
-        await manager.preload()
-        log.info("oasis %s ready", __version__)
         try:
+            await app.state.responses.jobs.recover()
+            await manager.preload()
+            log.info("oasis %s ready", __version__)
             yield
         finally:
             await app.state.responses.close()
@@ -72,11 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
-    app.include_router(audio_api.router)
-    for router in (health.router, models.router, chat.router, images.router, embeddings.router):
-        app.include_router(router)
-    for router in (responses_api.router, conversations_api.router):
-        app.include_router(router)
+    for module in (health, models, chat, responses, conversations, embeddings, audio, images):
+        app.include_router(module.router)
     # Added last = outermost: request ids wrap everything, then auth (so no body is read
     # for an unauthenticated client), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
