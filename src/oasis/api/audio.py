@@ -12,11 +12,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from oasis.api.deps import SpeechDep, TranscriptionDep
-from oasis.api.sse import SSE_HEADERS, dump, sse_response
+from oasis.api.sse import SSE_HEADERS, sse_response
 from oasis.errors import InvalidRequestError
 from oasis.services.audio.transcription import Upload, render
 from oasis.wire.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
-from oasis.wire.base import body_errors, form_fields
+from oasis.wire.base import body_errors, dump, form_fields
 
 router = APIRouter(tags=["audio"])
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from oasis.api.deps import ChatDep
-from oasis.api.sse import dump, sse_response
+from oasis.api.sse import sse_response
+from oasis.wire.base import dump
 from oasis.wire.chat import ChatCompletionRequest
 
 router = APIRouter(tags=["chat"])

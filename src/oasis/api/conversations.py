@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from oasis.api.deps import ConversationsDep, OwnerDep
-from oasis.responses.service import dump
+from oasis.wire.base import dump
 from oasis.wire.conversations import (
     ConversationCreateRequest,
     ConversationItemsRequest,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -53,7 +54,7 @@ def error_response(exc: OasisError) -> JSONResponse:
     )
 
 
-def validation_error_response(errors: list[Any] | tuple[Any, ...]) -> JSONResponse:
+def validation_error_response(errors: Sequence[Any]) -> JSONResponse:
     """The first pydantic/FastAPI validation error as a 400 naming its ``param``."""
     first = errors[0] if errors else {"loc": (), "msg": "Invalid request", "type": "invalid"}
     kind = str(first.get("type", ""))

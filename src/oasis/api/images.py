@@ -11,11 +11,11 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from oasis.api.deps import ImagesDep
-from oasis.api.sse import dump, sse_response
+from oasis.api.sse import sse_response
 from oasis.errors import InvalidRequestError
 from oasis.services.images import EditUploads, PreparedImages
 from oasis.services.imaging import MEDIA_TYPES
-from oasis.wire.base import body_errors, form_fields
+from oasis.wire.base import body_errors, dump, form_fields
 from oasis.wire.images import ImageEditRequest, ImageGenerationRequest
 
 router = APIRouter(tags=["images"])

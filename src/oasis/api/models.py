@@ -9,9 +9,9 @@ from openai.types import Model
 from openai.types.model_deleted import ModelDeleted
 
 from oasis.api.deps import ModelsDep
-from oasis.api.sse import dump
 from oasis.errors import PermissionDeniedError
 from oasis.models.registry import ResolvedModel
+from oasis.wire.base import dump
 
 router = APIRouter(tags=["models"])
 

@@ -14,7 +14,7 @@ from oasis.api.deps import OwnerDep, ResponsesDep
 from oasis.api.sse import SSE_HEADERS
 from oasis.responses.items import RESPONSE_ITEM
 from oasis.responses.jobs import Event
-from oasis.responses.service import dump
+from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
 
 router = APIRouter(tags=["responses"])

@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from openai.types import CompletionUsage
 from openai.types.chat import (
@@ -305,7 +305,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[choice],
-                **extra,  # type: ignore[arg-type]
+                **extra,
             )
 
         completion_tokens = 0
@@ -375,6 +375,13 @@ class ChatService:
             )
 
 
-def _service_tier(request: ChatCompletionRequest) -> str:
-    tier = request.service_tier
-    return tier if tier in {"auto", "default", "flex", "scale", "priority"} else "default"
+ServiceTier = Literal["auto", "default", "flex", "scale", "priority"]
+_TIERS: tuple[ServiceTier, ...] = ("auto", "default", "flex", "scale", "priority")
+
+
+def _service_tier(request: ChatCompletionRequest) -> ServiceTier:
+    """The tier the client asked for, echoed as OpenAI does; unknown ones read as default."""
+    for tier in _TIERS:
+        if request.service_tier == tier:
+            return tier
+    return "default"

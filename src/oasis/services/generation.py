@@ -148,7 +148,8 @@ class GenerationCore:
         options = options or GenerationOptions()
         tools = _tools_in_play(options)
         constraint = _constraint_for(options, tools)
-        resolved, engine = await self.models.get(model, "chat", TextEngine)
+        # A protocol is a fine runtime check here; mypy wants a concrete class.
+        resolved, engine = await self.models.get(model, "chat", TextEngine)  # type: ignore[type-abstract]
         template = self._template_for(resolved, engine)
         text = self._render(template, conversation, options, tools)
         tokens = engine.tokenize(text, add_bos=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from oasis.config import ModelKind, Settings
 from oasis.engines.base import Engine
@@ -54,7 +54,7 @@ class ModelManager:
             raise ModelUnavailableError(
                 f"The engine of `{resolved.spec.id}` does not provide {engine_type.__name__}."
             )
-        return resolved, cast(E, engine)
+        return resolved, engine
 
     def _load(self, spec: ModelSpec) -> Engine:
         log.info("loading model %s (%s)", spec.id, spec.engine)
