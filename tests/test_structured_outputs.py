@@ -192,6 +192,7 @@ def test_schema_table_always_valid(
             "json_schema": {"name": case, "schema": schema, "strict": True},
         },
         max_tokens=300,
+        temperature=0,
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "stop", choice.message.content
@@ -232,6 +233,7 @@ def test_sdk_parse_with_a_pydantic_model(client: OpenAI) -> None:
         messages=[{"role": "user", "content": "What is 8 times 7? Show your steps."}],
         response_format=MathAnswer,
         max_tokens=400,
+        temperature=0,
     )
     message = completion.choices[0].message
     assert isinstance(message.parsed, MathAnswer)
@@ -248,6 +250,7 @@ def test_streamed_json_schema_is_valid_when_joined(client: OpenAI) -> None:
             "json_schema": {"name": "sentiment", "schema": schema, "strict": True},
         },
         max_tokens=100,
+        temperature=0,
     ) as stream:
         pieces = [e.delta for e in stream if e.type == "content.delta"]
         final = stream.get_final_completion()
@@ -328,6 +331,7 @@ def test_non_strict_schema_ignores_what_it_cannot_enforce(client: OpenAI) -> Non
             "json_schema": {"name": "tags", "schema": schema, "strict": False},
         },
         max_tokens=120,
+        temperature=0,
     )
     data = json.loads(completion.choices[0].message.content or "")
     assert isinstance(data["tags"], list) and len(data["tags"]) <= 3

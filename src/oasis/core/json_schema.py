@@ -79,12 +79,18 @@ def _schema_error(error: str, param: str) -> InvalidRequestError:
     )
 
 
-def closed_objects(schema: Any) -> Any:
-    """``schema`` with ``additionalProperties: false`` wherever an object leaves it unsaid.
+# Longest string the decoder lets a model write where the schema sets no maxLength.
+MAX_FREE_STRING = 200
 
-    Every output valid under the result is valid under ``schema``; it only stops a small
-    model from inventing extra keys until its token budget runs out (what OpenAI's strict
-    mode asks of every schema anyway).
+
+def closed_objects(schema: Any) -> Any:
+    """``schema`` narrowed so that a small model cannot run on until its budget ends.
+
+    Objects get ``additionalProperties: false`` wherever they leave it unsaid (what
+    OpenAI's strict mode asks of every schema anyway), and free strings get a
+    ``maxLength`` of :data:`MAX_FREE_STRING` (a greedy 135M model otherwise repeats a
+    word inside a string forever). Every output valid under the result is valid under
+    ``schema``.
     """
     if isinstance(schema, list):
         return [closed_objects(item) for item in schema]
@@ -94,6 +100,11 @@ def closed_objects(schema: Any) -> Any:
     open_keys = {"additionalProperties", "patternProperties", "unevaluatedProperties"}
     if "properties" in schema and not open_keys & schema.keys():
         out["additionalProperties"] = False
+    kinds = schema.get("type")
+    is_string = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+    bounded = {"maxLength", "enum", "const", "pattern", "format"} & schema.keys()
+    if is_string and not bounded:
+        out["maxLength"] = max(MAX_FREE_STRING, int(schema.get("minLength", 0)))
     return out
 
 
