@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from oasis.core import reasoning
 from oasis.core.constraints import response_format_grammar, tool_call_grammar
 from oasis.core.conversation import Conversation, FunctionTool, ToolCall
 from oasis.core.decoding import StopDecoder
@@ -76,6 +77,10 @@ class PreparedPrompt:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     constraint: OutputConstraint | None = None
     parses_tool_calls: bool = False  # whether the output may hold tool-call markup
+    # Whether the model thinks in <think> … </think> first, and whether the prompt has
+    # already opened that block.
+    reasons: bool = False
+    thinking_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,8 +166,17 @@ class GenerationCore:
                 param=param,
                 code="context_length_exceeded",
             )
+        reasons = reasoning.OPEN in template.source
         return PreparedPrompt(
-            resolved, engine, text, tokens, options, constraint, parses_tool_calls=bool(tools)
+            resolved,
+            engine,
+            text,
+            tokens,
+            options,
+            constraint,
+            parses_tool_calls=bool(tools),
+            reasons=reasons,
+            thinking_open=reasons and text.rstrip().endswith(reasoning.OPEN),
         )
 
     @staticmethod
@@ -214,6 +228,9 @@ class GenerationCore:
         params = replace(params, max_tokens=budget, constraint=prepared.constraint)
         decoder = StopDecoder(stop)
         parser = ToolCallParser() if prepared.parses_tool_calls else None
+        thinking = (
+            reasoning.ReasoningSplitter(inside=prepared.thinking_open) if prepared.reasons else None
+        )
         produced = 0
         reason: FinishReason = "length"
         stream = prepared.engine.generate(prepared.tokens, params)
@@ -224,7 +241,7 @@ class GenerationCore:
                     break
                 produced += 1
                 chunk = decoder.feed(token)
-                for event in _parsed(parser, chunk.text, chunk.tokens):
+                for event in _split(thinking, parser, chunk.text, chunk.tokens):
                     yield event
                 if decoder.stopped:
                     reason = "stop"
@@ -232,17 +249,45 @@ class GenerationCore:
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         tail = decoder.flush()
-        for event in _parsed(parser, tail.text, tail.tokens):
+        for event in _split(thinking, parser, tail.text, tail.tokens, final=True):
             yield event
+        thought = (thinking.reasoning or None) if thinking else None
         if parser is None:
-            yield Finished(reason, decoder.text, len(prepared.tokens), produced)
+            answer = thinking.answer if thinking else decoder.text
+            yield Finished(reason, answer, len(prepared.tokens), produced, reasoning=thought)
             return
         for event in _translate(parser.finish(), []):
             yield event
         calls = tuple(parser.calls)
         if calls and reason == "stop":
             reason = "tool_calls"
-        yield Finished(reason, parser.text, len(prepared.tokens), produced, tool_calls=calls)
+        yield Finished(
+            reason, parser.text, len(prepared.tokens), produced, tool_calls=calls, reasoning=thought
+        )
+
+
+def _split(
+    thinking: reasoning.ReasoningSplitter | None,
+    parser: ToolCallParser | None,
+    text: str,
+    tokens: list[GeneratedToken],
+    *,
+    final: bool = False,
+) -> list[GenerationEvent]:
+    """Reasoning pieces as ReasoningDelta; the answer goes on to the tool-call parser."""
+    if thinking is None:
+        return _parsed(parser, text, tokens)
+    pieces = thinking.feed(text)
+    if final:
+        pieces += thinking.flush()
+    out: list[GenerationEvent] = []
+    for is_reasoning, piece in pieces:
+        if is_reasoning:
+            out.append(ReasoningDelta(piece))
+        else:
+            out.extend(_parsed(parser, piece, tokens))
+            tokens = []  # logprobs belong to the answer; thinking tokens have none
+    return out
 
 
 def _parsed(
