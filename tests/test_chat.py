@@ -12,6 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.logprob_helpers import spelled
 from tests.server import Server
 
 MODEL = "gpt-4o-mini"  # an alias of smollm2-135m-instruct
@@ -85,7 +86,7 @@ def test_length_limit_and_exact_usage(client: OpenAI) -> None:
     assert choice.logprobs is not None and choice.logprobs.content is not None
     # One logprob entry per generated token, and together they spell the content.
     assert len(choice.logprobs.content) == 7
-    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert spelled(t.bytes for t in choice.logprobs.content) == choice.message.content
 
 
 def test_prompt_tokens_are_stable(client: OpenAI) -> None:
@@ -269,7 +270,7 @@ def test_stream_logprobs(client: OpenAI) -> None:
     ]
     text = "".join(ch.delta.content or "" for c in chunks for ch in c.choices)
     assert len(entries) == 6
-    assert "".join(e.token for e in entries) == text
+    assert spelled(e.bytes for e in entries) == text
 
 
 def test_raw_sse_framing(http: httpx.Client) -> None:
@@ -457,3 +458,32 @@ def test_requests_survive_a_parallel_error(client: OpenAI) -> None:
     thread.join()
     assert good.choices[0].message.content is not None
     assert len(results) == 1
+
+
+def test_logprobs_of_a_character_split_over_tokens(client: OpenAI) -> None:
+    # The schema forces an emoji that the byte-level vocabulary spells with several tokens.
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Give me a waving hand."}],
+        logprobs=True,
+        temperature=0,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "wave",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"emoji": {"const": "👋🏻"}},
+                    "required": ["emoji"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    )
+    choice = completion.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    entries = choice.logprobs.content
+    assert json.loads(choice.message.content or "") == {"emoji": "👋🏻"}
+    assert any("\ufffd" in e.token for e in entries)  # a token holding part of a character
+    assert spelled(e.bytes for e in entries) == choice.message.content

@@ -9,6 +9,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.logprob_helpers import spelled
 from tests.responses_helpers import MODEL
 
 pytestmark = pytest.mark.slow
@@ -209,7 +210,7 @@ def test_logprobs_include(client: OpenAI) -> None:
     )
     part = response.output[0].content[0]
     assert part.type == "output_text" and part.logprobs
-    assert "".join(lp.token for lp in part.logprobs) == part.text
+    assert spelled(lp.bytes for lp in part.logprobs) == part.text
     assert all(len(lp.top_logprobs) == 2 for lp in part.logprobs)
     plain = client.responses.create(model=MODEL, input="Hi", max_output_tokens=16)
     assert plain.output[0].content[0].logprobs == []

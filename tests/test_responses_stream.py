@@ -6,6 +6,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from tests.logprob_helpers import spelled
 from tests.responses_helpers import MODEL, SHORT, check_order, sse_events
 
 pytestmark = pytest.mark.slow
@@ -83,8 +84,12 @@ def test_stream_logprobs(http: httpx.Client) -> None:
     events = sse_events(response)
     check_order(events)
     deltas = [e for e in events if e["type"] == "response.output_text.delta"]
-    tokens = "".join(lp["token"] for e in deltas for lp in e["logprobs"])
-    assert tokens == "".join(e["delta"] for e in deltas)
+    streamed = [lp for e in deltas for lp in e["logprobs"]]
+    part = events[-1]["response"]["output"][0]["content"][0]
+    # Delta events carry no bytes; the final part does, and its entries are the streamed ones.
+    assert [lp["token"] for lp in part["logprobs"]] == [lp["token"] for lp in streamed]
+    assert spelled(lp["bytes"] for lp in part["logprobs"]) == part["text"]
+    assert part["text"] == "".join(e["delta"] for e in deltas)
 
 
 def test_sdk_stream_helper_and_final_response(client: OpenAI) -> None:
