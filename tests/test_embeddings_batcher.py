@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from oasis.engines.embeddings import MAX_PASS_ROWS, plan_passes
 from oasis.errors import OasisError, OverloadedError
 from oasis.models.specs import LocalSource, ModelSpec
 from oasis.services.embeddings import BatchPolicy, MicroBatcher, shorten
@@ -187,3 +188,36 @@ def test_shorten_renormalises() -> None:
     short = shorten(vectors, 2)
     np.testing.assert_allclose(short[0], [0.6, 0.8], atol=1e-6)
     assert np.all(np.isfinite(short[1]))  # an all-zero prefix stays finite
+
+
+# --- forward passes inside one batch -----------------------------------------------------
+
+
+def _rows(passes: list[slice]) -> list[int]:
+    return [p.stop - p.start for p in passes]
+
+
+def test_inputs_of_one_length_run_in_one_pass() -> None:
+    assert plan_passes([32] * 32) == [slice(0, 32)]
+    assert plan_passes([]) == []
+
+
+def test_mixed_lengths_are_cut_where_padding_would_cost_more_than_a_pass() -> None:
+    # One long input padded with five short ones: 6 x 200 positions, against two passes.
+    assert plan_passes([200, 5, 5, 5, 5, 5], pass_cost=32) == [slice(0, 1), slice(1, 6)]
+    # The passes cover every row once, in order.
+    lengths = sorted((7 + (i * 37) % 40 for i in range(32)), reverse=True)
+    passes = plan_passes(lengths, pass_cost=32)
+    assert [r for p in passes for r in range(p.start, p.stop)] == list(range(32))
+    assert 1 < len(passes) < 32
+
+
+def test_cuts_follow_the_cost_of_a_pass() -> None:
+    lengths = [40, 38, 30, 22, 20, 12, 10, 8]
+    # Free passes: no padding at all is worth it; costly passes: one padded pass.
+    assert _rows(plan_passes(lengths, pass_cost=0)) == [1] * 8
+    assert plan_passes(lengths, pass_cost=10_000) == [slice(0, 8)]
+
+
+def test_passes_are_bounded() -> None:
+    assert max(_rows(plan_passes([16] * 1000, pass_cost=10_000))) <= MAX_PASS_ROWS

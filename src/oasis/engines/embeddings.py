@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 # The tensors a text model's forward pass reads; anything else ``preprocess`` returns (such
 # as ``modality``) is copied unchanged from a probe made at load time.
 _TOKEN_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
+# The fixed cost of one forward pass, in token positions: on CPU a pass costs about as
+# much as 32 more positions (MiniLM on 2 cores: 8 ms for one 32-token input, 34 ms for
+# eight). See :func:`plan_passes`.
+PASS_COST_TOKENS = 32
+MAX_PASS_ROWS = 64
 
 
 def _offline() -> None:
@@ -146,6 +152,15 @@ class SentenceTransformerEngine:
             raise OasisError(f"The embedding model failed: {type(exc).__name__}: {exc}") from exc
 
     def _forward(self, batch: list[list[int]]) -> NDArray[np.float32]:
+        """Vectors for ``batch``, in forward passes of inputs of similar length."""
+        order = sorted(range(len(batch)), key=lambda i: -len(batch[i]))
+        result: NDArray[np.float32] = np.empty((len(batch), self.dimensions), dtype=np.float32)
+        for rows in plan_passes([len(batch[i]) for i in order]):
+            chosen = order[rows]
+            result[chosen] = self._forward_padded([batch[i] for i in chosen])
+        return result
+
+    def _forward_padded(self, batch: list[list[int]]) -> NDArray[np.float32]:
         torch = self._torch
         longest = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
@@ -167,6 +182,31 @@ class SentenceTransformerEngine:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def plan_passes(lengths: list[int], pass_cost: int = PASS_COST_TOKENS) -> list[slice]:
+    """Cut inputs sorted longest first into forward passes, padding as little as pays.
+
+    A pass costs ``pass_cost`` plus its rows times its longest input (padding costs as much
+    as real tokens). A batch gathered from concurrent requests mixes lengths freely, and
+    padding every row to the longest wastes about a third of the work; one pass per input
+    wastes the fixed cost instead. The cheapest cut is found exactly, over passes of at
+    most :data:`MAX_PASS_ROWS` rows (bigger ones gain nothing on CPU).
+    """
+    count = len(lengths)
+    best = [0.0] + [math.inf] * count  # best[i]: the cheapest way to run the first i rows
+    start_of = [0] * (count + 1)
+    for end in range(1, count + 1):
+        for start in range(max(0, end - MAX_PASS_ROWS), end):
+            cost = best[start] + pass_cost + (end - start) * lengths[start]
+            if cost < best[end]:
+                best[end], start_of[end] = cost, start
+    passes: list[slice] = []
+    end = count
+    while end > 0:
+        passes.append(slice(start_of[end], end))
+        end = start_of[end]
+    return passes[::-1]
 
 
 def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> SentenceTransformerEngine:
