@@ -10,5 +10,7 @@ def spelled(byte_runs: Iterable[list[int] | None]) -> str:
 
     A byte-level tokenizer may split one UTF-8 character (an emoji, say) over two tokens;
     each token's ``token`` string then shows U+FFFD, so only the bytes add up to the text.
+    The bytes are decoded as the server decodes its output: when ``max_tokens`` cuts a
+    character in half, the text ends in U+FFFD, and so does this.
     """
-    return b"".join(bytes(run or []) for run in byte_runs).decode("utf-8")
+    return b"".join(bytes(run or []) for run in byte_runs).decode("utf-8", errors="replace")

@@ -20,7 +20,9 @@ HELLO = [{"role": "user", "content": "Write one sentence about the sea."}]
 
 
 def test_basic_completion(client: OpenAI) -> None:
-    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=24)
+    # Sampled at the default temperature, but seeded: the same answer every run, so an
+    # end-of-text drawn as the first token cannot empty the content by chance.
+    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=24, seed=11)
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-")
     assert completion.model == MODEL
@@ -245,6 +247,7 @@ def test_stream_include_usage(client: OpenAI) -> None:
             max_tokens=6,
             stream=True,
             stream_options={"include_usage": True},
+            temperature=0,  # greedy surely runs to 6 tokens; a sampled answer could end sooner
         )
     )
     assert all(c.usage is None for c in chunks[:-1])
@@ -258,7 +261,13 @@ def test_stream_include_usage(client: OpenAI) -> None:
 def test_stream_logprobs(client: OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(
-            model=MODEL, messages=HELLO, max_tokens=6, stream=True, logprobs=True, top_logprobs=2
+            model=MODEL,
+            messages=HELLO,
+            max_tokens=6,
+            stream=True,
+            logprobs=True,
+            top_logprobs=2,
+            temperature=0,  # exactly 6 entries needs no end-of-text within 6 tokens
         )
     )
     entries = [

@@ -25,6 +25,11 @@ THINKING_TEMPLATE = (
 )
 
 
+# Greedy SmolLM2 thinks about this for far more than 12 tokens. (To "Is 7 prime?" it answers
+# in 7 tokens and stops, so a sampled run often ended before the 12-token budget.)
+LONG_THOUGHT = "Is 7 prime? Think it through step by step."
+
+
 def _split(chunks: list[str], inside: bool = False) -> tuple[list[tuple[bool, str]], str, str]:
     splitter = ReasoningSplitter(inside=inside)
     pieces = [p for chunk in chunks for p in splitter.feed(chunk)] + splitter.flush()
@@ -84,11 +89,11 @@ def thinking_client(thinking_server: Server) -> Iterator[OpenAI]:
 
 def test_responses_reasoning_item_end_to_end(thinking_client: OpenAI) -> None:
     with thinking_client.responses.stream(
-        model="smollm2-thinking", input="Is 7 prime?", max_output_tokens=12
+        model="smollm2-thinking", input=LONG_THOUGHT, max_output_tokens=12, temperature=0
     ) as stream:
         events = list(stream)
     types = [event.type for event in events]
-    # The thinking never ends within 12 tokens: the stream ends with response.incomplete
+    # Greedy, the thinking never ends within 12 tokens: the stream ends with response.incomplete
     # (for which the SDK's get_final_response() has no result, as with OpenAI).
     assert types[-1] == "response.incomplete"
     final = events[-1].response  # type: ignore[union-attr]
@@ -108,8 +113,9 @@ def test_responses_reasoning_item_end_to_end(thinking_client: OpenAI) -> None:
 def test_chat_hides_reasoning_from_content(thinking_client: OpenAI) -> None:
     completion = thinking_client.chat.completions.create(
         model="smollm2-thinking",
-        messages=[{"role": "user", "content": "Is 7 prime?"}],
+        messages=[{"role": "user", "content": LONG_THOUGHT}],
         max_tokens=12,
+        temperature=0,  # as above: greedy neither ends nor closes the block within 12 tokens
     )
     assert completion.choices[0].message.content == ""
     assert completion.usage is not None and completion.usage.completion_tokens == 12

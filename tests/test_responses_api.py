@@ -57,8 +57,12 @@ def test_usage_is_exact(client: OpenAI) -> None:
 
 
 def test_max_output_tokens_gives_incomplete(client: OpenAI) -> None:
+    # Greedy: it runs past 16 tokens every time, where a sampled answer could end early.
     response = client.responses.create(
-        model=MODEL, input="Write a very long essay about the sea.", max_output_tokens=16
+        model=MODEL,
+        input="Write a very long essay about the sea.",
+        max_output_tokens=16,
+        temperature=0,
     )
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
@@ -183,6 +187,8 @@ def test_text_formats(client: OpenAI) -> None:
         input="Name a big city and its population as JSON.",
         text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}},
         max_output_tokens=100,
+        # Greedy: a sampled integer or string may ramble past the budget (then "incomplete").
+        temperature=0,
     )
     assert response.status == "completed"
     assert response.text is not None and response.text.format.type == "json_schema"
@@ -193,6 +199,7 @@ def test_text_formats(client: OpenAI) -> None:
         input="Reply with an empty JSON object.",
         text={"format": {"type": "json_object"}},
         max_output_tokens=100,
+        temperature=0,
     )
     if loose.status == "completed":
         assert isinstance(json.loads(loose.output_text), dict)
@@ -207,6 +214,7 @@ def test_logprobs_include(client: OpenAI) -> None:
         max_output_tokens=16,
         top_logprobs=2,
         include=["message.output_text.logprobs"],
+        temperature=0,  # a sampled end-of-text as the first token would leave no entries
     )
     part = response.output[0].content[0]
     assert part.type == "output_text" and part.logprobs

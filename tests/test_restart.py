@@ -171,6 +171,9 @@ def test_a_job_running_at_a_crash_is_failed_on_restart(data_dir: Path) -> None:
                     "background": True,
                     "stream": True,
                     "max_output_tokens": 4000,
+                    # Greedy writes on for thousands of tokens: still running at the kill,
+                    # where a sampled story could end first.
+                    "temperature": 0,
                 },
             ) as stream:
                 lines = stream.iter_lines()
