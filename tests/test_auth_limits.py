@@ -13,6 +13,7 @@ from openai import OpenAI
 
 from tests.conftest import STRICT_KEYS
 from tests.server import OASIS, Server, free_port, start_server
+from tests.smollm2 import NEVER_END
 
 
 def _envelope(response: httpx.Response) -> dict[str, object]:
@@ -102,7 +103,7 @@ def test_overload_is_503_with_retry_after(tmp_path: Path) -> None:
             "messages": [{"role": "user", "content": "Tell me a long story."}],
             "max_tokens": 400,
             "stream": True,
-            "logit_bias": {"2": -100, "0": -100},
+            "logit_bias": NEVER_END,
         }
         started = threading.Event()
         release = threading.Event()

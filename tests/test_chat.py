@@ -14,6 +14,7 @@ from openai import OpenAI
 
 from tests.logprob_helpers import spelled
 from tests.server import Server
+from tests.smollm2 import NEVER_END
 
 MODEL = "gpt-4o-mini"  # an alias of smollm2-135m-instruct
 HELLO = [{"role": "user", "content": "Write one sentence about the sea."}]
@@ -328,20 +329,32 @@ def test_concurrent_requests_are_not_corrupted(client: OpenAI) -> None:
     assert concurrent == sequential
 
 
-def test_disconnect_stops_generation(server: Server, http: httpx.Client) -> None:
+@pytest.mark.parametrize("stream", [True, False])
+def test_disconnect_stops_generation(server: Server, stream: bool) -> None:
+    """A client that leaves frees the model, whether it was reading a stream or waiting."""
     body = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Tell me a very long story."}],
         "max_tokens": 3000,
-        "stream": True,
-        "logit_bias": {"2": -100, "0": -100},  # never end by itself
+        "stream": stream,
+        "logit_bias": NEVER_END,
     }
     marker = "generation stopped early"
     before = server.log().count(marker)
-    with http.stream("POST", "/v1/chat/completions", json=body) as response:
-        for i, _ in enumerate(response.iter_lines()):
-            if i > 10:
-                break
+    with httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(60, read=1.5)) as http:
+        if stream:
+            with http.stream("POST", "/v1/chat/completions", json=body) as response:
+                for i, _ in enumerate(response.iter_lines()):
+                    if i > 10:
+                        break
+        else:
+            # Waits for the whole completion; gives up (and hangs up) after 1.5 s.
+            try:
+                response = http.post("/v1/chat/completions", json=body)
+            except httpx.ReadTimeout:
+                pass
+            else:
+                pytest.fail(f"answered before the client left: {response.text[:500]}")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and server.log().count(marker) == before:
         time.sleep(0.2)

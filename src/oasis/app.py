@@ -20,7 +20,12 @@ from oasis.api import (
     responses,
 )
 from oasis.api.errors import install_error_handlers
-from oasis.api.middleware import AuthMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from oasis.api.middleware import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    CancelOnDisconnectMiddleware,
+    RequestIdMiddleware,
+)
 from oasis.config import Settings
 from oasis.models.registry import ModelRegistry
 from oasis.responses.conversations import ConversationService
@@ -81,7 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (health, models, chat, responses, conversations, embeddings, audio, images):
         app.include_router(module.router)
     # Added last = outermost: request ids wrap everything, then auth (so no body is read
-    # for an unauthenticated client), then the body limit.
+    # for an unauthenticated client), then the body limit, then the disconnect watch.
+    app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm

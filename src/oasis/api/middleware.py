@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, body limits, API keys and rate limits.
+"""Pure ASGI middleware: request ids, body limits, API keys, rate limits, disconnects.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched and a
 client disconnect still reaches the endpoint.
@@ -6,6 +6,7 @@ client disconnect still reaches the endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -142,6 +143,73 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class CancelOnDisconnectMiddleware:
+    """Cancels a request's work when its client goes away before the response is done.
+
+    A stream notices a gone client when a write fails, but a non-streaming request (a long
+    completion, an image, a transcription) would run to its end for nobody while later
+    requests wait for the model. Once the app has read the whole body, the only message
+    the server can still deliver is ``http.disconnect``; this waits for it beside the app
+    and cancels the app if it comes first. Reads the app makes after the body get the same
+    disconnect, so a ``StreamingResponse`` listening for it still hears it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = asyncio.Event()
+        gone = asyncio.Event()
+        answered = False
+
+        async def app_receive() -> Message:
+            if body_read.is_set():
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            elif not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        async def app_send(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+            await send(message)
+
+        async def watch() -> None:
+            await body_read.wait()
+            if (await receive())["type"] == "http.disconnect":
+                gone.set()
+
+        work = asyncio.ensure_future(self.app(scope, app_receive, app_send))
+        watcher = asyncio.ensure_future(watch())
+        dropped = False
+        try:
+            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done() and gone.is_set() and not answered:
+                dropped = True
+                log.info(
+                    "client left %s %s before the response; its work is cancelled",
+                    scope.get("method"),
+                    scope.get("path"),
+                )
+                work.cancel()
+            try:
+                await work
+            except asyncio.CancelledError:
+                if not dropped:
+                    raise
+        finally:
+            watcher.cancel()
+            work.cancel()  # only matters when this task itself was cancelled
 
 
 def owner_of(token: str | None) -> str:

@@ -1,0 +1,8 @@
+"""Facts about the packaged chat model (SmolLM2-135M-Instruct) that tests rely on."""
+
+from __future__ import annotations
+
+# A logit_bias that keeps the model from ending by itself. Its end-of-generation tokens are
+# <|endoftext|> (0), <|im_end|> (2) and <reponame> (4); banning only the first two once
+# let a sampled run end early on the third.
+NEVER_END = {"0": -100, "2": -100, "4": -100}
