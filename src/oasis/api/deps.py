@@ -6,7 +6,7 @@ embedders may override any of these with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
@@ -24,17 +24,21 @@ from oasis.services.models import ModelManager
 T = TypeVar("T")
 
 
-def _app_state(name: str, kind: type[T]) -> Callable[[Request], T]:
-    """A dependency returning ``request.app.state.<name>`` typed as ``kind``."""
+def _app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency returning ``request.app.state.<name>`` typed as ``kind``.
 
-    def dependency(request: Request) -> T:
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a thread hop per request for an attribute lookup.
+    """
+
+    async def dependency(request: Request) -> T:
         return cast(T, getattr(request.app.state, name))
 
     dependency.__name__ = f"get_{name}"
     return dependency
 
 
-def get_owner(request: Request) -> str:
+async def get_owner(request: Request) -> str:
     """The owner of whatever this request stores: a hash of its API key."""
     return str(getattr(request.state, "owner", "anonymous"))
 
