@@ -55,7 +55,8 @@ class EmbeddingsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Inputs per forward pass; a bigger request is split into batches of this size.
+    # Inputs per batch handed to the model (which runs it in length-sorted passes); a
+    # bigger request is split into batches of this size.
     batch_size: int = Field(default=32, ge=1)
     # How long the oldest waiting input waits for others to join its batch when the model
     # is idle. Under load batches fill while the previous one runs, so this adds nothing.
