@@ -334,6 +334,11 @@ class ResponsesService:
                     yield out
 
     async def _persist(self, turn: Turn) -> None:
+        # Shielded: a client hanging up (which cancels its request) must not cut a write
+        # in half; whatever was finished is stored as a whole.
+        await asyncio.shield(self._write(turn))
+
+    async def _write(self, turn: Turn) -> None:
         body = turn.builder.snapshot()
         finished = body["status"] in {"completed", "incomplete"}
         # A failed turn is stored (to be inspected) but is not added to its conversation.
@@ -360,8 +365,9 @@ class ResponsesService:
         """A whole response (or, with ``background``, the queued one)."""
         turn = await self._plan(request, owner)
         if request.background:
+            queued = turn.builder.response()  # the job may move on before this returns
             await self._start_background(turn)
-            return turn.builder.response()
+            return queued
         async for _ in self._generate(turn):
             pass
         return turn.builder.response()
@@ -409,16 +415,22 @@ class ResponsesService:
         events = EventLog()
         for event in turn.builder.created():
             events.append(_encode(event))
-        await self.store.insert_response(
-            turn.owner,
-            turn.builder.snapshot(),
-            inputs=turn.context,
-            stream=turn.stream,
-            request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
-        )
-        if turn.stream:
-            await self.jobs.flush(turn.builder.id, events)
-        self.jobs.start(turn.builder.id, events, lambda log_: self._run_background(turn, log_))
+
+        async def start() -> None:
+            await self.store.insert_response(
+                turn.owner,
+                turn.builder.snapshot(),
+                inputs=turn.context,
+                stream=turn.stream,
+                request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
+            )
+            if turn.stream:
+                await self.jobs.flush(turn.builder.id, events)
+            self.jobs.start(turn.builder.id, events, lambda log_: self._run_background(turn, log_))
+
+        # Shielded: a client that hangs up mid-way must not leave a row `queued` forever
+        # with no job behind it. Once stored, the job runs whether or not anyone waits.
+        await asyncio.shield(start())
         return events
 
     async def _run_background(self, turn: Turn, events: EventLog) -> None:
