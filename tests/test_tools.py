@@ -226,6 +226,48 @@ def test_named_function_is_the_one_called_even_when_sampling(client: OpenAI, see
     assert completion.choices[0].finish_reason == "tool_calls"
 
 
+def _allowed(mode: str, *names: str) -> dict[str, Any]:
+    refs = [{"type": "function", "function": {"name": name}} for name in names]
+    return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": refs}}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_allowed_tools_narrow_what_may_be_called(client: OpenAI, seed: int) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What's the weather in Oslo?"}],
+        tools=SIGNATURES,
+        tool_choice=_allowed("required", "add_numbers", "create_event"),  # type: ignore[arg-type]
+        parallel_tool_calls=False,
+        temperature=1.0,
+        seed=seed,
+        max_tokens=500,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls
+    assert calls and len(calls) == 1
+    assert calls[0].function.name in {"add_numbers", "create_event"}  # type: ignore[union-attr]
+    _check_call(calls[0], SIGNATURES)
+
+
+def test_allowed_tools_in_auto_mode_never_call_a_tool_left_out(client: OpenAI) -> None:
+    # The model called get_weather before in this history; with only add_numbers allowed
+    # it may answer in text or call add_numbers, never get_weather.
+    for seed in (1, 2, 3):
+        completion = client.chat.completions.create(
+            model=MODEL,
+            messages=CALLED_BEFORE,
+            tools=SIGNATURES,
+            tool_choice=_allowed("auto", "add_numbers"),  # type: ignore[arg-type]
+            temperature=1.0,
+            seed=seed,
+            max_tokens=120,
+        )
+        for call in completion.choices[0].message.tool_calls or []:
+            assert call.function.name == "add_numbers"  # type: ignore[union-attr]
+
+
 def test_required_with_several_tools_picks_one_of_them(client: OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
@@ -420,6 +462,11 @@ BAD_TOOLS: list[tuple[dict[str, Any], str]] = [
         "tool_choice",
     ),
     ({"tool_choice": "required"}, "tool_choice"),
+    (
+        {"tools": [WEATHER], "tool_choice": _allowed("required", "get_weather", "nope")},
+        "tool_choice.allowed_tools.tools[1].function.name",
+    ),
+    ({"tools": [WEATHER], "tool_choice": _allowed("sometimes", "get_weather")}, "tool_choice"),
     ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
     ({"tools": [{"type": "function"}]}, "tools[0].function"),
 ]

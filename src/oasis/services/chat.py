@@ -41,7 +41,7 @@ from oasis.services.generation import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
-from oasis.wire.chat import ChatCompletionRequest, ChatMessage
+from oasis.wire.chat import AllowedToolsChoice, ChatCompletionRequest, ChatMessage
 
 
 def new_completion_id() -> str:
@@ -155,6 +155,19 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
         tool_choice = "auto" if tools else "none"
     elif isinstance(choice, str):
         tool_choice = choice
+    elif isinstance(choice, AllowedToolsChoice):
+        allowed = {ref.function.name for ref in choice.allowed_tools.tools}
+        for i, ref in enumerate(choice.allowed_tools.tools):
+            if ref.function.name not in seen:
+                raise InvalidRequestError(
+                    f"`allowed_tools` names the function '{ref.function.name}', which is not "
+                    "in `tools`.",
+                    param=f"tool_choice.allowed_tools.tools[{i}].function.name",
+                    code="invalid_value",
+                )
+        # The model sees and may call only the allowed tools; the mode applies to them.
+        tools = [tool for tool in tools if tool.name in allowed]
+        tool_choice = choice.allowed_tools.mode
     else:
         tool_choice = choice.function.name
     fmt = request.response_format

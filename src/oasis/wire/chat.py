@@ -77,6 +77,18 @@ class NamedToolChoice(WireModel):
     function: NamedToolChoiceFunction
 
 
+class AllowedTools(WireModel):
+    mode: Literal["auto", "required"]
+    tools: list[NamedToolChoice] = Field(min_length=1)
+
+
+class AllowedToolsChoice(WireModel):
+    """``tool_choice`` that narrows ``tools`` to a subset for this request."""
+
+    type: Literal["allowed_tools"]
+    allowed_tools: AllowedTools
+
+
 class JSONSchemaFormat(WireModel):
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
@@ -113,7 +125,9 @@ class ChatCompletionRequest(WireModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     tools: list[ChatTool] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tool_choice: (
+        Literal["none", "auto", "required"] | NamedToolChoice | AllowedToolsChoice | None
+    ) = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
