@@ -110,12 +110,38 @@ def test_responses_reasoning_item_end_to_end(thinking_client: OpenAI) -> None:
     assert [item.type for item in stored.output] == ["reasoning"]
 
 
-def test_chat_hides_reasoning_from_content(thinking_client: OpenAI) -> None:
-    completion = thinking_client.chat.completions.create(
-        model="smollm2-thinking",
-        messages=[{"role": "user", "content": LONG_THOUGHT}],
-        max_tokens=12,
-        temperature=0,  # as above: greedy neither ends nor closes the block within 12 tokens
-    )
-    assert completion.choices[0].message.content == ""
+def test_chat_gives_reasoning_beside_content(thinking_client: OpenAI) -> None:
+    """Chat keeps the thinking out of ``content`` and returns it as ``reasoning_content``."""
+    ask = {
+        "model": "smollm2-thinking",
+        "messages": [{"role": "user", "content": LONG_THOUGHT}],
+        "max_tokens": 12,
+        "temperature": 0,  # as above: greedy neither ends nor closes the block in 12 tokens
+    }
+    completion = thinking_client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    message = completion.choices[0].message
+    assert message.content == ""
+    thought = (message.model_extra or {}).get("reasoning_content")
+    assert isinstance(thought, str) and thought.strip()
     assert completion.usage is not None and completion.usage.completion_tokens == 12
+    details = completion.usage.completion_tokens_details
+    assert details is not None and 0 < (details.reasoning_tokens or 0) <= 12
+
+    chunks = list(
+        thinking_client.chat.completions.create(
+            **ask, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    streamed = "".join((d.model_extra or {}).get("reasoning_content", "") for d in deltas)
+    assert streamed == thought
+    assert "".join(d.content or "" for d in deltas) == ""
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens_details == details
+
+
+def test_chat_without_thinking_has_no_reasoning_field(client: OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+    )
+    assert "reasoning_content" not in (completion.choices[0].message.model_extra or {})

@@ -136,7 +136,7 @@ class ResponseBuilder:
             return self._call_done(event.index, event.call.name, event.call.arguments)
         return []
 
-    def finish(self, finished: Finished, reasoning_tokens: int = 0) -> list[Any]:
+    def finish(self, finished: Finished) -> list[Any]:
         """Close what is open and end with ``response.completed`` or ``.incomplete``."""
         events: list[Any] = []
         streamed_text = any(i["type"] == "message" for i in self.output)
@@ -161,7 +161,9 @@ class ResponseBuilder:
         if not self.output and not truncated:
             events += self._open_message()
         events += self._close("incomplete" if truncated else "completed")
-        self.usage = usage(finished.prompt_tokens, finished.completion_tokens, reasoning_tokens)
+        self.usage = usage(
+            finished.prompt_tokens, finished.completion_tokens, finished.reasoning_tokens
+        )
         if truncated:
             self.status = "incomplete"
             self.incomplete_details = {"reason": "max_output_tokens"}

@@ -311,12 +311,6 @@ class ResponsesService:
 
     # -- running ----------------------------------------------------------------------
 
-    def _reasoning_tokens(self, turn: Turn, finished: Finished) -> int:
-        if not finished.reasoning:
-            return 0
-        count = len(turn.prompt.engine.tokenize(finished.reasoning, add_bos=False))
-        return min(count, finished.completion_tokens)
-
     async def _generate(self, turn: Turn) -> AsyncIterator[Any]:
         """Stream events of the generation, ending with the terminal one.
 
@@ -325,7 +319,7 @@ class ResponsesService:
         """
         async for event in self.core.generate(turn.prompt, turn.params):
             if isinstance(event, Finished):
-                events = turn.builder.finish(event, self._reasoning_tokens(turn, event))
+                events = turn.builder.finish(event)
                 await self._persist(turn)
                 for out in events:
                     yield out

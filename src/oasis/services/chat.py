@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from openai.types import CompletionUsage
 from openai.types.chat import (
@@ -36,6 +36,7 @@ from oasis.services.generation import (
     GenerationCore,
     GenerationOptions,
     PreparedPrompt,
+    ReasoningDelta,
     ResponseFormat,
     TextDelta,
     ToolCallArgumentsDelta,
@@ -109,14 +110,14 @@ def token_logprob(token: GeneratedToken) -> ChatCompletionTokenLogprob:
     )
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
+def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> CompletionUsage:
     return CompletionUsage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=0, audio_tokens=0),
         completion_tokens_details=CompletionTokensDetails(
-            reasoning_tokens=0,
+            reasoning_tokens=reasoning_tokens,
             audio_tokens=0,
             accepted_prediction_tokens=0,
             rejected_prediction_tokens=0,
@@ -186,11 +187,28 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
     )
 
 
+_Carrier = TypeVar("_Carrier", ChatCompletionMessage, ChoiceDelta)
+
+
+def with_reasoning(target: _Carrier, text: str | None) -> _Carrier:
+    """``target`` with a thinking model's reasoning as ``reasoning_content``.
+
+    OpenAI's Chat Completions never shows reasoning, so the SDK's types have no field for
+    it; DeepSeek's API, llama.cpp's server and vLLM return it under this name, and the
+    SDK keeps such extra fields (``message.reasoning_content``). Models that do not think
+    never carry it.
+    """
+    if text:
+        target.reasoning_content = text  # type: ignore[attr-defined]
+    return target
+
+
 def assistant_message(finished: Finished) -> ChatCompletionMessage:
     """The assistant's message for a finished generation: text, tool calls or both."""
     if not finished.tool_calls:
-        return ChatCompletionMessage(role="assistant", content=finished.text, refusal=None)
-    return ChatCompletionMessage(
+        message = ChatCompletionMessage(role="assistant", content=finished.text, refusal=None)
+        return with_reasoning(message, finished.reasoning)
+    message = ChatCompletionMessage(
         role="assistant",
         content=finished.text or None,
         refusal=None,
@@ -203,6 +221,7 @@ def assistant_message(finished: Finished) -> ChatCompletionMessage:
             for call in finished.tool_calls
         ],
     )
+    return with_reasoning(message, finished.reasoning)
 
 
 @dataclass(frozen=True)
@@ -266,7 +285,7 @@ class ChatService:
         """A whole completion, every choice generated before returning."""
         plan = await self._plan(request)
         choices: list[Choice] = []
-        completion_tokens = 0
+        completion_tokens = reasoning_tokens = 0
         for index, params in enumerate(plan.choices):
             logprobs: list[ChatCompletionTokenLogprob] = []
             finished: Finished | None = None
@@ -278,6 +297,7 @@ class ChatService:
                     finished = event
             assert finished is not None
             completion_tokens += finished.completion_tokens
+            reasoning_tokens += finished.reasoning_tokens
             choices.append(
                 Choice(
                     index=index,
@@ -294,7 +314,7 @@ class ChatService:
             created=int(time.time()),
             model=plan.model_name,
             choices=choices,
-            usage=usage(len(plan.prompt.tokens), completion_tokens),
+            usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens),
             system_fingerprint=None,
             service_tier=_service_tier(request),
         )
@@ -321,7 +341,7 @@ class ChatService:
                 **extra,
             )
 
-        completion_tokens = 0
+        completion_tokens = reasoning_tokens = 0
         for index, params in enumerate(plan.choices):
             first = True  # the role goes out once, with the first delta (DIGEST §2.5)
 
@@ -350,6 +370,8 @@ class ChatService:
                         if plan.want_logprobs
                         else None,
                     )
+                elif isinstance(event, ReasoningDelta):
+                    yield choice(with_reasoning(ChoiceDelta(), event.text))
                 elif isinstance(event, ToolCallStarted):
                     start = ChoiceDeltaToolCall(
                         index=event.index,
@@ -376,6 +398,7 @@ class ChatService:
                     )
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
+                    reasoning_tokens += event.reasoning_tokens
                     yield choice(ChoiceDelta(), finish_reason=event.finish_reason)
         if include_usage:
             yield ChatCompletionChunk(
@@ -384,7 +407,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[],
-                usage=usage(len(plan.prompt.tokens), completion_tokens),
+                usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens),
             )
 
 

@@ -127,6 +127,7 @@ class Finished:
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None
+    reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
 
 
 GenerationEvent = (
@@ -252,9 +253,20 @@ class GenerationCore:
         for event in _split(thinking, parser, tail.text, tail.tokens, final=True):
             yield event
         thought = (thinking.reasoning or None) if thinking else None
+        # The thinking's own token count (re-tokenized: the splitter works on text).
+        thought_tokens = (
+            min(len(prepared.engine.tokenize(thought, add_bos=False)), produced) if thought else 0
+        )
         if parser is None:
             answer = thinking.answer if thinking else decoder.text
-            yield Finished(reason, answer, len(prepared.tokens), produced, reasoning=thought)
+            yield Finished(
+                reason,
+                answer,
+                len(prepared.tokens),
+                produced,
+                reasoning=thought,
+                reasoning_tokens=thought_tokens,
+            )
             return
         for event in _translate(parser.finish(), []):
             yield event
@@ -262,7 +274,13 @@ class GenerationCore:
         if calls and reason == "stop":
             reason = "tool_calls"
         yield Finished(
-            reason, parser.text, len(prepared.tokens), produced, tool_calls=calls, reasoning=thought
+            reason,
+            parser.text,
+            len(prepared.tokens),
+            produced,
+            tool_calls=calls,
+            reasoning=thought,
+            reasoning_tokens=thought_tokens,
         )
 
 
