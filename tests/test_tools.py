@@ -443,6 +443,74 @@ def test_tool_results_in_history_feed_the_next_turn(client: OpenAI) -> None:
     assert completion.choices[0].message.content
 
 
+# --- the deprecated functions / function_call ---------------------------------------------
+
+FUNCTIONS = [tool["function"] for tool in SIGNATURES]
+
+
+def test_legacy_function_call_is_answered_in_the_old_shape(client: OpenAI) -> None:
+    completion = client.chat.completions.create(  # type: ignore[call-overload]
+        model=MODEL,
+        messages=[{"role": "user", "content": ASK["get_weather"]}],
+        functions=FUNCTIONS,
+        function_call={"name": "get_weather"},
+        temperature=0,
+        max_tokens=160,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "function_call"
+    assert choice.message.tool_calls is None and choice.message.content is None
+    call = choice.message.function_call
+    assert call is not None and call.name == "get_weather"
+    jsonschema.validate(json.loads(call.arguments), WEATHER["function"]["parameters"])
+
+
+def test_legacy_function_call_streams_name_then_arguments(http: httpx.Client) -> None:
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": ASK["add_numbers"]}],
+        "functions": FUNCTIONS,
+        "function_call": {"name": "add_numbers"},
+        "temperature": 0,
+        "stream": True,
+        "max_tokens": 160,
+    }
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        chunks = _sse(response)
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    calls = [d["function_call"] for d in deltas if d.get("function_call")]
+    assert [c.get("name") for c in calls if c.get("name")] == ["add_numbers"]
+    assert "tool_calls" not in "".join(json.dumps(d) for d in deltas)
+    arguments = json.loads("".join(c.get("arguments") or "" for c in calls))
+    jsonschema.validate(arguments, SIGNATURES[2]["function"]["parameters"])
+    assert chunks[-1]["choices"][0]["finish_reason"] == "function_call"
+
+
+def test_legacy_function_result_in_history(client: OpenAI) -> None:
+    completion = client.chat.completions.create(  # type: ignore[call-overload]
+        model=MODEL,
+        messages=[
+            {"role": "user", "content": "What's the weather in Rome?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {
+                    "name": "get_weather",
+                    "arguments": '{"city": "Rome", "unit": "celsius"}',
+                },
+            },
+            {"role": "function", "name": "get_weather", "content": '{"temperature": 18}'},
+        ],
+        functions=[WEATHER["function"]],
+        function_call="none",
+        temperature=0,
+        max_tokens=30,
+    )
+    choice = completion.choices[0]
+    assert choice.message.function_call is None and choice.message.content
+    assert choice.finish_reason in {"stop", "length"}
+
+
 # --- bad requests ------------------------------------------------------------------------
 
 BAD_TOOLS: list[tuple[dict[str, Any], str]] = [
@@ -469,6 +537,10 @@ BAD_TOOLS: list[tuple[dict[str, Any], str]] = [
     ({"tools": [WEATHER], "tool_choice": _allowed("sometimes", "get_weather")}, "tool_choice"),
     ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
     ({"tools": [{"type": "function"}]}, "tools[0].function"),
+    ({"tools": [WEATHER], "functions": [WEATHER["function"]]}, "functions"),
+    ({"functions": [WEATHER["function"]], "function_call": {"name": "nope"}}, "function_call"),
+    ({"functions": [WEATHER["function"], WEATHER["function"]]}, "functions[1].name"),
+    ({"functions": [{"name": "bad name!"}]}, "functions[0].name"),
 ]
 
 

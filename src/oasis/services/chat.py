@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -20,10 +20,12 @@ from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import (
     ChoiceDelta,
+    ChoiceDeltaFunctionCall,
     ChoiceDeltaToolCall,
     ChoiceDeltaToolCallFunction,
 )
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
+from openai.types.chat.chat_completion_message import FunctionCall
 from openai.types.chat.chat_completion_message_function_tool_call import Function
 from openai.types.chat.chat_completion_token_logprob import TopLogprob
 from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
@@ -42,7 +44,12 @@ from oasis.services.generation import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
-from oasis.wire.chat import AllowedToolsChoice, ChatCompletionRequest, ChatMessage
+from oasis.wire.chat import (
+    AllowedToolsChoice,
+    ChatCompletionRequest,
+    ChatMessage,
+    FunctionDefinition,
+)
 
 
 def new_completion_id() -> str:
@@ -73,20 +80,28 @@ def _message_text(message: ChatMessage, index: int) -> str:
 
 
 def to_conversation(request: ChatCompletionRequest) -> Conversation:
-    """The chat ``messages`` as the core's conversation form."""
+    """The chat ``messages`` as the core's conversation form.
+
+    The deprecated ``function_call`` / ``function`` messages carry no call ids: each legacy
+    call gets one from its position, and a function result answers the latest call.
+    """
     messages: list[Message] = []
+    legacy_call: str | None = None
     for i, raw in enumerate(request.messages):
-        role = "tool" if raw.role == "function" else raw.role
         calls = tuple(
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
             for c in raw.tool_calls or []
         )
+        if raw.function_call is not None and raw.role == "assistant":
+            legacy_call = f"call_legacy_{i}"
+            function = raw.function_call
+            calls += (ToolCall(id=legacy_call, name=function.name, arguments=function.arguments),)
         messages.append(
             Message(
-                role=role,
+                role="tool" if raw.role == "function" else raw.role,
                 content=_message_text(raw, i),
                 tool_calls=calls,
-                tool_call_id=raw.tool_call_id,
+                tool_call_id=legacy_call if raw.role == "function" else raw.tool_call_id,
                 name=raw.name,
             )
         )
@@ -125,23 +140,23 @@ def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0)
     )
 
 
-def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
-    """Tools, tool_choice and response_format in the generation core's terms."""
+def _function_tools(
+    definitions: list[FunctionDefinition], param: Callable[[int], str]
+) -> list[FunctionTool]:
+    """Checked function definitions; ``param(i)`` is where the i-th sits in the request."""
     tools: list[FunctionTool] = []
     seen: set[str] = set()
-    for i, tool in enumerate(request.tools or []):
-        function = tool.function
+    for i, function in enumerate(definitions):
         if function.name in seen:
             raise InvalidRequestError(
-                f"Duplicate function name '{function.name}' in `tools`.",
-                param=f"tools[{i}].function.name",
+                f"Duplicate function name '{function.name}'.", param=f"{param(i)}.name"
             )
         seen.add(function.name)
         parameters = function.parameters
         if parameters is not None and parameters.get("type", "object") != "object":
             raise InvalidRequestError(
                 "A function's `parameters` must be a JSON schema of type 'object'.",
-                param=f"tools[{i}].function.parameters",
+                param=f"{param(i)}.parameters",
             )
         tools.append(
             FunctionTool(
@@ -151,6 +166,55 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
                 strict=bool(function.strict),
             )
         )
+    return tools
+
+
+def _response_format(request: ChatCompletionRequest) -> ResponseFormat:
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
+        return ResponseFormat()
+    if fmt.type == "json_object" or fmt.json_schema is None or fmt.json_schema.schema_ is None:
+        return ResponseFormat("json_object")
+    spec = fmt.json_schema
+    return ResponseFormat("json_schema", spec.schema_, bool(spec.strict), spec.name)
+
+
+def _legacy_function_options(request: ChatCompletionRequest) -> GenerationOptions:
+    """``functions`` / ``function_call``: tools and tool_choice under their old names."""
+    if request.tools is not None:
+        raise InvalidRequestError(
+            "Give either `tools` or the deprecated `functions`, not both.", param="functions"
+        )
+    tools = _function_tools(request.functions or [], lambda i: f"functions[{i}]")
+    choice = request.function_call
+    tool_choice: str
+    if choice is None or isinstance(choice, str):
+        tool_choice = choice or "auto"
+    else:
+        if choice.name not in {tool.name for tool in tools}:
+            raise InvalidRequestError(
+                f"function_call names the function '{choice.name}', which is not in `functions`.",
+                param="function_call",
+                code="invalid_value",
+            )
+        tool_choice = choice.name
+    return GenerationOptions(
+        tools=tuple(tools),
+        tool_choice=tool_choice,
+        parallel_tool_calls=False,  # the old form has room for one call only
+        response_format=_response_format(request),
+        tool_choice_param="function_call",
+    )
+
+
+def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
+    """Tools, tool_choice and response_format in the generation core's terms."""
+    if request.functions is not None:
+        return _legacy_function_options(request)
+    tools = _function_tools(
+        [tool.function for tool in request.tools or []], lambda i: f"tools[{i}].function"
+    )
+    seen = {tool.name for tool in tools}
     choice = request.tool_choice
     if choice is None:
         tool_choice = "auto" if tools else "none"
@@ -171,19 +235,11 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
         tool_choice = choice.allowed_tools.mode
     else:
         tool_choice = choice.function.name
-    fmt = request.response_format
-    if fmt is None or fmt.type == "text":
-        response_format = ResponseFormat()
-    elif fmt.type == "json_object" or fmt.json_schema is None or fmt.json_schema.schema_ is None:
-        response_format = ResponseFormat("json_object")
-    else:
-        spec = fmt.json_schema
-        response_format = ResponseFormat("json_schema", spec.schema_, bool(spec.strict), spec.name)
     return GenerationOptions(
         tools=tuple(tools),
         tool_choice=tool_choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
-        response_format=response_format,
+        response_format=_response_format(request),
     )
 
 
@@ -203,8 +259,20 @@ def with_reasoning(target: _Carrier, text: str | None) -> _Carrier:
     return target
 
 
-def assistant_message(finished: Finished) -> ChatCompletionMessage:
-    """The assistant's message for a finished generation: text, tool calls or both."""
+def assistant_message(finished: Finished, legacy: bool = False) -> ChatCompletionMessage:
+    """The assistant's message for a finished generation: text, tool calls or both.
+
+    ``legacy``: the request used ``functions``, so its one call goes in ``function_call``.
+    """
+    if legacy and finished.tool_calls:
+        call = finished.tool_calls[0]
+        message = ChatCompletionMessage(
+            role="assistant",
+            content=finished.text or None,
+            refusal=None,
+            function_call=FunctionCall(name=call.name, arguments=call.arguments),
+        )
+        return with_reasoning(message, finished.reasoning)
     if not finished.tool_calls:
         message = ChatCompletionMessage(role="assistant", content=finished.text, refusal=None)
         return with_reasoning(message, finished.reasoning)
@@ -236,6 +304,16 @@ class _Plan:
     @property
     def model_name(self) -> str:
         return self.prompt.model.name
+
+    @property
+    def legacy_functions(self) -> bool:
+        """The request used ``functions``: calls are answered in the old shape."""
+        return self.request.functions is not None
+
+    def finish_reason(self, finished: Finished) -> FinishReasonOut:
+        if finished.finish_reason == "tool_calls" and self.legacy_functions:
+            return "function_call"
+        return finished.finish_reason
 
 
 class ChatService:
@@ -301,8 +379,8 @@ class ChatService:
             choices.append(
                 Choice(
                     index=index,
-                    message=assistant_message(finished),
-                    finish_reason=finished.finish_reason,
+                    message=assistant_message(finished, plan.legacy_functions),
+                    finish_reason=plan.finish_reason(finished),
                     logprobs=ChoiceLogprobs(content=logprobs, refusal=None)
                     if plan.want_logprobs
                     else None,
@@ -372,6 +450,18 @@ class ChatService:
                     )
                 elif isinstance(event, ReasoningDelta):
                     yield choice(with_reasoning(ChoiceDelta(), event.text))
+                elif isinstance(event, ToolCallStarted) and plan.legacy_functions:
+                    call = ChoiceDeltaFunctionCall(name=event.name, arguments="")
+                    if first:
+                        first = False
+                        yield choice(
+                            ChoiceDelta(role="assistant", content=None, function_call=call)
+                        )
+                    else:
+                        yield choice(ChoiceDelta(function_call=call))
+                elif isinstance(event, ToolCallArgumentsDelta) and plan.legacy_functions:
+                    call = ChoiceDeltaFunctionCall(arguments=event.delta)
+                    yield choice(ChoiceDelta(function_call=call))
                 elif isinstance(event, ToolCallStarted):
                     start = ChoiceDeltaToolCall(
                         index=event.index,
@@ -399,7 +489,7 @@ class ChatService:
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
                     reasoning_tokens += event.reasoning_tokens
-                    yield choice(ChoiceDelta(), finish_reason=event.finish_reason)
+                    yield choice(ChoiceDelta(), finish_reason=plan.finish_reason(event))
         if include_usage:
             yield ChatCompletionChunk(
                 id=completion_id,
@@ -411,6 +501,7 @@ class ChatService:
             )
 
 
+FinishReasonOut = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority"]
 _TIERS: tuple[ServiceTier, ...] = ("auto", "default", "flex", "scale", "priority")
 

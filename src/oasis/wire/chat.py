@@ -34,18 +34,26 @@ class ChatMessage(WireModel):
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCallParam] | None = None
+    function_call: FunctionCallBody | None = None  # deprecated form of one tool call
     tool_call_id: str | None = None
     refusal: str | None = None
 
     @model_validator(mode="after")
     def _check_role_fields(self) -> ChatMessage:
         if self.role == "assistant":
-            if self.content is None and not self.tool_calls and self.refusal is None:
+            if (
+                self.content is None
+                and not self.tool_calls
+                and self.function_call is None
+                and self.refusal is None
+            ):
                 raise ValueError("an assistant message needs `content` or `tool_calls`")
         elif self.content is None:
             raise ValueError(f"a {self.role} message needs `content`")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs `tool_call_id`")
+        if self.role == "function" and not self.name:
+            raise ValueError("a function message needs `name`")
         if isinstance(self.content, list) and not self.content and self.role != "assistant":
             raise ValueError("`content` must not be an empty array")
         return self
@@ -129,6 +137,10 @@ class ChatCompletionRequest(WireModel):
         Literal["none", "auto", "required"] | NamedToolChoice | AllowedToolsChoice | None
     ) = None
     parallel_tool_calls: bool | None = None
+    # The deprecated forerunners of tools/tool_choice: one call, answered in
+    # ``message.function_call`` with finish_reason "function_call".
+    functions: list[FunctionDefinition] | None = Field(default=None, min_length=1, max_length=128)
+    function_call: Literal["none", "auto"] | NamedToolChoiceFunction | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
     metadata: Metadata | None = None
