@@ -92,6 +92,21 @@ def test_length_limit_and_exact_usage(client: OpenAI) -> None:
     assert spelled(t.bytes for t in choice.logprobs.content) == choice.message.content
 
 
+def test_a_repeated_prompt_is_served_from_the_cache(client: OpenAI) -> None:
+    ask = {"model": MODEL, "messages": HELLO, "max_tokens": 3, "temperature": 0}
+    client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    again = client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    assert again.usage is not None and again.usage.prompt_tokens_details is not None
+    # All but the last prompt token come from the cache (one is evaluated for fresh logits).
+    assert again.usage.prompt_tokens_details.cached_tokens == again.usage.prompt_tokens - 1
+    chunks = list(
+        client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True})
+    )
+    streamed = chunks[-1].usage
+    assert streamed is not None and streamed.prompt_tokens_details is not None
+    assert streamed.prompt_tokens_details.cached_tokens == streamed.prompt_tokens - 1
+
+
 def test_prompt_tokens_are_stable(client: OpenAI) -> None:
     a = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1)
     b = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1)

@@ -44,8 +44,25 @@ def test_create_returns_a_complete_response(client: OpenAI) -> None:
     assert usage is not None
     assert usage.output_tokens <= 40
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens
-    assert usage.input_tokens_details.cached_tokens == 0
+    assert 0 <= usage.input_tokens_details.cached_tokens < usage.input_tokens
     assert usage.input_tokens_details.cache_write_tokens == 0
+
+
+def test_a_chained_turn_reuses_the_cached_prefix(client: OpenAI) -> None:
+    first = client.responses.create(
+        model=MODEL, input="Name a colour.", max_output_tokens=8, temperature=0
+    )
+    second = client.responses.create(
+        model=MODEL,
+        input="And another one?",
+        previous_response_id=first.id,
+        max_output_tokens=8,
+        temperature=0,
+    )
+    assert first.usage is not None and second.usage is not None
+    # The first turn's prompt is still in the engine's cache: the second turn is built on it.
+    cached = second.usage.input_tokens_details.cached_tokens
+    assert first.usage.input_tokens <= cached < second.usage.input_tokens
 
 
 def test_usage_is_exact(client: OpenAI) -> None:

@@ -73,13 +73,19 @@ class TokenLogprob:
 
 @dataclass(frozen=True)
 class GeneratedToken:
-    """One sampled token. ``piece`` is its raw bytes (may split a UTF-8 character)."""
+    """One sampled token. ``piece`` is its raw bytes (may split a UTF-8 character).
+
+    The first token of a generation carries ``cached_prompt_tokens``: how many prompt
+    tokens the engine took from its cache instead of evaluating them (reported to clients
+    as ``cached_tokens``). Later tokens leave it ``None``.
+    """
 
     token_id: int
     piece: bytes
     end_of_generation: bool
     logprob: float | None = None
     top_logprobs: tuple[TokenLogprob, ...] = ()
+    cached_prompt_tokens: int | None = None
 
 
 @runtime_checkable

@@ -27,6 +27,7 @@ from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
+
 class LlamaCppEngine:
     """A :class:`~oasis.engines.base.TextEngine` over one llama.cpp context."""
 
@@ -180,6 +181,7 @@ class LlamaCppEngine:
         sampler = self._build_sampler(params)
         state = self._constraint_state(params)
         pending = self._prepare_context(prompt)
+        cached: int | None = len(prompt) - len(pending)
         llm.eval(pending)
         for produced in range(params.max_tokens):
             if cancel.is_set():
@@ -197,7 +199,8 @@ class LlamaCppEngine:
             if params.top_logprobs is not None:
                 logprob, top = self._logprobs(token, params.top_logprobs)
             piece = b"" if end else self.piece(token)
-            emit(GeneratedToken(token, piece, end, logprob, top))
+            emit(GeneratedToken(token, piece, end, logprob, top, cached))
+            cached = None
             if end or llm.n_tokens + 1 >= llm.n_ctx():
                 return
             if state is not None and state.advance(token, piece):

@@ -50,11 +50,13 @@ def _delta_logprob(entry: Item) -> Item:
     }
 
 
-def usage(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> Item:
+def usage(
+    input_tokens: int, output_tokens: int, reasoning_tokens: int = 0, cached_tokens: int = 0
+) -> Item:
     """``ResponseUsage`` with every detail field the SDK requires."""
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
@@ -162,7 +164,10 @@ class ResponseBuilder:
             events += self._open_message()
         events += self._close("incomplete" if truncated else "completed")
         self.usage = usage(
-            finished.prompt_tokens, finished.completion_tokens, finished.reasoning_tokens
+            finished.prompt_tokens,
+            finished.completion_tokens,
+            finished.reasoning_tokens,
+            finished.cached_tokens,
         )
         if truncated:
             self.status = "incomplete"

@@ -125,12 +125,15 @@ def token_logprob(token: GeneratedToken) -> ChatCompletionTokenLogprob:
     )
 
 
-def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> CompletionUsage:
+def usage(
+    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0, cached_tokens: int = 0
+) -> CompletionUsage:
+    """``usage`` with every detail the SDK knows; ``cached_tokens`` is part of the prompt."""
     return CompletionUsage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=0, audio_tokens=0),
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens, audio_tokens=0),
         completion_tokens_details=CompletionTokensDetails(
             reasoning_tokens=reasoning_tokens,
             audio_tokens=0,
@@ -364,6 +367,7 @@ class ChatService:
         plan = await self._plan(request)
         choices: list[Choice] = []
         completion_tokens = reasoning_tokens = 0
+        cached: int | None = None  # the prompt counts once: as the first choice found it
         for index, params in enumerate(plan.choices):
             logprobs: list[ChatCompletionTokenLogprob] = []
             finished: Finished | None = None
@@ -376,6 +380,7 @@ class ChatService:
             assert finished is not None
             completion_tokens += finished.completion_tokens
             reasoning_tokens += finished.reasoning_tokens
+            cached = finished.cached_tokens if cached is None else cached
             choices.append(
                 Choice(
                     index=index,
@@ -392,7 +397,7 @@ class ChatService:
             created=int(time.time()),
             model=plan.model_name,
             choices=choices,
-            usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens),
+            usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0),
             system_fingerprint=None,
             service_tier=_service_tier(request),
         )
@@ -420,6 +425,7 @@ class ChatService:
             )
 
         completion_tokens = reasoning_tokens = 0
+        cached: int | None = None
         for index, params in enumerate(plan.choices):
             first = True  # the role goes out once, with the first delta (DIGEST §2.5)
 
@@ -489,6 +495,7 @@ class ChatService:
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
                     reasoning_tokens += event.reasoning_tokens
+                    cached = event.cached_tokens if cached is None else cached
                     yield choice(ChoiceDelta(), finish_reason=plan.finish_reason(event))
         if include_usage:
             yield ChatCompletionChunk(
@@ -497,7 +504,9 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[],
-                usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens),
+                usage=usage(
+                    len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0
+                ),
             )
 
 

@@ -128,6 +128,7 @@ class Finished:
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None
     reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
+    cached_tokens: int = 0  # of prompt_tokens, those the engine reused from its cache
 
 
 GenerationEvent = (
@@ -232,11 +233,13 @@ class GenerationCore:
         thinking = (
             reasoning.ReasoningSplitter(inside=prepared.thinking_open) if prepared.reasons else None
         )
-        produced = 0
+        produced = cached = 0
         reason: FinishReason = "length"
         stream = prepared.engine.generate(prepared.tokens, params)
         try:
             async for token in stream:
+                if token.cached_prompt_tokens is not None:
+                    cached = token.cached_prompt_tokens
                 if token.end_of_generation:
                     reason = "stop"
                     break
@@ -266,6 +269,7 @@ class GenerationCore:
                 produced,
                 reasoning=thought,
                 reasoning_tokens=thought_tokens,
+                cached_tokens=cached,
             )
             return
         for event in _translate(parser.finish(), []):
@@ -281,6 +285,7 @@ class GenerationCore:
             tool_calls=calls,
             reasoning=thought,
             reasoning_tokens=thought_tokens,
+            cached_tokens=cached,
         )
 
 
