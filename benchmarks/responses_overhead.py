@@ -97,6 +97,7 @@ def chain(client: httpx.Client, turns: int) -> dict[str, Any]:
     previous: str | None = None
     ttfts: list[float] = []
     input_tokens: list[int] = []
+    cached_tokens: list[int] = []
     for turn in range(turns):
         body: dict[str, Any] = {
             "model": MODEL,
@@ -111,9 +112,11 @@ def chain(client: httpx.Client, turns: int) -> dict[str, Any]:
         previous = final["response"]["id"]
         ttfts.append(ttft)
         input_tokens.append(final["response"]["usage"]["input_tokens"])
+        cached_tokens.append(final["response"]["usage"]["input_tokens_details"]["cached_tokens"])
     return {
         "ttft_ms": ttfts,
         "input_tokens": input_tokens,
+        "cached_tokens": cached_tokens,
     }
 
 
@@ -228,6 +231,8 @@ def main() -> None:
             ),
             "input_tokens_turn_1": chains[0]["input_tokens"][0],
             "input_tokens_last_turn": chains[0]["input_tokens"][-1],
+            # Prompt tokens the engine reused from its KV cache: only the rest is evaluated.
+            "cached_tokens_last_turn": chains[0]["cached_tokens"][-1],
         },
         "db_in_process": db_costs(200, args.chain),
         "target_store_overhead_ms": 5,
