@@ -14,10 +14,8 @@ class ConversationCreateRequest(WireModel):
     metadata: Metadata | None = None
 
 
-
 class ConversationUpdateRequest(WireModel):
     metadata: Metadata | None
-
 
 
 class ConversationItemsRequest(WireModel):

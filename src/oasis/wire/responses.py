@@ -89,7 +89,6 @@ class ResponseCreateRequest(WireModel):
     safety_identifier: str | None = Field(default=None, max_length=64)
     prompt_cache_key: str | None = None
 
-
     @property
     def conversation_id(self) -> str | None:
         if self.conversation is None:
