@@ -198,3 +198,32 @@ def test_unreachable_hub_model_is_clear_503(tmp_path: Path) -> None:
 
 def test_python_is_311() -> None:
     assert sys.version_info[:2] == (3, 11)
+
+
+def test_a_load_outlives_a_caller_that_gives_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request cancelled while its model loads (its client hung up) neither stops the
+    load nor makes the next request load the model a second time."""
+    import asyncio
+    import logging
+
+    from oasis.services.models import ModelManager
+
+    settings = load_settings(None, data_dir=tmp_path, preload=[])
+    manager = ModelManager(ModelRegistry.from_settings(settings), settings)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(manager.engine_for(SMOLLM2))
+        await asyncio.sleep(0.05)  # the load has started in its thread
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        engine = await manager.engine_for(SMOLLM2)
+        assert await manager.engine_for(SMOLLM2) is engine
+        await manager.close()
+
+    with caplog.at_level(logging.INFO, logger="oasis.services.models"):
+        asyncio.run(scenario())
+    loads = [r for r in caplog.records if r.getMessage().startswith("loading model")]
+    assert len(loads) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TypeVar
 
@@ -26,23 +27,38 @@ class ModelManager:
         self.registry = registry
         self.settings = settings
         self._engines: dict[str, Engine] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._loading: dict[str, asyncio.Task[Engine]] = {}
 
     def resolve(self, name: str, kind: ModelKind | None = None) -> ResolvedModel:
         return self.registry.resolve(name, kind)
 
     async def engine_for(self, spec: ModelSpec) -> Engine:
-        """The loaded engine for ``spec``, loading it first if needed."""
+        """The loaded engine for ``spec``, loading it first if needed.
+
+        A load is one task per model that every caller awaits through ``shield``: a caller
+        that is cancelled (its client hung up) stops waiting, but the load goes on and
+        its engine is kept, so the next request neither loads the model twice nor leaks it.
+        A failed load is forgotten, so a later request tries again.
+        """
         engine = self._engines.get(spec.id)
         if engine is not None:
             return engine
-        lock = self._locks.setdefault(spec.id, asyncio.Lock())
-        async with lock:
-            engine = self._engines.get(spec.id)
-            if engine is None:
-                engine = await asyncio.to_thread(self._load, spec)
-                self._engines[spec.id] = engine
-        return engine
+        task = self._loading.get(spec.id)
+        if task is None:
+            task = asyncio.create_task(self._load_and_keep(spec), name=f"load {spec.id}")
+            # Retrieved here so a failure that no caller waited for is not reported as
+            # "never retrieved"; callers still get it through their await.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._loading[spec.id] = task
+        return await asyncio.shield(task)
+
+    async def _load_and_keep(self, spec: ModelSpec) -> Engine:
+        try:
+            engine = await asyncio.to_thread(self._load, spec)
+            self._engines[spec.id] = engine
+            return engine
+        finally:
+            self._loading.pop(spec.id, None)
 
     async def get(
         self, name: str, kind: ModelKind, engine_type: type[E]
@@ -79,6 +95,10 @@ class ModelManager:
                 log.warning("could not preload %s: %s", name, exc)
 
     async def close(self) -> None:
+        for loading in list(self._loading.values()):
+            # A load still running finishes first, so its engine is closed with the rest.
+            with contextlib.suppress(Exception):
+                await loading
         for engine in self._engines.values():
             await engine.close()
         self._engines.clear()
