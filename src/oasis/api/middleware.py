@@ -148,12 +148,13 @@ class BodyLimitMiddleware:
 class CancelOnDisconnectMiddleware:
     """Cancels a request's work when its client goes away before the response is done.
 
-    A stream notices a gone client when a write fails, but a non-streaming request (a long
-    completion, an image, a transcription) would run to its end for nobody while later
-    requests wait for the model. Once the app has read the whole body, the only message
-    the server can still deliver is ``http.disconnect``; this waits for it beside the app
-    and cancels the app if it comes first. Reads the app makes after the body get the same
-    disconnect, so a ``StreamingResponse`` listening for it still hears it.
+    Without this a non-streaming request (a long completion, an image, a transcription)
+    runs to its end for nobody while later requests wait for the model. Once the app has
+    read the whole body, the only message the server can still deliver is
+    ``http.disconnect``; this waits for it beside the app and cancels the app if it comes
+    first. Reads the app makes after the body get the same disconnect, so a
+    ``StreamingResponse`` listening for it still hears it. A request whose body the app
+    never reads (a plain GET) is not watched.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -185,9 +186,12 @@ class CancelOnDisconnectMiddleware:
             await send(message)
 
         async def watch() -> None:
-            await body_read.wait()
-            if (await receive())["type"] == "http.disconnect":
-                gone.set()
+            try:
+                await body_read.wait()
+                while (await receive())["type"] != "http.disconnect":
+                    pass  # nothing else follows a complete body; wait for what must come
+            finally:
+                gone.set()  # also when the server's receive fails: the client is unreachable
 
         work = asyncio.ensure_future(self.app(scope, app_receive, app_send))
         watcher = asyncio.ensure_future(watch())
@@ -205,7 +209,9 @@ class CancelOnDisconnectMiddleware:
             try:
                 await work
             except asyncio.CancelledError:
-                if not dropped:
+                this = asyncio.current_task()
+                # Swallow only the cancel this middleware made, never one aimed at it.
+                if not dropped or (this is not None and this.cancelling()):
                     raise
         finally:
             watcher.cancel()
