@@ -74,6 +74,10 @@ class BackgroundJobs:
     def start(
         self, response_id: str, log_: EventLog, run: Callable[[EventLog], Coroutine[Any, Any, None]]
     ) -> None:
+        if self.closing:
+            # Shutting down: the row stays queued and the next start marks it failed.
+            log.warning("not starting background response %s: shutting down", response_id)
+            return
         task = asyncio.create_task(run(log_), name=f"response {response_id}")
         self._jobs[response_id] = _Job(task, log_)
         task.add_done_callback(lambda _: self._jobs.pop(response_id, None))

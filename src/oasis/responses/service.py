@@ -328,6 +328,11 @@ class ResponsesService:
                     yield out
 
     async def _persist(self, turn: Turn) -> None:
+        if turn.request.background:
+            # Only POST /cancel or a shutdown cancels a job, and each records its own end
+            # state; a write left running beside that would race it.
+            await self._write(turn)
+            return
         # Shielded: a client hanging up (which cancels its request) must not cut a write
         # in half; whatever was finished is stored as a whole.
         await asyncio.shield(self._write(turn))
