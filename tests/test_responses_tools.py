@@ -140,3 +140,53 @@ def test_stateless_loop_with_full_history(client: OpenAI) -> None:
             input=[{"type": "function_call_output", "call_id": call.call_id, "output": "x"}],
         )
     assert err.value.param == "input[0].call_id"
+
+
+TIME = {
+    "type": "function",
+    "name": "get_time",
+    "description": "The current time in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def test_allowed_tools_narrow_the_call_and_are_echoed(client: OpenAI) -> None:
+    choice = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "function", "name": "get_time"}],
+    }
+    response = client.responses.create(
+        model=MODEL,
+        input="What is the weather in Paris?",  # the question asks for the other tool
+        tools=[WEATHER, TIME],
+        tool_choice=choice,  # type: ignore[arg-type]
+        temperature=0,
+        max_output_tokens=64,
+    )
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert [call.name for call in calls] == ["get_time"]
+    assert response.tool_choice.type == "allowed_tools"  # type: ignore[union-attr]
+    assert [t.name for t in response.tools] == ["get_weather", "get_time"]  # type: ignore[union-attr]
+
+
+def test_allowed_tools_naming_an_unknown_tool_is_400(http: httpx.Client) -> None:
+    body = {
+        "model": MODEL,
+        "input": "hi",
+        "tools": [WEATHER],
+        "tool_choice": {
+            "type": "allowed_tools",
+            "mode": "auto",
+            "tools": [{"type": "function", "name": "nope"}],
+        },
+    }
+    response = http.post("/v1/responses", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "tool_choice"

@@ -511,6 +511,23 @@ def test_legacy_function_result_in_history(client: OpenAI) -> None:
     assert choice.finish_reason in {"stop", "length"}
 
 
+def test_legacy_function_result_may_be_null(http: httpx.Client) -> None:
+    body = {
+        "model": MODEL,
+        "messages": [
+            {"role": "user", "content": "Ping the server."},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "ping", "arguments": "{}"},
+            },
+            {"role": "function", "name": "ping", "content": None},
+        ],
+        "max_tokens": 5,
+    }
+    assert http.post("/v1/chat/completions", json=body).status_code == 200
+
+
 # --- bad requests ------------------------------------------------------------------------
 
 BAD_TOOLS: list[tuple[dict[str, Any], str]] = [
@@ -532,7 +549,7 @@ BAD_TOOLS: list[tuple[dict[str, Any], str]] = [
     ({"tool_choice": "required"}, "tool_choice"),
     (
         {"tools": [WEATHER], "tool_choice": _allowed("required", "get_weather", "nope")},
-        "tool_choice.allowed_tools.tools[1].function.name",
+        "tool_choice",
     ),
     ({"tools": [WEATHER], "tool_choice": _allowed("sometimes", "get_weather")}, "tool_choice"),
     ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
@@ -541,6 +558,18 @@ BAD_TOOLS: list[tuple[dict[str, Any], str]] = [
     ({"functions": [WEATHER["function"]], "function_call": {"name": "nope"}}, "function_call"),
     ({"functions": [WEATHER["function"], WEATHER["function"]]}, "functions[1].name"),
     ({"functions": [{"name": "bad name!"}]}, "functions[0].name"),
+    ({"functions": [{"name": "f", "parameters": {"type": "string"}}]}, "functions[0].parameters"),
+    (
+        {
+            "functions": [
+                {"name": "f", "strict": True, "parameters": {"type": "object", "not": {}}}
+            ],
+            "function_call": {"name": "f"},
+        },
+        "functions[0].parameters",
+    ),
+    ({"function_call": "auto"}, "function_call"),
+    ({"functions": [WEATHER["function"]], "tool_choice": "required"}, "tool_choice"),
 ]
 
 

@@ -96,13 +96,13 @@ def _function_tools(request: ResponseCreateRequest) -> tuple[list[Item], tuple[F
 
 def _tool_choice(
     request: ResponseCreateRequest, tools: tuple[FunctionTool, ...]
-) -> tuple[Any, str, tuple[FunctionTool, ...]]:
-    """(echo form, the core's choice, the tools the model may use)."""
+) -> tuple[Any, str, frozenset[str] | None]:
+    """(echo form, the core's choice, the names ``allowed_tools`` narrows calls to)."""
     choice = request.tool_choice
     if choice is None:
-        return "auto", "auto", tools
+        return "auto", "auto", None
     if isinstance(choice, str):
-        return choice, choice, tools
+        return choice, choice, None
     names = {t.name for t in tools}
     kind = choice.get("type")
     if kind == "function":
@@ -113,20 +113,15 @@ def _tool_choice(
                 param="tool_choice.name",
                 code="invalid_value",
             )
-        return {"type": "function", "name": name}, str(name), tools
+        return {"type": "function", "name": name}, str(name), None
     if kind == "allowed_tools":
+        # The core checks the names and the mode, as it does for chat.
         mode = choice.get("mode", "auto")
-        allowed = {t.get("name") for t in choice.get("tools") or [] if isinstance(t, dict)}
-        if mode not in {"auto", "required"} or not allowed <= names:
-            raise InvalidRequestError(
-                "`allowed_tools` must name provided function tools, with mode 'auto' or "
-                "'required'.",
-                param="tool_choice",
-                code="invalid_value",
-            )
-        kept = tuple(t for t in tools if t.name in allowed)
+        allowed = frozenset(
+            str(t.get("name")) for t in choice.get("tools") or [] if isinstance(t, dict)
+        )
         echo = {"type": "allowed_tools", "mode": mode, "tools": choice.get("tools")}
-        return echo, str(mode), kept
+        return echo, str(mode), allowed
     raise UnsupportedError(
         f"tool_choice of type {kind!r} is not supported by this server.", param="tool_choice"
     )
@@ -225,11 +220,12 @@ class ResponsesService:
         )
         check_call_ids(context, new_items)
         tools_echo, tools = _function_tools(request)
-        choice_echo, choice, usable = _tool_choice(request, tools)
+        choice_echo, choice, allowed = _tool_choice(request, tools)
         text_echo, response_format = _text_format(request)
         options = GenerationOptions(
-            tools=usable,
+            tools=tools,
             tool_choice=choice,
+            allowed_tools=allowed,
             parallel_tool_calls=request.parallel_tool_calls is not False,
             response_format=response_format,
             tools_param="tools[{index}].parameters",
@@ -237,7 +233,7 @@ class ResponsesService:
             response_format_param="text.format.schema",
         )
         conversation: Conversation | None = to_conversation(
-            request.instructions, context + new_items, usable
+            request.instructions, context + new_items, tools
         )
         while True:
             assert conversation is not None

@@ -188,6 +188,11 @@ def _legacy_function_options(request: ChatCompletionRequest) -> GenerationOption
         raise InvalidRequestError(
             "Give either `tools` or the deprecated `functions`, not both.", param="functions"
         )
+    if request.tool_choice is not None:
+        raise InvalidRequestError(
+            "With `functions`, choose with `function_call`, not `tool_choice`.",
+            param="tool_choice",
+        )
     tools = _function_tools(request.functions or [], lambda i: f"functions[{i}]")
     choice = request.function_call
     tool_choice: str
@@ -206,6 +211,7 @@ def _legacy_function_options(request: ChatCompletionRequest) -> GenerationOption
         tool_choice=tool_choice,
         parallel_tool_calls=False,  # the old form has room for one call only
         response_format=_response_format(request),
+        tools_param="functions[{index}].parameters",
         tool_choice_param="function_call",
     )
 
@@ -214,33 +220,29 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
     """Tools, tool_choice and response_format in the generation core's terms."""
     if request.functions is not None:
         return _legacy_function_options(request)
+    if request.function_call is not None:
+        raise InvalidRequestError(
+            "`function_call` chooses among `functions`, and none were given.",
+            param="function_call",
+        )
     tools = _function_tools(
         [tool.function for tool in request.tools or []], lambda i: f"tools[{i}].function"
     )
-    seen = {tool.name for tool in tools}
+    allowed: frozenset[str] | None = None
     choice = request.tool_choice
     if choice is None:
         tool_choice = "auto" if tools else "none"
     elif isinstance(choice, str):
         tool_choice = choice
     elif isinstance(choice, AllowedToolsChoice):
-        allowed = {ref.function.name for ref in choice.allowed_tools.tools}
-        for i, ref in enumerate(choice.allowed_tools.tools):
-            if ref.function.name not in seen:
-                raise InvalidRequestError(
-                    f"`allowed_tools` names the function '{ref.function.name}', which is not "
-                    "in `tools`.",
-                    param=f"tool_choice.allowed_tools.tools[{i}].function.name",
-                    code="invalid_value",
-                )
-        # The model sees and may call only the allowed tools; the mode applies to them.
-        tools = [tool for tool in tools if tool.name in allowed]
+        allowed = frozenset(ref.function.name for ref in choice.allowed_tools.tools)
         tool_choice = choice.allowed_tools.mode
     else:
         tool_choice = choice.function.name
     return GenerationOptions(
         tools=tuple(tools),
         tool_choice=tool_choice,
+        allowed_tools=allowed,
         parallel_tool_calls=request.parallel_tool_calls is not False,
         response_format=_response_format(request),
     )

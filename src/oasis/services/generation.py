@@ -54,10 +54,13 @@ class GenerationOptions:
     always well-formed calls whose arguments validate against the tools' schemas; with
     "auto" the model may answer in text, and any call it starts is constrained the same
     way. ``response_format`` json_object / json_schema constrains the text likewise.
+    ``allowed_tools`` (tool_choice ``allowed_tools``) narrows which tools may be called
+    without changing the tools the prompt shows, so the prompt prefix stays cacheable.
     """
 
     tools: tuple[FunctionTool, ...] = ()
     tool_choice: str = "auto"
+    allowed_tools: frozenset[str] | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     # Where these live in the request body, for 400s (`{index}` is the tool's position).
@@ -153,6 +156,7 @@ class GenerationCore:
     ) -> PreparedPrompt:
         """Resolve ``model``, render ``conversation`` and check it fits the context."""
         options = options or GenerationOptions()
+        _check_allowed(options)
         tools = _tools_in_play(options)
         constraint = _constraint_for(options, tools)
         # A protocol is a fine runtime check here; mypy wants a concrete class.
@@ -358,6 +362,26 @@ def _tools_in_play(options: GenerationOptions) -> tuple[FunctionTool, ...]:
     return options.tools
 
 
+def _check_allowed(options: GenerationOptions) -> None:
+    if options.allowed_tools is None:
+        return
+    unknown = sorted(options.allowed_tools - {t.name for t in options.tools})
+    if unknown or not options.allowed_tools:
+        raise InvalidRequestError(
+            f"`allowed_tools` names the function '{unknown[0]}', which is not in `tools`."
+            if unknown
+            else "`allowed_tools` needs at least one tool.",
+            param=options.tool_choice_param,
+            code="invalid_value",
+        )
+    if options.tool_choice not in {"auto", "required"}:
+        raise InvalidRequestError(
+            "`allowed_tools` takes mode 'auto' or 'required'.",
+            param=options.tool_choice_param,
+            code="invalid_value",
+        )
+
+
 def _constraint_for(
     options: GenerationOptions, tools: tuple[FunctionTool, ...]
 ) -> OutputConstraint | None:
@@ -380,6 +404,8 @@ def _constraint_for(
         )
     choice = options.tool_choice
     forced = choice != "auto"
+    if options.allowed_tools is not None:
+        tools = tuple(t for t in tools if t.name in options.allowed_tools)
     allowed = (
         tools if choice in {"auto", "required"} else tuple(t for t in tools if t.name == choice)
     )

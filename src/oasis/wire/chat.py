@@ -47,8 +47,10 @@ class ChatMessage(WireModel):
                 and self.function_call is None
                 and self.refusal is None
             ):
-                raise ValueError("an assistant message needs `content` or `tool_calls`")
-        elif self.content is None:
+                raise ValueError(
+                    "an assistant message needs `content`, `tool_calls` or `function_call`"
+                )
+        elif self.content is None and self.role != "function":  # a result may be null
             raise ValueError(f"a {self.role} message needs `content`")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs `tool_call_id`")
