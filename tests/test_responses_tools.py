@@ -13,18 +13,24 @@ from tests.responses_helpers import MODEL, check_order, sse_events
 
 pytestmark = pytest.mark.slow
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather for a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 20}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-    "strict": True,
-}
+
+def _city_tool(name: str, description: str) -> dict[str, object]:
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 20}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    }
+
+
+WEATHER = _city_tool("get_weather", "Current weather for a city.")
+TIME = _city_tool("get_time", "The current time in a city.")
 
 
 def test_function_call_then_result(client: OpenAI) -> None:
@@ -140,20 +146,6 @@ def test_stateless_loop_with_full_history(client: OpenAI) -> None:
             input=[{"type": "function_call_output", "call_id": call.call_id, "output": "x"}],
         )
     assert err.value.param == "input[0].call_id"
-
-
-TIME = {
-    "type": "function",
-    "name": "get_time",
-    "description": "The current time in a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 20}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-    "strict": True,
-}
 
 
 def test_allowed_tools_narrow_the_call_and_are_echoed(client: OpenAI) -> None:
