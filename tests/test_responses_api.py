@@ -60,7 +60,8 @@ def test_a_chained_turn_reuses_the_cached_prefix(client: OpenAI) -> None:
         temperature=0,
     )
     assert first.usage is not None and second.usage is not None
-    # The first turn's prompt is still in the engine's cache: the second turn is built on it.
+    # The first turn's prompt is still in the engine's cache (the suite runs one request at a
+    # time, so nothing else used the model in between): the second turn is built on it.
     cached = second.usage.input_tokens_details.cached_tokens
     assert first.usage.input_tokens <= cached < second.usage.input_tokens
 
