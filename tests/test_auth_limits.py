@@ -81,16 +81,22 @@ def test_chunked_body_over_limit_is_413(strict_server: Server) -> None:
 def test_rate_limit_is_429_with_retry_after(tmp_path: Path) -> None:
     srv = start_server(tmp_path / "rl", config={"rate_limit_rpm": 3, "preload": []})
     try:
-        codes = []
+        codes, remaining = [], []
         for _ in range(4):
             response = httpx.get(f"{srv.api_url}/models", headers={"Authorization": "Bearer k"})
             codes.append(response.status_code)
+            remaining.append(response.headers["x-ratelimit-remaining-requests"])
+            assert response.headers["x-ratelimit-limit-requests"] == "3"
+            reset = response.headers["x-ratelimit-reset-requests"]
+            assert reset.endswith("s") and 0 < float(reset[:-1]) <= 60
         assert codes == [200, 200, 200, 429]
+        assert remaining == ["2", "1", "0", "0"]
         assert int(response.headers["retry-after"]) >= 1
         assert _envelope(response)["code"] == "rate_limit_exceeded"
         # Limits are per key: another key is not held back.
         other = httpx.get(f"{srv.api_url}/models", headers={"Authorization": "Bearer k2"})
         assert other.status_code == 200
+        assert other.headers["x-ratelimit-remaining-requests"] == "2"
     finally:
         srv.stop()
 
@@ -158,3 +164,9 @@ def test_refuses_public_bind_without_keys(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "refusing to serve" in result.stderr
+
+
+def test_no_rate_limit_headers_without_a_limit(http: httpx.Client) -> None:
+    response = http.get("/v1/models")
+    assert response.status_code == 200
+    assert not any(name.startswith("x-ratelimit") for name in response.headers)

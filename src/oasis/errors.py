@@ -96,9 +96,13 @@ class RateLimitError(OasisError):
     status_code = 429
     error_type = "requests"
 
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(
-            message, code="rate_limit_exceeded", headers={"Retry-After": str(retry_after)}
+            message,
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(retry_after), **(headers or {})},
         )
 
 

@@ -245,9 +245,13 @@ class AuthMiddleware:
             ok |= hmac.compare_digest(candidate, key)
         return ok
 
-    def _check_rate(self, owner: str) -> None:
+    def _check_rate(self, owner: str) -> list[tuple[bytes, bytes]]:
+        """Count this request against ``owner``'s minute; the ``x-ratelimit-*`` headers.
+
+        Raises the 429 (with the same headers) when the minute is full. No limit, no headers.
+        """
         if not self.rate_limit_rpm:
-            return
+            return []
         now = time.monotonic()
         if len(self._windows) > 10_000:
             # With no keys configured any token is an owner: forget idle ones so that
@@ -264,8 +268,20 @@ class AuthMiddleware:
                 f"Rate limit reached for requests per min (RPM): Limit {self.rate_limit_rpm}, "
                 f"Used {len(window)}, Requested 1. Please try again in {retry}s.",
                 retry_after=retry,
+                headers=self._rate_headers(window, now),
             )
         window.append(now)
+        return [(k.encode(), v.encode()) for k, v in self._rate_headers(window, now).items()]
+
+    def _rate_headers(self, window: deque[float], now: float) -> dict[str, str]:
+        # As OpenAI sends them: the reset is the time until the whole minute's budget is
+        # back (until the newest request in the window leaves it).
+        reset = max(0.0, 60 - (now - window[-1])) if window else 0.0
+        return {
+            "x-ratelimit-limit-requests": str(self.rate_limit_rpm),
+            "x-ratelimit-remaining-requests": str(max(0, (self.rate_limit_rpm or 0) - len(window))),
+            "x-ratelimit-reset-requests": f"{reset:.3g}s",
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -295,9 +311,18 @@ class AuthMiddleware:
                         f"Incorrect API key provided: {shown}.", code="invalid_api_key"
                     )
             owner = owner_of(token)
-            self._check_rate(owner)
+            limits = self._check_rate(owner)
         except OasisError as exc:
             await send_error(send, exc)
             return
         scope.setdefault("state", {})["owner"] = owner
-        await self.app(scope, receive, send)
+        if not limits:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *limits]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
