@@ -44,6 +44,7 @@ from oasis.services.generation import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
+from oasis.services.sampling import choice_params
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
@@ -335,33 +336,13 @@ class ChatService:
         prompt = await self.core.prepare(
             request.model, to_conversation(request), generation_options(request)
         )
-        logit_bias: dict[int, float] = {}
-        vocab = prompt.engine.vocab_size()
-        for key, bias in (request.logit_bias or {}).items():
-            token = int(key)
-            if not 0 <= token < vocab:
-                raise InvalidRequestError(
-                    f"Invalid key in 'logit_bias': {key} is not a token id of this model "
-                    f"(0..{vocab - 1}).",
-                    param="logit_bias",
-                )
-            logit_bias[token] = bias
-        n = request.n or 1
-        base = SamplingParams(
-            max_tokens=self.core.max_new_tokens(prompt, request.token_limit),
-            temperature=1.0 if request.temperature is None else request.temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
-            presence_penalty=request.presence_penalty or 0.0,
-            frequency_penalty=request.frequency_penalty or 0.0,
-            logit_bias=logit_bias,
-            top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        choices = choice_params(
+            request,
+            prompt.engine,
+            self.core.max_new_tokens(prompt, request.token_limit),
+            (request.top_logprobs or 0) if request.logprobs else None,
+            request.n or 1,
         )
-        choices = [
-            SamplingParams(
-                **{**base.__dict__, "seed": None if request.seed is None else request.seed + i}
-            )
-            for i in range(n)
-        ]
         return _Plan(request, prompt, choices, bool(request.logprobs))
 
     async def create(self, request: ChatCompletionRequest) -> ChatCompletion:
@@ -411,7 +392,7 @@ class ChatService:
 
     async def _chunks(self, plan: _Plan) -> AsyncIterator[ChatCompletionChunk]:
         request = plan.request
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        include_usage = request.include_usage
         completion_id = new_completion_id()
         created = int(time.time())
         extra = {"usage": None} if include_usage else {}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from oasis.wire.base import Metadata, WireModel
+from oasis.wire.sampling import SamplingRequest
 
 Text = Annotated[str, Field()]
 
@@ -61,11 +62,6 @@ class ChatMessage(WireModel):
         return self
 
 
-class StreamOptions(WireModel):
-    include_usage: bool | None = None
-    include_obfuscation: bool | None = None
-
-
 class FunctionDefinition(WireModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_\-]+$")
     description: str | None = None
@@ -117,21 +113,10 @@ class ResponseFormat(WireModel):
         return self
 
 
-class ChatCompletionRequest(WireModel):
+class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
-    model: str
-    stream: bool | None = None
-    stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    n: int | None = Field(default=None, ge=1, le=128)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     tools: list[ChatTool] | None = None
@@ -144,34 +129,10 @@ class ChatCompletionRequest(WireModel):
     functions: list[FunctionDefinition] | None = Field(default=None, min_length=1, max_length=128)
     function_call: Literal["none", "auto"] | NamedToolChoiceFunction | None = None
     response_format: ResponseFormat | None = None
-    user: str | None = None
     metadata: Metadata | None = None
     store: bool | None = None
     service_tier: str | None = None
     reasoning_effort: str | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences are allowed")
-        return value
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _check_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for key, bias in (value or {}).items():
-            if not key.lstrip("-").isdigit():
-                raise ValueError(f"logit_bias keys must be token ids, got {key!r}")
-            if not -100 <= bias <= 100:
-                raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
-        return value
-
-    @property
-    def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
     @property
     def token_limit(self) -> int | None:

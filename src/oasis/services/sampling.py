@@ -1,0 +1,47 @@
+"""A request's sampling fields as the engine's ``SamplingParams``, one set per choice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from oasis.engines.base import SamplingParams, TextEngine
+from oasis.errors import InvalidRequestError
+from oasis.wire.sampling import SamplingRequest
+
+
+def checked_logit_bias(engine: TextEngine, bias: dict[str, float] | None) -> dict[int, float]:
+    """``logit_bias`` with token ids checked against the model's vocabulary."""
+    vocab = engine.vocab_size()
+    checked: dict[int, float] = {}
+    for key, value in (bias or {}).items():
+        token = int(key)
+        if not 0 <= token < vocab:
+            raise InvalidRequestError(
+                f"Invalid key in 'logit_bias': {key} is not a token id of this model "
+                f"(0..{vocab - 1}).",
+                param="logit_bias",
+            )
+        checked[token] = value
+    return checked
+
+
+def choice_params(
+    request: SamplingRequest,
+    engine: TextEngine,
+    max_tokens: int,
+    top_logprobs: int | None,
+    count: int,
+) -> list[SamplingParams]:
+    """``count`` parameter sets; choice ``i`` gets ``seed + i`` so choices differ but repeat."""
+    base = SamplingParams(
+        max_tokens=max_tokens,
+        temperature=1.0 if request.temperature is None else request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        presence_penalty=request.presence_penalty or 0.0,
+        frequency_penalty=request.frequency_penalty or 0.0,
+        logit_bias=checked_logit_bias(engine, request.logit_bias),
+        top_logprobs=top_logprobs,
+    )
+    return [
+        replace(base, seed=None if request.seed is None else request.seed + i) for i in range(count)
+    ]
