@@ -12,6 +12,7 @@ from oasis import __version__
 from oasis.api import (
     audio,
     chat,
+    completions,
     conversations,
     embeddings,
     health,
@@ -32,6 +33,7 @@ from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
+from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
 from oasis.services.image_files import ImageFileStore
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.models = manager
         app.state.core = core
         app.state.chat = ChatService(core)
+        app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir))
@@ -83,7 +86,18 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
-    for module in (health, models, chat, responses, conversations, embeddings, audio, images):
+    routers = (
+        health,
+        models,
+        chat,
+        completions,
+        responses,
+        conversations,
+        embeddings,
+        audio,
+        images,
+    )
+    for module in routers:
         app.include_router(module.router)
     # Added last = outermost: request ids wrap everything, then auth (so no body is read
     # for an unauthenticated client), then the body limit, then the disconnect watch.

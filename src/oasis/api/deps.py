@@ -16,6 +16,7 @@ from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
+from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
@@ -47,6 +48,7 @@ SettingsDep = Annotated[Settings, Depends(_app_state("settings", Settings))]
 ModelsDep = Annotated[ModelManager, Depends(_app_state("models", ModelManager))]
 CoreDep = Annotated[GenerationCore, Depends(_app_state("core", GenerationCore))]
 ChatDep = Annotated[ChatService, Depends(_app_state("chat", ChatService))]
+CompletionsDep = Annotated[CompletionService, Depends(_app_state("completions", CompletionService))]
 ResponsesDep = Annotated[ResponsesService, Depends(_app_state("responses", ResponsesService))]
 ConversationsDep = Annotated[
     ConversationService, Depends(_app_state("conversations", ConversationService))

@@ -164,14 +164,7 @@ class GenerationCore:
         template = self._template_for(resolved, engine)
         text = self._render(template, conversation, options, tools)
         tokens = engine.tokenize(text, add_bos=False)
-        if len(tokens) >= engine.context_length:
-            raise InvalidRequestError(
-                f"This model's maximum context length is {engine.context_length} tokens. "
-                f"However, your {param} resulted in {len(tokens)} tokens. Please reduce the "
-                f"length of the {param}.",
-                param=param,
-                code="context_length_exceeded",
-            )
+        _check_fits(engine, tokens, param)
         reasons = reasoning.OPEN in template.source
         return PreparedPrompt(
             resolved,
@@ -217,6 +210,33 @@ class GenerationCore:
             template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
             self._templates[resolved.spec.id] = template
         return template
+
+    async def prepare_text(
+        self, model: str, prompt: str | list[int], *, param: str = "prompt"
+    ) -> PreparedPrompt:
+        """A raw prompt, no chat template: text (with the model's BOS) or token ids."""
+        resolved, engine = await self.models.get(model, "chat", TextEngine)  # type: ignore[type-abstract]
+        if isinstance(prompt, str):
+            text, tokens = prompt, engine.tokenize(prompt, add_bos=True)
+        else:
+            vocab = engine.vocab_size()
+            bad = next((t for t in prompt if not 0 <= t < vocab), None)
+            if bad is not None:
+                raise InvalidRequestError(
+                    f"'{param}' holds the token {bad}, which is not in the vocabulary of "
+                    f"`{resolved.spec.id}` (token ids run from 0 to {vocab - 1}).",
+                    param=param,
+                    code="invalid_value",
+                )
+            text, tokens = engine.detokenize(prompt), list(prompt)
+        if not tokens:
+            raise InvalidRequestError(
+                f"'{param}' is empty; give the model at least one token to continue.",
+                param=param,
+                code="invalid_value",
+            )
+        _check_fits(engine, tokens, param)
+        return PreparedPrompt(resolved, engine, text, tokens)
 
     def max_new_tokens(self, prepared: PreparedPrompt, requested: int | None) -> int:
         """The token budget: what was asked for, never past the end of the context."""
@@ -339,6 +359,17 @@ def _translate(parsed: list[ParsedEvent], tokens: list[GeneratedToken]) -> list[
         else:
             out.append(ToolCallDone(item.index, item.call))
     return out
+
+
+def _check_fits(engine: TextEngine, tokens: list[int], param: str) -> None:
+    if len(tokens) >= engine.context_length:
+        raise InvalidRequestError(
+            f"This model's maximum context length is {engine.context_length} tokens. "
+            f"However, your {param} resulted in {len(tokens)} tokens. Please reduce the "
+            f"length of the {param}.",
+            param=param,
+            code="context_length_exceeded",
+        )
 
 
 def _tools_in_play(options: GenerationOptions) -> tuple[FunctionTool, ...]:

@@ -1,0 +1,220 @@
+"""The legacy Completions API: a raw prompt continued, through the same generation core.
+
+No chat template is applied: the prompt text (with the model's BOS) or token ids go to
+the model as they are, which is what evaluation harnesses and completion-style tools send.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from openai.types import Completion, CompletionChoice
+from openai.types.completion_choice import Logprobs
+
+from oasis.engines.base import GeneratedToken, SamplingParams
+from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.services.chat import usage
+from oasis.services.generation import Finished, GenerationCore, PreparedPrompt, TextDelta
+from oasis.services.sampling import choice_params
+from oasis.wire.completions import CompletionRequest
+
+DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One choice to generate: its index, its prompt and its sampling parameters."""
+
+    index: int
+    prompt: PreparedPrompt
+    params: SamplingParams
+
+
+class _LegacyLogprobs:
+    """The old ``logprobs`` shape, built token by token: parallel lists plus offsets."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.tokens: list[str] = []
+        self.token_logprobs: list[float] = []
+        self.top_logprobs: list[dict[str, float]] = []
+        self.text_offset: list[int] = []
+
+    def add(self, tokens: list[GeneratedToken]) -> Logprobs:
+        """Record ``tokens``; the entries for just these (what a stream chunk carries)."""
+        start = len(self.tokens)
+        for token in tokens:
+            text = token.piece.decode("utf-8", errors="replace")
+            self.tokens.append(text)
+            self.token_logprobs.append(token.logprob if token.logprob is not None else -9999.0)
+            self.top_logprobs.append(
+                {
+                    alt.piece.decode("utf-8", errors="replace"): alt.logprob
+                    for alt in token.top_logprobs
+                }
+            )
+            self.text_offset.append(self.offset)
+            self.offset += len(text)
+        return self._slice(start)
+
+    def _slice(self, start: int) -> Logprobs:
+        return Logprobs(
+            tokens=self.tokens[start:],
+            token_logprobs=self.token_logprobs[start:],
+            top_logprobs=self.top_logprobs[start:],
+            text_offset=self.text_offset[start:],
+        )
+
+    def all(self) -> Logprobs:
+        return self._slice(0)
+
+
+def _new_id() -> str:
+    return f"cmpl-{secrets.token_hex(12)}"
+
+
+class CompletionService:
+    """Runs legacy completions, plain or streamed."""
+
+    def __init__(self, core: GenerationCore) -> None:
+        self.core = core
+
+    async def _runs(self, request: CompletionRequest) -> list[_Run]:
+        if request.suffix:
+            raise UnsupportedError(
+                "`suffix` (insertion) is not supported by this server.", param="suffix"
+            )
+        n = request.n or 1
+        if request.best_of is not None and request.best_of != n:
+            raise UnsupportedError(
+                "`best_of` other than `n` is not supported: every generated choice is returned.",
+                param="best_of",
+            )
+        if request.echo and request.logprobs is not None:
+            raise UnsupportedError(
+                "`echo` with `logprobs` would need the prompt's own logprobs, which this "
+                "server does not compute.",
+                param="echo",
+            )
+        prompts = request.prompts
+        if not prompts:
+            raise InvalidRequestError("'prompt' is empty.", param="prompt", code="invalid_value")
+        runs: list[_Run] = []
+        for p, prompt in enumerate(prompts):
+            prepared = await self.core.prepare_text(request.model, prompt)
+            budget = self.core.max_new_tokens(
+                prepared,
+                DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens,
+            )
+            params = choice_params(request, prepared.engine, budget, request.logprobs, n)
+            runs += [_Run(p * n + i, prepared, choice) for i, choice in enumerate(params)]
+        return runs
+
+    def _prompt_tokens(self, runs: list[_Run], n: int) -> int:
+        return sum(len(run.prompt.tokens) for run in runs[::n])  # each prompt counts once
+
+    async def create(self, request: CompletionRequest) -> Completion:
+        """Every choice of every prompt, generated before returning."""
+        runs = await self._runs(request)
+        choices: list[CompletionChoice] = []
+        completion_tokens = cached = 0
+        n = request.n or 1
+        for run in runs:
+            echo = run.prompt.text if request.echo else ""
+            logprobs = _LegacyLogprobs(len(echo))
+            finished: Finished | None = None
+            async for event in self.core.generate(run.prompt, run.params, request.stop_list):
+                if isinstance(event, TextDelta):
+                    logprobs.add(event.tokens)
+                elif isinstance(event, Finished):
+                    finished = event
+            assert finished is not None
+            completion_tokens += finished.completion_tokens
+            if run.index % n == 0:  # a prompt counts once, as its first choice found it
+                cached += finished.cached_tokens
+            choices.append(
+                CompletionChoice(
+                    index=run.index,
+                    text=echo + finished.text,
+                    finish_reason=finished.finish_reason,  # type: ignore[arg-type]
+                    logprobs=logprobs.all() if request.logprobs is not None else None,
+                )
+            )
+        return Completion(
+            id=_new_id(),
+            object="text_completion",
+            created=int(time.time()),
+            model=runs[0].prompt.model.name,
+            choices=choices,
+            usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
+            system_fingerprint=None,
+        )
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Completion]:
+        """Validate and prepare now (errors are still HTTP errors), then stream chunks."""
+        runs = await self._runs(request)
+        return self._chunks(request, runs)
+
+    async def _chunks(
+        self, request: CompletionRequest, runs: list[_Run]
+    ) -> AsyncIterator[Completion]:
+        completion_id, created = _new_id(), int(time.time())
+        model = runs[0].prompt.model.name
+
+        def chunk(choice: CompletionChoice) -> Completion:
+            return Completion(
+                id=completion_id,
+                object="text_completion",
+                created=created,
+                model=model,
+                choices=[choice],
+                system_fingerprint=None,
+            )
+
+        def part(index: int, text: str, logprobs: Logprobs | None = None) -> Completion:
+            # Built unvalidated: OpenAI sends `finish_reason: null` until a choice ends,
+            # which the SDK's type (a required Literal) does not allow for.
+            return chunk(
+                CompletionChoice.model_construct(
+                    index=index, text=text, finish_reason=None, logprobs=logprobs
+                )
+            )
+
+        completion_tokens = cached = 0
+        n = request.n or 1
+        want = request.logprobs is not None
+        for run in runs:
+            echo = run.prompt.text if request.echo else ""
+            logprobs = _LegacyLogprobs(len(echo))
+            if echo:
+                yield part(run.index, echo)
+            async for event in self.core.generate(run.prompt, run.params, request.stop_list):
+                if isinstance(event, TextDelta):
+                    entries = logprobs.add(event.tokens)
+                    if event.text or (want and event.tokens):
+                        yield part(run.index, event.text, entries if want else None)
+                elif isinstance(event, Finished):
+                    completion_tokens += event.completion_tokens
+                    if run.index % n == 0:
+                        cached += event.cached_tokens
+                    yield chunk(
+                        CompletionChoice(
+                            index=run.index,
+                            text="",
+                            finish_reason=event.finish_reason,  # type: ignore[arg-type]
+                            logprobs=None,
+                        )
+                    )
+        if request.include_usage:
+            yield Completion(
+                id=completion_id,
+                object="text_completion",
+                created=created,
+                model=model,
+                choices=[],
+                usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
+                system_fingerprint=None,
+            )

@@ -1,0 +1,170 @@
+"""POST /v1/completions (legacy text completions) on the packaged SmolLM2, through the SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from oasis.models.assets import resolve_source
+from oasis.models.catalog import SMOLLM2
+from tests.server import Server
+from tests.smollm2 import NEVER_END
+
+MODEL = "gpt-4o-mini"
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def vocab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The model's own tokenizer (llama.cpp, vocabulary only), to build token prompts."""
+    import llama_cpp
+
+    path = resolve_source(SMOLLM2, Path(tmp_path_factory.mktemp("vocab")))
+    yield llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def loose(server: Server) -> Iterator[OpenAI]:
+    """A default client: the SDK's Completion type cannot validate a stream chunk, whose
+    ``finish_reason`` is null until its choice ends (as OpenAI sends it)."""
+    with OpenAI(base_url=server.api_url, api_key="sk-test", max_retries=0) as sdk:
+        yield sdk
+
+
+def test_a_prompt_is_continued_as_it_is(client: OpenAI) -> None:
+    completion = client.completions.create(model=MODEL, prompt=PROMPT, temperature=0)
+    assert completion.object == "text_completion" and completion.id.startswith("cmpl-")
+    assert completion.model == MODEL
+    (choice,) = completion.choices
+    assert choice.index == 0 and choice.text and choice.logprobs is None
+    assert "<|im_start|>" not in choice.text  # no chat template around the prompt
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens <= 16  # OpenAI's default max_tokens
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+
+
+def test_max_tokens_and_finish_reason(client: OpenAI) -> None:
+    completion = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=7, logit_bias=NEVER_END, temperature=0
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 7
+
+
+def test_several_prompts_and_choices_are_indexed_in_order(client: OpenAI) -> None:
+    completion = client.completions.create(
+        model=MODEL, prompt=["Once upon a time", "1, 2, 3,"], n=2, max_tokens=6, temperature=0
+    )
+    assert [c.index for c in completion.choices] == [0, 1, 2, 3]
+    texts = [c.text for c in completion.choices]
+    # Greedy: both choices of one prompt agree; the two prompts differ.
+    assert texts[0] == texts[1] and texts[2] == texts[3] and texts[0] != texts[2]
+
+
+def test_token_prompt_equals_text_prompt(client: OpenAI, vocab: object) -> None:
+    tokens = vocab.tokenize(PROMPT.encode(), add_bos=True)  # type: ignore[attr-defined]
+    as_text = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=6, temperature=0)
+    as_tokens = client.completions.create(model=MODEL, prompt=tokens, max_tokens=6, temperature=0)
+    assert as_tokens.choices[0].text == as_text.choices[0].text
+    assert as_tokens.usage is not None and as_tokens.usage.prompt_tokens == len(tokens)
+    both = client.completions.create(
+        model=MODEL, prompt=[tokens, tokens], max_tokens=6, temperature=0
+    )
+    assert [c.text for c in both.choices] == [as_text.choices[0].text] * 2
+
+
+def test_echo_puts_the_prompt_first(client: OpenAI) -> None:
+    completion = client.completions.create(
+        model=MODEL, prompt=PROMPT, echo=True, max_tokens=5, temperature=0
+    )
+    assert completion.choices[0].text.startswith(PROMPT)
+    only_prompt = client.completions.create(model=MODEL, prompt=PROMPT, echo=True, max_tokens=0)
+    assert only_prompt.choices[0].text == PROMPT
+    assert only_prompt.usage is not None and only_prompt.usage.completion_tokens == 0
+
+
+def test_stop_sequences(client: OpenAI) -> None:
+    completion = client.completions.create(
+        model=MODEL, prompt="1, 2, 3,", stop=[" 6"], max_tokens=30, temperature=0
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert " 6" not in completion.choices[0].text and completion.choices[0].text
+
+
+def test_legacy_logprobs(client: OpenAI) -> None:
+    completion = client.completions.create(
+        model=MODEL, prompt=PROMPT, logprobs=2, max_tokens=6, temperature=0
+    )
+    choice = completion.choices[0]
+    lp = choice.logprobs
+    assert lp is not None and lp.tokens and lp.token_logprobs and lp.top_logprobs
+    assert lp.text_offset is not None
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == 6
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(6)]
+    for chosen, top in zip(lp.token_logprobs, lp.top_logprobs, strict=True):
+        assert len(top) <= 2 and chosen <= 0
+        assert max(top.values()) == pytest.approx(chosen, abs=1e-6)  # greedy takes the best
+
+
+def test_stream_matches_the_whole_answer(client: OpenAI, loose: OpenAI) -> None:
+    whole = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=8, temperature=0)
+    chunks = list(
+        loose.completions.create(
+            model=MODEL,
+            prompt=PROMPT,
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == whole.choices[0].text
+    reasons = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert reasons[-1] in {"stop", "length"} and set(reasons[:-1]) == {None}
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_a_repeated_prompt_is_served_from_the_cache(client: OpenAI) -> None:
+    ask = {"model": MODEL, "prompt": "Roses are red, violets are", "max_tokens": 2}
+    client.completions.create(**ask)  # type: ignore[call-overload]
+    again = client.completions.create(**ask)  # type: ignore[call-overload]
+    details = again.usage.prompt_tokens_details  # type: ignore[union-attr]
+    assert details is not None and details.cached_tokens == again.usage.prompt_tokens - 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": MODEL}, "prompt"),
+        ({"model": MODEL, "prompt": []}, "prompt"),
+        ({"model": MODEL, "prompt": ""}, "prompt"),
+        ({"model": MODEL, "prompt": [10**9]}, "prompt"),
+        ({"model": MODEL, "prompt": "x", "suffix": "y"}, "suffix"),
+        ({"model": MODEL, "prompt": "x", "best_of": 3}, "best_of"),
+        ({"model": MODEL, "prompt": "x", "echo": True, "logprobs": 1}, "echo"),
+        ({"model": MODEL, "prompt": "x", "logprobs": 6}, "logprobs"),
+        ({"model": MODEL, "prompt": "x", "max_tokens": -1}, "max_tokens"),
+        ({"model": MODEL, "prompt": "x", "logit_bias": {"999999999": 1}}, "logit_bias"),
+    ],
+)
+def test_bad_requests_are_400_with_param(
+    http: httpx.Client, body: dict[str, object], param: str
+) -> None:
+    response = http.post("/v1/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_unknown_model_is_404(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.completions.create(model="no-such-model", prompt="x")
+    assert caught.value.code == "model_not_found"
