@@ -113,6 +113,42 @@ def test_legacy_logprobs(client: OpenAI) -> None:
         assert max(top.values()) == pytest.approx(chosen, abs=1e-6)  # greedy takes the best
 
 
+def _token_bytes(token: str) -> bytes:
+    if token.startswith("bytes:"):
+        return bytes(int(h, 16) for h in token[len("bytes:") :].split("\\x")[1:])
+    return token.encode()
+
+
+def test_legacy_logprobs_of_characters_split_over_tokens(client: OpenAI) -> None:
+    completion = client.completions.create(
+        model=MODEL, prompt="Stars: 🌟🌟🌟", logprobs=1, max_tokens=12, temperature=0
+    )
+    choice = completion.choices[0]
+    lp = choice.logprobs
+    assert lp is not None and lp.tokens is not None and lp.text_offset is not None
+    # Greedy SmolLM2 goes on with stars, each spelled by several byte tokens.
+    assert any(t.startswith("bytes:") for t in lp.tokens)
+    assert b"".join(_token_bytes(t) for t in lp.tokens) == choice.text.encode()
+    # Offsets count characters; a token that starts inside one sits where it starts.
+    assert lp.text_offset == sorted(lp.text_offset) and lp.text_offset[-1] < len(choice.text)
+    for token, offset in zip(lp.tokens, lp.text_offset, strict=True):
+        if not token.startswith("bytes:"):
+            assert choice.text[offset : offset + len(token)] == token
+
+
+def test_an_empty_or_null_prompt_starts_a_document(client: OpenAI) -> None:
+    for prompt in ("", None):
+        completion = client.completions.create(
+            model=MODEL,
+            prompt=prompt,  # type: ignore[arg-type]
+            max_tokens=4,
+            logit_bias=NEVER_END,
+            temperature=0,
+        )
+        assert completion.choices[0].text
+        assert completion.usage is not None and completion.usage.prompt_tokens == 1
+
+
 def test_stream_matches_the_whole_answer(client: OpenAI, loose: OpenAI) -> None:
     whole = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=8, temperature=0)
     chunks = list(
@@ -127,10 +163,40 @@ def test_stream_matches_the_whole_answer(client: OpenAI, loose: OpenAI) -> None:
     )
     text = "".join(c.choices[0].text for c in chunks if c.choices)
     assert text == whole.choices[0].text
+    assert all(c.usage is None for c in chunks[:-1])
+    assert all("usage" in c.model_fields_set for c in chunks)  # sent as null, not left out
     reasons = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert reasons[-1] in {"stop", "length"} and set(reasons[:-1]) == {None}
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_stream_with_echo_and_logprobs(loose: OpenAI) -> None:
+    echoed = list(
+        loose.completions.create(
+            model=MODEL, prompt=PROMPT, echo=True, max_tokens=5, temperature=0, stream=True
+        )
+    )
+    assert "".join(c.choices[0].text for c in echoed).startswith(PROMPT)
+    with_logprobs = list(
+        loose.completions.create(
+            model=MODEL, prompt=PROMPT, logprobs=1, max_tokens=5, temperature=0, stream=True
+        )
+    )
+    entries = [
+        t
+        for c in with_logprobs
+        if c.choices[0].logprobs
+        for t in c.choices[0].logprobs.tokens or []
+    ]
+    assert len(entries) == 5
+
+
+def test_too_many_completions_in_one_request_is_400(http: httpx.Client) -> None:
+    body = {"model": MODEL, "prompt": ["a"] * 20, "n": 128, "max_tokens": 1}
+    response = http.post("/v1/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "n"
 
 
 def test_a_repeated_prompt_is_served_from_the_cache(client: OpenAI) -> None:
@@ -146,7 +212,6 @@ def test_a_repeated_prompt_is_served_from_the_cache(client: OpenAI) -> None:
     [
         ({"model": MODEL}, "prompt"),
         ({"model": MODEL, "prompt": []}, "prompt"),
-        ({"model": MODEL, "prompt": ""}, "prompt"),
         ({"model": MODEL, "prompt": [10**9]}, "prompt"),
         ({"model": MODEL, "prompt": "x", "suffix": "y"}, "suffix"),
         ({"model": MODEL, "prompt": "x", "best_of": 3}, "best_of"),

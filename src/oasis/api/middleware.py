@@ -218,6 +218,15 @@ class CancelOnDisconnectMiddleware:
             work.cancel()  # only matters when this task itself was cancelled
 
 
+def go_duration(seconds: float) -> str:
+    """A duration as OpenAI's rate-limit headers write it: ``120ms``, ``1.5s``, ``1m0s``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, rest = divmod(round(seconds, 3), 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
 def owner_of(token: str | None) -> str:
     """A stable, non-reversible owner id for an API key."""
     if not token:
@@ -280,7 +289,7 @@ class AuthMiddleware:
         return {
             "x-ratelimit-limit-requests": str(self.rate_limit_rpm),
             "x-ratelimit-remaining-requests": str(max(0, (self.rate_limit_rpm or 0) - len(window))),
-            "x-ratelimit-reset-requests": f"{reset:.3g}s",
+            "x-ratelimit-reset-requests": go_duration(reset),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,6 +6,7 @@ the model as they are, which is what evaluation harnesses and completion-style t
 
 from __future__ import annotations
 
+import codecs
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +23,9 @@ from oasis.services.sampling import choice_params
 from oasis.wire.completions import CompletionRequest
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
+# Prompts × n per request. They run one after another on one model, so a huge request
+# would hold it for everyone else; OpenAI caps a prompt list at 2048 entries too.
+MAX_CHOICES = 2048
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,25 @@ class _Run:
     params: SamplingParams
 
 
+def _token_text(piece: bytes) -> str:
+    """A token as the old API spells it: its text, or ``bytes:\\xNN…`` for part of a
+    character (as OpenAI writes a token that splits one)."""
+    try:
+        return piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in piece)
+
+
 class _LegacyLogprobs:
-    """The old ``logprobs`` shape, built token by token: parallel lists plus offsets."""
+    """The old ``logprobs`` shape, built token by token: parallel lists plus offsets.
+
+    ``text_offset`` counts characters of the returned text. A token that starts inside a
+    character (its bytes split one) is placed where that character starts.
+    """
 
     def __init__(self, offset: int) -> None:
         self.offset = offset
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.tokens: list[str] = []
         self.token_logprobs: list[float] = []
         self.top_logprobs: list[dict[str, float]] = []
@@ -47,17 +65,16 @@ class _LegacyLogprobs:
         """Record ``tokens``; the entries for just these (what a stream chunk carries)."""
         start = len(self.tokens)
         for token in tokens:
-            text = token.piece.decode("utf-8", errors="replace")
+            text = _token_text(token.piece)
+            chosen = token.logprob if token.logprob is not None else -9999.0
             self.tokens.append(text)
-            self.token_logprobs.append(token.logprob if token.logprob is not None else -9999.0)
-            self.top_logprobs.append(
-                {
-                    alt.piece.decode("utf-8", errors="replace"): alt.logprob
-                    for alt in token.top_logprobs
-                }
-            )
+            self.token_logprobs.append(chosen)
+            # The sampled token is always listed, as OpenAI does, beside the top k.
+            top = {_token_text(alt.piece): alt.logprob for alt in token.top_logprobs}
+            top.setdefault(text, chosen)
+            self.top_logprobs.append(top)
             self.text_offset.append(self.offset)
-            self.offset += len(text)
+            self.offset += len(self._decoder.decode(token.piece))
         return self._slice(start)
 
     def _slice(self, start: int) -> Logprobs:
@@ -102,6 +119,13 @@ class CompletionService:
         prompts = request.prompts
         if not prompts:
             raise InvalidRequestError("'prompt' is empty.", param="prompt", code="invalid_value")
+        if len(prompts) * n > MAX_CHOICES:
+            raise InvalidRequestError(
+                f"{len(prompts)} prompts × n={n} asks for {len(prompts) * n} completions; "
+                f"at most {MAX_CHOICES} are allowed per request.",
+                param="prompt" if len(prompts) > MAX_CHOICES else "n",
+                code="invalid_value",
+            )
         runs: list[_Run] = []
         for p, prompt in enumerate(prompts):
             prepared = await self.core.prepare_text(request.model, prompt)
@@ -164,6 +188,9 @@ class CompletionService:
         completion_id, created = _new_id(), int(time.time())
         model = runs[0].prompt.model.name
 
+        # With include_usage every chunk says `usage: null` until the last, as chat's do.
+        extra = {"usage": None} if request.include_usage else {}
+
         def chunk(choice: CompletionChoice) -> Completion:
             return Completion(
                 id=completion_id,
@@ -172,6 +199,7 @@ class CompletionService:
                 model=model,
                 choices=[choice],
                 system_fingerprint=None,
+                **extra,
             )
 
         def part(index: int, text: str, logprobs: Logprobs | None = None) -> Completion:

@@ -230,11 +230,10 @@ class GenerationCore:
                 )
             text, tokens = engine.detokenize(prompt), list(prompt)
         if not tokens:
-            raise InvalidRequestError(
-                f"'{param}' is empty; give the model at least one token to continue.",
-                param=param,
-                code="invalid_value",
-            )
+            # Nothing to continue: start a document, as OpenAI's `<|endoftext|>` default
+            # does, with the model's own start (or else end-of-text) token.
+            start = engine.bos_token or engine.eos_token
+            tokens = engine.tokenize(start, add_bos=False)
         _check_fits(engine, tokens, param)
         return PreparedPrompt(resolved, engine, text, tokens)
 

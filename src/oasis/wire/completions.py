@@ -13,7 +13,7 @@ Prompt = str | list[str] | list[int] | list[list[int]]
 
 
 class CompletionRequest(SamplingRequest):
-    prompt: Prompt
+    prompt: Prompt | None  # required, but null (like "") means "start a new document"
     max_tokens: int | None = Field(default=None, ge=0)  # OpenAI's default is 16
     logprobs: int | None = Field(default=None, ge=0, le=5)
     echo: bool | None = None
@@ -24,6 +24,8 @@ class CompletionRequest(SamplingRequest):
     def prompts(self) -> list[str | list[int]]:
         """Every prompt of the request, in order."""
         prompt = self.prompt
+        if prompt is None:
+            return [""]
         if isinstance(prompt, str):
             return [prompt]
         if prompt and isinstance(prompt[0], int):
