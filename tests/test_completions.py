@@ -136,6 +136,55 @@ def test_legacy_logprobs_of_characters_split_over_tokens(client: OpenAI) -> None
             assert choice.text[offset : offset + len(token)] == token
 
 
+def test_echo_with_logprobs_scores_the_prompt(loose: OpenAI, vocab: object) -> None:
+    """What evaluation harnesses ask: the logprob of every prompt token given the ones
+    before it. Scoring a prompt that ends in the token a greedy run chose must give that
+    token the logprob the run reported for it."""
+    prompt = vocab.tokenize(PROMPT.encode(), add_bos=True)  # type: ignore[attr-defined]
+    run = loose.completions.create(
+        model=MODEL, prompt=prompt, max_tokens=1, logprobs=1, temperature=0
+    )
+    generated = run.choices[0].logprobs
+    assert generated is not None and generated.tokens and generated.token_logprobs
+    chosen = vocab.tokenize(generated.tokens[0].encode(), add_bos=False, special=True)  # type: ignore[attr-defined]
+    assert len(chosen) == 1
+
+    scored = loose.completions.create(
+        model=MODEL, prompt=prompt + chosen, echo=True, logprobs=2, max_tokens=0
+    )
+    choice = scored.choices[0]
+    lp = choice.logprobs
+    assert lp is not None and lp.tokens is not None and lp.token_logprobs is not None
+    assert choice.text == PROMPT + generated.tokens[0]
+    assert len(lp.tokens) == len(prompt) + 1
+    assert lp.token_logprobs[0] is None and lp.top_logprobs is not None
+    assert lp.top_logprobs[0] is None  # as OpenAI: the first token has nothing before it
+    assert all(x is not None and x <= 0 for x in lp.token_logprobs[1:])
+    assert lp.token_logprobs[-1] == pytest.approx(generated.token_logprobs[0], abs=1e-3)
+    assert lp.text_offset is not None and lp.text_offset[-1] == len(PROMPT)
+
+    # Generation after a scored prompt goes on as usual, and streams the same entries.
+    chunks = list(
+        loose.completions.create(
+            model=MODEL,
+            prompt=prompt,
+            echo=True,
+            logprobs=1,
+            max_tokens=3,
+            temperature=0,
+            stream=True,
+        )
+    )
+    streamed = [
+        token
+        for c in chunks
+        if c.choices[0].logprobs is not None
+        for token in c.choices[0].logprobs.tokens or []
+    ]
+    assert len(streamed) == len(prompt) + 3
+    assert "".join(c.choices[0].text for c in chunks).startswith(PROMPT)
+
+
 def test_an_empty_or_null_prompt_starts_a_document(client: OpenAI) -> None:
     for prompt in ("", None):
         completion = client.completions.create(
@@ -215,7 +264,6 @@ def test_a_repeated_prompt_is_served_from_the_cache(client: OpenAI) -> None:
         ({"model": MODEL, "prompt": [10**9]}, "prompt"),
         ({"model": MODEL, "prompt": "x", "suffix": "y"}, "suffix"),
         ({"model": MODEL, "prompt": "x", "best_of": 3}, "best_of"),
-        ({"model": MODEL, "prompt": "x", "echo": True, "logprobs": 1}, "echo"),
         ({"model": MODEL, "prompt": "x", "logprobs": 6}, "logprobs"),
         ({"model": MODEL, "prompt": "x", "max_tokens": -1}, "max_tokens"),
         ({"model": MODEL, "prompt": "x", "logit_bias": {"999999999": 1}}, "logit_bias"),

@@ -60,6 +60,10 @@ class SamplingParams:
     logit_bias: dict[int, float] = field(default_factory=dict)
     # None: no logprobs. 0..20: the sampled token's logprob plus that many alternatives.
     top_logprobs: int | None = None
+    # None: the prompt is not scored. 0..20: before generating, emit one entry per prompt
+    # token (``prompt_token=True``) with its logprob given the tokens before it (the
+    # first has none) and that many alternatives. The whole prompt is evaluated afresh.
+    prompt_logprobs: int | None = None
     # An output constraint (see :class:`OutputConstraint`), or None for free text.
     constraint: OutputConstraint | None = None
 
@@ -86,6 +90,7 @@ class GeneratedToken:
     logprob: float | None = None
     top_logprobs: tuple[TokenLogprob, ...] = ()
     cached_prompt_tokens: int | None = None
+    prompt_token: bool = False  # scores a prompt token (``prompt_logprobs``), not generated
 
 
 @runtime_checkable

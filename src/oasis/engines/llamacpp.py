@@ -155,6 +155,12 @@ class LlamaCppEngine:
 
     def _logprobs(self, token: int, k: int) -> tuple[float, tuple[TokenLogprob, ...]]:
         raw = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._n_vocab,))
+        return self._score(raw, token, k)
+
+    def _score(
+        self, raw: np.ndarray[Any, Any], token: int, k: int
+    ) -> tuple[float, tuple[TokenLogprob, ...]]:
+        """``token``'s logprob under one position's logits, and the ``k`` likeliest."""
         logits = raw.astype(np.float64)
         peak = logits.max()
         logsumexp = peak + np.log(np.exp(logits - peak).sum())
@@ -169,6 +175,32 @@ class LlamaCppEngine:
             for t in top
         )
 
+    def _score_prompt(
+        self, prompt: list[int], k: int, emit: Callable[[GeneratedToken], None]
+    ) -> None:
+        """Evaluate ``prompt`` from scratch keeping every position's logits, and emit each
+        prompt token scored by the position before it (the first token has no score)."""
+        llm = self._llm
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        emit(GeneratedToken(prompt[0], self.piece(prompt[0]), False, prompt_token=True))
+        for start in range(0, len(prompt), llm.n_batch):
+            batch = prompt[start : start + llm.n_batch]
+            llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
+            llm.n_tokens += len(batch)
+            rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch), self._n_vocab))
+            for row, position in enumerate(range(start, start + len(batch))):
+                if position + 1 < len(prompt):  # this position predicts the next token
+                    token = prompt[position + 1]
+                    logprob, top = self._score(rows[row], token, k)
+                    emit(
+                        GeneratedToken(
+                            token, self.piece(token), False, logprob, top, prompt_token=True
+                        )
+                    )
+
     def _generate(
         self,
         prompt: list[int],
@@ -180,9 +212,14 @@ class LlamaCppEngine:
         llama_cpp = self._llama_cpp
         sampler = self._build_sampler(params)
         state = self._constraint_state(params)
-        pending = self._prepare_context(prompt)
-        cached: int | None = len(prompt) - len(pending)
-        llm.eval(pending)
+        if params.prompt_logprobs is not None:
+            # Every position's logits are needed, so nothing comes from the cache.
+            self._score_prompt(prompt, params.prompt_logprobs, emit)
+            cached: int | None = 0
+        else:
+            pending = self._prepare_context(prompt)
+            cached = len(prompt) - len(pending)
+            llm.eval(pending)
         for produced in range(params.max_tokens):
             if cancel.is_set():
                 log.info("generation stopped early (consumer gone) after %d tokens", produced)

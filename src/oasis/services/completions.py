@@ -10,7 +10,7 @@ import codecs
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from openai.types import Completion, CompletionChoice
 from openai.types.completion_choice import Logprobs
@@ -18,7 +18,13 @@ from openai.types.completion_choice import Logprobs
 from oasis.engines.base import GeneratedToken, SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.services.chat import usage
-from oasis.services.generation import Finished, GenerationCore, PreparedPrompt, TextDelta
+from oasis.services.generation import (
+    Finished,
+    GenerationCore,
+    PreparedPrompt,
+    PromptScored,
+    TextDelta,
+)
 from oasis.services.sampling import choice_params
 from oasis.wire.completions import CompletionRequest
 
@@ -50,15 +56,17 @@ class _LegacyLogprobs:
     """The old ``logprobs`` shape, built token by token: parallel lists plus offsets.
 
     ``text_offset`` counts characters of the returned text. A token that starts inside a
-    character (its bytes split one) is placed where that character starts.
+    character (its bytes split one) is placed where that character starts. With ``echo``
+    the prompt's tokens come first, the first of them with no logprob (``null``, as
+    OpenAI sends it).
     """
 
     def __init__(self, offset: int) -> None:
         self.offset = offset
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.tokens: list[str] = []
-        self.token_logprobs: list[float] = []
-        self.top_logprobs: list[dict[str, float]] = []
+        self.token_logprobs: list[float | None] = []
+        self.top_logprobs: list[dict[str, float] | None] = []
         self.text_offset: list[int] = []
 
     def add(self, tokens: list[GeneratedToken]) -> Logprobs:
@@ -66,19 +74,29 @@ class _LegacyLogprobs:
         start = len(self.tokens)
         for token in tokens:
             text = _token_text(token.piece)
-            chosen = token.logprob if token.logprob is not None else -9999.0
             self.tokens.append(text)
+            self.text_offset.append(self.offset)
+            self.offset += len(self._decoder.decode(token.piece))
+            if token.prompt_token and token.logprob is None:  # the prompt's first token
+                self.token_logprobs.append(None)
+                self.top_logprobs.append(None)
+                continue
+            chosen = token.logprob if token.logprob is not None else -9999.0
             self.token_logprobs.append(chosen)
             # The sampled token is always listed, as OpenAI does, beside the top k.
             top = {_token_text(alt.piece): alt.logprob for alt in token.top_logprobs}
             top.setdefault(text, chosen)
             self.top_logprobs.append(top)
-            self.text_offset.append(self.offset)
-            self.offset += len(self._decoder.decode(token.piece))
         return self._slice(start)
 
+    def after_prompt(self, echo: str) -> None:
+        """Generated tokens start right after the echoed prompt text."""
+        self.offset = len(echo)
+        self._decoder.reset()
+
     def _slice(self, start: int) -> Logprobs:
-        return Logprobs(
+        # Unvalidated: the prompt's first entry is null, which the SDK's type does not allow.
+        return Logprobs.model_construct(
             tokens=self.tokens[start:],
             token_logprobs=self.token_logprobs[start:],
             top_logprobs=self.top_logprobs[start:],
@@ -110,12 +128,6 @@ class CompletionService:
                 "`best_of` other than `n` is not supported: every generated choice is returned.",
                 param="best_of",
             )
-        if request.echo and request.logprobs is not None:
-            raise UnsupportedError(
-                "`echo` with `logprobs` would need the prompt's own logprobs, which this "
-                "server does not compute.",
-                param="echo",
-            )
         prompts = request.prompts
         if not prompts:
             raise InvalidRequestError("'prompt' is empty.", param="prompt", code="invalid_value")
@@ -134,6 +146,9 @@ class CompletionService:
                 DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens,
             )
             params = choice_params(request, prepared.engine, budget, request.logprobs, n)
+            if request.echo and request.logprobs is not None:
+                # Scoring a prompt (as evaluation harnesses do): its tokens' logprobs too.
+                params = [replace(p, prompt_logprobs=request.logprobs) for p in params]
             runs += [_Run(p * n + i, prepared, choice) for i, choice in enumerate(params)]
         return runs
 
@@ -148,10 +163,13 @@ class CompletionService:
         n = request.n or 1
         for run in runs:
             echo = run.prompt.text if request.echo else ""
-            logprobs = _LegacyLogprobs(len(echo))
+            logprobs = _LegacyLogprobs(0 if run.params.prompt_logprobs is not None else len(echo))
             finished: Finished | None = None
             async for event in self.core.generate(run.prompt, run.params, request.stop_list):
-                if isinstance(event, TextDelta):
+                if isinstance(event, PromptScored):
+                    logprobs.add(event.tokens)
+                    logprobs.after_prompt(echo)
+                elif isinstance(event, TextDelta):
                     logprobs.add(event.tokens)
                 elif isinstance(event, Finished):
                     finished = event
@@ -216,11 +234,16 @@ class CompletionService:
         want = request.logprobs is not None
         for run in runs:
             echo = run.prompt.text if request.echo else ""
-            logprobs = _LegacyLogprobs(len(echo))
-            if echo:
+            scoring = run.params.prompt_logprobs is not None
+            logprobs = _LegacyLogprobs(0 if scoring else len(echo))
+            if echo and not scoring:
                 yield part(run.index, echo)
             async for event in self.core.generate(run.prompt, run.params, request.stop_list):
-                if isinstance(event, TextDelta):
+                if isinstance(event, PromptScored):  # the echo goes out with its logprobs
+                    entries = logprobs.add(event.tokens)
+                    logprobs.after_prompt(echo)
+                    yield part(run.index, echo, entries)
+                elif isinstance(event, TextDelta):
                     entries = logprobs.add(event.tokens)
                     if event.text or (want and event.tokens):
                         yield part(run.index, event.text, entries if want else None)

@@ -134,8 +134,21 @@ class Finished:
     cached_tokens: int = 0  # of prompt_tokens, those the engine reused from its cache
 
 
+@dataclass(frozen=True)
+class PromptScored:
+    """The prompt's own tokens with their logprobs (asked for by ``prompt_logprobs``)."""
+
+    tokens: list[GeneratedToken]
+
+
 GenerationEvent = (
-    TextDelta | ReasoningDelta | ToolCallStarted | ToolCallArgumentsDelta | ToolCallDone | Finished
+    TextDelta
+    | ReasoningDelta
+    | PromptScored
+    | ToolCallStarted
+    | ToolCallArgumentsDelta
+    | ToolCallDone
+    | Finished
 )
 
 
@@ -259,8 +272,15 @@ class GenerationCore:
         produced = cached = 0
         reason: FinishReason = "length"
         stream = prepared.engine.generate(prepared.tokens, params)
+        scored: list[GeneratedToken] = []
         try:
             async for token in stream:
+                if token.prompt_token:
+                    scored.append(token)
+                    continue
+                if scored:  # the prompt is scored in full before the first generated token
+                    yield PromptScored(scored)
+                    scored = []
                 if token.cached_prompt_tokens is not None:
                     cached = token.cached_prompt_tokens
                 if token.end_of_generation:
@@ -275,6 +295,8 @@ class GenerationCore:
                     break
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+        if scored:  # nothing was generated (max_tokens 0)
+            yield PromptScored(scored)
         tail = decoder.flush()
         for event in _split(thinking, parser, tail.text, tail.tokens, final=True):
             yield event
