@@ -14,6 +14,7 @@ file is a 400, never a broken stream.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,8 @@ from oasis.services.audio.languages import language_name
 from oasis.services.audio.subtitles import to_srt, to_vtt
 from oasis.services.models import ModelManager
 from oasis.wire.audio import TranscriptionRequest, TranslationRequest
+
+log = logging.getLogger(__name__)
 
 Event = DetectedLanguage | TranscribedSegment
 SpeechToTextRequest = TranscriptionRequest | TranslationRequest
@@ -163,15 +166,17 @@ class _Decoder:
     ffmpeg must not close a container while another thread is decoding from it (that can
     crash the process), and a request can be cancelled (client gone) while a decode is in
     flight. So every step, opening and closing included, runs on this one thread in the
-    order asked: :meth:`close` only queues the close behind any decode still running, and
-    never blocks or awaits, so it is safe in a ``finally`` of a cancelled task.
+    order asked: :meth:`close` queues the close behind any decode still running and never
+    blocks the event loop. Awaiting what it returns waits for that close, so the caller
+    may then close the uploaded file itself (a cancelled request must, before its form's
+    temporary file goes away under a decode still reading it).
     """
 
     def __init__(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="audio-decode")
         self._reader: AudioReader | None = None
         self._pieces: Iterator[AudioChunk] | None = None
-        self._closed = False
+        self._closed: asyncio.Future[None] | None = None
 
     async def _call(self, fn: Callable[[], T]) -> T:
         # Cancelling the await leaves a running call running; the close queued after it
@@ -192,18 +197,22 @@ class _Decoder:
         assert pieces is not None
         return await self._call(lambda: next(pieces, None))
 
-    def close(self) -> None:
-        """Close the file after any decode in flight; returns at once."""
-        if self._closed:
-            return
-        self._closed = True
+    def close(self) -> asyncio.Future[None]:
+        """Close the reader after any decode in flight; returns at once, with a future
+        that is done once the decode thread has let go of the file."""
+        if self._closed is not None:
+            return self._closed
 
         def close_reader() -> None:
             if self._reader is not None:
-                self._reader.close()
+                try:
+                    self._reader.close()
+                except Exception:  # the request is over either way; keep its own error
+                    log.exception("closing an audio reader failed")
 
-        self._thread.submit(close_reader)
+        self._closed = asyncio.wrap_future(self._thread.submit(close_reader))
         self._thread.shutdown(wait=False)
+        return self._closed
 
 
 class TranscriptionService:
@@ -253,7 +262,7 @@ class TranscriptionService:
             if len(first.samples) >= MIN_AUDIO_SECONDS * engine.sample_rate:
                 run.first_events = engine.transcribe(first.samples, options)
         except BaseException:
-            decoder.close()
+            await decoder.close()
             raise
         return run
 
@@ -280,9 +289,10 @@ class TranscriptionService:
                 piece = await run.decoder.next_piece()
             transcript.duration = run.reader.decoded_seconds
         finally:
-            run.decoder.close()  # first: it must not wait on anything (we may be cancelled)
+            closed = run.decoder.close()  # queued first, behind any decode still running
             if events is not None:
                 await events.aclose()  # type: ignore[attr-defined]
+            await closed  # the upload's file may be closed once this is done
 
     async def _piece(
         self, run: _Run, piece: AudioChunk, events: AsyncIterator[Event]
