@@ -161,6 +161,7 @@ class CompletionService:
         choices: list[CompletionChoice] = []
         completion_tokens = cached = 0
         n = request.n or 1
+        want = request.logprobs is not None
         for run in runs:
             echo = run.prompt.text if request.echo else ""
             logprobs = _LegacyLogprobs(0 if run.params.prompt_logprobs is not None else len(echo))
@@ -169,7 +170,7 @@ class CompletionService:
                 if isinstance(event, PromptScored):
                     logprobs.add(event.tokens)
                     logprobs.after_prompt(echo)
-                elif isinstance(event, TextDelta):
+                elif isinstance(event, TextDelta) and want:  # entries only when asked for
                     logprobs.add(event.tokens)
                 elif isinstance(event, Finished):
                     finished = event
@@ -182,7 +183,7 @@ class CompletionService:
                     index=run.index,
                     text=echo + finished.text,
                     finish_reason=finished.finish_reason,  # type: ignore[arg-type]
-                    logprobs=logprobs.all() if request.logprobs is not None else None,
+                    logprobs=logprobs.all() if want else None,
                 )
             )
         return Completion(
@@ -244,9 +245,10 @@ class CompletionService:
                     logprobs.after_prompt(echo)
                     yield part(run.index, echo, entries)
                 elif isinstance(event, TextDelta):
-                    entries = logprobs.add(event.tokens)
-                    if event.text or (want and event.tokens):
-                        yield part(run.index, event.text, entries if want else None)
+                    if want and event.tokens:
+                        yield part(run.index, event.text, logprobs.add(event.tokens))
+                    elif event.text:
+                        yield part(run.index, event.text)
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
                     if run.index % n == 0:
