@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oasis.api.middleware import CancelOnDisconnectMiddleware
 
@@ -39,6 +39,18 @@ async def _answer(send: Send) -> None:
     await send({"type": "http.response.body", "body": b"ok", "more_body": False})
 
 
+async def _hang_up_while_running(app: ASGIApp) -> asyncio.Task[None]:
+    """The request's body arrives, the app runs a while, then the client hangs up."""
+    connection = Connection()
+    await connection.inbox.put(BODY)
+    task = asyncio.create_task(
+        CancelOnDisconnectMiddleware(app)(SCOPE, connection.receive, connection.send)
+    )
+    await asyncio.sleep(0.05)
+    await connection.inbox.put(DISCONNECT)
+    return task
+
+
 def test_a_hang_up_before_the_answer_cancels_the_work() -> None:
     seen: dict[str, Any] = {}
 
@@ -51,13 +63,7 @@ def test_a_hang_up_before_the_answer_cancels_the_work() -> None:
             raise
 
     async def scenario() -> None:
-        connection = Connection()
-        await connection.inbox.put(BODY)
-        middleware = asyncio.create_task(
-            CancelOnDisconnectMiddleware(app)(SCOPE, connection.receive, connection.send)
-        )
-        await asyncio.sleep(0.05)
-        await connection.inbox.put(DISCONNECT)
+        middleware = await _hang_up_while_running(app)
         await asyncio.wait_for(middleware, 5)  # returns normally: nobody is left to answer
 
     asyncio.run(scenario())
@@ -98,14 +104,7 @@ def test_reads_after_the_body_hear_the_disconnect() -> None:
             heard.append("cancelled")
 
     async def scenario() -> None:
-        connection = Connection()
-        await connection.inbox.put(BODY)
-        task = asyncio.create_task(
-            CancelOnDisconnectMiddleware(app)(SCOPE, connection.receive, connection.send)
-        )
-        await asyncio.sleep(0.05)
-        await connection.inbox.put(DISCONNECT)
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(await _hang_up_while_running(app), 5)
 
     asyncio.run(scenario())
     # Either way the app stops: it hears the disconnect, or is cancelled while listening.
@@ -135,13 +134,7 @@ def test_a_cancel_aimed_at_the_request_is_not_swallowed() -> None:
             await asyncio.shield(asyncio.sleep(0.2))  # slow clean-up after the hang-up
 
     async def scenario() -> None:
-        connection = Connection()
-        await connection.inbox.put(BODY)
-        task = asyncio.create_task(
-            CancelOnDisconnectMiddleware(app)(SCOPE, connection.receive, connection.send)
-        )
-        await asyncio.sleep(0.05)
-        await connection.inbox.put(DISCONNECT)  # the middleware cancels the app ...
+        task = await _hang_up_while_running(app)  # the middleware cancels the app ...
         await asyncio.sleep(0.05)
         task.cancel()  # ... and the server shuts down while the app cleans up
         with pytest.raises(asyncio.CancelledError):
