@@ -61,11 +61,36 @@ class LlamaCppEngine:
         self.bos_token = self._token_text(self._llm.token_bos())
         self.eos_token = self._token_text(self._llm.token_eos())
         self._pieces: dict[int, bytes] = {}
+        self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
         self._worker: ModelWorker[GeneratedToken] = ModelWorker(
-            f"The model `{spec.id}`", settings.max_queue
+            f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout
         )
+
+    def _max_token_bytes(self) -> int | None:
+        """The longest text one token covers: its piece, or its markup for special tokens.
+
+        Byte-level BPE and SentencePiece tokens split the text into pieces that join back
+        into it, so the longest piece bounds what one token covers. Other vocabularies
+        normalize (WordPiece, Unigram), and special tokens marked lstrip / rstrip swallow
+        the whitespace beside them: for those no bound holds.
+        """
+        llama_cpp = self._llama_cpp
+        if llama_cpp.llama_vocab_type(self._vocab) not in {
+            llama_cpp.LLAMA_VOCAB_TYPE_SPM,
+            llama_cpp.LLAMA_VOCAB_TYPE_BPE,
+        }:
+            return None
+        strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
+        longest = 1
+        buf = ctypes.create_string_buffer(256)
+        for token in range(self._n_vocab):
+            if llama_cpp.llama_token_get_attr(self._vocab, token) & strips:
+                return None
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
+            longest = max(longest, abs(n))  # a negative result is the size the piece needs
+        return longest
 
     def _token_text(self, token: int) -> str:
         if token < 0:

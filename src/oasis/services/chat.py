@@ -45,6 +45,7 @@ from oasis.services.generation import (
     ToolCallStarted,
 )
 from oasis.services.sampling import choice_params
+from oasis.services.streaming import begun
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
@@ -386,9 +387,9 @@ class ChatService:
         )
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        """Validate and prepare now (errors are still HTTP errors), then stream chunks."""
+        """Validate, prepare and queue now (errors are still HTTP errors), then stream chunks."""
         plan = await self._plan(request)
-        return self._chunks(plan)
+        return await begun(self._chunks(plan))
 
     async def _chunks(self, plan: _Plan) -> AsyncIterator[ChatCompletionChunk]:
         request = plan.request
