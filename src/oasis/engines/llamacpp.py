@@ -77,6 +77,10 @@ class LlamaCppEngine:
         the whitespace beside them: for those no bound holds.
         """
         llama_cpp = self._llama_cpp
+        # "llama" is SentencePiece, "gpt2" byte-level BPE; llama.cpp's other BPE variants
+        # (such as "whitespace") drop text.
+        if self._llm.metadata.get("tokenizer.ggml.model") not in {"llama", "gpt2"}:
+            return None
         if llama_cpp.llama_vocab_type(self._vocab) not in {
             llama_cpp.LLAMA_VOCAB_TYPE_SPM,
             llama_cpp.LLAMA_VOCAB_TYPE_BPE,
