@@ -145,11 +145,15 @@ class TextEngine(Engine, Protocol):
     def vocab_size(self) -> int:
         """Number of token ids (valid ids are ``0..vocab_size() - 1``)."""
 
-    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
+    def generate(
+        self, prompt: list[int], params: SamplingParams, *, admitted: bool = False
+    ) -> AsyncIterator[GeneratedToken]:
         """Sample tokens after ``prompt`` until end-of-generation or ``max_tokens``.
 
         Closing the iterator early stops the runtime at its next token: that is how a
-        stop sequence or a client that went away ends a generation.
+        stop sequence or a client that went away ends a generation. A full queue raises
+        ``OverloadedError``, unless ``admitted``: a later choice of a request whose first
+        generation already started, which waits its turn instead of failing half-way.
         """
 
 

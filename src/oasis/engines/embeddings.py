@@ -10,8 +10,8 @@ take the same path. The padded tensors it builds are exactly what the model's ow
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 import math
 import os
 import re
@@ -174,6 +174,8 @@ class SentenceTransformerEngine:
             size = cut * 2
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
+        if not texts:  # the tokenizer fails on an empty batch
+            return []
         with self._tokenizer_lock:
             encoded = self._tokenizer(texts, add_special_tokens=False, verbose=False)
         return [list(ids) for ids in encoded["input_ids"]]

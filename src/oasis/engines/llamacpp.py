@@ -128,7 +128,9 @@ class LlamaCppEngine:
     def vocab_size(self) -> int:
         return self._n_vocab
 
-    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
+    def generate(
+        self, prompt: list[int], params: SamplingParams, *, admitted: bool = False
+    ) -> AsyncIterator[GeneratedToken]:
         """Sample after ``prompt``; see :class:`~oasis.engines.base.TextEngine`.
 
         The job is queued at once, so a full queue raises ``OverloadedError`` here.
@@ -137,7 +139,7 @@ class LlamaCppEngine:
         def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
             self._generate(prompt, params, emit, cancel)
 
-        return self._worker.stream(job)
+        return self._worker.stream(job, admitted=admitted)
 
     # --- worker thread -------------------------------------------------------------
 

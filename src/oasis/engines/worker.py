@@ -6,8 +6,10 @@ the job at once (raising :class:`~oasis.errors.OverloadedError` right there when
 is full, so a caller can still answer 503 before a streaming response starts) and returns
 an async iterator over what the job emits; closing that iterator, or dropping it, sets
 ``cancelled``. With ``max_wait``, a job still queued that long is dropped and its
-iterator raises ``OverloadedError``, again before it has yielded anything. Jobs for one model run one at a time, in arrival order, so a runtime is
-never entered by two requests at once.
+iterator raises ``OverloadedError``, again before it has yielded anything. A job marked
+``admitted`` (a later step of a request whose first job already started) is never refused
+either way: a request that was let in is not failed half-way through. Jobs for one model
+run one at a time, in arrival order, so a runtime is never entered by two requests at once.
 """
 
 from __future__ import annotations
@@ -130,14 +132,15 @@ class ModelWorker(Generic[T]):
             release()
             emit(_DONE)
 
-    def stream(self, job: Job[T]) -> AsyncIterator[T]:
+    def stream(self, job: Job[T], *, admitted: bool = False) -> AsyncIterator[T]:
         """Queue ``job`` now and return an iterator over what it emits, in order.
 
         Raises :class:`~oasis.errors.OverloadedError` synchronously when ``max_queue``
         jobs are already waiting or running, and from the iterator when the job waited
-        ``max_wait`` seconds without starting. Must be called on the event loop.
+        ``max_wait`` seconds without starting; neither for an ``admitted`` job. Must be
+        called on the event loop.
         """
-        if self._pending >= self._max_queue:
+        if self._pending >= self._max_queue and not admitted:
             raise OverloadedError(
                 f"{self.name} has {self._pending} requests waiting; try again shortly."
             )
@@ -167,7 +170,7 @@ class ModelWorker(Generic[T]):
                 queue.put_nowait(_DONE)
 
         future.add_done_callback(finished)
-        if self._max_wait is None:
+        if self._max_wait is None or admitted:
             return JobStream(queue, cancelled)
         max_wait = self._max_wait
         return JobStream(

@@ -355,7 +355,9 @@ class ChatService:
         for index, params in enumerate(plan.choices):
             logprobs: list[ChatCompletionTokenLogprob] = []
             finished: Finished | None = None
-            async for event in self.core.generate(plan.prompt, params, request.stop_list):
+            async for event in self.core.generate(
+                plan.prompt, params, request.stop_list, admitted=index > 0
+            ):
                 if isinstance(event, TextDelta):
                     if plan.want_logprobs:
                         logprobs.extend(token_logprob(t) for t in event.tokens)
@@ -423,7 +425,9 @@ class ChatService:
                     )
                 )
 
-            async for event in self.core.generate(plan.prompt, params, request.stop_list):
+            async for event in self.core.generate(
+                plan.prompt, params, request.stop_list, admitted=index > 0
+            ):
                 if first and not isinstance(event, ToolCallStarted):
                     first = False
                     yield choice(ChoiceDelta(role="assistant", content="", refusal=None))

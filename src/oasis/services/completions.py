@@ -167,7 +167,9 @@ class CompletionService:
             echo = run.prompt.text if request.echo else ""
             logprobs = _LegacyLogprobs(0 if run.params.prompt_logprobs is not None else len(echo))
             finished: Finished | None = None
-            async for event in self.core.generate(run.prompt, run.params, request.stop_list):
+            async for event in self.core.generate(
+                run.prompt, run.params, request.stop_list, admitted=run is not runs[0]
+            ):
                 if isinstance(event, PromptScored):
                     logprobs.add(event.tokens)
                     logprobs.after_prompt(echo)
@@ -239,7 +241,9 @@ class CompletionService:
             scoring = run.params.prompt_logprobs is not None
             logprobs = _LegacyLogprobs(0 if scoring else len(echo))
             echoed = not echo or scoring
-            async for event in self.core.generate(run.prompt, run.params, request.stop_list):
+            async for event in self.core.generate(
+                run.prompt, run.params, request.stop_list, admitted=run is not runs[0]
+            ):
                 if not echoed:
                     # After the first event, so the generation is queued before any byte.
                     echoed = True

@@ -268,8 +268,14 @@ class GenerationCore:
         prepared: PreparedPrompt,
         params: SamplingParams,
         stop: list[str] | None = None,
+        *,
+        admitted: bool = False,
     ) -> AsyncIterator[GenerationEvent]:
-        """Text deltas as they become final, then one :class:`Finished`."""
+        """Text deltas as they become final, then one :class:`Finished`.
+
+        ``admitted``: the request already had a generation start (this is a later choice),
+        so the engine's queue neither refuses nor times it out.
+        """
         budget = self.max_new_tokens(prepared, params.max_tokens)
         params = replace(params, max_tokens=budget, constraint=prepared.constraint)
         decoder = StopDecoder(stop)
@@ -279,7 +285,7 @@ class GenerationCore:
         )
         produced = cached = 0
         reason: FinishReason = "length"
-        stream = prepared.engine.generate(prepared.tokens, params)
+        stream = prepared.engine.generate(prepared.tokens, params, admitted=admitted)
         scored: list[GeneratedToken] = []
         try:
             async for token in stream:
