@@ -21,9 +21,10 @@ EMBEDDER, TRUNCATING_EMBEDDER = "all-minilm-l6-v2", "minilm-by-path"
 
 
 def _words(size: int, seed: int = 7) -> str:
-    """About ``size`` bytes of varied words: a few bytes per token, slow to tokenize."""
+    """``size`` bytes of varied words: a few bytes per token, slow to tokenize."""
     rng = random.Random(seed)
-    words = [f"w{rng.randrange(10**6)}x" for _ in range(size // 9 + 1)]
+    # Each word and its space take at most 9 bytes, at least 4.
+    words = [f"w{rng.randrange(10**6)}x" for _ in range(size // 4 + 1)]
     return " ".join(words)[:size]
 
 
