@@ -57,7 +57,9 @@ def test_each_configured_key_works(strict_server: Server, key: str) -> None:
 @pytest.mark.parametrize(
     "keys", [STRICT_KEYS, (STRICT_KEYS[0], STRICT_KEYS[0]), (STRICT_KEYS[0], "sk-not-a-key")]
 )
-def test_several_authorization_headers_are_400(strict_server: Server, keys: tuple[str, str]) -> None:
+def test_several_authorization_headers_are_400(
+    strict_server: Server, keys: tuple[str, str]
+) -> None:
     # Which of several headers counts differs between proxies and servers: refuse them all.
     headers = [("Authorization", f"Bearer {key}") for key in keys]
     response = httpx.get(f"{strict_server.api_url}/models", headers=headers)

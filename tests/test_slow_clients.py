@@ -76,7 +76,7 @@ def test_a_chunked_body_that_stops_gets_408(server: Server) -> None:
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\n"
         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
-    _408_envelope(_stall_after(server, head + b"a\r\n{\"model\": \r\n"))
+    _408_envelope(_stall_after(server, head + b'a\r\n{"model": \r\n'))
 
 
 def test_a_prompt_client_is_served(server: Server) -> None:

@@ -340,7 +340,9 @@ def _bearer_token(scope: Scope) -> str | None:
     Proxies and servers disagree on which of several wins, so a request that reaches us
     with two could be checked against one key and stored under the other.
     """
-    values = [value for name, value in scope.get("headers", []) if name == b"authorization"]
+    values: list[bytes] = [
+        value for name, value in scope.get("headers", []) if name == b"authorization"
+    ]
     if len(values) > 1:
         raise InvalidRequestError(
             "The request has more than one Authorization header; send exactly one.",

@@ -47,8 +47,10 @@ def _v3_keyed_owners(conn: Connection) -> None:
         if "owner" not in {c["name"] for c in inspector.get_columns(name)}:
             continue
         owned = table(name, column("owner"))
-        legacy = select(owned.c.owner).distinct().where(
-            owned.c.owner.startswith(LEGACY_PREFIX, autoescape=True)
+        legacy = (
+            select(owned.c.owner)
+            .distinct()
+            .where(owned.c.owner.startswith(LEGACY_PREFIX, autoescape=True))
         )
         for old in conn.execute(legacy).scalars().all():
             conn.execute(
