@@ -543,11 +543,28 @@ class ResponsesService:
     async def input_tokens(
         self, request: ResponseCreateRequest, owner: str
     ) -> InputTokenCountResponse:
-        """``POST /v1/responses/input_tokens``: the prompt a create would run, counted."""
+        """``POST /v1/responses/input_tokens``: the prompt a create would run, counted.
+
+        ``model`` is optional here: without it the count is for the model of the previous
+        response, or else the server's default chat model.
+        """
+        if not request.model:
+            model = await self._previous_model(request, owner)
+            model = model or self.core.models.default_model("chat")
+            request = request.model_copy(update={"model": model})
         prompt, *_ = await self._prepare(request, owner)
         return InputTokenCountResponse(
             object="response.input_tokens", input_tokens=len(prompt.tokens)
         )
+
+    async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
+        if not request.previous_response_id:
+            return None
+        previous = await self.store.get_response(owner, request.previous_response_id)
+        if previous is None:
+            return None  # _prepare looks it up again and says it is missing
+        model = previous.body.get("model")
+        return model if isinstance(model, str) and model else None
 
     async def close(self) -> None:
         await self.jobs.close()

@@ -381,7 +381,7 @@ class ChatService:
             model=plan.model_name,
             choices=choices,
             usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0),
-            system_fingerprint=None,
+            system_fingerprint=plan.prompt.fingerprint,
             service_tier=_service_tier(request),
         )
 
@@ -396,6 +396,7 @@ class ChatService:
         completion_id = new_completion_id()
         created = int(time.time())
         extra = {"usage": None} if include_usage else {}
+        fingerprint = plan.prompt.fingerprint
 
         def chunk(choice: ChunkChoice) -> ChatCompletionChunk:
             return ChatCompletionChunk(
@@ -404,6 +405,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[choice],
+                system_fingerprint=fingerprint,
                 **extra,
             )
 
@@ -487,6 +489,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[],
+                system_fingerprint=fingerprint,
                 usage=usage(
                     len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0
                 ),
