@@ -1,4 +1,8 @@
-"""Every error leaves as the OpenAI envelope ``{"error": {message, type, param, code}}``."""
+"""Every error leaves as the OpenAI envelope ``{"error": {message, type, param, code}}``.
+
+The envelope is built here and only here: handlers, middleware, the header-deadline
+protocol and SSE error frames all encode it with :func:`error_json`.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,25 @@ from oasis.wire.base import validation_problem
 log = logging.getLogger(__name__)
 
 
+def encode_json(content: Any) -> bytes:
+    """``content`` as compact JSON. Always encodes: an error message may echo client text,
+    even a lone surrogate (which UTF-8 cannot carry); such a body gets ``\\u`` escapes."""
+    try:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+def error_json(exc: OasisError) -> bytes:
+    """The envelope of ``exc`` as bytes, for senders below FastAPI (middleware, SSE)."""
+    return encode_json({"error": exc.to_dict()})
+
+
 class EnvelopeResponse(JSONResponse):
-    """JSON that always encodes: a message may echo client text, even a lone surrogate
-    (which UTF-8 cannot carry); such a body is written with ``\\u`` escapes instead."""
+    """A JSON response encoded by :func:`encode_json`."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return super().render(content)
-        except UnicodeEncodeError:
-            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        return encode_json(content)
 
 
 def envelope(
