@@ -232,7 +232,12 @@ class LlamaCppEngine:
         else:
             pending = self._prepare_context(prompt)
             cached = len(prompt) - len(pending)
-            llm.eval(pending)
+            # The last prompt token is evaluated on its own, as it is after a cache hit of
+            # everything before it: a batch of n and a batch of one round differently, and
+            # a seeded sample must not depend on what the cache held.
+            if len(pending) > 1:
+                llm.eval(pending[:-1])
+            llm.eval(pending[-1:])
         for produced in range(params.max_tokens):
             if cancel.is_set():
                 log.info("generation stopped early (consumer gone) after %d tokens", produced)
