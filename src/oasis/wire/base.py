@@ -142,7 +142,7 @@ def form_fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """Fold multipart items into a dict: ``a[]`` → list ``a``, ``a[k]`` → dict ``a``.
 
     Multipart has no arrays or objects: the SDK sends a list as repeated ``name[]`` fields
-    and an object as ``name[key]`` fields (DIGEST §0.2); a repeated plain key is a list too.
+    and an object as ``name[key]`` fields; a repeated plain key is a list too.
     """
     out: dict[str, Any] = {}
     for key, value in items:
