@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -47,6 +50,21 @@ def test_each_configured_key_works(strict_server: Server, key: str) -> None:
         _strict_response_validation=True,
     ) as sdk:
         assert any(m.id == "smollm2-135m-instruct" for m in sdk.models.list())
+
+
+@pytest.mark.parametrize(
+    "keys", [STRICT_KEYS, (STRICT_KEYS[0], STRICT_KEYS[0]), (STRICT_KEYS[0], "sk-not-a-key")]
+)
+def test_several_authorization_headers_are_400(
+    strict_server: Server, keys: tuple[str, str]
+) -> None:
+    # Which of several headers counts differs between proxies and servers: refuse them all.
+    headers = [("Authorization", f"Bearer {key}") for key in keys]
+    response = httpx.get(f"{strict_server.api_url}/models", headers=headers)
+    assert response.status_code == 400
+    error = _envelope(response)
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "duplicate_authorization_header"
 
 
 def test_health_needs_no_key(strict_server: Server) -> None:
@@ -101,13 +119,16 @@ def test_rate_limit_is_429_with_retry_after(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_refuses_public_bind_without_keys(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "127.0.0.1.evil.example", "127.evil.example", "10.0.0.1"]
+)
+def test_refuses_public_bind_without_keys(tmp_path: Path, host: str) -> None:
     result = subprocess.run(
         [
             OASIS,
             "serve",
             "--host",
-            "0.0.0.0",
+            host,
             "--port",
             str(free_port()),
             "--data-dir",
@@ -116,10 +137,48 @@ def test_refuses_public_bind_without_keys(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env=_bare_env(tmp_path),
     )
     assert result.returncode == 2
     assert "refusing to serve" in result.stderr
+
+
+def _bare_env(home: Path) -> dict[str, str]:
+    """No OASIS_* settings from the caller; PYTHONPATH kept, so the code under test runs."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+def test_serves_ipv6_loopback_without_keys(tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [OASIS, "serve", "--host", "::1", "--port", str(port), "--preload", ""]
+            + ["--data-dir", str(tmp_path)],
+            env=_bare_env(tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        served = False
+        deadline = time.monotonic() + 120
+        while not served and process.poll() is None and time.monotonic() < deadline:
+            try:
+                served = httpx.get(f"http://[::1]:{port}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert served, log.read_text(errors="replace")
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def test_no_rate_limit_headers_without_a_limit(http: httpx.Client) -> None:

@@ -384,7 +384,7 @@ class ChatService:
             model=plan.model_name,
             choices=choices,
             usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0),
-            system_fingerprint=None,
+            system_fingerprint=plan.prompt.fingerprint,
             service_tier=_service_tier(request),
         )
 
@@ -399,6 +399,7 @@ class ChatService:
         completion_id = new_completion_id()
         created = int(time.time())
         extra = {"usage": None} if include_usage else {}
+        fingerprint = plan.prompt.fingerprint
 
         def chunk(choice: ChunkChoice) -> ChatCompletionChunk:
             return ChatCompletionChunk(
@@ -407,6 +408,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[choice],
+                system_fingerprint=fingerprint,
                 **extra,
             )
 
@@ -492,6 +494,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[],
+                system_fingerprint=fingerprint,
                 usage=usage(
                     len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0
                 ),

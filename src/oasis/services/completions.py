@@ -196,7 +196,7 @@ class CompletionService:
             model=runs[0].prompt.model.name,
             choices=choices,
             usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
-            system_fingerprint=None,
+            system_fingerprint=runs[0].prompt.fingerprint,
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Completion]:
@@ -209,6 +209,7 @@ class CompletionService:
     ) -> AsyncIterator[Completion]:
         completion_id, created = _new_id(), int(time.time())
         model = runs[0].prompt.model.name
+        fingerprint = runs[0].prompt.fingerprint
 
         # With include_usage every chunk says `usage: null` until the last, as chat's do.
         extra = {"usage": None} if request.include_usage else {}
@@ -220,7 +221,7 @@ class CompletionService:
                 created=created,
                 model=model,
                 choices=[choice],
-                system_fingerprint=None,
+                system_fingerprint=fingerprint,
                 **extra,
             )
 
@@ -277,5 +278,5 @@ class CompletionService:
                 model=model,
                 choices=[],
                 usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
-                system_fingerprint=None,
+                system_fingerprint=fingerprint,
             )

@@ -7,11 +7,13 @@ prompts or decodes tokens itself.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from oasis import __version__
 from oasis.core import reasoning
 from oasis.core.constraints import response_format_grammar, tool_call_grammar
 from oasis.core.conversation import Conversation, FunctionTool, ToolCall
@@ -85,6 +87,28 @@ class PreparedPrompt:
     # already opened that block.
     reasons: bool = False
     thinking_open: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        """``system_fingerprint``: changes when what decides the output may have changed.
+
+        That is the oasis version and the model as configured (weights, engine, options,
+        context); with the same fingerprint and ``seed``, sampling repeats.
+        """
+        spec = self.model.spec
+        identity = json.dumps(
+            [
+                __version__,
+                spec.id,
+                spec.engine,
+                repr(spec.source),
+                spec.options,
+                self.engine.context_length,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return "fp_" + hashlib.sha256(identity.encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
