@@ -32,6 +32,7 @@ from oasis.services.generation import (
     PreparedPrompt,
     ResponseFormat,
 )
+from oasis.services.streaming import begun
 from oasis.store.repository import Item, ItemPage, Store
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
@@ -374,16 +375,9 @@ class ResponsesService:
             log_ = await self._start_background(turn)
             return log_.follow()
         head = [_encode(e) for e in turn.builder.created() + turn.builder.in_progress()]
-        generation = self._generate(turn)
         # The first generation step runs before the HTTP response starts, so an engine
         # that cannot take the request (overloaded, cannot load) is still an HTTP error.
-        try:
-            head.append(_encode(await anext(generation)))
-        except StopAsyncIteration:
-            pass
-        except BaseException:
-            await generation.aclose()  # type: ignore[attr-defined]
-            raise
+        generation = await begun(self._generate(turn))
         return self._stream(turn, head, generation)
 
     async def _stream(
