@@ -41,8 +41,8 @@ from oasis.services.generation import GenerationCore
 from oasis.services.image_files import ImageFileStore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.store import Store
 from oasis.store.db import open_database
-from oasis.store.repository import Store
 
 log = logging.getLogger(__name__)
 
