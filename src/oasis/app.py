@@ -42,6 +42,7 @@ from oasis.services.image_files import ImageFileStore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 from oasis.store import Store
+from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.responses = ResponsesService(core, store)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
-        app.state.images = ImagesService(manager, ImageFileStore(settings.data_dir / "images"))
+        blobs = BlobStore(settings.data_dir / "blobs")
+        app.state.images = ImagesService(manager, ImageFileStore(blobs.section("images")))
         try:
             await app.state.responses.jobs.recover()
             await manager.preload()
