@@ -44,7 +44,6 @@ class ConversationRepository:
                     owner=owner,
                     created_at=created,
                     metadata=metadata,
-                    deleted=False,
                 )
             )
             await self.append_in(conn, owner, conversation_id, initial)
@@ -60,7 +59,6 @@ class ConversationRepository:
                         and_(
                             conversations.c.id == conversation_id,
                             conversations.c.owner == owner,
-                            conversations.c.deleted.is_(False),
                         )
                     )
                 )

@@ -72,7 +72,6 @@ class ResponseRepository:
                     conversation_id=conversation.get("id"),
                     body=body,
                     request=request,
-                    deleted=False,
                 )
             )
             await insert_items(conn, owner, inputs, response_id=body["id"], role="input")
@@ -144,7 +143,6 @@ class ResponseRepository:
                         and_(
                             responses.c.id == response_id,
                             responses.c.owner == owner,
-                            responses.c.deleted.is_(False),
                         )
                     )
                 )
