@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,31 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
         blobs.put(io.BufferedReader(_Broken()), "new")
     assert blobs.read("kept") == b"old"  # the old blob stays whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # no temporary left
+
+
+def test_partial_writes_left_by_a_crash_are_discarded_once_old(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    blobs.put(b"whole", "kept")
+    old = tmp_path / ".lost.0123abcd.tmp"
+    recent = tmp_path / ".writing.89abcdef.tmp"
+    for path in (old, recent):
+        path.write_bytes(b"half")
+    hour_ago = time.time() - 3601
+    os.utime(old, (hour_ago, hour_ago))
+    os.utime(tmp_path / "kept", (hour_ago, hour_ago))
+    assert blobs.discard_partial(3600) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [recent.name, "kept"]
+    assert list(blobs.ids()) == ["kept"]
+
+
+def test_pictures_from_before_the_blob_store_keep_their_urls(tmp_path: Path) -> None:
+    from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
+
+    name = "img_" + "B" * 43 + ".png"
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / name).write_bytes(b"picture")
+    pictures = BlobStore(tmp_path / "blobs").section("images")
+    adopt_legacy_directory(tmp_path / "images", pictures)
+    assert ImageFileStore(pictures).path(name).read_bytes() == b"picture"
+    assert not (tmp_path / "images").exists()
+    adopt_legacy_directory(tmp_path / "images", pictures)  # nothing left to move: no-op

@@ -7,6 +7,7 @@ image URLs, not to blobs: pictures older than ``ttl`` seconds are refused and sw
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -16,6 +17,17 @@ from oasis.errors import NotFoundError
 from oasis.store.blobs import BlobNotFoundError, BlobStore
 
 _NAME = re.compile(r"^img_[A-Za-z0-9_-]{43}\.(png|jpeg|webp)$")
+
+
+def adopt_legacy_directory(legacy: Path, blobs: BlobStore) -> None:
+    """Move the pictures of a server from before the blob store into ``blobs``.
+
+    They lived in ``<data-dir>/images``; their URLs keep working until they expire, and
+    the usual sweep then removes them. Done only when ``blobs`` has no directory yet.
+    """
+    if legacy.is_dir() and not blobs.root.exists():
+        blobs.root.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(legacy, blobs.root)
 
 
 class ImageFileStore:
@@ -43,7 +55,8 @@ class ImageFileStore:
         return time.time() - self.blobs.modified(name) > self.ttl
 
     def sweep(self) -> None:
-        """Delete expired pictures (cheap: one directory listing)."""
+        """Delete expired pictures and abandoned partial writes (a directory listing)."""
+        self.blobs.discard_partial(self.ttl)
         for name in list(self.blobs.ids()):
             try:
                 if self._expired(name):

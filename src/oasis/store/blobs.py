@@ -18,11 +18,13 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 _ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 _CHUNK = 1 << 20
 
 
@@ -57,7 +59,7 @@ class BlobStore:
         if not valid_id(blob_id):
             raise ValueError(f"invalid blob id: {blob_id!r}")
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{blob_id}.{secrets.token_hex(4)}.tmp"
+        tmp = self.root / f".{blob_id}.{secrets.token_hex(4)}.tmp"  # matches _TEMPORARY
         try:
             with tmp.open("wb") as out:
                 if isinstance(data, bytes):
@@ -116,6 +118,25 @@ class BlobStore:
         for path in self.root.iterdir():
             if valid_id(path.name) and path.is_file():
                 yield path.name
+
+    def discard_partial(self, older_than: float) -> int:
+        """Remove temporary files that writes cut short by a crash left behind.
+
+        Only those older than ``older_than`` seconds go, so a write still running in
+        another thread or process keeps its file. Returns how many were removed.
+        """
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        now = time.time()
+        for path in self.root.iterdir():
+            if not _TEMPORARY.match(path.name):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - path.stat().st_mtime > older_than:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def _sync_directory(self) -> None:
         # The rename is durable only once the directory entry is on disk too.
