@@ -126,3 +126,22 @@ def test_close_ends_queued_streams_without_blocking_the_loop() -> None:
             await anext(queued)
 
     asyncio.run(main())
+
+
+def test_a_group_is_admitted_as_one_request() -> None:
+    """One request's choices are queued together: more of them than ``max_queue`` still
+    run on an idle model, and while they are pending the next request is refused."""
+
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=2)
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
+        group = worker.stream_many([_blocking_job(started, release, seen) for _ in range(3)])
+        with pytest.raises(OverloadedError):
+            worker.stream(_blocking_job(threading.Event(), threading.Event(), []))
+        release.set()
+        assert [[item async for item in stream] for stream in group] == [[1], [1], [1]]
+        await worker.close()
+        assert seen == [False, False, False]
+
+    asyncio.run(main())

@@ -12,7 +12,7 @@ import ctypes
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ import numpy as np
 
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
-from oasis.engines.base import GeneratedToken, SamplingParams, TokenLogprob
-from oasis.engines.worker import ModelWorker
+from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
+from oasis.engines.local_chat import LocalChatBackend
+from oasis.engines.worker import Job, ModelWorker
 from oasis.errors import ModelUnavailableError
+from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -104,11 +106,20 @@ class LlamaCppEngine:
 
         The job is queued at once, so a full queue raises ``OverloadedError`` here.
         """
+        return self.generate_many([(prompt, params)])[0]
 
-        def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
-            self._generate(prompt, params, emit, cancel)
+    def generate_many(
+        self, runs: Sequence[tuple[list[int], SamplingParams]]
+    ) -> list[AsyncIterator[GeneratedToken]]:
+        """Queue every run now, as one request; they run one after another on the worker."""
 
-        return self._worker.stream(job)
+        def job_for(prompt: list[int], params: SamplingParams) -> Job[GeneratedToken]:
+            def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
+                self._generate(prompt, params, emit, cancel)
+
+            return job
+
+        return list(self._worker.stream_many([job_for(p, params) for p, params in runs]))
 
     # --- worker thread -------------------------------------------------------------
 
@@ -279,5 +290,7 @@ class LlamaCppEngine:
         self._llm.close()
 
 
-def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> LlamaCppEngine:
-    return LlamaCppEngine(spec, path, settings)
+def create_engine(spec: ModelSpec, settings: Settings) -> LocalChatBackend:
+    """A GGUF chat model: the llama.cpp token engine under the local chat backend."""
+    path = resolve_source(spec, settings.data_dir)
+    return LocalChatBackend(LlamaCppEngine(spec, path, settings))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -108,10 +108,23 @@ class ModelWorker(Generic[T]):
         Raises :class:`~oasis.errors.OverloadedError` synchronously when ``max_queue``
         jobs are already waiting or running. Must be called on the event loop.
         """
+        return self.stream_many([job])[0]
+
+    def stream_many(self, jobs: Sequence[Job[T]]) -> list[JobStream[T]]:
+        """Queue ``jobs`` now, in order, as one request (its choices): one iterator each.
+
+        ``max_queue`` is checked once for the group, so a request with more choices than
+        ``max_queue`` still runs on an idle model; while its jobs are pending, later
+        requests are refused. Raises :class:`~oasis.errors.OverloadedError` synchronously
+        (and queues nothing) when ``max_queue`` jobs are already waiting or running.
+        """
         if self._pending >= self._max_queue:
             raise OverloadedError(
                 f"{self.name} has {self._pending} requests waiting; try again shortly."
             )
+        return [self._queue(job) for job in jobs]
+
+    def _queue(self, job: Job[T]) -> JobStream[T]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()

@@ -19,19 +19,15 @@ from openai.types.responses import Response
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from oasis.core.conversation import Conversation, FunctionTool
-from oasis.engines.base import SamplingParams
+from oasis.core.events import Finished
+from oasis.core.options import GenerationOptions, ResponseFormat
+from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog
-from oasis.services.generation import (
-    Finished,
-    GenerationCore,
-    GenerationOptions,
-    PreparedPrompt,
-    ResponseFormat,
-)
+from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.store.repository import Item, ItemPage, Store
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
@@ -534,7 +530,7 @@ class ResponsesService:
         """``POST /v1/responses/input_tokens``: the prompt a create would run, counted."""
         prompt, *_ = await self._prepare(request, owner)
         return InputTokenCountResponse(
-            object="response.input_tokens", input_tokens=len(prompt.tokens)
+            object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )
 
     async def close(self) -> None:
