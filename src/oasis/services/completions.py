@@ -270,18 +270,20 @@ class CompletionService:
         completion_tokens = cached = 0
         n = request.n or 1
         want = request.logprobs is not None
-        echoes: list[str] = []
-        entries: list[_LegacyLogprobs] = []
+        echoes = [run.prompt.text if request.echo else "" for run in runs]
+        scoring = [run.params.prompt_logprobs is not None for run in runs]
+        entries = [
+            _LegacyLogprobs(0 if s else len(e)) for e, s in zip(echoes, scoring, strict=True)
+        ]
+        # An echo goes out with the run's first event, so nothing is sent before the
+        # generation left the queue; a scored prompt's echo goes with its logprobs.
+        echoed = [not e or s for e, s in zip(echoes, scoring, strict=True)]
         try:
-            for run in runs:
-                echo = run.prompt.text if request.echo else ""
-                scoring = run.params.prompt_logprobs is not None
-                echoes.append(echo)
-                entries.append(_LegacyLogprobs(0 if scoring else len(echo)))
-                if echo and not scoring:  # else the echo goes out with its logprobs
-                    yield part(run.index, echo)
             async for i, event in events:
                 index, logprobs = runs[i].index, entries[i]
+                if not echoed[i]:
+                    echoed[i] = True
+                    yield part(index, echoes[i])
                 if isinstance(event, PromptScored):
                     scored = logprobs.add(event.tokens)
                     logprobs.after_prompt(echoes[i])
