@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
 import pytest
@@ -72,3 +75,34 @@ def test_responses_append_to_the_conversation(client: OpenAI) -> None:
     assert first.usage and second.usage
     assert second.usage.input_tokens > first.usage.input_tokens
     assert len(client.conversations.items.list(conversation.id).data) == 5
+
+
+def test_concurrent_appends_keep_one_order(client: OpenAI, http: httpx.Client) -> None:
+    """3 writers x 50 appends at once: paging reaches every item once, in append order."""
+    conversation = client.conversations.create()
+    writers, appends = 3, 50
+    barrier = threading.Barrier(writers)
+
+    def write(writer: int) -> None:
+        barrier.wait()
+        for i in range(appends):
+            added = http.post(
+                f"/v1/conversations/{conversation.id}/items",
+                json={"items": [{"role": "user", "content": f"{writer}:{i}"}]},
+            )
+            assert added.status_code == 200, added.text
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(write, range(writers)))
+
+    def texts(order: str) -> list[str]:
+        # A small page size, so many pages start from an `after` anchor.
+        pages = client.conversations.items.list(conversation.id, limit=7, order=order)
+        return [item.content[0].text for item in pages]
+
+    ascending = texts("asc")
+    assert sorted(ascending) == sorted(f"{w}:{i}" for w in range(writers) for i in range(appends))
+    for writer in range(writers):
+        mine = [int(t.split(":")[1]) for t in ascending if t.startswith(f"{writer}:")]
+        assert mine == list(range(appends))  # each writer's items in the order it added them
+    assert texts("desc") == ascending[::-1]

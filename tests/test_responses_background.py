@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -12,6 +17,8 @@ from openai.types.responses import Response
 from tests.responses_helpers import MODEL, SHORT, check_order, sse_events
 
 pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
 
 # Greedy SmolLM2 writes on for thousands of tokens here, so the job is surely still running
 # when a test cancels it (a sampled story could end first, and then it is "completed").
@@ -107,3 +114,48 @@ def test_replay_follows_a_running_job(http: httpx.Client, client: OpenAI) -> Non
     check_order(live)
     assert live[-1]["type"] in {"response.completed", "response.incomplete"}
     assert client.responses.retrieve(response_id).status == live[-1]["response"]["status"]
+
+
+def _together(*calls: Callable[[], T]) -> list[T]:
+    """Run the calls at the same moment from separate threads; their results in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def call(fn: Callable[[], T]) -> T:
+        barrier.wait()
+        return fn()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(call, calls))
+
+
+def test_racing_cancels_end_cancelled(client: OpenAI) -> None:
+    """Two cancels at once: one cancellation, written once, never left ``in_progress``."""
+    stuck: list[tuple[str, str]] = []
+    for trial in range(50):
+        started = client.responses.create(model=MODEL, background=True, **LONG)
+        if trial % 2:  # half the time cancel a running job, else one that may not have begun
+            wait_for(client, started.id, {"in_progress", "completed", "incomplete"})
+        cancel = partial(client.responses.cancel, started.id)
+        answers = _together(cancel, cancel)
+        final = client.responses.retrieve(started.id)
+        if final.status != "cancelled" or any(a.status != "cancelled" for a in answers):
+            stuck.append((started.id, final.status))
+    assert stuck == []
+
+
+def test_cancel_racing_delete_ends_the_job(client: OpenAI, http: httpx.Client) -> None:
+    for trial in range(10):
+        started = client.responses.create(model=MODEL, background=True, **LONG)
+        if trial % 2:
+            wait_for(client, started.id, {"in_progress", "completed", "incomplete"})
+        cancelled, deleted = _together(
+            partial(http.post, f"/v1/responses/{started.id}/cancel"),
+            partial(http.delete, f"/v1/responses/{started.id}"),
+        )
+        assert deleted.status_code == 200, deleted.text
+        # The cancel answers the cancelled response, or 404 when the delete came first.
+        if cancelled.status_code == 200:
+            assert cancelled.json()["status"] == "cancelled"
+        else:
+            assert cancelled.status_code == 404, cancelled.text
+        assert http.get(f"/v1/responses/{started.id}").status_code == 404

@@ -3,9 +3,12 @@ every stored object belongs to the API key that made it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -196,3 +199,44 @@ def test_a_job_running_at_a_crash_is_failed_on_restart(data_dir: Path) -> None:
             assert [e["sequence_number"] for e in events] == list(range(len(events)))
     finally:
         server.stop()
+
+
+def test_cancel_racing_a_shutdown_ends_every_job(data_dir: Path) -> None:
+    """Cancels that meet a shutdown leave every job ended (cancelled or failed) on disk."""
+    if os.environ.get("OASIS_TEST_DATABASE_URL"):
+        pytest.skip("reads the SQLite file directly")
+    server = _start(data_dir)
+    ids: list[str] = []
+    try:
+        with _client(server, KEYS[0]) as a:
+            for _ in range(3):
+                started = a.post(
+                    "/responses",
+                    json={
+                        "model": MODEL,
+                        "input": "Write a very long story about the sea.",
+                        "background": True,
+                        "max_output_tokens": 4000,
+                        "temperature": 0,
+                    },
+                ).json()
+                ids.append(started["id"])
+            for response_id in ids:
+                assert _wait(a, response_id, {"in_progress"})["status"] == "in_progress"
+
+            def cancel(response_id: str) -> None:
+                with contextlib.suppress(httpx.HTTPError):  # the server may be gone first
+                    a.post(f"/responses/{response_id}/cancel")
+
+            with ThreadPoolExecutor(len(ids) + 1) as pool:
+                for response_id in ids:
+                    pool.submit(cancel, response_id)
+                pool.submit(server.stop)
+    finally:
+        server.stop()
+    with sqlite3.connect(data_dir / "oasis.db") as db:
+        rows = db.execute(
+            f"SELECT status FROM responses WHERE id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+    assert len(rows) == len(ids)
+    assert {status for (status,) in rows} <= {"cancelled", "failed"}

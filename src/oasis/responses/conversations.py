@@ -14,6 +14,10 @@ from oasis.responses.items import CONVERSATION_ITEM, normalize_input
 from oasis.store.repository import Item, Store, StoredConversation
 
 
+def _missing(conversation_id: str) -> NotFoundError:
+    return NotFoundError(f"Conversation with id '{conversation_id}' not found.")
+
+
 def _conversation(stored: StoredConversation) -> Conversation:
     return Conversation(
         id=stored.id, object="conversation", created_at=stored.created_at, metadata=stored.metadata
@@ -39,7 +43,7 @@ class ConversationService:
     async def _get(self, owner: str, conversation_id: str) -> StoredConversation:
         stored = await self.store.get_conversation(owner, conversation_id)
         if stored is None:
-            raise NotFoundError(f"Conversation with id '{conversation_id}' not found.")
+            raise _missing(conversation_id)
         return stored
 
     async def _normalize(self, owner: str, raw: list[Item], param: str) -> list[Item]:
@@ -79,7 +83,8 @@ class ConversationService:
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
         entries = await self._normalize(owner, raw_items, "items")
-        await self.store.add_conversation_items(owner, conversation_id, entries)
+        if not await self.store.add_conversation_items(owner, conversation_id, entries):
+            raise _missing(conversation_id)
         return item_list(entries, False)
 
     async def list_items(

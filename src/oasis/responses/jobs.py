@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from oasis.store.repository import Store
 
@@ -57,10 +57,51 @@ class EventLog:
             await self._changed.wait()
 
 
+StopReason = Literal["cancel", "shutdown"]
+
+
 @dataclass
-class _Job:
-    task: asyncio.Task[None]
+class Job:
+    """One background response running in this process, and how it is to end.
+
+    A job is stopped at most once (its task is cancelled once, for the first of a cancel
+    request or a shutdown), and never after its final write has begun, so nothing can cut
+    that write short: the final state is written exactly once.
+    """
+
+    response_id: str
     log: EventLog
+    task: asyncio.Task[None] | None = None
+    stop_reason: StopReason | None = None
+    started: bool = False
+    final: asyncio.Future[object] | None = None
+
+    @property
+    def finishing(self) -> bool:
+        """True once the final write has begun (the job's end is decided)."""
+        return self.final is not None
+
+    def stop(self, reason: StopReason) -> None:
+        """Ask the job to end; only the first request counts, and none after it finishes."""
+        if self.stop_reason is not None or self.final is not None:
+            return
+        self.stop_reason = reason
+        # A task cancelled before its first step never runs its body (and so could not
+        # record its end); such a job cancels itself when it starts (see _main).
+        if self.task is not None and self.started:
+            self.task.cancel()
+
+    async def finish(self, write: Coroutine[Any, Any, object]) -> None:
+        """Run the job's one final write, shielded, and wait for it.
+
+        A stop that comes while it runs is not delivered (see :meth:`stop`); the shield
+        also keeps a cancellation from outside (the event loop closing) from cutting it.
+        """
+        if self.final is not None:
+            write.close()
+            raise RuntimeError(f"response {self.response_id} already has its final write")
+        self.final = asyncio.ensure_future(write)
+        await asyncio.shield(self.final)
 
 
 class BackgroundJobs:
@@ -68,30 +109,45 @@ class BackgroundJobs:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         self.closing = False
 
     def start(
-        self, response_id: str, log_: EventLog, run: Callable[[EventLog], Coroutine[Any, Any, None]]
+        self, response_id: str, log_: EventLog, run: Callable[[Job], Coroutine[Any, Any, None]]
     ) -> None:
         if self.closing:
             # Shutting down: the row stays queued and the next start marks it failed.
             log.warning("not starting background response %s: shutting down", response_id)
             return
-        task = asyncio.create_task(run(log_), name=f"response {response_id}")
-        self._jobs[response_id] = _Job(task, log_)
-        task.add_done_callback(lambda _: self._jobs.pop(response_id, None))
+        job = Job(response_id, log_)
+        job.task = asyncio.create_task(self._main(job, run), name=f"response {response_id}")
+        self._jobs[response_id] = job
+        job.task.add_done_callback(lambda _: self._jobs.pop(response_id, None))
+
+    @staticmethod
+    async def _main(job: Job, run: Callable[[Job], Coroutine[Any, Any, None]]) -> None:
+        job.started = True
+        if job.stop_reason is not None and job.task is not None:
+            # Stopped before it began: the cancellation lands at run's first await, inside
+            # its own handler, which records the end state.
+            job.task.cancel()
+        await run(job)
 
     def live(self, response_id: str) -> EventLog | None:
         job = self._jobs.get(response_id)
         return None if job is None else job.log
 
     async def cancel(self, response_id: str) -> bool:
-        """Stop a running job and wait until it has recorded ``cancelled``."""
+        """Stop a running job and wait until it has recorded its end; False if none runs.
+
+        Any number of concurrent callers (cancels, deletes, a shutdown) share the one stop
+        and all wait for the same end. Waiting does not cancel the job if a caller is itself
+        cancelled (a client hanging up).
+        """
         job = self._jobs.get(response_id)
-        if job is None:
+        if job is None or job.task is None:
             return False
-        job.task.cancel()
+        job.stop("cancel")
         await asyncio.wait([job.task])
         return True
 
@@ -131,8 +187,9 @@ class BackgroundJobs:
     async def close(self) -> None:
         """Stop every job at shutdown; the next start marks them failed (see recover)."""
         self.closing = True
-        tasks = [job.task for job in self._jobs.values()]
-        for task in tasks:
-            task.cancel()
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.stop("shutdown")
+        tasks = [job.task for job in jobs if job.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=5)

@@ -26,7 +26,7 @@ from oasis.errors import InvalidRequestError, NotFoundError, OasisError, Unsuppo
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
-from oasis.responses.jobs import BackgroundJobs, Event, EventLog
+from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.store.repository import Item, ItemPage, Store
 from oasis.wire.base import dump
@@ -54,6 +54,7 @@ class Turn:
     conversation_id: str | None
     stream: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    job: Job | None = None  # the background job running this turn
 
 
 def _not_found(response_id: str) -> NotFoundError:
@@ -320,10 +321,9 @@ class ResponsesService:
                     yield out
 
     async def _persist(self, turn: Turn) -> None:
-        if turn.request.background:
-            # Only POST /cancel or a shutdown cancels a job, and each records its own end
-            # state; a write left running beside that would race it.
-            await self._write(turn)
+        if turn.job is not None:
+            # The job's one final write: a cancel or shutdown that comes now waits for it.
+            await turn.job.finish(self._write(turn))
             return
         # Shielded: a client hanging up (which cancels its request) must not cut a write
         # in half; whatever was finished is stored as a whole.
@@ -417,29 +417,43 @@ class ResponsesService:
             )
             if turn.stream:
                 await self.jobs.flush(turn.builder.id, events)
-            self.jobs.start(turn.builder.id, events, lambda log_: self._run_background(turn, log_))
+            self.jobs.start(turn.builder.id, events, lambda job: self._run_background(turn, job))
 
         # Shielded: a client that hangs up mid-way must not leave a row `queued` forever
         # with no job behind it. Once stored, the job runs whether or not anyone waits.
         await asyncio.shield(start())
         return events
 
-    async def _run_background(self, turn: Turn, events: EventLog) -> None:
+    async def _run_background(self, turn: Turn, job: Job) -> None:
         builder = turn.builder
+        events = job.log
+        turn.job = job
         last_flush = time.monotonic()
 
-        async def flush(snapshot: bool = True) -> None:
+        async def flush(snapshot: bool = True) -> bool:
+            """Write new events (and the snapshot); False if the row is no longer running."""
             nonlocal last_flush
             last_flush = time.monotonic()
             if turn.stream:
                 await self.jobs.flush(builder.id, events)
             if snapshot:
-                await self.store.update_snapshot(turn.owner, builder.snapshot())
+                return await self.store.update_snapshot(turn.owner, builder.snapshot())
+            return True
+
+        async def end(terminal: list[Any]) -> None:
+            """The final write of a job that did not get to finish its generation."""
+            for event in terminal:
+                events.append(_encode(event))
+            await job.finish(
+                self.store.finish_response(turn.owner, builder.snapshot(), outputs=builder.output)
+            )
+            await flush(snapshot=False)
 
         try:
             for event in builder.in_progress():
                 events.append(_encode(event))
-            await flush()
+            if not await flush():
+                return  # cancelled or deleted before it started
             try:
                 async for event in self._generate(turn):
                     encoded = _encode(event)
@@ -449,26 +463,21 @@ class ResponsesService:
                     elif time.monotonic() - last_flush > FLUSH_SECONDS:
                         await flush()
             except OasisError as exc:
-                for event in builder.fail(exc.message):
-                    events.append(_encode(event))
-                await self.store.finish_response(
-                    turn.owner, builder.snapshot(), outputs=builder.output
-                )
-                await flush(snapshot=False)
+                await end(builder.fail(exc.message))
         except asyncio.CancelledError:
-            if self.jobs.closing:
-                for event in builder.fail("The server shut down before this response finished."):
-                    events.append(_encode(event))
-            else:
+            if job.finishing:
+                # Cut from outside (the event loop closing) during the final write, which
+                # goes on under its shield.
+                return
+            if job.stop_reason == "cancel":
                 builder.cancel()
-            await self.store.finish_response(turn.owner, builder.snapshot(), outputs=builder.output)
-            await flush(snapshot=False)
+                await end([])
+            else:
+                await end(builder.fail("The server shut down before this response finished."))
         except Exception:
             log.exception("background response %s failed", builder.id)
-            for event in builder.fail("The server had an error while generating the response."):
-                events.append(_encode(event))
-            await self.store.finish_response(turn.owner, builder.snapshot(), outputs=builder.output)
-            await flush(snapshot=False)
+            if not job.finishing:
+                await end(builder.fail("The server had an error while generating the response."))
         finally:
             events.close()
 
@@ -511,8 +520,11 @@ class ResponsesService:
         if not stored.background:
             raise InvalidRequestError("Only background responses can be cancelled.")
         if stored.status not in FINAL_STATUSES and not await self.jobs.cancel(response_id):
-            body = {**stored.body, "status": "cancelled"}
-            await self.store.update_snapshot(owner, body)
+            # No job of this process runs it (it has not started yet, or its server
+            # stopped). The write only changes a row that is still unfinished, so it never
+            # rewrites an end that a job recorded meanwhile, and a job that starts later
+            # finds it cancelled and does not run.
+            await self.store.update_snapshot(owner, {**stored.body, "status": "cancelled"})
         return await self.retrieve(response_id, owner)
 
     async def input_items(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store import tables
@@ -25,7 +25,53 @@ def _v1_initial(conn: Connection) -> None:
     )
 
 
-STEPS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_conversation_positions(conn: Connection) -> None:
+    """Give each conversation item its own position, and each conversation a counter.
+
+    Version 1 read the last position outside the appending write, so concurrent appends
+    could share positions. They are renumbered 0, 1, 2, ... per conversation in the order
+    they were stored (position, then row id); ``next_position`` starts after the last one;
+    a unique index keeps it so. Plain SQL (SQLite and PostgreSQL alike), independent of
+    the current table definitions; a database created with them already has the column
+    and the index, and only its positions are checked.
+    """
+    columns = {column["name"] for column in inspect(conn).get_columns("conversations")}
+    if "next_position" not in columns:
+        conn.execute(
+            text("ALTER TABLE conversations ADD COLUMN next_position INTEGER NOT NULL DEFAULT 0")
+        )
+    rows = conn.execute(
+        text(
+            "SELECT pk, conversation_id, position FROM items WHERE role = 'conversation' "
+            "ORDER BY conversation_id, position, pk"
+        )
+    ).all()
+    counters: dict[str, int] = {}
+    moved: list[dict[str, int]] = []
+    for pk, conversation_id, position in rows:
+        wanted = counters.get(conversation_id, 0)
+        counters[conversation_id] = wanted + 1
+        if position != wanted:
+            moved.append({"pk": pk, "position": wanted})
+    if moved:
+        log.warning("database: renumbering %d conversation item position(s)", len(moved))
+        conn.execute(text("UPDATE items SET position = :position WHERE pk = :pk"), moved)
+    conn.execute(
+        text(
+            "UPDATE conversations SET next_position = COALESCE((SELECT MAX(items.position) + 1 "
+            "FROM items WHERE items.conversation_id = conversations.id "
+            "AND items.role = 'conversation'), 0)"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_items_conversation_position "
+            "ON items (conversation_id, position) WHERE role = 'conversation'"
+        )
+    )
+
+
+STEPS: list[Callable[[Connection], None]] = [_v1_initial, _v2_conversation_positions]
 
 
 def _current_version(conn: Connection) -> int:

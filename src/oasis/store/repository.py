@@ -111,15 +111,17 @@ class Store:
         *,
         outputs: list[Item],
         conversation_append: list[Item] | None = None,
-    ) -> None:
-        """Record the final snapshot of a response stored earlier (background)."""
+    ) -> bool:
+        """Record the end of a response stored earlier (background): once.
+
+        The final snapshot, the output items and the turn added to the conversation are
+        one transaction; nothing is written (False) if the response has already ended or
+        is gone.
+        """
         conversation = body.get("conversation") or {}
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(responses)
-                .where(and_(responses.c.id == body["id"], responses.c.owner == owner))
-                .values(status=body["status"], body=body)
-            )
+            if not await self._update_unfinished(conn, owner, body):
+                return False
             await conn.execute(
                 delete(items).where(
                     and_(items.c.response_id == body["id"], items.c.role == "output")
@@ -132,14 +134,31 @@ class Store:
                 await self._append_conversation(
                     conn, owner, conversation["id"], conversation_append
                 )
+        return True
 
-    async def update_snapshot(self, owner: str, body: dict[str, Any]) -> None:
+    async def update_snapshot(self, owner: str, body: dict[str, Any]) -> bool:
+        """Write the snapshot of a response that is still unfinished; False if none is.
+
+        A response that has ended (or is deleted) keeps its final state: whoever records
+        an end first wins, and nobody rewrites it.
+        """
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(responses)
-                .where(and_(responses.c.id == body["id"], responses.c.owner == owner))
-                .values(status=body["status"], body=body)
+            return await self._update_unfinished(conn, owner, body)
+
+    @staticmethod
+    async def _update_unfinished(conn: AsyncConnection, owner: str, body: dict[str, Any]) -> bool:
+        result = await conn.execute(
+            update(responses)
+            .where(
+                and_(
+                    responses.c.id == body["id"],
+                    responses.c.owner == owner,
+                    responses.c.status.in_(UNFINISHED),
+                )
             )
+            .values(status=body["status"], body=body)
+        )
+        return bool(result.rowcount)
 
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
         async with self.engine.connect() as conn:
@@ -336,9 +355,10 @@ class Store:
 
     async def add_conversation_items(
         self, owner: str, conversation_id: str, entries: list[Item]
-    ) -> None:
+    ) -> bool:
+        """Append items to a conversation; False if it does not exist (any more)."""
         async with self.engine.begin() as conn:
-            await self._append_conversation(conn, owner, conversation_id, entries)
+            return await self._append_conversation(conn, owner, conversation_id, entries)
 
     async def conversation_items(self, owner: str, conversation_id: str) -> list[Item]:
         """Every item of a conversation, oldest first (the context of its next turn)."""
@@ -402,20 +422,35 @@ class Store:
 
     async def _append_conversation(
         self, conn: AsyncConnection, owner: str, conversation_id: str, entries: list[Item]
-    ) -> None:
-        last = (
+    ) -> bool:
+        """Add items at the end of a conversation, in this transaction; False if it is gone.
+
+        The positions come from the conversation's counter, bumped by an UPDATE in the same
+        transaction: the writer lock (SQLite) or the row lock (PostgreSQL) it takes orders
+        concurrent appends, so no two items share a position and none is placed before
+        one that was already acknowledged.
+        """
+        if not entries:
+            return True
+        end = (
             await conn.execute(
-                select(func.max(items.c.position)).where(
-                    and_(items.c.conversation_id == conversation_id, items.c.role == "conversation")
-                )
+                update(conversations)
+                .where(and_(conversations.c.id == conversation_id, conversations.c.owner == owner))
+                .values(next_position=conversations.c.next_position + len(entries))
+                .returning(conversations.c.next_position)
             )
         ).scalar()
-        start = 0 if last is None else int(last) + 1
+        if end is None:
+            return False
         rows = _item_rows(
-            owner, entries, start=start, conversation_id=conversation_id, role="conversation"
+            owner,
+            entries,
+            start=int(end) - len(entries),
+            conversation_id=conversation_id,
+            role="conversation",
         )
-        if rows:
-            await conn.execute(items.insert(), rows)
+        await conn.execute(items.insert(), rows)
+        return True
 
     async def _page(self, where: Any, *, order: str, after: str | None, limit: int) -> ItemPage:
         descending = order == "desc"

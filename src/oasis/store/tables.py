@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -50,6 +50,16 @@ items = Table(
     Index("ix_items_owner_item", "owner", "item_id"),
 )
 
+# A conversation's items are totally ordered: no two share a position (schema version 2).
+conversation_positions = Index(
+    "ux_items_conversation_position",
+    items.c.conversation_id,
+    items.c.position,
+    unique=True,
+    sqlite_where=items.c.role == "conversation",
+    postgresql_where=items.c.role == "conversation",
+)
+
 conversations = Table(
     "conversations",
     metadata,
@@ -58,6 +68,8 @@ conversations = Table(
     Column("created_at", Integer, nullable=False),
     Column("metadata", JSON, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
+    # The position the next appended item takes; bumped in the appending transaction.
+    Column("next_position", Integer, nullable=False, default=0, server_default=text("0")),
 )
 
 # The event log of a background streamed response, for ``GET ?stream=true`` replay.
