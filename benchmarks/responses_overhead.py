@@ -124,6 +124,7 @@ def db_costs(reps: int, depth: int) -> dict[str, float]:
     """Median milliseconds of the store's writes and chain reads, measured in-process."""
     import asyncio
 
+    from oasis.owners import OwnerIds
     from oasis.store.db import open_database
     from oasis.store.repository import Store
 
@@ -141,7 +142,9 @@ def db_costs(reps: int, depth: int) -> dict[str, float]:
         }
 
     async def run(tmp: str) -> dict[str, float]:
-        store = Store(await open_database(None, Path(tmp)))
+        owner_ids = OwnerIds(Path(tmp))
+        owner_ids.open()
+        store = Store(await open_database(None, Path(tmp), owner_ids))
         writes: list[float] = []
         reads: list[float] = []
         previous: list[dict[str, Any]] = []

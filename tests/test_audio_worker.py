@@ -145,3 +145,81 @@ def test_a_group_is_admitted_as_one_request() -> None:
         assert seen == [False, False, False]
 
     asyncio.run(main())
+
+
+def test_a_burst_wakes_the_loop_once_and_keeps_order() -> None:
+    """Items emitted while the loop is busy reach it in one wake-up, not one per item:
+    under CPU contention every wake-up competes with the runtime's threads."""
+
+    async def main() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(callback: Callable[..., object], *args: object) -> asyncio.Handle:
+            nonlocal wakeups
+            wakeups += 1
+            return original(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+        emitted = threading.Event()
+
+        def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+            for i in range(200):
+                emit(i)
+            emitted.set()
+
+        stream = worker.stream(job)
+        emitted.wait(10)  # blocks the loop on purpose while the job emits everything
+        before_end = wakeups
+        out = [item async for item in stream]
+        await worker.close()
+        return out, before_end
+
+    out, wakeups = asyncio.run(main())
+    assert out == list(range(200))
+    assert wakeups <= 2  # the burst, and at most the end posted after it was drained
+
+
+def test_the_slot_is_free_when_the_consumer_sees_the_end() -> None:
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=1)
+
+        def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+            for i in range(50):
+                emit(i)
+
+        stream = worker.stream(job)
+        for _ in range(20):
+            assert [item async for item in stream] == list(range(50))
+            # Straight after the end, a one-slot queue takes the next job.
+            stream = worker.stream(job)
+        assert [item async for item in stream] == list(range(50))
+        await worker.close()
+
+    asyncio.run(main())
+
+
+def test_only_a_groups_first_job_can_time_out_in_the_queue() -> None:
+    """``max_wait`` bounds the wait for a request's first job; the rest of its group sit
+    behind that one and are never timed out, however long it runs."""
+
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4, max_wait=0.05)
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
+        first, second = worker.stream_many([_blocking_job(started, release, seen)] * 2)
+        reader = asyncio.ensure_future(anext(first))
+        waiter = asyncio.ensure_future(anext(second))  # waiting on the queue all along
+        await asyncio.to_thread(started.wait, 10)
+        await asyncio.sleep(0.3)  # well past max_wait: the second job is still queued
+        late = worker.stream(_blocking_job(threading.Event(), release, []))
+        with pytest.raises(OverloadedError):  # another request's job does time out
+            await anext(late)
+        release.set()
+        assert await reader == 1
+        assert await waiter == 1
+        await worker.close()
+
+    asyncio.run(main())

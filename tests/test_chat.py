@@ -274,6 +274,23 @@ def test_stream_include_usage(client: OpenAI) -> None:
     assert len({c.created for c in chunks}) == 1
 
 
+def test_system_fingerprint_is_a_string_in_every_shape(client: OpenAI) -> None:
+    plain = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=2)
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=HELLO,
+            max_tokens=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert isinstance(plain.system_fingerprint, str)
+    assert plain.system_fingerprint.startswith("fp_")
+    # One model, one configuration: the same fingerprint on every chunk and request.
+    assert {c.system_fingerprint for c in chunks} == {plain.system_fingerprint}
+
+
 def test_stream_logprobs(client: OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(

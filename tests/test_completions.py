@@ -50,6 +50,22 @@ def test_a_prompt_is_continued_as_it_is(client: OpenAI) -> None:
     )
 
 
+def test_system_fingerprint_is_a_string(client: OpenAI, loose: OpenAI) -> None:
+    plain = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=2)
+    chunks = list(
+        loose.completions.create(
+            model=MODEL,
+            prompt=PROMPT,
+            max_tokens=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert isinstance(plain.system_fingerprint, str)
+    assert plain.system_fingerprint.startswith("fp_")
+    assert {c.system_fingerprint for c in chunks} == {plain.system_fingerprint}
+
+
 def test_max_tokens_and_finish_reason(client: OpenAI) -> None:
     completion = client.completions.create(
         model=MODEL, prompt=PROMPT, max_tokens=7, logit_bias=NEVER_END, temperature=0

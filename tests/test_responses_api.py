@@ -74,6 +74,21 @@ def test_usage_is_exact(client: OpenAI) -> None:
     assert counted.input_tokens == response.usage.input_tokens > 0
 
 
+def test_input_tokens_without_a_model(client: OpenAI) -> None:
+    # `model` is optional on this endpoint: the server's default chat model is counted,
+    # or, for a chained turn, the previous response's model.
+    named = client.responses.input_tokens.count(model="smollm2-135m-instruct", input="Hi")
+    unnamed = client.responses.input_tokens.count(input="Hi")
+    assert unnamed.object == "response.input_tokens"
+    assert unnamed.input_tokens == named.input_tokens > 0
+    first = client.responses.create(model=MODEL, input="Hi", max_output_tokens=4)
+    chained = client.responses.input_tokens.count(input="Again", previous_response_id=first.id)
+    same = client.responses.input_tokens.count(
+        model=MODEL, input="Again", previous_response_id=first.id
+    )
+    assert chained.input_tokens == same.input_tokens > named.input_tokens
+
+
 def test_max_output_tokens_gives_incomplete(client: OpenAI) -> None:
     # Greedy: it runs past 16 tokens every time, where a sampled answer could end early.
     response = client.responses.create(

@@ -20,6 +20,7 @@ from oasis.api import (
     models,
     responses,
 )
+from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import (
     AuthMiddleware,
@@ -29,6 +30,7 @@ from oasis.api.middleware import (
 )
 from oasis.config import Settings
 from oasis.models.registry import ModelRegistry
+from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
@@ -48,10 +50,13 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     """The ASGI app for ``settings``; services start in the lifespan."""
     registry = ModelRegistry.from_settings(settings)
+    secret = settings.owner_secret
+    owner_ids = OwnerIds(settings.data_dir, secret.get_secret_value() if secret else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        owner_ids.open()
         manager = ModelManager(registry, settings)
         core = GenerationCore(manager)
         app.state.settings = settings
@@ -61,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
-        store = Store(await open_database(settings.database_url, settings.data_dir))
+        store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
         app.state.responses = ResponsesService(core, store)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
@@ -99,12 +104,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router)
-    # Added last = outermost: request ids wrap everything, then auth (so no body is read
-    # for an unauthenticated client), then the body limit, then the disconnect watch.
+    # Added last = outermost: request ids wrap everything, then the body deadline (so
+    # every read of the body is timed), then auth (so no body is read for an
+    # unauthenticated client), then the body limit, then the disconnect watch.
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
-        AuthMiddleware, api_keys=settings.api_keys, rate_limit_rpm=settings.rate_limit_rpm
+        AuthMiddleware,
+        api_keys=settings.api_keys,
+        rate_limit_rpm=settings.rate_limit_rpm,
+        owner_ids=owner_ids,
     )
+    app.add_middleware(BodyDeadlineMiddleware, timeout=settings.body_timeout)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -90,6 +90,7 @@ def serve(
     )
     import uvicorn
 
+    from oasis.api.deadlines import header_deadline_protocol
     from oasis.app import create_app
 
     uvicorn.run(
@@ -97,6 +98,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        http=header_deadline_protocol(settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=5,
     )
 

@@ -17,12 +17,15 @@ A config file looks like::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from oasis.engines.cpu import available_cpus
 
 ModelKind = Literal["chat", "embeddings", "speech-to-text", "text-to-speech", "images"]
 
@@ -81,14 +84,27 @@ class Settings(BaseModel):
     # a postgresql:// URL uses PostgreSQL through asyncpg.
     database_url: str | None = None
     api_keys: list[str] = Field(default_factory=list)
+    # The secret that owner ids (HMACs of API keys) are keyed with; None keeps a random one
+    # in the data dir. Replicas sharing one database must share it (see oasis.owners).
+    owner_secret: SecretStr | None = Field(default=None, min_length=16)
     insecure: bool = False
     # Bodies past this get 413. Audio uploads of 25 MB arrive multipart-encoded.
     max_body_bytes: int = 32 * 1024 * 1024
+    # Slow clients: seconds allowed for a request's line and headers to arrive, and for
+    # the next piece of its body while the body is incomplete (408 and close after that).
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Seconds an idle keep-alive connection stays open between requests.
+    keep_alive_timeout: int = Field(default=5, ge=1)
     # Requests waiting for one model past this get 503 with Retry-After.
     max_queue: int = 64
+    # Seconds a request may wait for its turn on a chat model before it gets 503 with
+    # Retry-After (before any byte of a stream); None waits as long as it takes.
+    queue_timeout: float | None = Field(default=None, gt=0)
     # Per API key; None turns rate limiting off.
     rate_limit_rpm: int | None = None
-    threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # The most compute threads a model uses; fewer while other processes keep CPUs busy.
+    threads: int = Field(default_factory=available_cpus)
     context_length: int = 8192
     preload: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"])
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -105,7 +121,13 @@ class Settings(BaseModel):
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+        """Whether ``host`` binds only this machine (``localhost`` or a loopback address)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a name other than localhost may resolve to anything
+            return False
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -145,6 +167,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "OASIS_DATA_DIR": "data_dir",
         "OASIS_DATABASE_URL": "database_url",
         "OASIS_MAX_BODY_BYTES": "max_body_bytes",
+        "OASIS_OWNER_SECRET": "owner_secret",
         "OASIS_THREADS": "threads",
     }
     for env, key in env_map.items():

@@ -10,6 +10,7 @@ turns it into the OpenAI envelope ``{"error": {message, type, param, code}}``::
     ├── PermissionDeniedError        403
     ├── NotFoundError                404
     │   └── ModelNotFoundError       404 code model_not_found
+    ├── RequestTimeoutError          408 a client too slow to send its request
     ├── PayloadTooLargeError         413
     ├── RateLimitError               429 (Retry-After)
     └── OverloadedError              503 (Retry-After)
@@ -85,6 +86,13 @@ class ModelNotFoundError(NotFoundError):
         if hint:
             message = f"{message} {hint}"
         super().__init__(message, param="model", code="model_not_found")
+
+
+class RequestTimeoutError(OasisError):
+    """The client stopped sending its request (headers or body) for too long."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
 
 
 class PayloadTooLargeError(OasisError):

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar, cast
 from fastapi import Depends, Request
 
 from oasis.config import Settings
+from oasis.owners import ANONYMOUS
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
@@ -40,8 +41,8 @@ def _app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
 
 
 async def get_owner(request: Request) -> str:
-    """The owner of whatever this request stores: a hash of its API key."""
-    return str(getattr(request.state, "owner", "anonymous"))
+    """The owner of whatever this request stores: an HMAC of its API key."""
+    return str(getattr(request.state, "owner", ANONYMOUS))
 
 
 SettingsDep = Annotated[Settings, Depends(_app_state("settings", Settings))]

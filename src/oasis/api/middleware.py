@@ -7,9 +7,7 @@ client disconnect still reaches the endpoint.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -18,12 +16,15 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from oasis.api.errors import error_json
 from oasis.errors import (
     AuthenticationError,
+    InvalidRequestError,
     OasisError,
     PayloadTooLargeError,
     RateLimitError,
 )
+from oasis.owners import OwnerIds
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ OPEN_PREFIXES = ("/v1/images/files/",)
 async def send_error(
     send: Send, exc: OasisError, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = json.dumps({"error": exc.to_dict()}).encode()
+    body = error_json(exc)
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -227,23 +228,24 @@ def go_duration(seconds: float) -> str:
     return f"{int(minutes)}m{text}" if minutes else text
 
 
-def owner_of(token: str | None) -> str:
-    """A stable, non-reversible owner id for an API key."""
-    if not token:
-        return "anonymous"
-    return "key_" + hashlib.sha256(token.encode()).hexdigest()[:24]
-
-
 class AuthMiddleware:
     """Checks ``Authorization: Bearer`` against the configured keys; applies rate limits.
 
-    With no keys configured every key is accepted. Either way the key's hash becomes the
-    request's owner, so stored objects stay private to the key that made them.
+    With no keys configured every key is accepted. Either way the key's owner id (an HMAC,
+    :mod:`oasis.owners`) becomes the request's owner, so stored objects stay private to
+    the key that made them.
     """
 
-    def __init__(self, app: ASGIApp, api_keys: list[str], rate_limit_rpm: int | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_keys: list[str],
+        rate_limit_rpm: int | None,
+        owner_ids: OwnerIds,
+    ) -> None:
         self.app = app
         self._keys = [k.encode() for k in api_keys]
+        self.owner_ids = owner_ids
         self.rate_limit_rpm = rate_limit_rpm
         self._windows: dict[str, deque[float]] = {}
 
@@ -300,13 +302,8 @@ class AuthMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        token: str | None = None
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                scheme, _, rest = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and rest.strip():
-                    token = rest.strip()
         try:
+            token = _bearer_token(scope)
             if self._keys:
                 if token is None:
                     raise AuthenticationError(
@@ -319,7 +316,7 @@ class AuthMiddleware:
                     raise AuthenticationError(
                         f"Incorrect API key provided: {shown}.", code="invalid_api_key"
                     )
-            owner = owner_of(token)
+            owner = self.owner_ids.of(token)
             limits = self._check_rate(owner)
         except OasisError as exc:
             await send_error(send, exc)
@@ -335,3 +332,25 @@ class AuthMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    """The request's bearer token; 400 when it has several ``Authorization`` headers.
+
+    Proxies and servers disagree on which of several wins, so a request that reaches us
+    with two could be checked against one key and stored under the other.
+    """
+    values: list[bytes] = [
+        value for name, value in scope.get("headers", []) if name == b"authorization"
+    ]
+    if len(values) > 1:
+        raise InvalidRequestError(
+            "The request has more than one Authorization header; send exactly one.",
+            code="duplicate_authorization_header",
+        )
+    if not values:
+        return None
+    scheme, _, rest = values[0].decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not rest.strip():
+        return None
+    return rest.strip()

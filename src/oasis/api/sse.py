@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from oasis.api.errors import error_json
 from oasis.errors import OasisError
 from oasis.wire.base import dump
 
@@ -21,9 +22,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _error_frame(exc: OasisError) -> bytes:
-    import json
-
-    return f"data: {json.dumps({'error': exc.to_dict()})}\n\n".encode()
+    return b"data: " + error_json(exc) + b"\n\n"
 
 
 async def _frames(

@@ -21,6 +21,7 @@ import numpy as np
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
+from oasis.engines.cpu import CpuShare
 from oasis.engines.local_chat import LocalChatBackend
 from oasis.engines.worker import Job, ModelWorker
 from oasis.errors import ModelUnavailableError
@@ -39,11 +40,15 @@ class LlamaCppEngine:
         self._llama_cpp = llama_cpp
         self.spec = spec
         n_ctx = int(spec.options.get("context_length", settings.context_length))
+        threads = int(spec.options.get("threads", settings.threads))
+        self._cpu = CpuShare(threads)
+        self._threads = threads
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=int(spec.options.get("threads", settings.threads)),
+                n_threads=threads,
+                n_threads_batch=threads,
                 n_batch=512,
                 verbose=False,
             )
@@ -63,11 +68,40 @@ class LlamaCppEngine:
         self.bos_token = self._token_text(self._llm.token_bos())
         self.eos_token = self._token_text(self._llm.token_eos())
         self._pieces: dict[int, bytes] = {}
+        self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
         self._worker: ModelWorker[GeneratedToken] = ModelWorker(
-            f"The model `{spec.id}`", settings.max_queue
+            f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout
         )
+
+    def _max_token_bytes(self) -> int | None:
+        """The longest text one token covers: its piece, or its markup for special tokens.
+
+        Byte-level BPE and SentencePiece tokens split the text into pieces that join back
+        into it, so the longest piece bounds what one token covers. Other vocabularies
+        normalize (WordPiece, Unigram), and special tokens marked lstrip / rstrip swallow
+        the whitespace beside them: for those no bound holds.
+        """
+        llama_cpp = self._llama_cpp
+        # "llama" is SentencePiece, "gpt2" byte-level BPE; llama.cpp's other BPE variants
+        # (such as "whitespace") drop text.
+        if self._llm.metadata.get("tokenizer.ggml.model") not in {"llama", "gpt2"}:
+            return None
+        if llama_cpp.llama_vocab_type(self._vocab) not in {
+            llama_cpp.LLAMA_VOCAB_TYPE_SPM,
+            llama_cpp.LLAMA_VOCAB_TYPE_BPE,
+        }:
+            return None
+        strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
+        longest = 1
+        buf = ctypes.create_string_buffer(256)
+        for token in range(self._n_vocab):
+            if llama_cpp.llama_token_get_attr(self._vocab, token) & strips:
+                return None
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
+            longest = max(longest, abs(n))  # a negative result is the size the piece needs
+        return longest
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -91,7 +125,11 @@ class LlamaCppEngine:
         return piece
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        """Tokens for ``text``; special-token markup in it is recognised."""
+        """Tokens for ``text``; special-token markup in it is recognised.
+
+        Safe from any thread, beside the worker's decoding: llama.cpp's tokenizer only
+        reads the vocabulary, with a session of its own per call.
+        """
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def detokenize(self, tokens: list[int]) -> str:
@@ -146,6 +184,13 @@ class LlamaCppEngine:
             sampler.add_temp(params.temperature)
             sampler.add_dist(seed & 0xFFFFFFFF)
         return sampler
+
+    def _follow_load(self) -> None:
+        """Run as many threads as there are free CPUs (see :class:`CpuShare`)."""
+        threads = self._cpu.threads()
+        if threads != self._threads:
+            self._llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, threads, threads)
+            self._threads = threads
 
     def _prepare_context(self, prompt: list[int]) -> list[int]:
         """Keep the cached prefix shared with ``prompt``; return the tokens left to evaluate."""
@@ -223,6 +268,7 @@ class LlamaCppEngine:
         llama_cpp = self._llama_cpp
         sampler = self._build_sampler(params)
         state = self._constraint_state(params)
+        self._follow_load()
         if params.prompt_logprobs is not None:
             # Every position's logits are needed, so nothing comes from the cache.
             self._score_prompt(prompt, params.prompt_logprobs, emit)
@@ -230,7 +276,12 @@ class LlamaCppEngine:
         else:
             pending = self._prepare_context(prompt)
             cached = len(prompt) - len(pending)
-            llm.eval(pending)
+            # The last prompt token is evaluated on its own, as it is after a cache hit of
+            # everything before it: a batch of n and a batch of one round differently, and
+            # a seeded sample must not depend on what the cache held.
+            if len(pending) > 1:
+                llm.eval(pending[:-1])
+            llm.eval(pending[-1:])
         for produced in range(params.max_tokens):
             if cancel.is_set():
                 log.info("generation stopped early (consumer gone) after %d tokens", produced)
@@ -255,6 +306,7 @@ class LlamaCppEngine:
                 # The constrained output is complete: nothing may follow it.
                 emit(GeneratedToken(self._llm.token_eos(), b"", True))
                 return
+            self._follow_load()
             llm.eval([token])
 
     def _constraint_state(self, params: SamplingParams) -> ConstraintState | None:

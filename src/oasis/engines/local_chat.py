@@ -8,6 +8,7 @@ sequences held back, split into reasoning and answer, and read for tool calls.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -79,9 +80,14 @@ class LocalChatBackend:
         """Render ``conversation`` with the model's template and check that it fits."""
         tools = tools_in_play(options)
         constraint = _constraint_for(options, tools)
-        text = self._render(conversation, options, tools)
-        tokens = self.engine.tokenize(text, add_bos=False)
-        self._check_fits(tokens, param)
+
+        def render_and_tokenize() -> tuple[str, list[int]]:
+            text = self._render(conversation, options, tools)
+            return text, self._fitting_tokens(text, param, add_bos=False)
+
+        # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,
+        # and every other client would wait that long.
+        text, tokens = await asyncio.to_thread(render_and_tokenize)
         return LocalPrompt(
             text,
             len(tokens),
@@ -122,8 +128,10 @@ class LocalChatBackend:
         """A raw prompt, no chat template: text (with the model's BOS) or token ids."""
         engine = self.engine
         if isinstance(prompt, str):
-            text, tokens = prompt, engine.tokenize(prompt, add_bos=True)
+            text = prompt
+            tokens = await asyncio.to_thread(self._fitting_tokens, prompt, param, add_bos=True)
         else:
+            self._check_fits(prompt, param)  # before scanning a list too long to use
             vocab = engine.vocab_size()
             bad = next((t for t in prompt if not 0 <= t < vocab), None)
             if bad is not None:
@@ -142,16 +150,35 @@ class LocalChatBackend:
         self._check_fits(tokens, param)
         return LocalPrompt(text, len(tokens), engine.context_length - len(tokens), tokens)
 
+    def _fitting_tokens(self, text: str, param: str, *, add_bos: bool) -> list[int]:
+        """``text``'s tokens, or a 400 when they cannot fit the context.
+
+        A token stands for at most ``engine.max_token_bytes`` bytes of text, so a text of N
+        bytes has at least N / max_token_bytes tokens. When even that many cannot fit, the
+        answer is known without tokenizing (which takes seconds for megabytes of text).
+        """
+        engine = self.engine
+        per_token = engine.max_token_bytes
+        if per_token is not None and len(text) >= engine.context_length:  # chars <= bytes
+            at_least = -(-len(text.encode("utf-8")) // per_token)
+            if at_least >= engine.context_length:
+                raise self._too_long(param, f"at least {at_least}")
+        tokens = engine.tokenize(text, add_bos=add_bos)
+        self._check_fits(tokens, param)
+        return tokens
+
+    def _too_long(self, param: str, count: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"This model's maximum context length is {self.engine.context_length} tokens. "
+            f"However, your {param} resulted in {count} tokens. Please reduce the "
+            f"length of the {param}.",
+            param=param,
+            code="context_length_exceeded",
+        )
+
     def _check_fits(self, tokens: list[int], param: str) -> None:
-        limit = self.engine.context_length
-        if len(tokens) >= limit:
-            raise InvalidRequestError(
-                f"This model's maximum context length is {limit} tokens. "
-                f"However, your {param} resulted in {len(tokens)} tokens. Please reduce the "
-                f"length of the {param}.",
-                param=param,
-                code="context_length_exceeded",
-            )
+        if len(tokens) >= self.engine.context_length:
+            raise self._too_long(param, str(len(tokens)))
 
     def generate(
         self, runs: Sequence[tuple[Prompt, SamplingParams]], stop: Sequence[str] | None = None

@@ -28,6 +28,7 @@ from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
 from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.services.streams import begun
 from oasis.store.repository import Item, ItemPage, Store
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
@@ -370,16 +371,9 @@ class ResponsesService:
             log_ = await self._start_background(turn)
             return log_.follow()
         head = [_encode(e) for e in turn.builder.created() + turn.builder.in_progress()]
-        generation = self._generate(turn)
         # The first generation step runs before the HTTP response starts, so an engine
         # that cannot take the request (overloaded, cannot load) is still an HTTP error.
-        try:
-            head.append(_encode(await anext(generation)))
-        except StopAsyncIteration:
-            pass
-        except BaseException:
-            await generation.aclose()  # type: ignore[attr-defined]
-            raise
+        generation = await begun(self._generate(turn))
         return self._stream(turn, head, generation)
 
     async def _stream(
@@ -539,11 +533,28 @@ class ResponsesService:
     async def input_tokens(
         self, request: ResponseCreateRequest, owner: str
     ) -> InputTokenCountResponse:
-        """``POST /v1/responses/input_tokens``: the prompt a create would run, counted."""
+        """``POST /v1/responses/input_tokens``: the prompt a create would run, counted.
+
+        ``model`` is optional here: without it the count is for the model of the previous
+        response, or else the server's default chat model.
+        """
+        if not request.model:
+            model = await self._previous_model(request, owner)
+            model = model or self.core.models.default_model("chat")
+            request = request.model_copy(update={"model": model})
         prompt, *_ = await self._prepare(request, owner)
         return InputTokenCountResponse(
             object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )
+
+    async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
+        if not request.previous_response_id:
+            return None
+        previous = await self.store.get_response(owner, request.previous_response_id)
+        if previous is None:
+            return None  # _prepare looks it up again and says it is missing
+        model = previous.body.get("model")
+        return model if isinstance(model, str) and model else None
 
     async def close(self) -> None:
         await self.jobs.close()

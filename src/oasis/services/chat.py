@@ -33,7 +33,7 @@ from oasis.services.chat_fold import ChatCompletionFold, ServiceTier, with_reaso
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import token_logprob, usage
 from oasis.services.sampling import choice_params
-from oasis.services.streams import Interleaved
+from oasis.services.streams import Interleaved, begun
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
@@ -270,7 +270,9 @@ class ChatService:
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Validate, prepare and queue now (errors are still HTTP errors), then stream."""
         plan = await self._plan(request)
-        return self._chunks(plan, self._start(plan), include_usage=request.include_usage)
+        return await begun(
+            self._chunks(plan, self._start(plan), include_usage=request.include_usage)
+        )
 
     async def _chunks(
         self, plan: _Plan, events: Interleaved, *, include_usage: bool
@@ -278,6 +280,7 @@ class ChatService:
         completion_id = new_completion_id()
         created = int(time.time())
         extra = {"usage": None} if include_usage else {}
+        fingerprint = plan.prompt.fingerprint
 
         def chunk(index: int, delta: ChoiceDelta, **fields: Any) -> ChatCompletionChunk:
             return ChatCompletionChunk(
@@ -293,6 +296,7 @@ class ChatService:
                         finish_reason=fields.get("finish_reason"),
                     )
                 ],
+                system_fingerprint=fingerprint,
                 **extra,
             )
 
@@ -368,6 +372,7 @@ class ChatService:
                 created=created,
                 model=plan.model_name,
                 choices=[],
+                system_fingerprint=fingerprint,
                 usage=usage(
                     plan.prompt.prompt_tokens, completion_tokens, reasoning_tokens, cached or 0
                 ),

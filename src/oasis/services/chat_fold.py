@@ -152,6 +152,6 @@ class ChatCompletionFold:
             model=self._last.model,
             choices=choices,
             usage=self._usage,
-            system_fingerprint=None,
+            system_fingerprint=self._last.system_fingerprint,
             service_tier=service_tier,
         )

@@ -21,7 +21,7 @@ from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import usage
 from oasis.services.sampling import choice_params
-from oasis.services.streams import Interleaved
+from oasis.services.streams import Interleaved, begun
 from oasis.wire.completions import CompletionRequest
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
@@ -153,7 +153,7 @@ class _CompletionFold:
             model=self._last.model,
             choices=choices,
             usage=self._last.usage,
-            system_fingerprint=None,
+            system_fingerprint=self._last.system_fingerprint,
         )
 
 
@@ -231,7 +231,7 @@ class CompletionService:
         """Validate, prepare and queue now (errors are still HTTP errors), then stream."""
         runs = await self._runs(request)
         events = self._start(request, runs)
-        return self._chunks(request, runs, events, include_usage=request.include_usage)
+        return await begun(self._chunks(request, runs, events, include_usage=request.include_usage))
 
     async def _chunks(
         self,
@@ -243,6 +243,7 @@ class CompletionService:
     ) -> AsyncGenerator[Completion, None]:
         completion_id, created = _new_id(), int(time.time())
         model = runs[0].prompt.model.name
+        fingerprint = runs[0].prompt.fingerprint
 
         # With include_usage every chunk says `usage: null` until the last, as chat's do.
         extra = {"usage": None} if include_usage else {}
@@ -254,7 +255,7 @@ class CompletionService:
                 created=created,
                 model=model,
                 choices=[choice],
-                system_fingerprint=None,
+                system_fingerprint=fingerprint,
                 **extra,
             )
 
@@ -315,5 +316,5 @@ class CompletionService:
                 model=model,
                 choices=[],
                 usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
-                system_fingerprint=None,
+                system_fingerprint=fingerprint,
             )

@@ -8,9 +8,12 @@ backend's business (:mod:`oasis.engines.local_chat` for llama.cpp).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from oasis import __version__
 from oasis.core.backend import ChatBackend, EventStream, Prompt
 from oasis.core.conversation import Conversation
 from oasis.core.events import (
@@ -59,6 +62,23 @@ class PreparedPrompt:
     @property
     def text(self) -> str:
         return self.prompt.text
+
+    @property
+    def fingerprint(self) -> str:
+        """``system_fingerprint``: changes when what decides the output may have changed.
+
+        That is the oasis version and the model as configured (weights, engine, options,
+        context); with the same fingerprint and ``seed``, sampling repeats.
+        """
+        spec = self.model.spec
+        # The prompt and the room after it make up the whole context.
+        context_length = self.prompt.token_count + self.prompt.room
+        identity = json.dumps(
+            [__version__, spec.id, spec.engine, repr(spec.source), spec.options, context_length],
+            sort_keys=True,
+            default=str,
+        )
+        return "fp_" + hashlib.sha256(identity.encode()).hexdigest()[:10]
 
     @property
     def prompt_tokens(self) -> int:

@@ -10,7 +10,7 @@ from typing import TypeVar
 from oasis.config import ModelKind, Settings
 from oasis.engines.base import Engine
 from oasis.engines.registry import get_engine_factory
-from oasis.errors import ModelUnavailableError, OasisError
+from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
 from oasis.models.registry import ModelRegistry, ResolvedModel
 from oasis.models.specs import ModelSpec
 
@@ -30,6 +30,27 @@ class ModelManager:
 
     def resolve(self, name: str, kind: ModelKind | None = None) -> ResolvedModel:
         return self.registry.resolve(name, kind)
+
+    def default_model(self, kind: ModelKind, param: str = "model") -> str:
+        """The model of ``kind`` for a request that may name none (as the spec allows).
+
+        The first preloaded one (the operator's choice, and already loaded), else the
+        first one served.
+        """
+        for name in self.settings.preload:
+            try:
+                return self.registry.resolve(name, kind).spec.id
+            except OasisError:
+                continue
+        for spec in self.registry.specs():
+            if spec.kind == kind and self.registry.is_served(spec):
+                return spec.id
+        raise InvalidRequestError(
+            f"Missing required parameter: '{param}' (this server has no {kind} model to "
+            "default to).",
+            param=param,
+            code="missing_required_parameter",
+        )
 
     async def engine_for(self, spec: ModelSpec) -> Engine:
         """The loaded engine for ``spec``, loading it first if needed.

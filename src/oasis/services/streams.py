@@ -1,15 +1,56 @@
-"""Several generations of one request, read together as they produce."""
+"""A request's generation streams: started before its HTTP response, read together.
+
+:func:`begun` produces a stream's first item before the response starts, so refusals
+stay status codes; :class:`Interleaved` reads several generations of one request (its
+choices) together as they produce.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
 
 from oasis.core.backend import EventStream
 from oasis.core.events import GenerationEvent
 
 _END = object()
+T = TypeVar("T")
+
+
+async def begun(events: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``events`` with its first item already produced.
+
+    Producing it queues the generation on its engine, so a full queue, a queue-wait limit
+    or a model that cannot load still raises here, before the first byte goes out, and
+    becomes a status code (503 with ``Retry-After``) rather than an error frame.
+    """
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        return _empty()
+    except BaseException:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+    return _prepend(first, events)
+
+
+async def _empty() -> AsyncIterator[T]:
+    return
+    yield
+
+
+async def _prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class Interleaved:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from oasis.owners import OwnerIds
 from oasis.store.migrations import migrate
 
 
@@ -34,8 +35,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def open_database(url: str | None, data_dir: Path) -> AsyncEngine:
-    """Create the engine and run migrations."""
+async def open_database(url: str | None, data_dir: Path, owner_ids: OwnerIds) -> AsyncEngine:
+    """Create the engine and run migrations (which re-key legacy rows with ``owner_ids``)."""
     full = database_url(url, data_dir)
     if full.startswith("sqlite"):
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -43,5 +44,5 @@ async def open_database(url: str | None, data_dir: Path) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(full, pool_pre_ping=True)
-    await migrate(engine)
+    await migrate(engine, owner_ids)
     return engine

@@ -2,7 +2,8 @@
 
 Each step moves the schema from version ``n-1`` to ``n`` and runs once, in order, inside
 one transaction with the version bump. A new schema change is a new step appended to
-:data:`STEPS` (never an edit of an old one).
+:data:`STEPS` (never an edit of an old one). A step that needs the server's owner ids
+finds them in ``conn.info[OWNER_IDS]``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, column, inspect, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from oasis.owners import LEGACY_PREFIX, OwnerIds
 from oasis.store import tables
 
 log = logging.getLogger(__name__)
+
+OWNER_IDS = "oasis.owner_ids"  # the server's OwnerIds, in conn.info while steps run
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -71,7 +75,42 @@ def _v2_conversation_positions(conn: Connection) -> None:
     )
 
 
-STEPS: list[Callable[[Connection], None]] = [_v1_initial, _v2_conversation_positions]
+def _v3_keyed_owners(conn: Connection) -> None:
+    """Owner ids become HMACs under the server secret (:mod:`oasis.owners`).
+
+    Every legacy id (a bare SHA-256 of a key), in every table that has an ``owner``
+    column, is replaced by its keyed form, so a copy of the database no longer lets
+    anyone test guessed keys. Depends on no other step's content.
+    """
+    owner_ids: OwnerIds = conn.info[OWNER_IDS]
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        # Zero the bytes of the replaced ids (row and index cells) instead of leaving them
+        # in the file's free space; PostgreSQL drops old row versions at its next VACUUM.
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    inspector = inspect(conn)
+    for name in inspector.get_table_names():
+        if "owner" not in {c["name"] for c in inspector.get_columns(name)}:
+            continue
+        owned = table(name, column("owner"))
+        legacy = (
+            select(owned.c.owner)
+            .distinct()
+            .where(owned.c.owner.startswith(LEGACY_PREFIX, autoescape=True))
+        )
+        for old in conn.execute(legacy).scalars().all():
+            conn.execute(
+                update(owned).where(owned.c.owner == old).values(owner=owner_ids.of_legacy(old))
+            )
+    if sqlite:
+        conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+
+
+STEPS: list[Callable[[Connection], None]] = [
+    _v1_initial,
+    _v2_conversation_positions,
+    _v3_keyed_owners,
+]
 
 
 def _current_version(conn: Connection) -> int:
@@ -82,7 +121,15 @@ def _current_version(conn: Connection) -> int:
     return int(version or 0)
 
 
-def _migrate(conn: Connection) -> int:
+def _migrate(conn: Connection, owner_ids: OwnerIds) -> int:
+    conn.info[OWNER_IDS] = owner_ids
+    try:
+        return _run_steps(conn)
+    finally:
+        del conn.info[OWNER_IDS]
+
+
+def _run_steps(conn: Connection) -> int:
     version = _current_version(conn)
     for number, step in enumerate(STEPS, start=1):
         if number <= version:
@@ -95,7 +142,7 @@ def _migrate(conn: Connection) -> int:
     return version
 
 
-async def migrate(engine: AsyncEngine) -> int:
+async def migrate(engine: AsyncEngine, owner_ids: OwnerIds) -> int:
     """Bring the database to the newest schema; returns the version it is at."""
     async with engine.begin() as conn:
-        return await conn.run_sync(_migrate)
+        return await conn.run_sync(_migrate, owner_ids)
