@@ -97,7 +97,7 @@ class LlamaCppEngine:
         longest = 1
         buf = ctypes.create_string_buffer(256)
         for token in range(self._n_vocab):
-            if llama_cpp.llama_token_get_attr(self._vocab, token) & strips:
+            if llama_cpp.llama_vocab_get_attr(self._vocab, token) & strips:
                 return None
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
             longest = max(longest, abs(n))  # a negative result is the size the piece needs
@@ -322,7 +322,7 @@ class LlamaCppEngine:
                 pieces: list[bytes] = []
                 special: list[bool] = []
                 for token in range(self._n_vocab):
-                    attr = llama_cpp.llama_token_get_attr(self._vocab, token)
+                    attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
                     is_control = bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL)
                     special.append(is_control)
                     pieces.append(self._special_piece(token) if is_control else self.piece(token))
