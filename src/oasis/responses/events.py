@@ -16,10 +16,7 @@ from typing import Any
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from oasis.engines.base import GeneratedToken
-from oasis.responses.ids import new_id
-from oasis.services.chat import token_logprob
-from oasis.services.generation import (
+from oasis.core.events import (
     Finished,
     GenerationEvent,
     ReasoningDelta,
@@ -28,6 +25,9 @@ from oasis.services.generation import (
     ToolCallDone,
     ToolCallStarted,
 )
+from oasis.core.types import GeneratedToken
+from oasis.responses.ids import new_id
+from oasis.services.outputs import token_logprob
 
 Item = dict[str, Any]
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)

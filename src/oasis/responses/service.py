@@ -19,20 +19,16 @@ from openai.types.responses import Response
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from oasis.core.conversation import Conversation, FunctionTool
-from oasis.engines.base import SamplingParams
+from oasis.core.events import Finished
+from oasis.core.options import GenerationOptions, ResponseFormat
+from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
-from oasis.services.generation import (
-    Finished,
-    GenerationCore,
-    GenerationOptions,
-    PreparedPrompt,
-    ResponseFormat,
-)
-from oasis.services.streaming import begun
+from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.services.streams import begun
 from oasis.store import Item, ItemPage, Store
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
@@ -550,7 +546,7 @@ class ResponsesService:
             request = request.model_copy(update={"model": model})
         prompt, *_ = await self._prepare(request, owner)
         return InputTokenCountResponse(
-            object="response.input_tokens", input_tokens=len(prompt.tokens)
+            object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )
 
     async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
