@@ -15,7 +15,6 @@ Results go to ``benchmarks/results/audio.json`` with the machine's core count.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from tests.audio_helpers import encode  # noqa: E402
-from tests.server import start_server  # noqa: E402
 
+from harness import served, write_result  # noqa: E402
 from oasis.models.assets import resolve_source  # noqa: E402
 from oasis.models.catalog import WHISPER_BASE  # noqa: E402
 
@@ -200,29 +199,20 @@ def main() -> None:
         data_dir = workdir / "data"
         model_dir = resolve_source(WHISPER_BASE, data_dir)
         path, audio_seconds = make_speech_file(args.seconds, workdir)
-        server = start_server(
-            data_dir, config={"preload": ["whisper-base", "hibari"], "threads": args.threads}
-        )
-        try:
+        config = {"preload": ["whisper-base", "hibari"], "threads": args.threads}
+        with served(data_dir, config) as server:
             with OpenAI(base_url=server.api_url, api_key="sk", max_retries=0, timeout=600) as sdk:
                 transcription = bench_transcription(
                     sdk, path, audio_seconds, model_dir, args.threads, args.runs
                 )
             speech = bench_speech(server.base_url, args.runs)
-        finally:
-            server.stop()
 
     result = {
-        "benchmark": "audio",
-        "cpu_count": os.cpu_count(),
         "threads": args.threads,
         "transcription": transcription,
         "speech": speech,
     }
-    out = ROOT / "benchmarks" / "results" / "audio.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("audio", result)
 
 
 if __name__ == "__main__":

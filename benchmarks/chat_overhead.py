@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server import start_server  # noqa: E402
 
+from harness import served  # noqa: E402
 from side_by_side import (  # noqa: E402
     MODEL,
     client_for,
@@ -45,25 +45,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = load_raw(model_path(Path(tmp)), args.threads)
-        server = start_server(
-            Path(tmp) / "data",
-            config={"preload": [MODEL], "threads": args.threads},
-        )
         results: dict[str, list[tuple[float, float, int]]] = {"raw": [], "oasis": []}
-        try:
-            with client_for(server.base_url) as client:
-                raw_run(raw, 8)  # warm both sides once
-                oasis_run(client, 8, raw.ban)
-                for rep in range(args.reps):
-                    results["raw"].append(raw_run(raw, args.tokens))
-                    results["oasis"].append(oasis_run(client, args.tokens, raw.ban))
-                    print(
-                        f"rep {rep + 1}: raw {results['raw'][-1][1]:.1f} tok/s, "
-                        f"oasis {results['oasis'][-1][1]:.1f} tok/s",
-                        flush=True,
-                    )
-        finally:
-            server.stop()
+        with (
+            served(Path(tmp) / "data", {"preload": [MODEL], "threads": args.threads}) as server,
+            client_for(server.base_url) as client,
+        ):
+            raw_run(raw, 8)  # warm both sides once
+            oasis_run(client, 8, raw.ban)
+            for rep in range(args.reps):
+                results["raw"].append(raw_run(raw, args.tokens))
+                results["oasis"].append(oasis_run(client, args.tokens, raw.ban))
+                print(
+                    f"rep {rep + 1}: raw {results['raw'][-1][1]:.1f} tok/s, "
+                    f"oasis {results['oasis'][-1][1]:.1f} tok/s",
+                    flush=True,
+                )
 
     raw_tps = statistics.median(r[1] for r in results["raw"])
     oasis_tps = statistics.median(r[1] for r in results["oasis"])
@@ -71,8 +67,6 @@ def main() -> None:
     oasis_ttft = statistics.median(r[0] for r in results["oasis"])
     counts = {side: {r[2] for r in runs} for side, runs in results.items()}
     summary = {
-        "benchmark": "chat_overhead",
-        "cores": os.cpu_count(),
         "threads": args.threads,
         "tokens": args.tokens,
         "reps": args.reps,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -27,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from harness import write_result  # noqa: E402
 from oasis.config import Settings  # noqa: E402
 from oasis.core.constraints import ConstraintState, response_format_grammar  # noqa: E402
 from oasis.core.conversation import Conversation, Message  # noqa: E402
@@ -172,18 +173,13 @@ def main() -> None:
             f"{result['grammar_check_us_per_token']} us/token, full mask "
             f"{result['grammar_mask_us_per_token']} us/token"
         )
-    out = ROOT / "benchmarks" / "results" / "constrained.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "benchmark": "constrained",
-        "cores": os.cpu_count(),
         "threads": args.threads,
         "reps": args.reps,
         "tokens": args.tokens,
         "results": results,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result("constrained", payload)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ seen, since other work on the machine moves every absolute number.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -31,8 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server import start_server  # noqa: E402
-
+from harness import served, write_result  # noqa: E402
 from side_by_side import (  # noqa: E402
     MODEL,
     Run,
@@ -75,41 +73,38 @@ def main() -> None:
         path = model_path(Path(tmp))
         raw = load_raw(path, args.threads)
         raw_one = load_raw(path, 1)
-        server = start_server(Path(tmp) / "data", config={"preload": [MODEL]})
         results: dict[str, list[Run]] = {
             k: [] for k in ("quiet_raw", "quiet_oasis", "busy_raw", "busy_oasis", "busy_raw_1")
         }
-        try:
-            with client_for(server.base_url) as client:
-                sides: dict[str, Callable[[], Run]] = {
-                    "raw": lambda: raw_run(raw, args.tokens),
-                    "oasis": lambda: oasis_run(client, args.tokens, raw.ban),
-                    "raw_1": lambda: raw_run(raw_one, args.tokens),
-                }
-                raw_run(raw, 8)  # warm every side once
-                raw_run(raw_one, 8)
-                oasis_run(client, 8, raw.ban)
-                for rep in range(args.reps):
-                    # Alternate which side goes first, so neither always follows the other.
-                    order = ["raw", "oasis"] if rep % 2 == 0 else ["oasis", "raw"]
-                    for side in order:
-                        results[f"quiet_{side}"].append(sides[side]())
-                    with busy_processes(args.busy):
-                        for side in [*order, "raw_1"]:
-                            results[f"busy_{side}"].append(sides[side]())
-                    print(
-                        f"rep {rep + 1}: "
-                        + ", ".join(f"{k} {v[-1][1]:.1f}" for k, v in results.items())
-                        + " tok/s",
-                        flush=True,
-                    )
-        finally:
-            server.stop()
+        with (
+            served(Path(tmp) / "data", {"preload": [MODEL]}) as server,
+            client_for(server.base_url) as client,
+        ):
+            sides: dict[str, Callable[[], Run]] = {
+                "raw": lambda: raw_run(raw, args.tokens),
+                "oasis": lambda: oasis_run(client, args.tokens, raw.ban),
+                "raw_1": lambda: raw_run(raw_one, args.tokens),
+            }
+            raw_run(raw, 8)  # warm every side once
+            raw_run(raw_one, 8)
+            oasis_run(client, 8, raw.ban)
+            for rep in range(args.reps):
+                # Alternate which side goes first, so neither always follows the other.
+                order = ["raw", "oasis"] if rep % 2 == 0 else ["oasis", "raw"]
+                for side in order:
+                    results[f"quiet_{side}"].append(sides[side]())
+                with busy_processes(args.busy):
+                    for side in [*order, "raw_1"]:
+                        results[f"busy_{side}"].append(sides[side]())
+                print(
+                    f"rep {rep + 1}: "
+                    + ", ".join(f"{k} {v[-1][1]:.1f}" for k, v in results.items())
+                    + " tok/s",
+                    flush=True,
+                )
 
     tps = {k: statistics.median(r[1] for r in runs) for k, runs in results.items()}
     summary = {
-        "benchmark": "contention",
-        "cores": os.cpu_count(),
         "available_cpus": available_cpus(),
         "raw_threads": args.threads,
         "busy_processes": args.busy,
@@ -124,10 +119,7 @@ def main() -> None:
         "quiet_ratio": round(tps["quiet_oasis"] / tps["quiet_raw"], 3),
         "targets": {"busy_ratio": ">= 0.9", "quiet_ratio": "as chat_overhead (>= 0.95)"},
     }
-    out = ROOT / "benchmarks" / "results" / "contention.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("contention", summary)
 
 
 if __name__ == "__main__":

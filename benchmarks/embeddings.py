@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -34,8 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.server import start_server  # noqa: E402
-
+from harness import served, write_result  # noqa: E402
 from oasis.models.assets import resolve_source  # noqa: E402
 from oasis.models.catalog import MINILM  # noqa: E402
 
@@ -90,8 +88,7 @@ def main() -> None:
         "threads": args.threads,
         "embeddings": {"batch_size": args.batch_size, "max_batch_wait_ms": args.wait_ms},
     }
-    server = start_server(data_dir / "server", config=config, timeout=300)
-    try:
+    with served(data_dir / "server", config, timeout=300) as server:
         client = OpenAI(base_url=server.api_url, api_key="sk-bench", max_retries=0, timeout=600)
         aclient = AsyncOpenAI(base_url=server.api_url, api_key="sk-bench", max_retries=0)
 
@@ -148,13 +145,9 @@ def main() -> None:
         loop.run_until_complete(aclient.close())
         loop.close()
         client.close()
-    finally:
-        server.stop()
 
     n, c = len(texts), args.concurrent
     results = {
-        "benchmark": "embeddings",
-        "cores": os.cpu_count(),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "threads": args.threads,
         "model": MINILM.id,
@@ -181,9 +174,7 @@ def main() -> None:
         ),
         "targets": {"throughput_ratio": ">= 0.9", "batching_speedup": ">= 3"},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_result("embeddings", results, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Writes benchmarks/results/images_memory.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -26,6 +25,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import write_result  # noqa: E402
 
 SD_TURBO_UNET: dict[str, Any] = {
     "block_out_channels": (320, 640, 1280, 1280),
@@ -161,15 +162,12 @@ def main() -> None:
     parser.add_argument("--count", action="store_true")
     parser.add_argument("--run", action="store_true")
     args = parser.parse_args()
-    summary: dict[str, Any] = {"benchmark": "images_memory", "cores": os.cpu_count()}
+    summary: dict[str, Any] = {}
     if args.count:
         summary["architectures"] = {arch: count(arch) for arch in ("sd-turbo", "sdxl-turbo")}
     if args.run:
         summary["sd_turbo_cpu_run"] = run_sd_turbo()
-    out = ROOT / "benchmarks" / "results" / "images_memory.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("images_memory", summary)
 
 
 if __name__ == "__main__":

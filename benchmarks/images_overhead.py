@@ -16,8 +16,6 @@ benchmarks/results/images_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -30,8 +28,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server import start_server  # noqa: E402
 from tests.tiny_diffusion import _text_encoder, _tokenizer  # noqa: E402
+
+from harness import served, write_result  # noqa: E402
 
 
 def build_small_pipeline(directory: Path) -> Path:
@@ -143,30 +142,27 @@ def main() -> None:
                 }
             ],
         }
-        server = start_server(Path(tmp) / "data", config=config, env=env, timeout=300)
         results: dict[str, list[float]] = {"raw": [], "oasis": []}
-        try:
-            with httpx.Client(
+        with (
+            served(Path(tmp) / "data", config, env=env, timeout=300) as server,
+            httpx.Client(
                 base_url=server.base_url, timeout=600, headers={"Authorization": "Bearer bench"}
-            ) as client:
-                raw_run(pipe, args.size, args.steps, 0)  # warm both sides once
-                oasis_run(client, args.size, 0)
-                for rep in range(args.reps):
-                    results["raw"].append(raw_run(pipe, args.size, args.steps, rep))
-                    results["oasis"].append(oasis_run(client, args.size, rep))
-                    print(
-                        f"rep {rep + 1}: raw {results['raw'][-1]:.3f} s, "
-                        f"oasis {results['oasis'][-1]:.3f} s",
-                        flush=True,
-                    )
-        finally:
-            server.stop()
+            ) as client,
+        ):
+            raw_run(pipe, args.size, args.steps, 0)  # warm both sides once
+            oasis_run(client, args.size, 0)
+            for rep in range(args.reps):
+                results["raw"].append(raw_run(pipe, args.size, args.steps, rep))
+                results["oasis"].append(oasis_run(client, args.size, rep))
+                print(
+                    f"rep {rep + 1}: raw {results['raw'][-1]:.3f} s, "
+                    f"oasis {results['oasis'][-1]:.3f} s",
+                    flush=True,
+                )
 
     raw = statistics.median(results["raw"])
     oasis = statistics.median(results["oasis"])
     summary = {
-        "benchmark": "images_overhead",
-        "cores": os.cpu_count(),
         "torch_threads": threads,
         "size": f"{args.size}x{args.size}",
         "steps": args.steps,
@@ -178,10 +174,7 @@ def main() -> None:
         "all_s": {side: [round(v, 4) for v in values] for side, values in results.items()},
         "targets": {"ratio_raw_over_oasis": ">= 0.95"},
     }
-    out = ROOT / "benchmarks" / "results" / "images_overhead.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("images_overhead", summary)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server import start_server  # noqa: E402
+from harness import served, write_result  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
@@ -186,38 +185,35 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=3)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp) / "data", config={"preload": [MODEL]})
-        try:
-            with httpx.Client(
-                base_url=server.base_url, headers={"Authorization": "Bearer x"}, timeout=600
-            ) as client:
-                responses_turn(client, 4, True)  # warm up every path once
-                chat_turn(client, 4)
-                runs: dict[str, list[tuple[float, float]]] = {
-                    "store_true": [],
-                    "store_false": [],
-                    "chat": [],
-                }
-                for rep in range(args.reps):
-                    runs["store_true"].append(responses_turn(client, args.tokens, True))
-                    runs["store_false"].append(responses_turn(client, args.tokens, False))
-                    runs["chat"].append(chat_turn(client, args.tokens))
-                    print(
-                        f"rep {rep + 1}: "
-                        + ", ".join(f"{k} total {v[-1][1]:.1f} ms" for k, v in runs.items()),
-                        file=sys.stderr,
-                    )
-                chains = [chain(client, args.chain) for _ in range(args.chains)]
-        finally:
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        served(Path(tmp) / "data", {"preload": [MODEL]}) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": "Bearer x"}, timeout=600
+        ) as client,
+    ):
+        responses_turn(client, 4, True)  # warm up every path once
+        chat_turn(client, 4)
+        runs: dict[str, list[tuple[float, float]]] = {
+            "store_true": [],
+            "store_false": [],
+            "chat": [],
+        }
+        for rep in range(args.reps):
+            runs["store_true"].append(responses_turn(client, args.tokens, True))
+            runs["store_false"].append(responses_turn(client, args.tokens, False))
+            runs["chat"].append(chat_turn(client, args.tokens))
+            print(
+                f"rep {rep + 1}: "
+                + ", ".join(f"{k} total {v[-1][1]:.1f} ms" for k, v in runs.items()),
+                file=sys.stderr,
+            )
+        chains = [chain(client, args.chain) for _ in range(args.chains)]
 
     def med(name: str, index: int) -> float:
         return round(statistics.median(r[index] for r in runs[name]), 2)
 
-    summary = {
-        "benchmark": "responses_overhead",
-        "cores": os.cpu_count(),
+    summary: dict[str, Any] = {
         "reps": args.reps,
         "tokens": args.tokens,
         "median_ttft_ms": {name: med(name, 0) for name in runs},
@@ -241,10 +237,7 @@ def main() -> None:
         "target_store_overhead_ms": 5,
     }
     summary["store_target_met"] = summary["store_overhead_total_ms"] <= 5
-    out = ROOT / "benchmarks" / "results" / "responses_overhead.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("responses_overhead", summary)
 
 
 if __name__ == "__main__":
