@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ValidationError
-from starlette.datastructures import FormData, UploadFile
+from pydantic import BaseModel
+from starlette.datastructures import FormData
 
 from oasis.api.deps import SpeechDep, TranscriptionDep
+from oasis.api.forms import split_form, validate_fields
 from oasis.api.sse import SSE_HEADERS, sse_response
 from oasis.errors import InvalidRequestError
 from oasis.services.audio.transcription import Upload, render
 from oasis.wire.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
-from oasis.wire.base import body_errors, dump, form_fields
+from oasis.wire.base import dump
 
 router = APIRouter(tags=["audio"])
 
@@ -43,23 +43,13 @@ async def _read_form(request: Request) -> FormData:
 
 def _parse(form: FormData, model: type[M]) -> tuple[M, Upload]:
     """The form's scalar fields as ``model`` (400s name the field) and its ``file``."""
-    scalars = form_fields((k, v) for k, v in form.multi_items() if isinstance(v, str))
-    scalars.pop("file", None)
-    try:
-        body = model.model_validate(scalars)
-    except ValidationError as exc:
-        raise RequestValidationError(body_errors(exc)) from exc
-    file = form.get("file")
-    if file is None:
+    fields, files = split_form(form, files={"file"})
+    body = validate_fields(model, fields)
+    if not files:
         raise InvalidRequestError(
             "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
         )
-    if not isinstance(file, UploadFile):
-        raise InvalidRequestError(
-            "Invalid type for 'file': expected a file upload, but got a string instead.",
-            param="file",
-            code="invalid_type",
-        )
+    file = files[0][1]
     return body, Upload(file.file, file.size, file.filename)
 
 

@@ -7,15 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from oasis.api.deps import ImagesDep
+from oasis.api.forms import split_form, validate_fields
 from oasis.api.sse import sse_response
-from oasis.errors import InvalidRequestError
 from oasis.services.images import EditUploads, PreparedImages
 from oasis.services.imaging import MEDIA_TYPES
-from oasis.wire.base import body_errors, dump, form_fields
+from oasis.wire.base import dump
 from oasis.wire.images import ImageEditRequest, ImageGenerationRequest
 
 router = APIRouter(tags=["images"])
@@ -38,33 +37,14 @@ async def create_image(
     return await _respond(prepared, body.stream, request, images)
 
 
-_FILE_FIELDS = {"image", "image[]", "mask"}
-
-
 async def _read_multipart(form: FormData) -> tuple[dict[str, Any], EditUploads]:
     """The form's scalar fields (folded like any multipart body) and its picture files."""
-    pictures: list[bytes] = []
-    mask: bytes | None = None
-    scalars: list[tuple[str, str]] = []
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if key in {"image", "image[]"}:
-                pictures.append(await value.read())
-            elif key == "mask":
-                mask = await value.read()
-            elif key != "markup":  # the SDK's `markup` file is accepted and not used
-                raise InvalidRequestError(
-                    f"Unexpected file in '{key}'.", param=key, code="unknown_parameter"
-                )
-        elif key in _FILE_FIELDS:
-            raise InvalidRequestError(
-                f"'{key}' must be an uploaded file.",
-                param=key.removesuffix("[]"),
-                code="invalid_type",
-            )
-        else:
-            scalars.append((key, value))
-    return form_fields(scalars), EditUploads(images=pictures, mask=mask)
+    # The SDK's `markup` file is accepted and not used.
+    fields, files = split_form(form, files={"image", "image[]", "mask"}, ignored={"markup"})
+    pictures = [await upload.read() for key, upload in files if key != "mask"]
+    masks = [upload for key, upload in files if key == "mask"]
+    mask = await masks[-1].read() if masks else None
+    return fields, EditUploads(images=pictures, mask=mask)
 
 
 async def _edit_fields(request: Request) -> tuple[Any, EditUploads]:
@@ -87,10 +67,7 @@ async def _edit_fields(request: Request) -> tuple[Any, EditUploads]:
 @router.post("/v1/images/edits", response_model=None)
 async def edit_image(request: Request, images: ImagesDep) -> Response:
     fields, uploads = await _edit_fields(request)
-    try:
-        body = ImageEditRequest.model_validate(fields)
-    except ValidationError as exc:
-        raise RequestValidationError(body_errors(exc)) from exc
+    body = validate_fields(ImageEditRequest, fields)
     prepared = await images.prepare_edit(body, uploads)
     return await _respond(prepared, body.stream, request, images)
 
