@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from oasis.core.conversation import ToolCall
 from oasis.engines.base import GeneratedToken
 from oasis.responses.ids import new_id
 from oasis.services.chat import token_logprob
@@ -28,6 +30,7 @@ from oasis.services.generation import (
     ToolCallDone,
     ToolCallStarted,
 )
+from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
 
 Item = dict[str, Any]
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -79,6 +82,8 @@ class ResponseBuilder:
         self._open: int | None = None  # output index of the open message/reasoning item
         self._calls: dict[int, int] = {}  # core tool-call index -> output index
         self._pending_logprobs: list[Item] = []
+        self._step_start = 0  # where the current generation step's output begins
+        self._hosted: int | None = None  # output index of the open hosted-tool item
 
     @property
     def id(self) -> str:
@@ -138,13 +143,27 @@ class ResponseBuilder:
             return self._call_done(event.index, event.call.name, event.call.arguments)
         return []
 
-    def finish(self, finished: Finished) -> list[Any]:
-        """Close what is open and end with ``response.completed`` or ``.incomplete``."""
+    def begin_step(self) -> None:
+        """A new generation step starts: its tool-call indexes count from 0 again."""
+        self._calls = {}
+        self._step_start = len(self.output)
+
+    def finish_step(
+        self, finished: Finished, calls: Sequence[tuple[int, ToolCall]] | None = None
+    ) -> list[Any]:
+        """Close what the step left open and count its usage; the response goes on.
+
+        ``calls`` are the step's calls shown as ``function_call`` items, by the core's
+        index (all of ``finished.tool_calls`` by default; hosted calls have their own
+        items, added by :meth:`hosted`).
+        """
+        if calls is None:
+            calls = list(enumerate(finished.tool_calls))
         events: list[Any] = []
-        streamed_text = any(i["type"] == "message" for i in self.output)
+        streamed_text = any(i["type"] == "message" for i in self.output[self._step_start :])
         if finished.text and not streamed_text and not self._calls:
             events += self._text(TextDelta(finished.text))
-        for index, call in enumerate(finished.tool_calls):
+        for index, call in calls:
             if index not in self._calls:
                 events += self._call_started(index, call.id, call.name)
                 events += self._call_delta(index, call.arguments)
@@ -160,24 +179,77 @@ class ResponseBuilder:
                     open_call["arguments"],
                     "incomplete" if truncated else "completed",
                 )
-        if not self.output and not truncated:
-            events += self._open_message()
         events += self._close("incomplete" if truncated else "completed")
-        self.usage = usage(
+        self._count(finished)
+        return events
+
+    def _count(self, finished: Finished) -> None:
+        step = usage(
             finished.prompt_tokens,
             finished.completion_tokens,
             finished.reasoning_tokens,
             finished.cached_tokens,
         )
-        if truncated:
+        if self.usage is None:
+            self.usage = step
+            return
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            self.usage[key] += step[key]
+        self.usage["input_tokens_details"]["cached_tokens"] += finished.cached_tokens
+        self.usage["output_tokens_details"]["reasoning_tokens"] += finished.reasoning_tokens
+
+    def end(self, incomplete_reason: str | None = None) -> list[Any]:
+        """End the response: ``response.completed``, or ``response.incomplete`` with
+        ``incomplete_reason`` (``max_output_tokens``)."""
+        events: list[Any] = []
+        if len(self.output) == self._step_start and incomplete_reason is None:
+            # The last step said nothing: the answer is an empty message.
+            events += self._open_message()
+            events += self._close()
+        if incomplete_reason is not None:
             self.status = "incomplete"
-            self.incomplete_details = {"reason": "max_output_tokens"}
+            self.incomplete_details = {"reason": incomplete_reason}
             events.append(self._lifecycle("response.incomplete", with_output=True))
         else:
             self.status = "completed"
             self.completed_at = int(time.time())
             events.append(self._lifecycle("response.completed", with_output=True))
         return events
+
+    def finish(self, finished: Finished) -> list[Any]:
+        """One step that is the whole response: :meth:`finish_step`, then :meth:`end`."""
+        truncated = finished.finish_reason == "length"
+        return self.finish_step(finished) + self.end("max_output_tokens" if truncated else None)
+
+    # -- hosted tool items ----------------------------------------------------------------
+
+    def hosted(self, event: ItemAdded | ItemProgress | ItemDone) -> list[Any]:
+        """The item of a hosted tool call: opened, moved along, and closed."""
+        if isinstance(event, ItemAdded):
+            events = self._close()
+            events.append(self._add_item(dict(event.item)))
+            self._hosted = len(self.output) - 1
+            return events
+        if self._hosted is None:
+            raise RuntimeError("a hosted tool reported on an item it did not add")
+        position = self._hosted
+        item = self.output[position]
+        if isinstance(event, ItemProgress):
+            if event.item_status is not None:
+                item["status"] = event.item_status
+            payload = {"type": event.type, "item_id": item["id"], "output_index": position}
+            return [self._event({**payload, **event.fields})]
+        self.output[position] = {**event.item, "id": item["id"]}
+        self._hosted = None
+        return [
+            self._event(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": position,
+                    "item": copy.deepcopy(self.output[position]),
+                }
+            )
+        ]
 
     def fail(self, message: str, code: str = "server_error") -> list[Any]:
         """End with ``response.failed``: the open item stays as generated so far."""

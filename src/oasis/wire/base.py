@@ -57,8 +57,11 @@ def json_path(loc: tuple[Any, ...] | list[Any]) -> str | None:
         if isinstance(part, int):
             out += f"[{part}]"
         elif isinstance(part, str) and not part.startswith(("function-", "tagged-union")):
-            # pydantic adds union-member labels to locations; they are not JSON keys.
+            # pydantic adds union-member labels to locations (type names, and model class
+            # names such as ``ResponseOutputText``); they are not JSON keys.
             if "[" in part or part in {"str", "list", "dict", "int", "float", "bool"}:
+                continue
+            if part[:1].isupper():
                 continue
             out += f".{part}" if out else part
     return out or None
