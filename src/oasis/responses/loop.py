@@ -72,8 +72,9 @@ async def run_steps(state: LoopState, builder: ResponseBuilder) -> AsyncIterator
         # No hosted call may run at all: even the first step must not call one.
         options = _next_options(state, first=True)
         prompt = await state.prepare([], options)
-        room = state.core.max_new_tokens(prompt, state.max_output_tokens)
-        params = replace(params, max_tokens=room)
+        params = replace(
+            params, max_tokens=state.core.max_new_tokens(prompt, state.max_output_tokens)
+        )
     spent = 0
     while True:
         builder.begin_step()
@@ -113,11 +114,11 @@ async def run_steps(state: LoopState, builder: ResponseBuilder) -> AsyncIterator
             return  # function calls too: the client runs those, and the turn ends here
         options = _next_options(state)
         prompt = await state.prepare(state.extra, options)
-        room = None if state.max_output_tokens is None else state.max_output_tokens - spent
-        if room is not None and room <= 0:
+        left = None if state.max_output_tokens is None else state.max_output_tokens - spent
+        if left is not None and left <= 0:
             state.incomplete_reason = "max_output_tokens"
             return
-        params = replace(params, max_tokens=state.core.max_new_tokens(prompt, room))
+        params = replace(params, max_tokens=state.core.max_new_tokens(prompt, left))
 
 
 async def _run_call(
