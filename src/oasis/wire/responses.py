@@ -151,7 +151,7 @@ ToolParam = Annotated[
     | Annotated[UnknownToolParam, Tag("UnknownToolParam")],
     Discriminator(_tool_tag),
 ]
-"""One tool of ``tools``, validated by its ``type`` (DIGEST-wave2 has the hosted ones)."""
+"""One tool of ``tools``, validated by its ``type``."""
 HostedToolParam = (
     WebSearchToolParam
     | FileSearchToolParam
