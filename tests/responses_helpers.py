@@ -30,7 +30,7 @@ def sse_events(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 def check_order(events: list[dict[str, Any]], *, first_seq: int = 0) -> None:
-    """The ordering rules of DIGEST §1.10: numbering, pairing, one terminal event last."""
+    """The ordering rules of a Responses stream: numbering, pairing, one terminal event last."""
     assert [e["sequence_number"] for e in events] == list(range(first_seq, first_seq + len(events)))
     assert events[0]["type"] == "response.created"
     terminal = {"response.completed", "response.incomplete", "response.failed"}

@@ -126,3 +126,57 @@ def test_close_ends_queued_streams_without_blocking_the_loop() -> None:
             await anext(queued)
 
     asyncio.run(main())
+
+
+def test_a_burst_wakes_the_loop_once_and_keeps_order() -> None:
+    """Items emitted while the loop is busy reach it in one wake-up, not one per item:
+    under CPU contention every wake-up competes with the runtime's threads."""
+
+    async def main() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(callback: Callable[..., object], *args: object) -> asyncio.Handle:
+            nonlocal wakeups
+            wakeups += 1
+            return original(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4)
+        emitted = threading.Event()
+
+        def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+            for i in range(200):
+                emit(i)
+            emitted.set()
+
+        stream = worker.stream(job)
+        emitted.wait(10)  # blocks the loop on purpose while the job emits everything
+        before_end = wakeups
+        out = [item async for item in stream]
+        await worker.close()
+        return out, before_end
+
+    out, wakeups = asyncio.run(main())
+    assert out == list(range(200))
+    assert wakeups <= 2  # the burst, and at most the end posted after it was drained
+
+
+def test_the_slot_is_free_when_the_consumer_sees_the_end() -> None:
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=1)
+
+        def job(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+            for i in range(50):
+                emit(i)
+
+        stream = worker.stream(job)
+        for _ in range(20):
+            assert [item async for item in stream] == list(range(50))
+            # Straight after the end, a one-slot queue takes the next job.
+            stream = worker.stream(job)
+        assert [item async for item in stream] == list(range(50))
+        await worker.close()
+
+    asyncio.run(main())

@@ -1,4 +1,4 @@
-"""Streamed responses: the raw SSE sequence (DIGEST §1.10) and the SDK's stream helper."""
+"""Streamed responses: the raw SSE sequence and the SDK's stream helper."""
 
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from oasis.engines.cpu import available_cpus
+
 ModelKind = Literal["chat", "embeddings", "speech-to-text", "text-to-speech", "images"]
 
 
@@ -98,7 +100,8 @@ class Settings(BaseModel):
     max_queue: int = 64
     # Per API key; None turns rate limiting off.
     rate_limit_rpm: int | None = None
-    threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # The most compute threads a model uses; fewer while other processes keep CPUs busy.
+    threads: int = Field(default_factory=available_cpus)
     context_length: int = 8192
     preload: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"])
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

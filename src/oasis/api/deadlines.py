@@ -10,11 +10,11 @@ ASGI ``receive``, so its deadline is a middleware. Either answers 408 and closes
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from oasis.api.errors import error_json
 from oasis.api.middleware import send_error
 from oasis.errors import RequestTimeoutError
 
@@ -87,7 +87,7 @@ def _raw_408(timeout: float) -> bytes:
     error = RequestTimeoutError(
         f"The request headers did not arrive in time: the limit is {timeout:g} seconds."
     )
-    body = json.dumps({"error": error.to_dict()}).encode()
+    body = error_json(error)
     head = (
         "HTTP/1.1 408 Request Timeout\r\n"
         "content-type: application/json\r\n"

@@ -1,4 +1,8 @@
-"""Every error leaves as the OpenAI envelope ``{"error": {message, type, param, code}}``."""
+"""Every error leaves as the OpenAI envelope ``{"error": {message, type, param, code}}``.
+
+The envelope is built here and only here: handlers, middleware, the header-deadline
+protocol and SSE error frames all encode it with :func:`error_json`.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +17,30 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oasis.errors import OasisError
-from oasis.wire.base import json_path
+from oasis.wire.base import validation_problem
 
 log = logging.getLogger(__name__)
 
-_PYDANTIC_CODES = {
-    "missing": "missing_required_parameter",
-    "greater_than_equal": "integer_below_min_value",
-    "greater_than": "integer_below_min_value",
-    "less_than_equal": "integer_above_max_value",
-    "less_than": "integer_above_max_value",
-    "too_short": "empty_array",
-    "too_long": "array_above_max_length",
-    "string_too_long": "string_above_max_length",
-    "string_too_short": "string_below_min_length",
-    "extra_forbidden": "unknown_parameter",
-    "literal_error": "invalid_value",
-    "enum": "invalid_value",
-    "value_error": "invalid_value",
-    "string_pattern_mismatch": "invalid_value",
-}
+
+def encode_json(content: Any) -> bytes:
+    """``content`` as compact JSON. Always encodes: an error message may echo client text,
+    even a lone surrogate (which UTF-8 cannot carry); such a body gets ``\\u`` escapes."""
+    try:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+def error_json(exc: OasisError) -> bytes:
+    """The envelope of ``exc`` as bytes, for senders below FastAPI (middleware, SSE)."""
+    return encode_json({"error": exc.to_dict()})
+
+
+class EnvelopeResponse(JSONResponse):
+    """A JSON response encoded by :func:`encode_json`."""
+
+    def render(self, content: Any) -> bytes:
+        return encode_json(content)
 
 
 def envelope(
@@ -45,11 +53,11 @@ def envelope(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return EnvelopeResponse(body, status_code=status, headers=headers)
 
 
 def error_response(exc: OasisError) -> JSONResponse:
-    return JSONResponse(
+    return EnvelopeResponse(
         {"error": exc.to_dict()}, status_code=exc.status_code, headers=exc.headers or None
     )
 
@@ -67,21 +75,7 @@ def validation_error_response(errors: Sequence[Any]) -> JSONResponse:
         )
     if loc == ("body",):
         return envelope(400, "The request body must be a JSON object.", code="invalid_type")
-    param = json_path(loc)
-    code = _PYDANTIC_CODES.get(kind)
-    if code is None and kind.endswith(("_type", "_parsing")):
-        code = "invalid_type"
-    if kind == "missing":
-        message = f"Missing required parameter: '{param}'."
-    elif kind == "extra_forbidden":
-        message = f"Unknown parameter: '{param}'."
-    elif code == "invalid_type":
-        message = f"Invalid type for '{param}': {first.get('msg', 'wrong type')}."
-    else:
-        msg = str(first.get("msg", "invalid value"))
-        msg = msg.removeprefix("Value error, ")
-        message = f"Invalid value for '{param}': {msg}." if param else f"{msg}."
-    return envelope(400, message, param=param, code=code or "invalid_value")
+    return error_response(validation_problem(first))
 
 
 async def _oasis_error(_: Request, exc: Exception) -> JSONResponse:

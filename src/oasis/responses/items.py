@@ -10,13 +10,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openai import BaseModel as OpenAIModel
 from openai.types.conversations import ConversationItem
-from openai.types.responses import ResponseItem
+from openai.types.conversations import Message as ConversationMessage
+from openai.types.responses import (
+    ResponseFunctionToolCallItem,
+    ResponseFunctionToolCallOutputItem,
+    ResponseInputMessageItem,
+    ResponseItem,
+    ResponseOutputMessage,
+    ResponseReasoningItem,
+)
 from pydantic import TypeAdapter, ValidationError
 
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.responses.ids import new_id
+from oasis.wire.base import validation_problem
 
 Item = dict[str, Any]
 ItemLookup = Callable[[str], Awaitable[Item | None]]
@@ -26,6 +36,66 @@ CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
 
 _TEXT_PARTS = {"input_text", "output_text", "text"}
 _INPUT_ROLES = {"user", "system", "developer"}
+
+# The SDK's types that a stored item of each kind must satisfy: the ``input_items`` list
+# returns it as a ``ResponseItem``, a conversation's item list as a ``ConversationItem``
+# (for messages a type of its own; the other kinds share theirs).
+_STORED_FORMS: dict[str, tuple[type[OpenAIModel], ...]] = {
+    "message": (ResponseInputMessageItem, ConversationMessage),
+    "assistant_message": (ResponseOutputMessage, ConversationMessage),
+    "function_call": (ResponseFunctionToolCallItem,),
+    "function_call_output": (ResponseFunctionToolCallOutputItem,),
+    "reasoning": (ResponseReasoningItem,),
+}
+
+
+def _checked(item: Item, path: str) -> Item:
+    """``item`` if it lists and replays through the SDK's types; else a 400 naming the field.
+
+    Every field a client gives is copied into storage only after this check, so no request
+    can store an item that a later list (or the SDK's strict validation) would choke on.
+    """
+    form = "assistant_message" if item.get("role") == "assistant" else str(item["type"])
+    for model in _STORED_FORMS[form]:
+        try:
+            model.model_validate(item)
+        except ValidationError as exc:
+            raise validation_problem(_telling(exc), prefix=path) from exc
+    return item
+
+
+def _telling(exc: ValidationError) -> Any:
+    """The error that names the bad field. A union reports one error per member: members
+    whose ``type`` did not match are not what the client meant, and of the rest the
+    deepest error is the most precise."""
+    errors = exc.errors(include_url=False)
+    other_members = {
+        tuple(err["loc"][:-1])
+        for err in errors
+        if err["loc"][-1:] == ("type",) and err["type"] == "literal_error" and len(err["loc"]) > 1
+    }
+    meant = [
+        err for err in errors if not any(tuple(err["loc"][: len(m)]) == m for m in other_members)
+    ]
+    return max(meant or errors, key=lambda err: len(err["loc"]))
+
+
+def _given(raw: Item, key: str, default: Any) -> Any:
+    """``raw[key]`` as the client set it (to be checked), or ``default`` when it is absent,
+    null or an empty string."""
+    value = raw.get(key)
+    return default if value is None or value == "" else value
+
+
+def _kind_of(value: Any, path: str) -> str | None:
+    """A ``type`` or ``role`` value: a string, or absent (None); anything else is a 400."""
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidRequestError(
+        f"Invalid type for '{path}': expected a string, but got {type(value).__name__}.",
+        param=path,
+        code="invalid_type",
+    )
 
 
 def _text_parts(content: Any, path: str, *, assistant: bool) -> list[Item]:
@@ -45,7 +115,7 @@ def _text_parts(content: Any, path: str, *, assistant: bool) -> list[Item]:
             raise InvalidRequestError(
                 f"Invalid type for '{where}': expected an object.", param=where, code="invalid_type"
             )
-        kind = part.get("type")
+        kind = _kind_of(part.get("type"), f"{where}.type")
         if kind in _TEXT_PARTS:
             text = part.get("text")
             if not isinstance(text, str):
@@ -59,8 +129,8 @@ def _text_parts(content: Any, path: str, *, assistant: bool) -> list[Item]:
                     {
                         "type": "output_text",
                         "text": text,
-                        "annotations": part.get("annotations") or [],
-                        "logprobs": part.get("logprobs") or [],
+                        "annotations": _given(part, "annotations", []),
+                        "logprobs": _given(part, "logprobs", []),
                     }
                 )
             else:
@@ -130,18 +200,31 @@ async def normalize_input(
     out: list[Item] = []
     for i, raw in enumerate(value):
         path = f"{param}[{i}]"
-        kind = raw.get("type")
+        kind = _kind_of(raw.get("type"), f"{path}.type")
         if kind is None and "role" in raw:
             kind = "message"
         if kind is None and "id" in raw:
             kind = "item_reference"
-        out.append(await _normalize_item(raw, kind, path, lookup))
+        if kind == "item_reference":
+            out.append(await _referenced(raw, path, lookup))
+        else:
+            out.append(_checked(_normalize_item(raw, kind, path), path))
     return out
 
 
-async def _normalize_item(raw: Item, kind: Any, path: str, lookup: ItemLookup) -> Item:
+async def _referenced(raw: Item, path: str, lookup: ItemLookup) -> Item:
+    ref = _required_str(raw, "id", path)
+    found = await lookup(ref)
+    if found is None:
+        raise InvalidRequestError(
+            f"Item with id '{ref}' not found.", param=f"{path}.id", code="invalid_value"
+        )
+    return found
+
+
+def _normalize_item(raw: Item, kind: str | None, path: str) -> Item:
     if kind == "message":
-        role = raw.get("role")
+        role = _kind_of(raw.get("role"), f"{path}.role")
         if role not in _INPUT_ROLES | {"assistant"}:
             raise InvalidRequestError(
                 f"Invalid value for '{path}.role': {role!r}. Supported values are: 'user', "
@@ -157,56 +240,42 @@ async def _normalize_item(raw: Item, kind: Any, path: str, lookup: ItemLookup) -
             )
         assistant = role == "assistant"
         item: Item = {
-            "id": raw.get("id") or new_id("msg"),
+            "id": _given(raw, "id", new_id("msg")),
             "type": "message",
             "role": role,
-            "status": raw.get("status") or "completed",
+            "status": _given(raw, "status", "completed"),
             "content": _text_parts(raw["content"], f"{path}.content", assistant=assistant),
         }
-        if assistant and raw.get("phase"):
+        if assistant and raw.get("phase") is not None:
             item["phase"] = raw["phase"]
         return item
     if kind == "function_call":
         return {
-            "id": raw.get("id") or new_id("fc"),
+            "id": _given(raw, "id", new_id("fc")),
             "type": "function_call",
             "call_id": _required_str(raw, "call_id", path),
             "name": _required_str(raw, "name", path),
             "arguments": _required_str(raw, "arguments", path),
-            "status": raw.get("status") or "completed",
+            "status": _given(raw, "status", "completed"),
         }
     if kind == "function_call_output":
         return {
-            "id": raw.get("id") or new_id("fco"),
+            "id": _given(raw, "id", new_id("fco")),
             "type": "function_call_output",
             "call_id": _required_str(raw, "call_id", path),
             "output": _output_text(raw.get("output"), path),
-            "status": raw.get("status") or "completed",
+            "status": _given(raw, "status", "completed"),
         }
     if kind == "reasoning":
         item = {
-            "id": raw.get("id") or new_id("rs"),
+            "id": _given(raw, "id", new_id("rs")),
             "type": "reasoning",
-            "summary": raw.get("summary") or [],
+            "summary": _given(raw, "summary", []),
         }
         for key in ("content", "encrypted_content", "status"):
             if raw.get(key) is not None:
                 item[key] = raw[key]
-        try:
-            RESPONSE_ITEM.validate_python(item)
-        except ValidationError as exc:
-            raise InvalidRequestError(
-                f"Invalid reasoning item at '{path}'.", param=path, code="invalid_value"
-            ) from exc
         return item
-    if kind == "item_reference":
-        ref = _required_str(raw, "id", path)
-        found = await lookup(ref)
-        if found is None:
-            raise InvalidRequestError(
-                f"Item with id '{ref}' not found.", param=f"{path}.id", code="invalid_value"
-            )
-        return found
     raise UnsupportedError(
         f"Input items of type {kind!r} are not supported by this server.", param=f"{path}.type"
     )

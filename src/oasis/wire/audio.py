@@ -2,7 +2,7 @@
 
 Multipart scalars arrive as strings (``"0.2"``, ``"true"``) and pydantic's lax mode turns
 them into numbers and booleans; arrays arrive as repeated ``name[]`` fields and objects as
-``name[key]`` fields (DIGEST §0.2), which ``wire.base.form_fields`` folds back together.
+``name[key]`` fields (as the SDK sends them), which ``wire.base.form_fields`` folds back together.
 
 The speech SSE events have no type in the ``openai`` package (the SDK passes the body
 through untouched), so they are defined here after the official schema.

@@ -8,7 +8,27 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
+from oasis.errors import InvalidRequestError
+
 log = logging.getLogger("oasis.wire")
+
+# Pydantic error types → the codes OpenAI's envelope uses for the same mistakes.
+_PYDANTIC_CODES = {
+    "missing": "missing_required_parameter",
+    "greater_than_equal": "integer_below_min_value",
+    "greater_than": "integer_below_min_value",
+    "less_than_equal": "integer_above_max_value",
+    "less_than": "integer_above_max_value",
+    "too_short": "empty_array",
+    "too_long": "array_above_max_length",
+    "string_too_long": "string_above_max_length",
+    "string_too_short": "string_below_min_length",
+    "extra_forbidden": "unknown_parameter",
+    "literal_error": "invalid_value",
+    "enum": "invalid_value",
+    "value_error": "invalid_value",
+    "string_pattern_mismatch": "invalid_value",
+}
 
 
 def _check_metadata(value: dict[str, str]) -> dict[str, str]:
@@ -29,10 +49,61 @@ def dump(model: BaseModel) -> str:
     return model.model_dump_json(exclude_unset=True, by_alias=True)
 
 
+def lone_surrogate_at(value: Any) -> str | None:
+    """The JSON path of the first string (or key) in ``value`` that holds a lone UTF-16
+    surrogate such as ``"\\ud800"`` (``"body"`` for the top level), or None.
+
+    JSON escapes can spell such a string, but it is not Unicode text: it cannot be encoded
+    as UTF-8, so stored or echoed it would break every later answer that carries it.
+    """
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if not _encodes(node):
+                return where or "body"
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                name = str(key)
+                if not _encodes(name):
+                    # Named in the error with the surrogate escaped, so the error encodes.
+                    name = name.encode("utf-8", "backslashreplace").decode("ascii")
+                    return f"{where}.{name}" if where else name
+                stack.append((item, f"{where}.{name}" if where else name))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+    return None
+
+
+def _encodes(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class WireModel(BaseModel):
     """A request body. Unknown fields are kept (newer SDKs send newer fields) and logged."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_lone_surrogates(cls, data: Any) -> Any:
+        # Raised as our own error (pydantic lets it through) so that ``param`` is the full
+        # path in the body: the outermost model runs this first, over the whole body.
+        where = lone_surrogate_at(data)
+        if where is not None:
+            raise InvalidRequestError(
+                f"Invalid value for '{where}': the string holds a lone UTF-16 surrogate, "
+                "which is not valid Unicode text.",
+                param=where,
+                code="invalid_value",
+            )
+        return data
 
     @model_validator(mode="after")
     def _log_unknown(self) -> WireModel:
@@ -71,7 +142,7 @@ def form_fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """Fold multipart items into a dict: ``a[]`` → list ``a``, ``a[k]`` → dict ``a``.
 
     Multipart has no arrays or objects: the SDK sends a list as repeated ``name[]`` fields
-    and an object as ``name[key]`` fields (DIGEST §0.2); a repeated plain key is a list too.
+    and an object as ``name[key]`` fields; a repeated plain key is a list too.
     """
     out: dict[str, Any] = {}
     for key, value in items:
@@ -95,3 +166,27 @@ def body_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """A request model's validation errors located in the body, as FastAPI reports a body's
     (so a body that is not an object is "must be a JSON object", and params are named)."""
     return [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+
+
+def validation_problem(error: Any, *, prefix: str | None = None) -> InvalidRequestError:
+    """One pydantic error (a dict of ``ValidationError.errors()``) as a 400 naming its
+    ``param``; ``prefix`` is where the validated value sits in the request body."""
+    kind = str(error.get("type", ""))
+    inner = json_path(tuple(error.get("loc", ())))
+    if prefix and inner:
+        param: str | None = prefix + ("" if inner.startswith("[") else ".") + inner
+    else:
+        param = prefix or inner
+    code = _PYDANTIC_CODES.get(kind)
+    if code is None and kind.endswith(("_type", "_parsing")):
+        code = "invalid_type"
+    if kind == "missing":
+        message = f"Missing required parameter: '{param}'."
+    elif kind == "extra_forbidden":
+        message = f"Unknown parameter: '{param}'."
+    elif code == "invalid_type":
+        message = f"Invalid type for '{param}': {error.get('msg', 'wrong type')}."
+    else:
+        msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        message = f"Invalid value for '{param}': {msg}." if param else f"{msg}."
+    return InvalidRequestError(message, param=param, code=code or "invalid_value")

@@ -1,4 +1,4 @@
-"""Request body of ``POST /v1/chat/completions`` (DIGEST §2.1–2.2)."""
+"""Request body of ``POST /v1/chat/completions``."""
 
 from __future__ import annotations
 

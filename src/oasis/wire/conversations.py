@@ -1,4 +1,4 @@
-"""Request bodies of ``/v1/conversations`` (DIGEST §1.15)."""
+"""Request bodies of ``/v1/conversations``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request body of ``POST /v1/embeddings`` (DIGEST §3)."""
+"""Request body of ``POST /v1/embeddings``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request bodies of ``POST /v1/images/generations`` and ``/v1/images/edits`` (DIGEST §4).
+"""Request bodies of ``POST /v1/images/generations`` and ``/v1/images/edits``.
 
 Edits usually arrive as multipart form fields, all strings: pydantic's lax mode turns
 ``"2"`` into 2 and ``"true"`` into True, so one model serves both encodings.

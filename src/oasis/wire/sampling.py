@@ -1,4 +1,4 @@
-"""Sampling fields that Chat Completions and the legacy Completions share (DIGEST §2.1)."""
+"""Sampling fields that Chat Completions and the legacy Completions share."""
 
 from __future__ import annotations
 
