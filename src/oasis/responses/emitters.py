@@ -14,8 +14,7 @@ from oasis.responses.ids import new_id
 from oasis.services.chat import token_logprob
 from oasis.services.generation import TextDelta
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
-
-Item = dict[str, Any]
+from oasis.types import Item
 
 
 class Items(Protocol):

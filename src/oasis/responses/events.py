@@ -29,8 +29,8 @@ from oasis.services.generation import (
     ToolCallStarted,
 )
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
+from oasis.types import Item
 
-Item = dict[str, Any]
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 

@@ -38,8 +38,9 @@ from oasis.services.generation import (
     ToolCallDone,
     ToolCallStarted,
 )
-from oasis.tools.base import ConfiguredTool, HostedCall, Item, ToolContext, ToolResult
+from oasis.tools.base import ConfiguredTool, HostedCall, ToolContext, ToolResult
 from oasis.tools.registry import get_tool
+from oasis.types import Item
 
 MAX_HOSTED_CALLS = 32
 

@@ -34,9 +34,10 @@ from oasis.services.generation import (
     ResponseFormat,
 )
 from oasis.services.stream_policy import failure_message, guarded
-from oasis.store.repository import Item, ItemPage, Store
+from oasis.store.repository import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
 from oasis.tools.registry import get_tool
+from oasis.types import Item
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
 

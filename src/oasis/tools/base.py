@@ -17,8 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from oasis.core.conversation import FunctionTool
-
-Item = dict[str, Any]
+from oasis.types import Item
 
 
 @dataclass(frozen=True)

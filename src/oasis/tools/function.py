@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from oasis.core.conversation import FunctionTool
 from oasis.errors import InvalidRequestError
-from oasis.tools.base import ConfiguredTool, HostedCall, Item, ToolContext, ToolEvent
+from oasis.tools.base import ConfiguredTool, HostedCall, ToolContext, ToolEvent
+from oasis.types import Item
 
 
 class FunctionDefinitionLike(Protocol):
