@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
-from tests.responses_helpers import MODEL
+from tests.responses_helpers import MODEL, check_order, sse_events
 from tests.server import Server, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,3 +107,20 @@ def test_a_tool_that_raises_fails_the_response_not_the_connection(sdk: OpenAI) -
     stored = sdk.responses.retrieve(failed.id)
     assert stored.status == "failed"
     assert stored.output[0].type == "code_interpreter_call"
+
+
+def test_the_loop_stream_keeps_numbering_and_pairing(loop_server: Server) -> None:
+    body = {
+        "model": MODEL,
+        "input": "What is the capital of France?",
+        "temperature": 0,
+        "max_tool_calls": 1,
+        "stream": True,
+        **SEARCH,
+    }
+    response = httpx.post(f"{loop_server.api_url}/responses", json=body, timeout=300)
+    events = sse_events(response)
+    check_order(events)
+    hosted = [e for e in events if e["type"].startswith("response.web_search_call.")]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert {(e["item_id"], e["output_index"]) for e in hosted} == {(added["item"]["id"], 0)}
