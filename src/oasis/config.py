@@ -98,6 +98,9 @@ class Settings(BaseModel):
     keep_alive_timeout: int = Field(default=5, ge=1)
     # Requests waiting for one model past this get 503 with Retry-After.
     max_queue: int = 64
+    # Seconds a request may wait for its turn on a chat model before it gets 503 with
+    # Retry-After (before any byte of a stream); None waits as long as it takes.
+    queue_timeout: float | None = Field(default=None, gt=0)
     # Per API key; None turns rate limiting off.
     rate_limit_rpm: int | None = None
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.

@@ -105,8 +105,13 @@ class EmbeddingEngine(Engine, Protocol):
     max_input_tokens: int  # longest input the model takes, special tokens included
     vocab_size: int  # valid token ids are ``0..vocab_size - 1``
 
-    def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids for each text, without special tokens. Safe to call from any thread."""
+    def tokenize(self, texts: list[str], limit: int | None = None) -> list[list[int]]:
+        """Token ids for each text, without special tokens. Safe to call from any thread.
+
+        With ``limit``, a text of more than ``limit`` tokens may come back cut short, with
+        more than ``limit`` tokens still and those exactly its first ones: enough to
+        refuse or truncate it without tokenizing megabytes.
+        """
 
     def with_special_tokens(self, tokens: list[int]) -> list[int]:
         """``tokens`` wrapped in the markers the model expects around one input."""
@@ -126,6 +131,10 @@ class TextEngine(Engine, Protocol):
     chat_template: str | None
     bos_token: str
     eos_token: str
+    # The most bytes of UTF-8 text one token can stand for, or None when the tokenizer
+    # can drop text (normalization, stripping) so that no such bound holds. A text of N
+    # bytes then has at least N / max_token_bytes tokens, known without tokenizing it.
+    max_token_bytes: int | None
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
         """Tokens for ``text``; special-token markup (``<|im_start|>``) is recognised."""
@@ -136,11 +145,15 @@ class TextEngine(Engine, Protocol):
     def vocab_size(self) -> int:
         """Number of token ids (valid ids are ``0..vocab_size() - 1``)."""
 
-    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
+    def generate(
+        self, prompt: list[int], params: SamplingParams, *, admitted: bool = False
+    ) -> AsyncIterator[GeneratedToken]:
         """Sample tokens after ``prompt`` until end-of-generation or ``max_tokens``.
 
         Closing the iterator early stops the runtime at its next token: that is how a
-        stop sequence or a client that went away ends a generation.
+        stop sequence or a client that went away ends a generation. A full queue raises
+        ``OverloadedError``, unless ``admitted``: a later choice of a request whose first
+        generation already started, which waits its turn instead of failing half-way.
         """
 
 

@@ -10,9 +10,11 @@ take the same path. The padded tensors it builds are exactly what the model's ow
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +37,16 @@ _TOKEN_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
 # eight). See :func:`plan_passes`.
 PASS_COST_TOKENS = 32
 MAX_PASS_ROWS = 64
+# The first window tried when only the first tokens of a long text are wanted (see
+# ``tokenize``): wide enough that one step usually suffices, English runs 4-5 per token.
+_CHARS_PER_TOKEN = 8
+# Tokenizer parts that treat the text a character at a time (normalizers) or split words
+# at every space (pre-tokenizers), so no token spans a space that follows a word.
+_LOCAL_NORMALIZERS = frozenset(
+    {"BertNormalizer", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents"}
+)
+_SPACE_SPLITTERS = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "ByteLevel"})
+_SPACE_AFTER_WORD = re.compile(r"(?<=\S) ")
 
 
 def _offline() -> None:
@@ -81,6 +93,7 @@ class SentenceTransformerEngine:
         self._tokenizer = tokenizer
         # Fast tokenizers may raise "Already borrowed" when two threads use one at once.
         self._tokenizer_lock = threading.Lock()
+        self._cuts_at_spaces = _cuts_at_spaces(tokenizer)
         self._prefix, self._suffix = self._special_tokens()
         self._pad_id = int(tokenizer.pad_token_id or 0)
         self._extras, self._features = self._probe()
@@ -130,8 +143,39 @@ class SentenceTransformerEngine:
 
     # --- EmbeddingEngine -----------------------------------------------------------
 
-    def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids for each text, without special tokens."""
+    def tokenize(self, texts: list[str], limit: int | None = None) -> list[list[int]]:
+        """Token ids for each text, without special tokens; see the protocol for ``limit``.
+
+        A long text is tokenized a prefix at a time, cut at a space, growing until the
+        prefix alone has more than ``limit`` tokens; with a tokenizer whose words never
+        span a space, a prefix's tokens are the first tokens of the whole.
+        """
+        if limit is None or not self._cuts_at_spaces:
+            return self._encode(texts)
+        window = (limit + 1) * _CHARS_PER_TOKEN
+        short = [i for i, text in enumerate(texts) if len(text) <= window]
+        result: list[list[int]] = [[] for _ in texts]
+        for i, ids in zip(short, self._encode([texts[i] for i in short]), strict=True):
+            result[i] = ids
+        for i, text in enumerate(texts):
+            if len(text) > window:
+                result[i] = self._first_tokens(text, limit, window)
+        return result
+
+    def _first_tokens(self, text: str, limit: int, size: int) -> list[int]:
+        """More than ``limit`` of ``text``'s first tokens, or all of them."""
+        while True:
+            cut = _space_after(text, size)
+            if cut is None:
+                return self._encode([text])[0]
+            ids = self._encode([text[:cut]])[0]
+            if len(ids) > limit:
+                return ids
+            size = cut * 2
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        if not texts:  # the tokenizer fails on an empty batch
+            return []
         with self._tokenizer_lock:
             encoded = self._tokenizer(texts, add_special_tokens=False, verbose=False)
         return [list(ids) for ids in encoded["input_ids"]]
@@ -182,6 +226,47 @@ class SentenceTransformerEngine:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _space_after(text: str, start: int) -> int | None:
+    """The position of the first space at or after ``start`` that ends a word."""
+    found = _SPACE_AFTER_WORD.search(text, max(start, 1))
+    return found.start() if found else None
+
+
+def _cuts_at_spaces(tokenizer: Any) -> bool:
+    """Whether a text cut at a space after a word tokenizes as the whole text begins.
+
+    True for the usual fast tokenizers (BERT WordPiece, byte-level BPE); anything unknown
+    (a regex split, a normalizer that rewrites runs of text) is tokenized whole instead.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    try:
+        config = json.loads(backend.to_str())
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+    def parts(node: Any, key: str) -> list[Any]:
+        if node is None:
+            return []
+        if node.get("type") == "Sequence":
+            return [p for child in node.get(key) or [] for p in parts(child, key)]
+        return [node]
+
+    normalizers = parts(config.get("normalizer"), "normalizers")
+    pre = parts(config.get("pre_tokenizer"), "pretokenizers")
+    return (
+        all(n.get("type") in _LOCAL_NORMALIZERS for n in normalizers)
+        and bool(pre)
+        and all(
+            p.get("type") in _SPACE_SPLITTERS
+            and (p.get("type") != "ByteLevel" or p.get("use_regex", True))
+            for p in pre
+        )
+        and not any(" " in str(t.get("content", "")) for t in config.get("added_tokens") or [])
+    )
 
 
 def plan_passes(lengths: list[int], pass_cost: int = PASS_COST_TOKENS) -> list[slice]:

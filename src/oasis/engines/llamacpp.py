@@ -66,11 +66,40 @@ class LlamaCppEngine:
         self.bos_token = self._token_text(self._llm.token_bos())
         self.eos_token = self._token_text(self._llm.token_eos())
         self._pieces: dict[int, bytes] = {}
+        self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
         self._worker: ModelWorker[GeneratedToken] = ModelWorker(
-            f"The model `{spec.id}`", settings.max_queue
+            f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout
         )
+
+    def _max_token_bytes(self) -> int | None:
+        """The longest text one token covers: its piece, or its markup for special tokens.
+
+        Byte-level BPE and SentencePiece tokens split the text into pieces that join back
+        into it, so the longest piece bounds what one token covers. Other vocabularies
+        normalize (WordPiece, Unigram), and special tokens marked lstrip / rstrip swallow
+        the whitespace beside them: for those no bound holds.
+        """
+        llama_cpp = self._llama_cpp
+        # "llama" is SentencePiece, "gpt2" byte-level BPE; llama.cpp's other BPE variants
+        # (such as "whitespace") drop text.
+        if self._llm.metadata.get("tokenizer.ggml.model") not in {"llama", "gpt2"}:
+            return None
+        if llama_cpp.llama_vocab_type(self._vocab) not in {
+            llama_cpp.LLAMA_VOCAB_TYPE_SPM,
+            llama_cpp.LLAMA_VOCAB_TYPE_BPE,
+        }:
+            return None
+        strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
+        longest = 1
+        buf = ctypes.create_string_buffer(256)
+        for token in range(self._n_vocab):
+            if llama_cpp.llama_token_get_attr(self._vocab, token) & strips:
+                return None
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
+            longest = max(longest, abs(n))  # a negative result is the size the piece needs
+        return longest
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -94,7 +123,11 @@ class LlamaCppEngine:
         return piece
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        """Tokens for ``text``; special-token markup in it is recognised."""
+        """Tokens for ``text``; special-token markup in it is recognised.
+
+        Safe from any thread, beside the worker's decoding: llama.cpp's tokenizer only
+        reads the vocabulary, with a session of its own per call.
+        """
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def detokenize(self, tokens: list[int]) -> str:
@@ -104,7 +137,9 @@ class LlamaCppEngine:
     def vocab_size(self) -> int:
         return self._n_vocab
 
-    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
+    def generate(
+        self, prompt: list[int], params: SamplingParams, *, admitted: bool = False
+    ) -> AsyncIterator[GeneratedToken]:
         """Sample after ``prompt``; see :class:`~oasis.engines.base.TextEngine`.
 
         The job is queued at once, so a full queue raises ``OverloadedError`` here.
@@ -113,7 +148,7 @@ class LlamaCppEngine:
         def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
             self._generate(prompt, params, emit, cancel)
 
-        return self._worker.stream(job)
+        return self._worker.stream(job, admitted=admitted)
 
     # --- worker thread -------------------------------------------------------------
 

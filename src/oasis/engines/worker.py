@@ -5,8 +5,11 @@ result and checks ``cancelled.is_set()`` between steps. :meth:`ModelWorker.strea
 the job at once (raising :class:`~oasis.errors.OverloadedError` right there when the queue
 is full, so a caller can still answer 503 before a streaming response starts) and returns
 an async iterator over what the job emits; closing that iterator, or dropping it, sets
-``cancelled``. Jobs for one model run one at a time, in arrival order, so a runtime is
-never entered by two requests at once.
+``cancelled``. With ``max_wait``, a job still queued that long is dropped and its
+iterator raises ``OverloadedError``, again before it has yielded anything. A job marked
+``admitted`` (a later step of a request whose first job already started) is never refused
+either way: a request that was let in is not failed half-way through. Jobs for one model
+run one at a time, in arrival order, so a runtime is never entered by two requests at once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ T = TypeVar("T")
 Job = Callable[[Callable[[T], None], threading.Event], None]
 
 _DONE = object()
+_STARTED = object()  # the job left the queue: the wait limit no longer applies
 _RELEASE = object()  # frees the job's queue slot; always posted just before _DONE
 
 
@@ -37,10 +41,18 @@ class JobStream(AsyncIterator[T]):
     when its consumer gives up before reading anything.
     """
 
-    def __init__(self, queue: asyncio.Queue[Any], cancelled: threading.Event) -> None:
+    def __init__(
+        self,
+        queue: asyncio.Queue[Any],
+        cancelled: threading.Event,
+        deadline: float | None = None,
+        late: Callable[[], OverloadedError] | None = None,
+    ) -> None:
         self._queue = queue
         self._cancelled = cancelled
         self._done = False
+        self._deadline = deadline  # loop time by which the job must have started
+        self._late = late
 
     def __aiter__(self) -> JobStream[T]:
         return self
@@ -48,7 +60,7 @@ class JobStream(AsyncIterator[T]):
     async def __anext__(self) -> T:
         if self._done:
             raise StopAsyncIteration
-        item = await self._queue.get()
+        item = await self._get()
         if item is _DONE:
             self._finish()
             raise StopAsyncIteration
@@ -56,6 +68,22 @@ class JobStream(AsyncIterator[T]):
             self._finish()
             raise item
         return item  # type: ignore[no-any-return]
+
+    async def _get(self) -> Any:
+        while True:
+            if self._deadline is None:
+                item = await self._queue.get()
+            else:
+                try:
+                    async with asyncio.timeout_at(self._deadline):
+                        item = await self._queue.get()
+                except TimeoutError:
+                    self._finish()  # the worker skips the job when its turn comes
+                    assert self._late is not None
+                    raise self._late() from None
+            if item is not _STARTED:
+                return item
+            self._deadline = None
 
     def _finish(self) -> None:
         self._done = True
@@ -73,9 +101,10 @@ class JobStream(AsyncIterator[T]):
 class ModelWorker(Generic[T]):
     """The single thread that runs one model's jobs, and the queue in front of it."""
 
-    def __init__(self, name: str, max_queue: int) -> None:
+    def __init__(self, name: str, max_queue: int, max_wait: float | None = None) -> None:
         self.name = name
         self._max_queue = max_queue
+        self._max_wait = max_wait  # seconds a job may wait for its turn; None: no limit
         self._pending = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
 
@@ -85,6 +114,7 @@ class ModelWorker(Generic[T]):
     def _run(self, job: Job[T], emit: Callable[[object], None], cancelled: threading.Event) -> None:
         try:
             if not cancelled.is_set():
+                emit(_STARTED)
                 job(emit, cancelled)
         except OasisError as exc:
             emit(exc)
@@ -97,13 +127,15 @@ class ModelWorker(Generic[T]):
             emit(_RELEASE)
             emit(_DONE)
 
-    def stream(self, job: Job[T]) -> AsyncIterator[T]:
+    def stream(self, job: Job[T], *, admitted: bool = False) -> AsyncIterator[T]:
         """Queue ``job`` now and return an iterator over what it emits, in order.
 
         Raises :class:`~oasis.errors.OverloadedError` synchronously when ``max_queue``
-        jobs are already waiting or running. Must be called on the event loop.
+        jobs are already waiting or running, and from the iterator when the job waited
+        ``max_wait`` seconds without starting; neither for an ``admitted`` job. Must be
+        called on the event loop.
         """
-        if self._pending >= self._max_queue:
+        if self._pending >= self._max_queue and not admitted:
             raise OverloadedError(
                 f"{self.name} has {self._pending} requests waiting; try again shortly."
             )
@@ -147,7 +179,17 @@ class ModelWorker(Generic[T]):
                 queue.put_nowait(_DONE)
 
         future.add_done_callback(finished)
-        return JobStream(queue, cancelled)
+        if self._max_wait is None or admitted:
+            return JobStream(queue, cancelled)
+        max_wait = self._max_wait
+        return JobStream(
+            queue,
+            cancelled,
+            loop.time() + max_wait,
+            lambda: OverloadedError(
+                f"{self.name} had no free slot for {max_wait:g} s; try again shortly."
+            ),
+        )
 
     async def close(self) -> None:
         """Cancel queued jobs and wait, off the event loop, for the running one to end."""

@@ -33,7 +33,7 @@ from oasis.services.generation import (
     PreparedPrompt,
     ResponseFormat,
 )
-from oasis.services.stream_policy import failure_message, guarded
+from oasis.services.streaming import begun, failure_message, guarded
 from oasis.store.repository import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
 from oasis.tools.registry import get_tool
@@ -443,16 +443,9 @@ class ResponsesService:
             log_ = await self._start_background(turn)
             return log_.follow()
         head = [_encode(e) for e in turn.builder.created() + turn.builder.in_progress()]
-        generation = self._generate(turn)
         # The first generation step runs before the HTTP response starts, so an engine
         # that cannot take the request (overloaded, cannot load) is still an HTTP error.
-        try:
-            head.append(_encode(await anext(generation)))
-        except StopAsyncIteration:
-            pass
-        except BaseException:
-            await generation.aclose()  # type: ignore[attr-defined]
-            raise
+        generation = await begun(self._generate(turn))
         return self._stream(turn, head, generation)
 
     async def _stream(

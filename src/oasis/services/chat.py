@@ -45,6 +45,7 @@ from oasis.services.generation import (
     ToolCallStarted,
 )
 from oasis.services.sampling import choice_params
+from oasis.services.streaming import begun
 from oasis.tools.function import function_tools
 from oasis.wire.chat import (
     AllowedToolsChoice,
@@ -325,7 +326,9 @@ class ChatService:
         for index, params in enumerate(plan.choices):
             logprobs: list[ChatCompletionTokenLogprob] = []
             finished: Finished | None = None
-            async for event in self.core.generate(plan.prompt, params, request.stop_list):
+            async for event in self.core.generate(
+                plan.prompt, params, request.stop_list, admitted=index > 0
+            ):
                 if isinstance(event, TextDelta):
                     if plan.want_logprobs:
                         logprobs.extend(token_logprob(t) for t in event.tokens)
@@ -357,9 +360,9 @@ class ChatService:
         )
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        """Validate and prepare now (errors are still HTTP errors), then stream chunks."""
+        """Validate, prepare and queue now (errors are still HTTP errors), then stream chunks."""
         plan = await self._plan(request)
-        return self._chunks(plan)
+        return await begun(self._chunks(plan))
 
     async def _chunks(self, plan: _Plan) -> AsyncIterator[ChatCompletionChunk]:
         request = plan.request
@@ -395,7 +398,9 @@ class ChatService:
                     )
                 )
 
-            async for event in self.core.generate(plan.prompt, params, request.stop_list):
+            async for event in self.core.generate(
+                plan.prompt, params, request.stop_list, admitted=index > 0
+            ):
                 if first and not isinstance(event, ToolCallStarted):
                     first = False
                     yield choice(ChoiceDelta(role="assistant", content="", refusal=None))

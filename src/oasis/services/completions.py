@@ -26,6 +26,7 @@ from oasis.services.generation import (
     TextDelta,
 )
 from oasis.services.sampling import choice_params
+from oasis.services.streaming import begun
 from oasis.wire.completions import CompletionRequest
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
@@ -166,7 +167,9 @@ class CompletionService:
             echo = run.prompt.text if request.echo else ""
             logprobs = _LegacyLogprobs(0 if run.params.prompt_logprobs is not None else len(echo))
             finished: Finished | None = None
-            async for event in self.core.generate(run.prompt, run.params, request.stop_list):
+            async for event in self.core.generate(
+                run.prompt, run.params, request.stop_list, admitted=run is not runs[0]
+            ):
                 if isinstance(event, PromptScored):
                     logprobs.add(event.tokens)
                     logprobs.after_prompt(echo)
@@ -197,9 +200,9 @@ class CompletionService:
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Completion]:
-        """Validate and prepare now (errors are still HTTP errors), then stream chunks."""
+        """Validate, prepare and queue now (errors are still HTTP errors), then stream chunks."""
         runs = await self._runs(request)
-        return self._chunks(request, runs)
+        return await begun(self._chunks(request, runs))
 
     async def _chunks(
         self, request: CompletionRequest, runs: list[_Run]
@@ -238,9 +241,14 @@ class CompletionService:
             echo = run.prompt.text if request.echo else ""
             scoring = run.params.prompt_logprobs is not None
             logprobs = _LegacyLogprobs(0 if scoring else len(echo))
-            if echo and not scoring:
-                yield part(run.index, echo)
-            async for event in self.core.generate(run.prompt, run.params, request.stop_list):
+            echoed = not echo or scoring
+            async for event in self.core.generate(
+                run.prompt, run.params, request.stop_list, admitted=run is not runs[0]
+            ):
+                if not echoed:
+                    # After the first event, so the generation is queued before any byte.
+                    echoed = True
+                    yield part(run.index, echo)
                 if isinstance(event, PromptScored):  # the echo goes out with its logprobs
                     entries = logprobs.add(event.tokens)
                     logprobs.after_prompt(echo)

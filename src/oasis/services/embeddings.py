@@ -241,11 +241,15 @@ class EmbeddingService:
         self, inputs: EmbeddingInputs, engine: EmbeddingEngine, spec: ModelSpec
     ) -> list[list[int]]:
         """Every input as the model's token ids, special tokens added, limits enforced."""
+        limit = engine.max_input_tokens
+        overhead = len(engine.with_special_tokens([]))
         if inputs.texts is not None:
+            # Past the limit, only how far past does not matter: refused or truncated.
+            within = max(limit - overhead, 0)
             if sum(len(t) for t in inputs.texts) <= _INLINE_TOKENIZE_CHARS:
-                bare = engine.tokenize(inputs.texts)
+                bare = engine.tokenize(inputs.texts, within)
             else:
-                bare = await asyncio.to_thread(engine.tokenize, inputs.texts)
+                bare = await asyncio.to_thread(engine.tokenize, inputs.texts, within)
         else:
             bare = inputs.token_arrays or []
             vocab = engine.vocab_size
@@ -258,8 +262,6 @@ class EmbeddingService:
                         param="input",
                         code="invalid_value",
                     )
-        limit = engine.max_input_tokens
-        overhead = len(engine.with_special_tokens([]))
         truncate = bool(_option(spec, "truncate", self.settings.truncate))
         result: list[list[int]] = []
         for i, tokens in enumerate(bare):

@@ -6,6 +6,7 @@ prompts or decodes tokens itself.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -199,9 +200,14 @@ class GenerationCore:
         # A protocol is a fine runtime check here; mypy wants a concrete class.
         resolved, engine = await self.models.get(model, "chat", TextEngine)  # type: ignore[type-abstract]
         template = self._template_for(resolved, engine)
-        text = self._render(template, conversation, options, tools)
-        tokens = engine.tokenize(text, add_bos=False)
-        _check_fits(engine, tokens, param)
+
+        def render_and_tokenize() -> tuple[str, list[int]]:
+            text = self._render(template, conversation, options, tools)
+            return text, _fitting_tokens(engine, text, param, add_bos=False)
+
+        # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,
+        # and every other client would wait that long.
+        text, tokens = await asyncio.to_thread(render_and_tokenize)
         reasons = reasoning.OPEN in template.source
         return PreparedPrompt(
             resolved,
@@ -254,8 +260,10 @@ class GenerationCore:
         """A raw prompt, no chat template: text (with the model's BOS) or token ids."""
         resolved, engine = await self.models.get(model, "chat", TextEngine)  # type: ignore[type-abstract]
         if isinstance(prompt, str):
-            text, tokens = prompt, engine.tokenize(prompt, add_bos=True)
+            text = prompt
+            tokens = await asyncio.to_thread(_fitting_tokens, engine, prompt, param, add_bos=True)
         else:
+            _check_fits(engine, prompt, param)  # before scanning a list too long to use
             vocab = engine.vocab_size()
             bad = next((t for t in prompt if not 0 <= t < vocab), None)
             if bad is not None:
@@ -284,8 +292,14 @@ class GenerationCore:
         prepared: PreparedPrompt,
         params: SamplingParams,
         stop: list[str] | None = None,
+        *,
+        admitted: bool = False,
     ) -> AsyncIterator[GenerationEvent]:
-        """Text deltas as they become final, then one :class:`Finished`."""
+        """Text deltas as they become final, then one :class:`Finished`.
+
+        ``admitted``: the request already had a generation start (this is a later choice),
+        so the engine's queue neither refuses nor times it out.
+        """
         budget = self.max_new_tokens(prepared, params.max_tokens)
         params = replace(params, max_tokens=budget, constraint=prepared.constraint)
         decoder = StopDecoder(stop)
@@ -295,7 +309,7 @@ class GenerationCore:
         )
         produced = cached = 0
         reason: FinishReason = "length"
-        stream = prepared.engine.generate(prepared.tokens, params)
+        stream = prepared.engine.generate(prepared.tokens, params, admitted=admitted)
         scored: list[GeneratedToken] = []
         try:
             async for token in stream:
@@ -406,15 +420,36 @@ def _translate(parsed: list[ParsedEvent], tokens: list[GeneratedToken]) -> list[
     return out
 
 
+def _fitting_tokens(engine: TextEngine, text: str, param: str, *, add_bos: bool) -> list[int]:
+    """``text``'s tokens, or a 400 when they cannot fit the context.
+
+    A token stands for at most ``engine.max_token_bytes`` bytes of text, so a text of N
+    bytes has at least N / max_token_bytes tokens. When even that many cannot fit, the
+    answer is known without tokenizing (which takes seconds for megabytes of text).
+    """
+    per_token = engine.max_token_bytes
+    if per_token is not None and len(text) >= engine.context_length:  # chars <= bytes
+        at_least = -(-len(text.encode("utf-8")) // per_token)
+        if at_least >= engine.context_length:
+            raise _too_long(engine, param, f"at least {at_least}")
+    tokens = engine.tokenize(text, add_bos=add_bos)
+    _check_fits(engine, tokens, param)
+    return tokens
+
+
+def _too_long(engine: TextEngine, param: str, count: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"This model's maximum context length is {engine.context_length} tokens. "
+        f"However, your {param} resulted in {count} tokens. Please reduce the "
+        f"length of the {param}.",
+        param=param,
+        code="context_length_exceeded",
+    )
+
+
 def _check_fits(engine: TextEngine, tokens: list[int], param: str) -> None:
     if len(tokens) >= engine.context_length:
-        raise InvalidRequestError(
-            f"This model's maximum context length is {engine.context_length} tokens. "
-            f"However, your {param} resulted in {len(tokens)} tokens. Please reduce the "
-            f"length of the {param}.",
-            param=param,
-            code="context_length_exceeded",
-        )
+        raise _too_long(engine, param, str(len(tokens)))
 
 
 def _tools_in_play(options: GenerationOptions) -> tuple[FunctionTool, ...]:
