@@ -1,12 +1,13 @@
 """Builds a Response as generation events arrive, and the stream events that describe it.
 
-:class:`ResponseBuilder` owns the ``sequence_number`` counter and the output item list.
-It opens an item when its first content arrives and closes the open item before the next
-one starts, so every ``*.added`` is paired with its ``*.done`` in the order of DIGEST
-§1.10.5, and every stream ends with exactly one terminal event. Non-streamed responses run
-through the same builder and simply ignore the events.
+:class:`ResponseBuilder` owns the ``sequence_number`` counter, the output item list and
+the response's lifecycle; one emitter per item kind (:mod:`oasis.responses.emitters`)
+makes that kind's events. The open item is closed before the next one starts, so every
+``*.added`` is paired with its ``*.done``. A turn may run several generation steps (the
+agent loop): :meth:`~ResponseBuilder.finish_step` ends a step, :meth:`~ResponseBuilder.end`
+(or ``fail`` / ``cancel``) ends the response, with exactly one terminal event.
+Non-streamed responses run through the same builder and simply ignore the events.
 """
-
 from __future__ import annotations
 
 import copy
@@ -216,7 +217,7 @@ class ResponseBuilder:
         return [self._lifecycle("response.failed", with_output=True)]
 
     def cancel(self) -> None:
-        """Cancelled: no terminal event (DIGEST §1.10.2); partial output stays."""
+        """Cancelled: no terminal event; partial output stays."""
         self.status = "cancelled"
 
     # -- the output list (for the emitters) -------------------------------------------
