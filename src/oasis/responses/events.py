@@ -8,6 +8,7 @@ agent loop): :meth:`~ResponseBuilder.finish_step` ends a step, :meth:`~ResponseB
 (or ``fail`` / ``cancel``) ends the response, with exactly one terminal event.
 Non-streamed responses run through the same builder and simply ignore the events.
 """
+
 from __future__ import annotations
 
 import copy
