@@ -124,3 +124,19 @@ def test_the_loop_stream_keeps_numbering_and_pairing(loop_server: Server) -> Non
     hosted = [e for e in events if e["type"].startswith("response.web_search_call.")]
     added = next(e for e in events if e["type"] == "response.output_item.added")
     assert {(e["item_id"], e["output_index"]) for e in hosted} == {(added["item"]["id"], 0)}
+
+
+def test_a_hosted_item_is_kept_in_the_chain(sdk: OpenAI) -> None:
+    first = _create(sdk, max_tool_calls=1, max_output_tokens=200, **SEARCH)
+    assert first.output[0].type == "web_search_call"
+    second = sdk.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        input="Thanks.",
+        temperature=0,
+        max_output_tokens=8,
+    )
+    items = sdk.responses.input_items.list(second.id, order="asc")
+    kinds = [item.type for item in items]
+    assert "web_search_call" in kinds
+    assert [i.id for i in items if i.type == "web_search_call"] == [first.output[0].id]
