@@ -33,7 +33,7 @@ from oasis.config import Settings  # noqa: E402
 from oasis.core.constraints import ConstraintState, response_format_grammar  # noqa: E402
 from oasis.core.conversation import Conversation, Message  # noqa: E402
 from oasis.core.templates import ChatTemplate  # noqa: E402
-from oasis.engines.base import SamplingParams  # noqa: E402
+from oasis.core.types import SamplingParams  # noqa: E402
 from oasis.engines.llamacpp import LlamaCppEngine  # noqa: E402
 from oasis.models.assets import is_installed, resolve_source  # noqa: E402
 from oasis.models.catalog import QWEN_CODER_05B, SMOLLM2  # noqa: E402

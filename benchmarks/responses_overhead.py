@@ -125,8 +125,8 @@ def db_costs(reps: int, depth: int) -> dict[str, float]:
     import asyncio
 
     from oasis.owners import OwnerIds
+    from oasis.store import Store
     from oasis.store.db import open_database
-    from oasis.store.repository import Store
 
     def message(i: int, role: str) -> dict[str, Any]:
         kind = "output_text" if role == "assistant" else "input_text"
@@ -160,12 +160,12 @@ def db_costs(reps: int, depth: int) -> dict[str, float]:
                 }
                 inputs = [*previous[-2 * depth :], message(i, "user")]
                 started = time.perf_counter()
-                await store.insert_response(
+                await store.responses.insert(
                     "bench", body, inputs=inputs, outputs=body["output"], stream=False
                 )
                 writes.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                previous = await store.context_of("bench", body["id"])
+                previous = await store.responses.context("bench", body["id"])
                 reads.append((time.perf_counter() - started) * 1000)
         finally:
             await store.close()

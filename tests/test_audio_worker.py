@@ -128,6 +128,25 @@ def test_close_ends_queued_streams_without_blocking_the_loop() -> None:
     asyncio.run(main())
 
 
+def test_a_group_is_admitted_as_one_request() -> None:
+    """One request's choices are queued together: more of them than ``max_queue`` still
+    run on an idle model, and while they are pending the next request is refused."""
+
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=2)
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
+        group = worker.stream_many([_blocking_job(started, release, seen) for _ in range(3)])
+        with pytest.raises(OverloadedError):
+            worker.stream(_blocking_job(threading.Event(), threading.Event(), []))
+        release.set()
+        assert [[item async for item in stream] for stream in group] == [[1], [1], [1]]
+        await worker.close()
+        assert seen == [False, False, False]
+
+    asyncio.run(main())
+
+
 def test_a_burst_wakes_the_loop_once_and_keeps_order() -> None:
     """Items emitted while the loop is busy reach it in one wake-up, not one per item:
     under CPU contention every wake-up competes with the runtime's threads."""
@@ -177,6 +196,30 @@ def test_the_slot_is_free_when_the_consumer_sees_the_end() -> None:
             # Straight after the end, a one-slot queue takes the next job.
             stream = worker.stream(job)
         assert [item async for item in stream] == list(range(50))
+        await worker.close()
+
+    asyncio.run(main())
+
+
+def test_only_a_groups_first_job_can_time_out_in_the_queue() -> None:
+    """``max_wait`` bounds the wait for a request's first job; the rest of its group sit
+    behind that one and are never timed out, however long it runs."""
+
+    async def main() -> None:
+        worker: ModelWorker[int] = ModelWorker("t", max_queue=4, max_wait=0.05)
+        started, release = threading.Event(), threading.Event()
+        seen: list[bool] = []
+        first, second = worker.stream_many([_blocking_job(started, release, seen)] * 2)
+        reader = asyncio.ensure_future(anext(first))
+        waiter = asyncio.ensure_future(anext(second))  # waiting on the queue all along
+        await asyncio.to_thread(started.wait, 10)
+        await asyncio.sleep(0.3)  # well past max_wait: the second job is still queued
+        late = worker.stream(_blocking_job(threading.Event(), release, []))
+        with pytest.raises(OverloadedError):  # another request's job does time out
+            await anext(late)
+        release.set()
+        assert await reader == 1
+        assert await waiter == 1
         await worker.close()
 
     asyncio.run(main())

@@ -185,3 +185,31 @@ def test_no_rate_limit_headers_without_a_limit(http: httpx.Client) -> None:
     response = http.get("/v1/models")
     assert response.status_code == 200
     assert not any(name.startswith("x-ratelimit") for name in response.headers)
+
+
+def test_n_choices_do_not_overload_an_idle_model(tmp_path: Path) -> None:
+    """A request's n choices are queued together as one request: with `max_queue` 1 an
+    idle server still answers every choice of chat and completions, streamed or not."""
+    srv = start_server(tmp_path / "choices", config={"max_queue": 1})
+    try:
+        with OpenAI(base_url=srv.api_url, api_key="k", max_retries=0) as sdk:
+            chat = sdk.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=3,
+                n=3,
+            )
+            assert sorted(c.index for c in chat.choices) == [0, 1, 2]
+            chunks = sdk.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=3,
+                n=3,
+                stream=True,
+            )
+            finished = [c.choices[0].index for c in chunks if c.choices[0].finish_reason]
+            assert sorted(finished) == [0, 1, 2]
+            text = sdk.completions.create(model="gpt-4o-mini", prompt=["a", "b"], max_tokens=2, n=2)
+            assert sorted(c.index for c in text.choices) == [0, 1, 2, 3]
+    finally:
+        srv.stop()

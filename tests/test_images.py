@@ -647,8 +647,9 @@ def test_image_urls_expire(tmp_path: Any) -> None:
 
     from oasis.errors import NotFoundError
     from oasis.services.image_files import ImageFileStore
+    from oasis.store.blobs import BlobStore
 
-    store = ImageFileStore(tmp_path, ttl=3600)
+    store = ImageFileStore(BlobStore(tmp_path), ttl=3600)
     fresh = store.save(b"fresh", "png")
     stale = store.save(b"stale", "webp")
     assert store.path(fresh).read_bytes() == b"fresh"

@@ -9,37 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.schema_v1 import V1_SCHEMA
 from tests.server import start_server
-
-# The schema as version 1 created it (SQLAlchemy's SQLite DDL for the tables of that time).
-V1_SCHEMA = """
-CREATE TABLE oasis_schema_version (version INTEGER NOT NULL, PRIMARY KEY (version));
-CREATE TABLE responses (
-    id VARCHAR(64) NOT NULL, owner VARCHAR(128) NOT NULL, created_at INTEGER NOT NULL,
-    status VARCHAR(32) NOT NULL, background BOOLEAN NOT NULL, stream BOOLEAN NOT NULL,
-    previous_response_id TEXT, conversation_id VARCHAR(64), body JSON NOT NULL,
-    request JSON, deleted BOOLEAN NOT NULL, PRIMARY KEY (id)
-);
-CREATE INDEX ix_responses_owner_status ON responses (owner, status);
-CREATE TABLE items (
-    pk INTEGER NOT NULL, item_id TEXT NOT NULL, owner VARCHAR(128) NOT NULL,
-    response_id VARCHAR(64), conversation_id VARCHAR(64), role VARCHAR(16) NOT NULL,
-    position INTEGER NOT NULL, created_at INTEGER NOT NULL, data JSON NOT NULL,
-    PRIMARY KEY (pk)
-);
-CREATE INDEX ix_items_response ON items (response_id, role, position);
-CREATE INDEX ix_items_conversation ON items (conversation_id, position);
-CREATE INDEX ix_items_owner_item ON items (owner, item_id);
-CREATE TABLE conversations (
-    id VARCHAR(64) NOT NULL, owner VARCHAR(128) NOT NULL, created_at INTEGER NOT NULL,
-    metadata JSON NOT NULL, deleted BOOLEAN NOT NULL, PRIMARY KEY (id)
-);
-CREATE TABLE response_events (
-    response_id VARCHAR(64) NOT NULL, seq INTEGER NOT NULL, type VARCHAR(96) NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (response_id, seq)
-);
-INSERT INTO oasis_schema_version (version) VALUES (1);
-"""
 
 # (text, position) in the order version 1 stored them: three appends raced twice.
 STORED = [("a", 0), ("b", 1), ("c", 1), ("d", 2), ("e", 2), ("f", 2), ("g", 3)]
@@ -48,6 +19,7 @@ STORED = [("a", 0), ("b", 1), ("c", 1), ("d", 2), ("e", 2), ("f", 2), ("g", 3)]
 def _v1_database(path: Path, conversation_id: str) -> None:
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
+        db.execute("INSERT INTO oasis_schema_version (version) VALUES (1)")
         db.execute(
             "INSERT INTO conversations VALUES (?, 'anonymous', 1700000000, '{}', 0)",
             (conversation_id,),

@@ -39,11 +39,12 @@ from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
-from oasis.services.image_files import ImageFileStore
+from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.store import Store
+from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.store.repository import Store
 from oasis.tools.outbound import create_http_client
 from oasis.tools.registry import load_plugins
 
@@ -81,7 +82,9 @@ def create_app(
         app.state.responses = ResponsesService(core, store, http)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
-        app.state.images = ImagesService(manager, ImageFileStore(settings.data_dir / "images"))
+        pictures = BlobStore(settings.data_dir / "blobs").section("images")
+        adopt_legacy_directory(settings.data_dir / "images", pictures)
+        app.state.images = ImagesService(manager, ImageFileStore(pictures))
         try:
             await app.state.responses.jobs.recover()
             await manager.preload()

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from oasis.api.errors import error_json
 from oasis.errors import OasisError
-from oasis.services.streaming import failure_message, guarded
+from oasis.services.streams import failure_message, guarded
 from oasis.wire.base import dump
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

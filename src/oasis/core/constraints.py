@@ -2,7 +2,7 @@
 
 :func:`tool_call_grammar` and :func:`response_format_grammar` build the llguidance
 grammars the generation core hands to an engine (as
-:class:`~oasis.engines.base.OutputConstraint`). :class:`ConstraintState` is what an engine
+:class:`~oasis.core.types.OutputConstraint`). :class:`ConstraintState` is what an engine
 runs while sampling: it answers "may this token come next?" cheaply, masks the logits only
 when the answer is no (so a model that already follows the grammar pays almost nothing),
 and handles lazy constraints that switch on at a trigger such as ``<tool_call>``.
@@ -19,7 +19,7 @@ from llguidance import LLMatcher, LLTokenizer
 from oasis.core.conversation import FunctionTool
 from oasis.core.json_schema import check_schema, compile_lark, json_rule, lark_literal
 from oasis.core.tool_calls import CALL_CLOSE, CALL_OPEN, FENCE_CLOSE, FENCE_OPEN
-from oasis.engines.base import OutputConstraint
+from oasis.core.types import OutputConstraint
 
 # Any JSON value except an object with a "name" key: fenced JSON that is not a call.
 _NOT_A_CALL: dict[str, Any] = {

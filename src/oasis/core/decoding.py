@@ -10,7 +10,8 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-from oasis.engines.base import GeneratedToken
+from oasis.core.text import held_back
+from oasis.core.types import GeneratedToken
 
 
 @dataclass
@@ -43,7 +44,7 @@ class StopDecoder:
             if at >= 0:
                 self.stopped = True
                 return self._release(self._held[:at], keep="", stopped=True)
-        keep = self._stop_prefix_len(self._held)
+        keep = held_back(self._held, self._stop)
         if keep:
             return self._release(self._held[:-keep], keep=self._held[-keep:])
         return self._release(self._held, keep="")
@@ -54,16 +55,6 @@ class StopDecoder:
             return DecodedChunk("")
         self._held += self._utf8.decode(b"", final=True)
         return self._release(self._held, keep="")
-
-    def _stop_prefix_len(self, text: str) -> int:
-        """Length of the longest suffix of ``text`` that begins some stop sequence."""
-        best = 0
-        for stop in self._stop:
-            for n in range(min(len(stop) - 1, len(text)), best, -1):
-                if text.endswith(stop[:n]):
-                    best = n
-                    break
-        return best
 
     def _release(self, text: str, keep: str, stopped: bool = False) -> DecodedChunk:
         """Release ``text`` and the tokens that produced it; hold ``keep`` back."""

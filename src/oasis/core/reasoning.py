@@ -7,16 +7,10 @@ counts; a tag later in the answer is ordinary text.
 
 from __future__ import annotations
 
+from oasis.core.text import held_back
+
 OPEN = "<think>"
 CLOSE = "</think>"
-
-
-def _partial_tag(text: str, tag: str) -> int:
-    """Length of the longest suffix of ``text`` that could begin ``tag``."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
 
 
 class ReasoningSplitter:
@@ -54,7 +48,7 @@ class ReasoningSplitter:
                     buffer = buffer[at + len(CLOSE) :].lstrip()
                     self.inside = False
                     continue
-                keep = _partial_tag(buffer, CLOSE)
+                keep = held_back(buffer, (CLOSE,))
                 pieces.append((True, buffer[: len(buffer) - keep]))
                 self._held = buffer[len(buffer) - keep :]
                 break

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
+from oasis.core.text import held_back
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
@@ -256,7 +257,7 @@ class ToolCallParser:
                 if marker == CALL_OPEN:
                     self._held_space = ""  # whitespace before a call is not content
                 return True
-            keep = max(_partial_suffix(buf, CALL_OPEN), _partial_suffix(buf, FENCE_OPEN))
+            keep = held_back(buf, (CALL_OPEN, FENCE_OPEN))
             self._emit_text(buf[: len(buf) - keep], out)
             self._buf = buf[len(buf) - keep :]
             return False
@@ -317,7 +318,10 @@ class ToolCallParser:
             self._held_space = ""
 
     def _done(self, out: list[ParsedEvent]) -> None:
-        call = ToolCall(self._id, self._name, self._args or "{}")
+        if not self._args:  # cut off before its arguments: stream what the call will hold
+            self._args = "{}"
+            out.append(CallArguments(len(self.calls), self._args))
+        call = ToolCall(self._id, self._name, self._args)
         out.append(CallDone(len(self.calls), call))
         self.calls.append(call)
 
@@ -350,14 +354,6 @@ def _first_marker(text: str, markers: tuple[str, ...]) -> tuple[int, str]:
         if at >= 0 and (best[0] < 0 or at < best[0]):
             best = (at, marker)
     return best
-
-
-def _partial_suffix(text: str, marker: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``marker``."""
-    for n in range(min(len(marker) - 1, len(text)), 0, -1):
-        if text.endswith(marker[:n]):
-            return n
-    return 0
 
 
 def _unescape(raw: str) -> str:

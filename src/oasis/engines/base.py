@@ -2,15 +2,18 @@
 
 An engine owns its runtime: it loads weights, runs model code off the event loop (a worker
 thread or process), and translates the runtime's exceptions into :mod:`oasis.errors` at
-its boundary. Nothing here knows about HTTP.
+its boundary. Nothing here knows about HTTP. The value types engines exchange with the
+request side (``SamplingParams``, ``GeneratedToken``, …) live in :mod:`oasis.core.types`;
+a chat model reaches the request side as a :class:`~oasis.core.backend.ChatBackend`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from oasis.core.types import GeneratedToken, SamplingParams
 from oasis.models.specs import ModelSpec
 
 if TYPE_CHECKING:  # numpy only for annotations: this module stays light to import
@@ -26,71 +29,6 @@ class Engine(Protocol):
 
     async def close(self) -> None:
         """Release the runtime (threads, memory). Called once at shutdown."""
-
-
-@dataclass(frozen=True)
-class OutputConstraint:
-    """Constrained decoding: only tokens that keep the output inside ``grammar`` are sampled.
-
-    ``grammar`` is an llguidance grammar (``LLMatcher.grammar_from_lark`` / ``_json_schema``
-    output). With ``trigger`` set the constraint is lazy: text is free until the output
-    contains ``trigger``; the grammar then governs what follows it, and when it completes
-    the text is free again (or generation ends, with ``end_after_match``). Without a
-    trigger it governs the whole output and generation ends when it completes.
-    """
-
-    grammar: str
-    trigger: str | None = None
-    end_after_match: bool = False
-    # More lazy (trigger, grammar) pairs, for models that open a call in several ways;
-    # whichever trigger appears first governs until its grammar completes.
-    alternates: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to pick tokens, in OpenAI's terms. ``seed`` None means a fresh random seed."""
-
-    max_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    logit_bias: dict[int, float] = field(default_factory=dict)
-    # None: no logprobs. 0..20: the sampled token's logprob plus that many alternatives.
-    top_logprobs: int | None = None
-    # None: the prompt is not scored. 0..20: before generating, emit one entry per prompt
-    # token (``prompt_token=True``) with its logprob given the tokens before it (the
-    # first has none) and that many alternatives. The whole prompt is evaluated afresh.
-    prompt_logprobs: int | None = None
-    # An output constraint (see :class:`OutputConstraint`), or None for free text.
-    constraint: OutputConstraint | None = None
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    token_id: int
-    piece: bytes
-    logprob: float
-
-
-@dataclass(frozen=True)
-class GeneratedToken:
-    """One sampled token. ``piece`` is its raw bytes (may split a UTF-8 character).
-
-    The first token of a generation carries ``cached_prompt_tokens``: how many prompt
-    tokens the engine took from its cache instead of evaluating them (reported to clients
-    as ``cached_tokens``). Later tokens leave it ``None``.
-    """
-
-    token_id: int
-    piece: bytes
-    end_of_generation: bool
-    logprob: float | None = None
-    top_logprobs: tuple[TokenLogprob, ...] = ()
-    cached_prompt_tokens: int | None = None
-    prompt_token: bool = False  # scores a prompt token (``prompt_logprobs``), not generated
 
 
 @runtime_checkable
@@ -145,16 +83,22 @@ class TextEngine(Engine, Protocol):
     def vocab_size(self) -> int:
         """Number of token ids (valid ids are ``0..vocab_size() - 1``)."""
 
-    def generate(
-        self, prompt: list[int], params: SamplingParams, *, admitted: bool = False
-    ) -> AsyncIterator[GeneratedToken]:
+    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
         """Sample tokens after ``prompt`` until end-of-generation or ``max_tokens``.
 
         Closing the iterator early stops the runtime at its next token: that is how a
         stop sequence or a client that went away ends a generation. A full queue raises
-        ``OverloadedError``, unless ``admitted``: a later choice of a request whose first
-        generation already started, which waits its turn instead of failing half-way.
+        ``OverloadedError`` here; a wait past ``queue_timeout`` raises it from the
+        iterator, before it yields anything.
         """
+
+    def generate_many(
+        self, runs: Sequence[tuple[list[int], SamplingParams]]
+    ) -> list[AsyncIterator[GeneratedToken]]:
+        """:meth:`generate` for each run, queued now and together (one request's choices):
+        admitted as a whole or refused with ``OverloadedError`` here, before any runs.
+        Only the first run's iterator can time out in the queue: once it has started, the
+        rest follow it without being refused."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from oasis.config import Settings
 from oasis.engines.base import FinishedImage, ImageJob, PartialImage
 from oasis.engines.worker import ModelWorker
 from oasis.errors import InvalidRequestError, ModelUnavailableError
+from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -317,5 +318,5 @@ def _preview_steps(total: int, wanted: int) -> set[int]:
     return {(j + 1) * candidates // (count + 1) for j in range(count)}
 
 
-def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> DiffusersEngine:
-    return DiffusersEngine(spec, path, settings)
+def create_engine(spec: ModelSpec, settings: Settings) -> DiffusersEngine:
+    return DiffusersEngine(spec, resolve_source(spec, settings.data_dir), settings)

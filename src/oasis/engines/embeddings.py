@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from oasis.config import Settings
 from oasis.errors import ModelUnavailableError, OasisError
+from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -294,5 +295,5 @@ def plan_passes(lengths: list[int], pass_cost: int = PASS_COST_TOKENS) -> list[s
     return passes[::-1]
 
 
-def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> SentenceTransformerEngine:
-    return SentenceTransformerEngine(spec, path, settings)
+def create_engine(spec: ModelSpec, settings: Settings) -> SentenceTransformerEngine:
+    return SentenceTransformerEngine(spec, resolve_source(spec, settings.data_dir), settings)

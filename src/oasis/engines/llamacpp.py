@@ -12,7 +12,7 @@ import ctypes
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,12 @@ import numpy as np
 
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
-from oasis.engines.base import GeneratedToken, SamplingParams, TokenLogprob
+from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.cpu import CpuShare
-from oasis.engines.worker import ModelWorker
+from oasis.engines.local_chat import LocalChatBackend
+from oasis.engines.worker import Job, ModelWorker
 from oasis.errors import ModelUnavailableError
+from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ class LlamaCppEngine:
         longest = 1
         buf = ctypes.create_string_buffer(256)
         for token in range(self._n_vocab):
-            if llama_cpp.llama_token_get_attr(self._vocab, token) & strips:
+            if llama_cpp.llama_vocab_get_attr(self._vocab, token) & strips:
                 return None
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
             longest = max(longest, abs(n))  # a negative result is the size the piece needs
@@ -137,18 +139,25 @@ class LlamaCppEngine:
     def vocab_size(self) -> int:
         return self._n_vocab
 
-    def generate(
-        self, prompt: list[int], params: SamplingParams, *, admitted: bool = False
-    ) -> AsyncIterator[GeneratedToken]:
+    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GeneratedToken]:
         """Sample after ``prompt``; see :class:`~oasis.engines.base.TextEngine`.
 
         The job is queued at once, so a full queue raises ``OverloadedError`` here.
         """
+        return self.generate_many([(prompt, params)])[0]
 
-        def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
-            self._generate(prompt, params, emit, cancel)
+    def generate_many(
+        self, runs: Sequence[tuple[list[int], SamplingParams]]
+    ) -> list[AsyncIterator[GeneratedToken]]:
+        """Queue every run now, as one request; they run one after another on the worker."""
 
-        return self._worker.stream(job, admitted=admitted)
+        def job_for(prompt: list[int], params: SamplingParams) -> Job[GeneratedToken]:
+            def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
+                self._generate(prompt, params, emit, cancel)
+
+            return job
+
+        return list(self._worker.stream_many([job_for(p, params) for p, params in runs]))
 
     # --- worker thread -------------------------------------------------------------
 
@@ -313,7 +322,7 @@ class LlamaCppEngine:
                 pieces: list[bytes] = []
                 special: list[bool] = []
                 for token in range(self._n_vocab):
-                    attr = llama_cpp.llama_token_get_attr(self._vocab, token)
+                    attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
                     is_control = bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL)
                     special.append(is_control)
                     pieces.append(self._special_piece(token) if is_control else self.piece(token))
@@ -333,5 +342,7 @@ class LlamaCppEngine:
         self._llm.close()
 
 
-def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> LlamaCppEngine:
-    return LlamaCppEngine(spec, path, settings)
+def create_engine(spec: ModelSpec, settings: Settings) -> LocalChatBackend:
+    """A GGUF chat model: the llama.cpp token engine under the local chat backend."""
+    path = resolve_source(spec, settings.data_dir)
+    return LocalChatBackend(LlamaCppEngine(spec, path, settings))

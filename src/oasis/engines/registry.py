@@ -1,7 +1,10 @@
 """Engine factories by name. Built-in engines register here exactly as a plugin would.
 
 A third-party package adds an engine through the ``oasis.engines`` entry-point group; the
-entry point names a callable ``(spec, path, settings) -> Engine``.
+entry point names a callable ``(spec, settings) -> Engine``. The factory finds its own
+weights: a local engine resolves the spec's packaged, local or hub files with
+:func:`oasis.models.assets.resolve_source`; a remote one reads its URL from
+``spec.options``. A chat model's engine is a :class:`~oasis.core.backend.ChatBackend`.
 """
 
 from __future__ import annotations
@@ -9,14 +12,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from pathlib import Path
 
 from oasis.config import Settings
 from oasis.engines.base import Engine
 from oasis.errors import ModelUnavailableError
 from oasis.models.specs import ModelSpec
 
-EngineFactory = Callable[[ModelSpec, Path, Settings], Engine]
+EngineFactory = Callable[[ModelSpec, Settings], Engine]
 
 # name -> "module:function"; imported only when a model of that engine loads, so that
 # starting the server never imports torch or CTranslate2 needlessly.

@@ -19,6 +19,7 @@ from oasis.config import Settings
 from oasis.engines.base import SynthesizedAudio
 from oasis.engines.worker import ModelWorker
 from oasis.errors import InvalidRequestError, ModelUnavailableError
+from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 
@@ -101,5 +102,5 @@ class HibariEngine:
         await self._worker.close()
 
 
-def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> HibariEngine:
-    return HibariEngine(spec, path, settings)
+def create_engine(spec: ModelSpec, settings: Settings) -> HibariEngine:
+    return HibariEngine(spec, resolve_source(spec, settings.data_dir), settings)

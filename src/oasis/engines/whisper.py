@@ -24,6 +24,7 @@ from oasis.engines.base import (
 )
 from oasis.engines.worker import ModelWorker
 from oasis.errors import InvalidRequestError, ModelUnavailableError
+from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 # Temperatures tried in turn when a window's decoding fails the quality checks (OpenAI's
@@ -130,5 +131,5 @@ class FasterWhisperEngine:
         await self._worker.close()
 
 
-def create_engine(spec: ModelSpec, path: Path, settings: Settings) -> FasterWhisperEngine:
-    return FasterWhisperEngine(spec, path, settings)
+def create_engine(spec: ModelSpec, settings: Settings) -> FasterWhisperEngine:
+    return FasterWhisperEngine(spec, resolve_source(spec, settings.data_dir), settings)

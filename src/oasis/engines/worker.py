@@ -6,10 +6,10 @@ the job at once (raising :class:`~oasis.errors.OverloadedError` right there when
 is full, so a caller can still answer 503 before a streaming response starts) and returns
 an async iterator over what the job emits; closing that iterator, or dropping it, sets
 ``cancelled``. With ``max_wait``, a job still queued that long is dropped and its
-iterator raises ``OverloadedError``, again before it has yielded anything. A job marked
-``admitted`` (a later step of a request whose first job already started) is never refused
-either way: a request that was let in is not failed half-way through. Jobs for one model
-run one at a time, in arrival order, so a runtime is never entered by two requests at once.
+iterator raises ``OverloadedError``, again before it has yielded anything.
+:meth:`ModelWorker.stream_many` queues one request's jobs together, admitted or refused as
+a whole: a request that was let in is not failed half-way through. Jobs for one model run
+one at a time, in arrival order, so a runtime is never entered by two requests at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -127,18 +127,33 @@ class ModelWorker(Generic[T]):
             emit(_RELEASE)
             emit(_DONE)
 
-    def stream(self, job: Job[T], *, admitted: bool = False) -> AsyncIterator[T]:
+    def stream(self, job: Job[T]) -> AsyncIterator[T]:
         """Queue ``job`` now and return an iterator over what it emits, in order.
 
         Raises :class:`~oasis.errors.OverloadedError` synchronously when ``max_queue``
         jobs are already waiting or running, and from the iterator when the job waited
-        ``max_wait`` seconds without starting; neither for an ``admitted`` job. Must be
-        called on the event loop.
+        ``max_wait`` seconds without starting. Must be called on the event loop.
         """
-        if self._pending >= self._max_queue and not admitted:
+        return self.stream_many([job])[0]
+
+    def stream_many(self, jobs: Sequence[Job[T]]) -> list[JobStream[T]]:
+        """Queue ``jobs`` now, in order, as one request (its choices): one iterator each.
+
+        The group is admitted or refused as a whole: ``max_queue`` is checked once, so a
+        request with more choices than ``max_queue`` still runs on an idle model (while
+        its jobs are pending, later requests are refused), and only the first job carries
+        the ``max_wait`` deadline: the rest sit right behind it, so once it has started
+        none of them is refused or timed out. Raises
+        :class:`~oasis.errors.OverloadedError` synchronously (and queues nothing) when
+        ``max_queue`` jobs are already waiting or running.
+        """
+        if self._pending >= self._max_queue:
             raise OverloadedError(
                 f"{self.name} has {self._pending} requests waiting; try again shortly."
             )
+        return [self._queue(job, first=i == 0) for i, job in enumerate(jobs)]
+
+    def _queue(self, job: Job[T], *, first: bool) -> JobStream[T]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
@@ -179,7 +194,7 @@ class ModelWorker(Generic[T]):
                 queue.put_nowait(_DONE)
 
         future.add_done_callback(finished)
-        if self._max_wait is None or admitted:
+        if self._max_wait is None or not first:
             return JobStream(queue, cancelled)
         max_wait = self._max_wait
         return JobStream(

@@ -11,7 +11,8 @@ from openai.types.conversations import (
 from oasis.errors import NotFoundError
 from oasis.responses.ids import new_id
 from oasis.responses.items import CONVERSATION_ITEM, normalize_input
-from oasis.store.repository import Item, Store, StoredConversation
+from oasis.store import Store, StoredConversation
+from oasis.types import Item
 
 
 def _missing(conversation_id: str) -> NotFoundError:
@@ -41,21 +42,21 @@ class ConversationService:
         self.store = store
 
     async def _get(self, owner: str, conversation_id: str) -> StoredConversation:
-        stored = await self.store.get_conversation(owner, conversation_id)
+        stored = await self.store.conversations.get(owner, conversation_id)
         if stored is None:
             raise _missing(conversation_id)
         return stored
 
     async def _normalize(self, owner: str, raw: list[Item], param: str) -> list[Item]:
         return await normalize_input(
-            raw, lambda item_id: self.store.find_item(owner, item_id), param=param
+            raw, lambda item_id: self.store.items.find(owner, item_id), param=param
         )
 
     async def create(
         self, owner: str, metadata: dict[str, str] | None, raw_items: list[Item] | None
     ) -> Conversation:
         entries = await self._normalize(owner, raw_items or [], "items")
-        stored = await self.store.create_conversation(
+        stored = await self.store.conversations.create(
             owner, new_id("conv"), metadata or {}, entries
         )
         return _conversation(stored)
@@ -67,13 +68,13 @@ class ConversationService:
         self, owner: str, conversation_id: str, metadata: dict[str, str] | None
     ) -> Conversation:
         await self._get(owner, conversation_id)
-        stored = await self.store.update_conversation(owner, conversation_id, metadata or {})
+        stored = await self.store.conversations.update(owner, conversation_id, metadata or {})
         assert stored is not None
         return _conversation(stored)
 
     async def delete(self, owner: str, conversation_id: str) -> ConversationDeletedResource:
         await self._get(owner, conversation_id)
-        await self.store.delete_conversation(owner, conversation_id)
+        await self.store.conversations.delete(owner, conversation_id)
         return ConversationDeletedResource(
             id=conversation_id, object="conversation.deleted", deleted=True
         )
@@ -83,7 +84,7 @@ class ConversationService:
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
         entries = await self._normalize(owner, raw_items, "items")
-        if not await self.store.add_conversation_items(owner, conversation_id, entries):
+        if not await self.store.conversations.append(owner, conversation_id, entries):
             raise _missing(conversation_id)
         return item_list(entries, False)
 
@@ -91,20 +92,20 @@ class ConversationService:
         self, owner: str, conversation_id: str, *, order: str, after: str | None, limit: int
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
-        page = await self.store.conversation_page(
+        page = await self.store.conversations.page(
             owner, conversation_id, order=order, after=after, limit=limit
         )
         return item_list(page.data, page.has_more)
 
     async def get_item(self, owner: str, conversation_id: str, item_id: str) -> object:
         await self._get(owner, conversation_id)
-        item = await self.store.conversation_item(owner, conversation_id, item_id)
+        item = await self.store.conversations.item(owner, conversation_id, item_id)
         if item is None:
             raise NotFoundError(f"Item with id '{item_id}' not found.")
         return CONVERSATION_ITEM.validate_python(item)
 
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation:
         stored = await self._get(owner, conversation_id)
-        if not await self.store.delete_conversation_item(owner, conversation_id, item_id):
+        if not await self.store.conversations.delete_item(owner, conversation_id, item_id):
             raise NotFoundError(f"Item with id '{item_id}' not found.")
         return _conversation(stored)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Protocol
 
-from oasis.engines.base import GeneratedToken
+from oasis.core.events import TextDelta
+from oasis.core.types import GeneratedToken
 from oasis.responses.ids import new_id
-from oasis.services.chat import token_logprob
-from oasis.services.generation import TextDelta
+from oasis.services.outputs import token_logprob
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
 from oasis.types import Item
 

@@ -20,8 +20,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from oasis.core.conversation import ToolCall
-from oasis.responses.emitters import ContentEmitter, FunctionCallEmitter, HostedItemEmitter
-from oasis.services.generation import (
+from oasis.core.events import (
     Finished,
     GenerationEvent,
     ReasoningDelta,
@@ -30,6 +29,7 @@ from oasis.services.generation import (
     ToolCallDone,
     ToolCallStarted,
 )
+from oasis.responses.emitters import ContentEmitter, FunctionCallEmitter, HostedItemEmitter
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
 from oasis.types import Item
 

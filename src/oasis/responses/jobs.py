@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from oasis.store.repository import Store
+from oasis.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class BackgroundJobs:
         """Write the log's unwritten events to the database."""
         pending = log_.events[log_.flushed :]
         if pending:
-            await self.store.append_events(response_id, pending)
+            await self.store.events.append(response_id, pending)
             log_.flushed += len(pending)
 
     async def recover(self) -> int:
@@ -165,18 +165,18 @@ class BackgroundJobs:
         scratch with different sampling, so an honest ``failed`` is recorded instead.
         """
         count = 0
-        for row in await self.store.unfinished():
+        for row in await self.store.responses.unfinished():
             body = dict(row.body)
             body["status"] = "failed"
             body["error"] = {
                 "code": "server_error",
                 "message": "The server stopped before this response finished.",
             }
-            await self.store.update_snapshot(row.owner, body)
+            await self.store.responses.update_snapshot(row.owner, body)
             if row.stream:
-                seq = await self.store.last_event_seq(row.id) + 1
+                seq = await self.store.events.last_seq(row.id) + 1
                 event = {"type": "response.failed", "sequence_number": seq, "response": body}
-                await self.store.append_events(
+                await self.store.events.append(
                     row.id, [(seq, "response.failed", json.dumps(event))]
                 )
             count += 1

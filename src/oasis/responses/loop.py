@@ -27,17 +27,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oasis.core.conversation import ToolCall
-from oasis.engines.base import SamplingParams
+from oasis.core.events import Finished, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
+from oasis.core.options import GenerationOptions
+from oasis.core.types import SamplingParams
 from oasis.responses.events import ResponseBuilder
-from oasis.services.generation import (
-    Finished,
-    GenerationCore,
-    GenerationOptions,
-    PreparedPrompt,
-    ToolCallArgumentsDelta,
-    ToolCallDone,
-    ToolCallStarted,
-)
+from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.tools.base import ConfiguredTool, HostedCall, ToolContext, ToolResult
 from oasis.tools.registry import get_tool
 from oasis.types import Item

@@ -20,21 +20,17 @@ from openai.types.responses import Response
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from oasis.core.conversation import Conversation
-from oasis.engines.base import SamplingParams
+from oasis.core.options import GenerationOptions, ResponseFormat
+from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
 from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps
-from oasis.services.generation import (
-    GenerationCore,
-    GenerationOptions,
-    PreparedPrompt,
-    ResponseFormat,
-)
-from oasis.services.streaming import begun, failure_message, guarded
-from oasis.store.repository import ItemPage, Store
+from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.services.streams import begun, failure_message, guarded
+from oasis.store import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
 from oasis.tools.registry import get_tool
 from oasis.types import Item
@@ -223,21 +219,21 @@ class ResponsesService:
                 code="mutually_exclusive_parameters",
             )
         if request.previous_response_id:
-            previous = await self.store.get_response(owner, request.previous_response_id)
+            previous = await self.store.responses.get(owner, request.previous_response_id)
             if previous is None:
                 raise InvalidRequestError(
                     f"Previous response with id '{request.previous_response_id}' not found.",
                     param="previous_response_id",
                     code="previous_response_not_found",
                 )
-            return await self.store.context_of(owner, previous.id)
+            return await self.store.responses.context(owner, previous.id)
         conversation_id = request.conversation_id
         if conversation_id is not None:
-            if await self.store.get_conversation(owner, conversation_id) is None:
+            if await self.store.conversations.get(owner, conversation_id) is None:
                 raise NotFoundError(
                     f"Conversation with id '{conversation_id}' not found.", param="conversation"
                 )
-            return await self.store.conversation_items(owner, conversation_id)
+            return await self.store.conversations.items(owner, conversation_id)
         return []
 
     async def _prepare(self, request: ResponseCreateRequest, owner: str) -> Prepared:
@@ -255,7 +251,7 @@ class ResponsesService:
             )
         context = await self._context(request, owner)
         new_items = await normalize_input(
-            request.input, lambda item_id: self.store.find_item(owner, item_id)
+            request.input, lambda item_id: self.store.items.find(owner, item_id)
         )
         check_call_ids(context, new_items)
         configured = _configure_tools(request)
@@ -410,11 +406,11 @@ class ResponsesService:
             turn.new_items + turn.builder.output if turn.conversation_id and finished else None
         )
         if turn.request.background:
-            await self.store.finish_response(
+            await self.store.responses.finish(
                 turn.owner, body, outputs=turn.builder.output, conversation_append=appended
             )
         elif turn.store:
-            await self.store.insert_response(
+            await self.store.responses.insert(
                 turn.owner,
                 body,
                 inputs=turn.context,
@@ -423,7 +419,7 @@ class ResponsesService:
                 conversation_append=appended,
             )
         elif appended and turn.conversation_id:
-            await self.store.add_conversation_items(turn.owner, turn.conversation_id, appended)
+            await self.store.conversations.append(turn.owner, turn.conversation_id, appended)
 
     async def create(self, request: ResponseCreateRequest, owner: str) -> Response:
         """A whole response (or, with ``background``, the queued one)."""
@@ -477,7 +473,7 @@ class ResponsesService:
             events.append(_encode(event))
 
         async def start() -> None:
-            await self.store.insert_response(
+            await self.store.responses.insert(
                 turn.owner,
                 turn.builder.snapshot(),
                 inputs=turn.context,
@@ -506,7 +502,7 @@ class ResponsesService:
             if turn.stream:
                 await self.jobs.flush(builder.id, events)
             if snapshot:
-                return await self.store.update_snapshot(turn.owner, builder.snapshot())
+                return await self.store.responses.update_snapshot(turn.owner, builder.snapshot())
             return True
 
         async def end(terminal: list[Any]) -> None:
@@ -514,7 +510,7 @@ class ResponsesService:
             for event in terminal:
                 events.append(_encode(event))
             await job.finish(
-                self.store.finish_response(turn.owner, builder.snapshot(), outputs=builder.output)
+                self.store.responses.finish(turn.owner, builder.snapshot(), outputs=builder.output)
             )
             await flush(snapshot=False)
 
@@ -553,14 +549,14 @@ class ResponsesService:
     # -- stored responses -------------------------------------------------------------
 
     async def retrieve(self, response_id: str, owner: str) -> Response:
-        stored = await self.store.get_response(owner, response_id)
+        stored = await self.store.responses.get(owner, response_id)
         if stored is None:
             raise _not_found(response_id)
         return Response.model_validate(stored.body)
 
     async def replay(self, response_id: str, owner: str, after: int | None) -> AsyncIterator[Event]:
         """``GET ?stream=true``: the stored event log after ``after``, then live events."""
-        stored = await self.store.get_response(owner, response_id)
+        stored = await self.store.responses.get(owner, response_id)
         if stored is None:
             raise _not_found(response_id)
         if not (stored.background and stored.stream):
@@ -574,16 +570,16 @@ class ResponsesService:
         live = self.jobs.live(response_id)
         if live is not None:
             return live.follow(start)
-        return _iterate(await self.store.events(response_id, start))
+        return _iterate(await self.store.events.after(response_id, start))
 
     async def delete(self, response_id: str, owner: str) -> None:
-        if await self.store.get_response(owner, response_id) is None:
+        if await self.store.responses.get(owner, response_id) is None:
             raise _not_found(response_id)
         await self.jobs.cancel(response_id)
-        await self.store.delete_response(owner, response_id)
+        await self.store.responses.delete(owner, response_id)
 
     async def cancel(self, response_id: str, owner: str) -> Response:
-        stored = await self.store.get_response(owner, response_id)
+        stored = await self.store.responses.get(owner, response_id)
         if stored is None:
             raise _not_found(response_id)
         if not stored.background:
@@ -593,15 +589,17 @@ class ResponsesService:
             # stopped). The write only changes a row that is still unfinished, so it never
             # rewrites an end that a job recorded meanwhile, and a job that starts later
             # finds it cancelled and does not run.
-            await self.store.update_snapshot(owner, {**stored.body, "status": "cancelled"})
+            await self.store.responses.update_snapshot(
+                owner, {**stored.body, "status": "cancelled"}
+            )
         return await self.retrieve(response_id, owner)
 
     async def input_items(
         self, response_id: str, owner: str, *, order: str, after: str | None, limit: int
     ) -> ItemPage:
-        if await self.store.get_response(owner, response_id) is None:
+        if await self.store.responses.get(owner, response_id) is None:
             raise _not_found(response_id)
-        return await self.store.response_items(
+        return await self.store.responses.items(
             owner, response_id, role="input", order=order, after=after, limit=limit
         )
 
@@ -619,13 +617,13 @@ class ResponsesService:
             request = request.model_copy(update={"model": model})
         prompt = (await self._prepare(request, owner)).prompt
         return InputTokenCountResponse(
-            object="response.input_tokens", input_tokens=len(prompt.tokens)
+            object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )
 
     async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
         if not request.previous_response_id:
             return None
-        previous = await self.store.get_response(owner, request.previous_response_id)
+        previous = await self.store.responses.get(owner, request.previous_response_id)
         if previous is None:
             return None  # _prepare looks it up again and says it is missing
         model = previous.body.get("model")

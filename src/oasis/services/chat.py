@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from openai.types import CompletionUsage
-from openai.types.chat import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatCompletionMessage,
-    ChatCompletionMessageFunctionToolCall,
-    ChatCompletionTokenLogprob,
-)
-from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import (
     ChoiceDelta,
@@ -25,27 +17,23 @@ from openai.types.chat.chat_completion_chunk import (
     ChoiceDeltaToolCallFunction,
 )
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
-from openai.types.chat.chat_completion_message import FunctionCall
-from openai.types.chat.chat_completion_message_function_tool_call import Function
-from openai.types.chat.chat_completion_token_logprob import TopLogprob
-from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
 
 from oasis.core.conversation import Conversation, Message, ToolCall
-from oasis.engines.base import GeneratedToken, SamplingParams
-from oasis.errors import InvalidRequestError, UnsupportedError
-from oasis.services.generation import (
+from oasis.core.events import (
     Finished,
-    GenerationCore,
-    GenerationOptions,
-    PreparedPrompt,
     ReasoningDelta,
-    ResponseFormat,
     TextDelta,
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
+from oasis.core.options import GenerationOptions, ResponseFormat
+from oasis.core.types import SamplingParams
+from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.services.chat_fold import ChatCompletionFold, ServiceTier, with_reasoning
+from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.services.outputs import token_logprob, usage
 from oasis.services.sampling import choice_params
-from oasis.services.streaming import begun
+from oasis.services.streams import Interleaved, begun
 from oasis.tools.function import function_tools
 from oasis.wire.chat import (
     AllowedToolsChoice,
@@ -108,41 +96,6 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
             )
         )
     return Conversation(tuple(messages))
-
-
-def token_logprob(token: GeneratedToken) -> ChatCompletionTokenLogprob:
-    """One sampled token's logprob entry, as OpenAI spells it."""
-    return ChatCompletionTokenLogprob(
-        token=token.piece.decode("utf-8", errors="replace"),
-        logprob=token.logprob if token.logprob is not None else -9999.0,
-        bytes=list(token.piece),
-        top_logprobs=[
-            TopLogprob(
-                token=alt.piece.decode("utf-8", errors="replace"),
-                logprob=alt.logprob,
-                bytes=list(alt.piece),
-            )
-            for alt in token.top_logprobs
-        ],
-    )
-
-
-def usage(
-    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0, cached_tokens: int = 0
-) -> CompletionUsage:
-    """``usage`` with every detail the SDK knows; ``cached_tokens`` is part of the prompt."""
-    return CompletionUsage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens, audio_tokens=0),
-        completion_tokens_details=CompletionTokensDetails(
-            reasoning_tokens=reasoning_tokens,
-            audio_tokens=0,
-            accepted_prediction_tokens=0,
-            rejected_prediction_tokens=0,
-        ),
-    )
 
 
 def _response_format(request: ChatCompletionRequest) -> ResponseFormat:
@@ -221,55 +174,6 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
     )
 
 
-_Carrier = TypeVar("_Carrier", ChatCompletionMessage, ChoiceDelta)
-
-
-def with_reasoning(target: _Carrier, text: str | None) -> _Carrier:
-    """``target`` with a thinking model's reasoning as ``reasoning_content``.
-
-    OpenAI's Chat Completions never shows reasoning, so the SDK's types have no field for
-    it; DeepSeek's API, llama.cpp's server and vLLM return it under this name, and the
-    SDK keeps such extra fields (``message.reasoning_content``). Models that do not think
-    never carry it.
-    """
-    if text:
-        target.reasoning_content = text  # type: ignore[attr-defined]
-    return target
-
-
-def assistant_message(finished: Finished, legacy: bool = False) -> ChatCompletionMessage:
-    """The assistant's message for a finished generation: text, tool calls or both.
-
-    ``legacy``: the request used ``functions``, so its one call goes in ``function_call``.
-    """
-    if legacy and finished.tool_calls:
-        call = finished.tool_calls[0]
-        message = ChatCompletionMessage(
-            role="assistant",
-            content=finished.text or None,
-            refusal=None,
-            function_call=FunctionCall(name=call.name, arguments=call.arguments),
-        )
-        return with_reasoning(message, finished.reasoning)
-    if not finished.tool_calls:
-        message = ChatCompletionMessage(role="assistant", content=finished.text, refusal=None)
-        return with_reasoning(message, finished.reasoning)
-    message = ChatCompletionMessage(
-        role="assistant",
-        content=finished.text or None,
-        refusal=None,
-        tool_calls=[
-            ChatCompletionMessageFunctionToolCall(
-                id=call.id,
-                type="function",
-                function=Function(name=call.name, arguments=call.arguments),
-            )
-            for call in finished.tool_calls
-        ],
-    )
-    return with_reasoning(message, finished.reasoning)
-
-
 @dataclass(frozen=True)
 class _Plan:
     """A validated request, ready to run: the prompt and one parameter set per choice."""
@@ -295,7 +199,7 @@ class _Plan:
 
 
 class ChatService:
-    """Runs chat completions, plain or streamed."""
+    """Runs chat completions, plain or streamed: one chunk stream, folded when not streamed."""
 
     def __init__(self, core: GenerationCore) -> None:
         self.core = core
@@ -310,104 +214,78 @@ class ChatService:
         )
         choices = choice_params(
             request,
-            prompt.engine,
+            prompt.backend.vocab_size,
             self.core.max_new_tokens(prompt, request.token_limit),
             (request.top_logprobs or 0) if request.logprobs else None,
             request.n or 1,
         )
         return _Plan(request, prompt, choices, bool(request.logprobs))
 
+    def _start(self, plan: _Plan) -> Interleaved:
+        """Every choice queued now, together (a full queue answers 503 here)."""
+        runs = [(plan.prompt, params) for params in plan.choices]
+        return Interleaved(self.core.generate_all(runs, plan.request.stop_list))
+
     async def create(self, request: ChatCompletionRequest) -> ChatCompletion:
-        """A whole completion, every choice generated before returning."""
+        """A whole completion: the stream's chunks, folded."""
         plan = await self._plan(request)
-        choices: list[Choice] = []
-        completion_tokens = reasoning_tokens = 0
-        cached: int | None = None  # the prompt counts once: as the first choice found it
-        for index, params in enumerate(plan.choices):
-            logprobs: list[ChatCompletionTokenLogprob] = []
-            finished: Finished | None = None
-            async for event in self.core.generate(
-                plan.prompt, params, request.stop_list, admitted=index > 0
-            ):
-                if isinstance(event, TextDelta):
-                    if plan.want_logprobs:
-                        logprobs.extend(token_logprob(t) for t in event.tokens)
-                elif isinstance(event, Finished):
-                    finished = event
-            assert finished is not None
-            completion_tokens += finished.completion_tokens
-            reasoning_tokens += finished.reasoning_tokens
-            cached = finished.cached_tokens if cached is None else cached
-            choices.append(
-                Choice(
-                    index=index,
-                    message=assistant_message(finished, plan.legacy_functions),
-                    finish_reason=plan.finish_reason(finished),
-                    logprobs=ChoiceLogprobs(content=logprobs, refusal=None)
-                    if plan.want_logprobs
-                    else None,
-                )
-            )
-        return ChatCompletion(
-            id=new_completion_id(),
-            object="chat.completion",
-            created=int(time.time()),
-            model=plan.model_name,
-            choices=choices,
-            usage=usage(len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0),
-            system_fingerprint=plan.prompt.fingerprint,
-            service_tier=_service_tier(request),
-        )
+        fold = ChatCompletionFold(logprobs=plan.want_logprobs)
+        chunks = self._chunks(plan, self._start(plan), include_usage=True)
+        try:
+            async for chunk in chunks:
+                fold.add(chunk)
+        finally:
+            await chunks.aclose()
+        return fold.result(_service_tier(request))
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        """Validate, prepare and queue now (errors are still HTTP errors), then stream chunks."""
+        """Validate, prepare and queue now (errors are still HTTP errors), then stream."""
         plan = await self._plan(request)
-        return await begun(self._chunks(plan))
+        return await begun(
+            self._chunks(plan, self._start(plan), include_usage=request.include_usage)
+        )
 
-    async def _chunks(self, plan: _Plan) -> AsyncIterator[ChatCompletionChunk]:
-        request = plan.request
-        include_usage = request.include_usage
+    async def _chunks(
+        self, plan: _Plan, events: Interleaved, *, include_usage: bool
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         completion_id = new_completion_id()
         created = int(time.time())
         extra = {"usage": None} if include_usage else {}
         fingerprint = plan.prompt.fingerprint
 
-        def chunk(choice: ChunkChoice) -> ChatCompletionChunk:
+        def chunk(index: int, delta: ChoiceDelta, **fields: Any) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=completion_id,
                 object="chat.completion.chunk",
                 created=created,
                 model=plan.model_name,
-                choices=[choice],
+                choices=[
+                    ChunkChoice(
+                        index=index,
+                        delta=delta,
+                        logprobs=fields.get("logprobs"),
+                        finish_reason=fields.get("finish_reason"),
+                    )
+                ],
                 system_fingerprint=fingerprint,
                 **extra,
             )
 
         completion_tokens = reasoning_tokens = 0
-        cached: int | None = None
-        for index, params in enumerate(plan.choices):
-            first = True  # the role goes out once, with the first delta (DIGEST §2.5)
-
-            def choice(delta: ChoiceDelta, **fields: Any) -> ChatCompletionChunk:
-                return chunk(
-                    ChunkChoice(
-                        index=index,  # noqa: B023 - used before the loop moves on
-                        delta=delta,
-                        logprobs=fields.get("logprobs"),
-                        finish_reason=fields.get("finish_reason"),
-                    )
-                )
-
-            async for event in self.core.generate(
-                plan.prompt, params, request.stop_list, admitted=index > 0
-            ):
+        cached: int | None = None  # the prompt counts once: as the first choice found it
+        started: set[int] = set()  # the role goes out once per choice (DIGEST §2.5)
+        try:
+            async for index, event in events:
+                first = index not in started
+                started.add(index)
                 if first and not isinstance(event, ToolCallStarted):
+                    yield chunk(index, ChoiceDelta(role="assistant", content="", refusal=None))
                     first = False
-                    yield choice(ChoiceDelta(role="assistant", content="", refusal=None))
                 if isinstance(event, TextDelta):
                     if not event.text and not (plan.want_logprobs and event.tokens):
                         continue
-                    yield choice(
+                    yield chunk(
+                        index,
                         ChoiceDelta(content=event.text),
                         logprobs=ChunkLogprobs(
                             content=[token_logprob(t) for t in event.tokens], refusal=None
@@ -416,19 +294,17 @@ class ChatService:
                         else None,
                     )
                 elif isinstance(event, ReasoningDelta):
-                    yield choice(with_reasoning(ChoiceDelta(), event.text))
+                    yield chunk(index, with_reasoning(ChoiceDelta(), event.text))
                 elif isinstance(event, ToolCallStarted) and plan.legacy_functions:
                     call = ChoiceDeltaFunctionCall(name=event.name, arguments="")
                     if first:
-                        first = False
-                        yield choice(
-                            ChoiceDelta(role="assistant", content=None, function_call=call)
-                        )
+                        delta = ChoiceDelta(role="assistant", content=None, function_call=call)
                     else:
-                        yield choice(ChoiceDelta(function_call=call))
+                        delta = ChoiceDelta(function_call=call)
+                    yield chunk(index, delta)
                 elif isinstance(event, ToolCallArgumentsDelta) and plan.legacy_functions:
                     call = ChoiceDeltaFunctionCall(arguments=event.delta)
-                    yield choice(ChoiceDelta(function_call=call))
+                    yield chunk(index, ChoiceDelta(function_call=call))
                 elif isinstance(event, ToolCallStarted):
                     start = ChoiceDeltaToolCall(
                         index=event.index,
@@ -437,13 +313,13 @@ class ChatService:
                         function=ChoiceDeltaToolCallFunction(name=event.name, arguments=""),
                     )
                     if first:
-                        first = False
                         delta = ChoiceDelta(role="assistant", content=None, tool_calls=[start])
                     else:
                         delta = ChoiceDelta(tool_calls=[start])
-                    yield choice(delta)
+                    yield chunk(index, delta)
                 elif isinstance(event, ToolCallArgumentsDelta):
-                    yield choice(
+                    yield chunk(
+                        index,
                         ChoiceDelta(
                             tool_calls=[
                                 ChoiceDeltaToolCall(
@@ -451,13 +327,15 @@ class ChatService:
                                     function=ChoiceDeltaToolCallFunction(arguments=event.delta),
                                 )
                             ]
-                        )
+                        ),
                     )
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
                     reasoning_tokens += event.reasoning_tokens
                     cached = event.cached_tokens if cached is None else cached
-                    yield choice(ChoiceDelta(), finish_reason=plan.finish_reason(event))
+                    yield chunk(index, ChoiceDelta(), finish_reason=plan.finish_reason(event))
+        finally:
+            await events.aclose()  # every choice stops when the client goes or one fails
         if include_usage:
             yield ChatCompletionChunk(
                 id=completion_id,
@@ -467,13 +345,12 @@ class ChatService:
                 choices=[],
                 system_fingerprint=fingerprint,
                 usage=usage(
-                    len(plan.prompt.tokens), completion_tokens, reasoning_tokens, cached or 0
+                    plan.prompt.prompt_tokens, completion_tokens, reasoning_tokens, cached or 0
                 ),
             )
 
 
 FinishReasonOut = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
-ServiceTier = Literal["auto", "default", "flex", "scale", "priority"]
 _TIERS: tuple[ServiceTier, ...] = ("auto", "default", "flex", "scale", "priority")
 
 

@@ -9,28 +9,23 @@ from __future__ import annotations
 import codecs
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 
 from openai.types import Completion, CompletionChoice
 from openai.types.completion_choice import Logprobs
 
-from oasis.engines.base import GeneratedToken, SamplingParams
+from oasis.core.events import Finished, PromptScored, TextDelta
+from oasis.core.types import GeneratedToken, SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
-from oasis.services.chat import usage
-from oasis.services.generation import (
-    Finished,
-    GenerationCore,
-    PreparedPrompt,
-    PromptScored,
-    TextDelta,
-)
+from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.services.outputs import usage
 from oasis.services.sampling import choice_params
-from oasis.services.streaming import begun
+from oasis.services.streams import Interleaved, begun
 from oasis.wire.completions import CompletionRequest
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
-# Prompts × n per request. They run one after another on one model, so a huge request
+# Prompts × n per request. They are queued together on one model, so a huge request
 # would hold it for everyone else; OpenAI caps a prompt list at 2048 entries too.
 MAX_CHOICES = 2048
 
@@ -104,16 +99,67 @@ class _LegacyLogprobs:
             text_offset=self.text_offset[start:],
         )
 
-    def all(self) -> Logprobs:
-        return self._slice(0)
-
 
 def _new_id() -> str:
     return f"cmpl-{secrets.token_hex(12)}"
 
 
+class _CompletionFold:
+    """A whole completion, folded from the chunks its stream would send."""
+
+    def __init__(self, *, logprobs: bool) -> None:
+        self._logprobs = logprobs
+        self._text: dict[int, list[str]] = {}
+        self._entries: dict[int, list[Logprobs]] = {}
+        self._finish: dict[int, str] = {}
+        self._last: Completion | None = None
+
+    def add(self, chunk: Completion) -> None:
+        if chunk.usage is not None:
+            self._last = chunk
+        for choice in chunk.choices:
+            self._text.setdefault(choice.index, []).append(choice.text)
+            if choice.logprobs is not None:
+                self._entries.setdefault(choice.index, []).append(choice.logprobs)
+            if choice.finish_reason is not None:
+                self._finish[choice.index] = choice.finish_reason
+
+    def _logprobs_of(self, index: int) -> Logprobs:
+        parts = self._entries.get(index, [])
+        # Unvalidated, like the stream's: the prompt's first entry may be null.
+        return Logprobs.model_construct(
+            tokens=[t for p in parts for t in p.tokens or []],
+            token_logprobs=[t for p in parts for t in p.token_logprobs or []],
+            top_logprobs=[t for p in parts for t in p.top_logprobs or []],
+            text_offset=[t for p in parts for t in p.text_offset or []],
+        )
+
+    def result(self) -> Completion:
+        """The completion; the chunks must have included the final usage chunk."""
+        assert self._last is not None
+        choices = [
+            CompletionChoice(
+                index=index,
+                text="".join(self._text[index]),
+                finish_reason=self._finish[index],  # type: ignore[arg-type]
+                logprobs=self._logprobs_of(index) if self._logprobs else None,
+            )
+            for index in sorted(self._text)
+        ]
+        return Completion(
+            id=self._last.id,
+            object="text_completion",
+            created=self._last.created,
+            model=self._last.model,
+            choices=choices,
+            usage=self._last.usage,
+            system_fingerprint=self._last.system_fingerprint,
+        )
+
+
 class CompletionService:
-    """Runs legacy completions, plain or streamed."""
+    """Runs legacy completions, plain or streamed: one chunk stream, folded when not
+    streamed."""
 
     def __init__(self, core: GenerationCore) -> None:
         self.core = core
@@ -146,73 +192,61 @@ class CompletionService:
                 prepared,
                 DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens,
             )
-            params = choice_params(request, prepared.engine, budget, request.logprobs, n)
+            params = choice_params(
+                request, prepared.backend.vocab_size, budget, request.logprobs, n
+            )
             if request.echo and request.logprobs is not None:
                 # Scoring a prompt (as evaluation harnesses do): its tokens' logprobs too.
+                if not prepared.backend.supports_prompt_logprobs:
+                    raise UnsupportedError(
+                        f"`{prepared.model.spec.id}` cannot score a prompt: `echo` with "
+                        "`logprobs` is not supported for it.",
+                        param="echo",
+                    )
                 params = [replace(p, prompt_logprobs=request.logprobs) for p in params]
             runs += [_Run(p * n + i, prepared, choice) for i, choice in enumerate(params)]
         return runs
 
     def _prompt_tokens(self, runs: list[_Run], n: int) -> int:
-        return sum(len(run.prompt.tokens) for run in runs[::n])  # each prompt counts once
+        return sum(run.prompt.prompt_tokens for run in runs[::n])  # each prompt counts once
+
+    def _start(self, request: CompletionRequest, runs: list[_Run]) -> Interleaved:
+        """Every choice of every prompt queued now, together (a full queue answers 503)."""
+        streams = self.core.generate_all([(r.prompt, r.params) for r in runs], request.stop_list)
+        return Interleaved(streams)
 
     async def create(self, request: CompletionRequest) -> Completion:
-        """Every choice of every prompt, generated before returning."""
+        """Every choice of every prompt: the stream's chunks, folded."""
         runs = await self._runs(request)
-        choices: list[CompletionChoice] = []
-        completion_tokens = cached = 0
-        n = request.n or 1
-        want = request.logprobs is not None
-        for run in runs:
-            echo = run.prompt.text if request.echo else ""
-            logprobs = _LegacyLogprobs(0 if run.params.prompt_logprobs is not None else len(echo))
-            finished: Finished | None = None
-            async for event in self.core.generate(
-                run.prompt, run.params, request.stop_list, admitted=run is not runs[0]
-            ):
-                if isinstance(event, PromptScored):
-                    logprobs.add(event.tokens)
-                    logprobs.after_prompt(echo)
-                elif isinstance(event, TextDelta) and want:  # entries only when asked for
-                    logprobs.add(event.tokens)
-                elif isinstance(event, Finished):
-                    finished = event
-            assert finished is not None
-            completion_tokens += finished.completion_tokens
-            if run.index % n == 0:  # a prompt counts once, as its first choice found it
-                cached += finished.cached_tokens
-            choices.append(
-                CompletionChoice(
-                    index=run.index,
-                    text=echo + finished.text,
-                    finish_reason=finished.finish_reason,  # type: ignore[arg-type]
-                    logprobs=logprobs.all() if want else None,
-                )
-            )
-        return Completion(
-            id=_new_id(),
-            object="text_completion",
-            created=int(time.time()),
-            model=runs[0].prompt.model.name,
-            choices=choices,
-            usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
-            system_fingerprint=runs[0].prompt.fingerprint,
-        )
+        fold = _CompletionFold(logprobs=request.logprobs is not None)
+        chunks = self._chunks(request, runs, self._start(request, runs), include_usage=True)
+        try:
+            async for chunk in chunks:
+                fold.add(chunk)
+        finally:
+            await chunks.aclose()
+        return fold.result()
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Completion]:
-        """Validate, prepare and queue now (errors are still HTTP errors), then stream chunks."""
+        """Validate, prepare and queue now (errors are still HTTP errors), then stream."""
         runs = await self._runs(request)
-        return await begun(self._chunks(request, runs))
+        events = self._start(request, runs)
+        return await begun(self._chunks(request, runs, events, include_usage=request.include_usage))
 
     async def _chunks(
-        self, request: CompletionRequest, runs: list[_Run]
-    ) -> AsyncIterator[Completion]:
+        self,
+        request: CompletionRequest,
+        runs: list[_Run],
+        events: Interleaved,
+        *,
+        include_usage: bool,
+    ) -> AsyncGenerator[Completion, None]:
         completion_id, created = _new_id(), int(time.time())
         model = runs[0].prompt.model.name
         fingerprint = runs[0].prompt.fingerprint
 
         # With include_usage every chunk says `usage: null` until the last, as chat's do.
-        extra = {"usage": None} if request.include_usage else {}
+        extra = {"usage": None} if include_usage else {}
 
         def chunk(choice: CompletionChoice) -> Completion:
             return Completion(
@@ -237,40 +271,44 @@ class CompletionService:
         completion_tokens = cached = 0
         n = request.n or 1
         want = request.logprobs is not None
-        for run in runs:
-            echo = run.prompt.text if request.echo else ""
-            scoring = run.params.prompt_logprobs is not None
-            logprobs = _LegacyLogprobs(0 if scoring else len(echo))
-            echoed = not echo or scoring
-            async for event in self.core.generate(
-                run.prompt, run.params, request.stop_list, admitted=run is not runs[0]
-            ):
-                if not echoed:
-                    # After the first event, so the generation is queued before any byte.
-                    echoed = True
-                    yield part(run.index, echo)
-                if isinstance(event, PromptScored):  # the echo goes out with its logprobs
-                    entries = logprobs.add(event.tokens)
-                    logprobs.after_prompt(echo)
-                    yield part(run.index, echo, entries)
+        echoes = [run.prompt.text if request.echo else "" for run in runs]
+        scoring = [run.params.prompt_logprobs is not None for run in runs]
+        entries = [
+            _LegacyLogprobs(0 if s else len(e)) for e, s in zip(echoes, scoring, strict=True)
+        ]
+        # An echo goes out with the run's first event, so nothing is sent before the
+        # generation left the queue; a scored prompt's echo goes with its logprobs.
+        echoed = [not e or s for e, s in zip(echoes, scoring, strict=True)]
+        try:
+            async for i, event in events:
+                index, logprobs = runs[i].index, entries[i]
+                if not echoed[i]:
+                    echoed[i] = True
+                    yield part(index, echoes[i])
+                if isinstance(event, PromptScored):
+                    scored = logprobs.add(event.tokens)
+                    logprobs.after_prompt(echoes[i])
+                    yield part(index, echoes[i], scored)
                 elif isinstance(event, TextDelta):
                     if want and event.tokens:
-                        yield part(run.index, event.text, logprobs.add(event.tokens))
+                        yield part(index, event.text, logprobs.add(event.tokens))
                     elif event.text:
-                        yield part(run.index, event.text)
+                        yield part(index, event.text)
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
-                    if run.index % n == 0:
+                    if index % n == 0:  # a prompt counts once, as its first choice found it
                         cached += event.cached_tokens
                     yield chunk(
                         CompletionChoice(
-                            index=run.index,
+                            index=index,
                             text="",
                             finish_reason=event.finish_reason,  # type: ignore[arg-type]
                             logprobs=None,
                         )
                     )
-        if request.include_usage:
+        finally:
+            await events.aclose()  # every choice stops when the client goes or one fails
+        if include_usage:
             yield Completion(
                 id=completion_id,
                 object="text_completion",

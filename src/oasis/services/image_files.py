@@ -1,8 +1,8 @@
-"""Pictures served by URL (``response_format=url``): files under the data dir that expire.
+"""Pictures served by URL (``response_format=url``): blobs that expire.
 
 A URL's file name is 32 random bytes, so the URL itself is the credential, as OpenAI's
-signed URLs are: it can be put in an ``<img src>`` without an API key. Files older than
-``ttl`` seconds are refused and swept away.
+signed URLs are: it can be put in an ``<img src>`` without an API key. Expiry belongs to
+image URLs, not to blobs: pictures older than ``ttl`` seconds are refused and swept away.
 """
 
 from __future__ import annotations
@@ -14,44 +14,52 @@ import time
 from pathlib import Path
 
 from oasis.errors import NotFoundError
+from oasis.store.blobs import BlobNotFoundError, BlobStore
 
 _NAME = re.compile(r"^img_[A-Za-z0-9_-]{43}\.(png|jpeg|webp)$")
 
 
-class ImageFileStore:
-    """Writes pictures once and serves them by name until they expire."""
+def adopt_legacy_directory(legacy: Path, blobs: BlobStore) -> None:
+    """Move the pictures of a server from before the blob store into ``blobs``.
 
-    def __init__(self, directory: Path, ttl: float = 3600.0) -> None:
-        self.directory = directory
+    They lived in ``<data-dir>/images``; their URLs keep working until they expire, and
+    the usual sweep then removes them. Done only when ``blobs`` has no directory yet.
+    """
+    if legacy.is_dir() and not blobs.root.exists():
+        blobs.root.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(legacy, blobs.root)
+
+
+class ImageFileStore:
+    """Writes pictures once, as blobs, and serves them by name until they expire."""
+
+    def __init__(self, blobs: BlobStore, ttl: float = 3600.0) -> None:
+        self.blobs = blobs
         self.ttl = ttl
 
     def save(self, data: bytes, fmt: str) -> str:
         """Store ``data`` and return its file name (the last part of its URL)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.sweep()
-        name = f"img_{secrets.token_urlsafe(32)}.{fmt}"
-        tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.directory / name)
-        return name
+        return self.blobs.put(data, f"img_{secrets.token_urlsafe(32)}.{fmt}")
 
     def path(self, name: str) -> Path:
         """The file for ``name``; 404 when unknown or expired."""
-        path = self.directory / name
-        if not _NAME.match(name) or not path.is_file() or self._expired(path):
-            raise NotFoundError(f"The image `{name}` does not exist or has expired.")
-        return path
-
-    def _expired(self, path: Path) -> bool:
         try:
-            return time.time() - path.stat().st_mtime > self.ttl
-        except FileNotFoundError:
-            return True
+            if _NAME.match(name) and not self._expired(name):
+                return self.blobs.path(name)
+        except BlobNotFoundError:
+            pass
+        raise NotFoundError(f"The image `{name}` does not exist or has expired.")
+
+    def _expired(self, name: str) -> bool:
+        return time.time() - self.blobs.modified(name) > self.ttl
 
     def sweep(self) -> None:
-        """Delete expired files (cheap: one directory listing)."""
-        if not self.directory.is_dir():
-            return
-        for path in self.directory.iterdir():
-            if path.is_file() and self._expired(path):
-                path.unlink(missing_ok=True)
+        """Delete expired pictures and abandoned partial writes (a directory listing)."""
+        self.blobs.discard_partial(self.ttl)
+        for name in list(self.blobs.ids()):
+            try:
+                if self._expired(name):
+                    self.blobs.delete(name)
+            except BlobNotFoundError:
+                continue  # swept by a concurrent save

@@ -11,7 +11,6 @@ from oasis.config import ModelKind, Settings
 from oasis.engines.base import Engine
 from oasis.engines.registry import get_engine_factory
 from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
-from oasis.models.assets import resolve_source
 from oasis.models.registry import ModelRegistry, ResolvedModel
 from oasis.models.specs import ModelSpec
 
@@ -95,10 +94,9 @@ class ModelManager:
 
     def _load(self, spec: ModelSpec) -> Engine:
         log.info("loading model %s (%s)", spec.id, spec.engine)
-        path = resolve_source(spec, self.settings.data_dir)
         try:
             factory = get_engine_factory(spec.engine)
-            return factory(spec, path, self.settings)
+            return factory(spec, self.settings)
         except OasisError:
             raise
         except Exception as exc:  # engines should translate, but a load must never 500 blindly

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from oasis.engines.base import SamplingParams, TextEngine
+from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError
 from oasis.wire.sampling import SamplingRequest
 
 
-def checked_logit_bias(engine: TextEngine, bias: dict[str, float] | None) -> dict[int, float]:
-    """``logit_bias`` with token ids checked against the model's vocabulary."""
-    vocab = engine.vocab_size()
+def checked_logit_bias(vocab: int | None, bias: dict[str, float] | None) -> dict[int, float]:
+    """``logit_bias`` with token ids checked against the model's vocabulary (of ``vocab``
+    ids; None when the backend does not know it, and the ids go through unchecked)."""
     checked: dict[int, float] = {}
     for key, value in (bias or {}).items():
         token = int(key)
-        if not 0 <= token < vocab:
+        if vocab is not None and not 0 <= token < vocab:
             raise InvalidRequestError(
                 f"Invalid key in 'logit_bias': {key} is not a token id of this model "
                 f"(0..{vocab - 1}).",
@@ -27,7 +27,7 @@ def checked_logit_bias(engine: TextEngine, bias: dict[str, float] | None) -> dic
 
 def choice_params(
     request: SamplingRequest,
-    engine: TextEngine,
+    vocab: int | None,
     max_tokens: int,
     top_logprobs: int | None,
     count: int,
@@ -39,7 +39,7 @@ def choice_params(
         top_p=1.0 if request.top_p is None else request.top_p,
         presence_penalty=request.presence_penalty or 0.0,
         frequency_penalty=request.frequency_penalty or 0.0,
-        logit_bias=checked_logit_bias(engine, request.logit_bias),
+        logit_bias=checked_logit_bias(vocab, request.logit_bias),
         top_logprobs=top_logprobs,
     )
     return [

@@ -1,6 +1,40 @@
-"""Durable state: responses, their items, conversations and background event logs.
+"""Durable state: one repository per resource on a shared async engine, and blobs.
 
 SQLAlchemy 2 async Core on SQLite (WAL, under the data dir) or PostgreSQL (asyncpg); one
 code path for both. Every query is scoped by ``owner`` (an HMAC of the API key, see
 :mod:`oasis.owners`).
 """
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oasis.store.conversations import ConversationRepository, StoredConversation
+from oasis.store.events import EventLogRepository
+from oasis.store.items import ItemPage, ItemRepository
+from oasis.store.responses import ResponseRepository, StoredResponse
+
+__all__ = [
+    "ConversationRepository",
+    "EventLogRepository",
+    "ItemPage",
+    "ItemRepository",
+    "ResponseRepository",
+    "Store",
+    "StoredConversation",
+    "StoredResponse",
+]
+
+
+class Store:
+    """The repositories of every resource, on one engine (which it closes)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.responses = ResponseRepository(engine)
+        self.conversations = ConversationRepository(engine)
+        self.items = ItemRepository(engine)
+        self.events = EventLogRepository(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -2,8 +2,9 @@
 
 Each step moves the schema from version ``n-1`` to ``n`` and runs once, in order, inside
 one transaction with the version bump. A new schema change is a new step appended to
-:data:`STEPS` (never an edit of an old one). A step that needs the server's owner ids
-finds them in ``conn.info[OWNER_IDS]``.
+:data:`STEPS` (never an edit of an old one); no step may depend on :mod:`oasis.store.tables`,
+which describes only the newest schema. A step that needs the server's owner ids finds
+them in ``conn.info[OWNER_IDS]``.
 """
 
 from __future__ import annotations
@@ -11,22 +12,94 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Connection, column, inspect, select, table, text, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    column,
+    inspect,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.owners import LEGACY_PREFIX, OwnerIds
-from oasis.store import tables
 
 log = logging.getLogger(__name__)
 
 OWNER_IDS = "oasis.owner_ids"  # the server's OwnerIds, in conn.info while steps run
 
+# The runner's own bookkeeping: one row, the version the schema is at.
+_versions = MetaData()
+_schema_version = Table(
+    "oasis_schema_version", _versions, Column("version", Integer, primary_key=True)
+)
+
+# Schema version 1 exactly as it was released, frozen: later versions change it only
+# through the steps below.
+_V1 = MetaData()
+Table(
+    "responses",
+    _V1,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("background", Boolean, nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("previous_response_id", Text, nullable=True),
+    Column("conversation_id", String(64), nullable=True),
+    Column("body", JSON, nullable=False),
+    Column("request", JSON, nullable=True),
+    Column("deleted", Boolean, nullable=False),
+    Index("ix_responses_owner_status", "owner", "status"),
+)
+Table(
+    "items",
+    _V1,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Text, nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("response_id", String(64), nullable=True),
+    Column("conversation_id", String(64), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_items_response", "response_id", "role", "position"),
+    Index("ix_items_conversation", "conversation_id", "position"),
+    Index("ix_items_owner_item", "owner", "item_id"),
+)
+Table(
+    "conversations",
+    _V1,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+)
+Table(
+    "response_events",
+    _V1,
+    Column("response_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(96), nullable=False),
+    Column("data", Text, nullable=False),
+)
+
 
 def _v1_initial(conn: Connection) -> None:
-    tables.metadata.create_all(
-        conn,
-        tables=[tables.responses, tables.items, tables.conversations, tables.response_events],
-    )
+    _V1.create_all(conn)
 
 
 def _v2_conversation_positions(conn: Connection) -> None:
@@ -106,18 +179,35 @@ def _v3_keyed_owners(conn: Connection) -> None:
         conn.exec_driver_sql("PRAGMA secure_delete = OFF")
 
 
+def _v4_drop_unwritten_columns(conn: Connection) -> None:
+    """Drop the ``deleted`` flags of responses and conversations: nothing ever set them.
+
+    A delete removes the row, so every row ever stored has ``deleted`` false. Neither
+    column is indexed, so SQLite (3.35 or newer) drops them in place, as PostgreSQL does.
+    On PostgreSQL the item and previous-response ids also become unbounded ``TEXT``, as
+    version 1 creates them since ids became unbounded (a no-op on a database created
+    after that; SQLite does not enforce lengths).
+    """
+    conn.execute(text("ALTER TABLE responses DROP COLUMN deleted"))
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN deleted"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE items ALTER COLUMN item_id TYPE TEXT"))
+        conn.execute(text("ALTER TABLE responses ALTER COLUMN previous_response_id TYPE TEXT"))
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_conversation_positions,
     _v3_keyed_owners,
+    _v4_drop_unwritten_columns,
 ]
 
 
 def _current_version(conn: Connection) -> int:
-    if not inspect(conn).has_table(tables.schema_version.name):
-        tables.schema_version.create(conn)
+    if not inspect(conn).has_table(_schema_version.name):
+        _schema_version.create(conn)
         return 0
-    version = conn.execute(select(tables.schema_version.c.version)).scalar()
+    version = conn.execute(select(_schema_version.c.version)).scalar()
     return int(version or 0)
 
 
@@ -136,8 +226,8 @@ def _run_steps(conn: Connection) -> int:
             continue
         log.info("database: migrating to schema version %d", number)
         step(conn)
-        conn.execute(tables.schema_version.delete())
-        conn.execute(tables.schema_version.insert().values(version=number))
+        conn.execute(_schema_version.delete())
+        conn.execute(_schema_version.insert().values(version=number))
         version = number
     return version
 

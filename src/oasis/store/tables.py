@@ -1,16 +1,14 @@
-"""The tables. Schema changes go through :mod:`oasis.store.migrations`, never by hand."""
+"""The tables as the newest schema version has them, for queries.
+
+A change here is also a new step in :mod:`oasis.store.migrations`, which never uses these
+definitions; ``tests/test_schema.py`` checks that the two agree.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
-
-schema_version = Table(
-    "oasis_schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True),
-)
 
 # One row per stored Response. ``body`` is the latest Response snapshot as the API returns
 # it; ``request`` is the validated create request, kept so a background job is explainable.
@@ -27,7 +25,6 @@ responses = Table(
     Column("conversation_id", String(64), nullable=True),
     Column("body", JSON, nullable=False),
     Column("request", JSON, nullable=True),
-    Column("deleted", Boolean, nullable=False, default=False),
     Index("ix_responses_owner_status", "owner", "status"),
 )
 
@@ -67,7 +64,6 @@ conversations = Table(
     Column("owner", String(128), nullable=False),
     Column("created_at", Integer, nullable=False),
     Column("metadata", JSON, nullable=False),
-    Column("deleted", Boolean, nullable=False, default=False),
     # The position the next appended item takes; bumped in the appending transaction.
     Column("next_position", Integer, nullable=False, default=0, server_default=text("0")),
 )

@@ -1,0 +1,386 @@
+"""The chat backend for a local token engine (llama.cpp): our templating and parsing.
+
+The model's own chat template renders the conversation (tools natively when the template
+speaks our call format, else in a generic tool prompt); tool_choice and response_format
+become a grammar the engine decodes under; the sampled tokens are decoded with stop
+sequences held back, split into reasoning and answer, and read for tool calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from oasis.core import reasoning
+from oasis.core.backend import EventStream, Prompt
+from oasis.core.constraints import response_format_grammar, tool_call_grammar
+from oasis.core.conversation import Conversation, FunctionTool
+from oasis.core.decoding import StopDecoder
+from oasis.core.events import (
+    Finished,
+    FinishReason,
+    GenerationEvent,
+    PromptScored,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallDone,
+    ToolCallStarted,
+)
+from oasis.core.options import GenerationOptions, ResponseFormat, callable_tools, tools_in_play
+from oasis.core.templates import ChatTemplate
+from oasis.core.tool_calls import (
+    CallArguments,
+    CallStarted,
+    ParsedEvent,
+    TextPiece,
+    ToolCallParser,
+    generic_tool_prompt,
+    spell_out_tool_turns,
+    template_speaks_calls,
+    tool_dicts,
+)
+from oasis.core.types import GeneratedToken, OutputConstraint, SamplingParams
+from oasis.engines.base import TextEngine
+from oasis.errors import InvalidRequestError
+
+
+@dataclass(frozen=True)
+class LocalPrompt(Prompt):
+    """A prompt rendered and tokenized for one local model."""
+
+    tokens: list[int]
+    constraint: OutputConstraint | None = None
+    parses_tool_calls: bool = False  # whether the output may hold tool-call markup
+    # Whether the model thinks in <think> … </think> first, and whether the prompt has
+    # already opened that block.
+    reasons: bool = False
+    thinking_open: bool = False
+
+
+class LocalChatBackend:
+    """A :class:`~oasis.core.backend.ChatBackend` over a local :class:`TextEngine`."""
+
+    supports_prompt_logprobs = True
+    supports_token_prompts = True
+
+    def __init__(self, engine: TextEngine) -> None:
+        self.engine = engine
+        self.spec = engine.spec
+        self.vocab_size: int | None = engine.vocab_size()
+        self._template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
+        self._reasons = reasoning.OPEN in self._template.source
+
+    async def prepare(
+        self, conversation: Conversation, options: GenerationOptions, *, param: str
+    ) -> LocalPrompt:
+        """Render ``conversation`` with the model's template and check that it fits."""
+        tools = tools_in_play(options)
+        constraint = _constraint_for(options, tools)
+
+        def render_and_tokenize() -> tuple[str, list[int]]:
+            text = self._render(conversation, options, tools)
+            return text, self._fitting_tokens(text, param, add_bos=False)
+
+        # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,
+        # and every other client would wait that long.
+        text, tokens = await asyncio.to_thread(render_and_tokenize)
+        return LocalPrompt(
+            text,
+            len(tokens),
+            self.engine.context_length - len(tokens),
+            tokens,
+            constraint,
+            parses_tool_calls=bool(tools),
+            reasons=self._reasons,
+            thinking_open=self._reasons and text.rstrip().endswith(reasoning.OPEN),
+        )
+
+    def _render(
+        self,
+        conversation: Conversation,
+        options: GenerationOptions,
+        tools: tuple[FunctionTool, ...],
+    ) -> str:
+        """The prompt: the model's own template, with tools natively or in a generic prompt."""
+        extra: list[str] = []
+        # A template that speaks our call format renders past calls and results itself,
+        # whether or not tools are offered this turn.
+        native = template_speaks_calls(self._template.source)
+        if tools and not native:
+            extra.append(generic_tool_prompt(tools, options.tool_choice))
+        if options.response_format.type != "text":
+            # The grammar keeps the output exact; a model told that JSON is expected
+            # writes better JSON inside it.
+            extra.append(_format_instructions(options.response_format))
+        if not native and (tools or _has_tool_turns(conversation)):
+            conversation = spell_out_tool_turns(conversation)
+        return self._template.render(
+            conversation,
+            tools=tool_dicts(tools) if native and tools else None,
+            extra_system="\n\n".join(extra) or None,
+        )
+
+    async def prepare_text(self, prompt: str | list[int], *, param: str) -> LocalPrompt:
+        """A raw prompt, no chat template: text (with the model's BOS) or token ids."""
+        engine = self.engine
+        if isinstance(prompt, str):
+            text = prompt
+            tokens = await asyncio.to_thread(self._fitting_tokens, prompt, param, add_bos=True)
+        else:
+            self._check_fits(prompt, param)  # before scanning a list too long to use
+            vocab = engine.vocab_size()
+            bad = next((t for t in prompt if not 0 <= t < vocab), None)
+            if bad is not None:
+                raise InvalidRequestError(
+                    f"'{param}' holds the token {bad}, which is not in the vocabulary of "
+                    f"`{self.spec.id}` (token ids run from 0 to {vocab - 1}).",
+                    param=param,
+                    code="invalid_value",
+                )
+            text, tokens = engine.detokenize(prompt), list(prompt)
+        if not tokens:
+            # Nothing to continue: start a document, as OpenAI's `<|endoftext|>` default
+            # does, with the model's own start (or else end-of-text) token.
+            start = engine.bos_token or engine.eos_token
+            tokens = engine.tokenize(start, add_bos=False)
+        self._check_fits(tokens, param)
+        return LocalPrompt(text, len(tokens), engine.context_length - len(tokens), tokens)
+
+    def _fitting_tokens(self, text: str, param: str, *, add_bos: bool) -> list[int]:
+        """``text``'s tokens, or a 400 when they cannot fit the context.
+
+        A token stands for at most ``engine.max_token_bytes`` bytes of text, so a text of N
+        bytes has at least N / max_token_bytes tokens. When even that many cannot fit, the
+        answer is known without tokenizing (which takes seconds for megabytes of text).
+        """
+        engine = self.engine
+        per_token = engine.max_token_bytes
+        if per_token is not None and len(text) >= engine.context_length:  # chars <= bytes
+            at_least = -(-len(text.encode("utf-8")) // per_token)
+            if at_least >= engine.context_length:
+                raise self._too_long(param, f"at least {at_least}")
+        tokens = engine.tokenize(text, add_bos=add_bos)
+        self._check_fits(tokens, param)
+        return tokens
+
+    def _too_long(self, param: str, count: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"This model's maximum context length is {self.engine.context_length} tokens. "
+            f"However, your {param} resulted in {count} tokens. Please reduce the "
+            f"length of the {param}.",
+            param=param,
+            code="context_length_exceeded",
+        )
+
+    def _check_fits(self, tokens: list[int], param: str) -> None:
+        if len(tokens) >= self.engine.context_length:
+            raise self._too_long(param, str(len(tokens)))
+
+    def generate(
+        self, runs: Sequence[tuple[Prompt, SamplingParams]], stop: Sequence[str] | None = None
+    ) -> list[EventStream]:
+        """Queue every run on the engine now; see :class:`~oasis.core.backend.ChatBackend`."""
+        local: list[tuple[LocalPrompt, SamplingParams]] = []
+        for prompt, params in runs:
+            assert isinstance(prompt, LocalPrompt), "a prompt from another backend"
+            budget = min(params.max_tokens, prompt.room)
+            local.append((prompt, replace(params, max_tokens=budget, constraint=prompt.constraint)))
+        streams = self.engine.generate_many([(p.tokens, params) for p, params in local])
+        return [
+            _Events(tokens, self._events(prompt, tokens, list(stop or [])))
+            for (prompt, _), tokens in zip(local, streams, strict=True)
+        ]
+
+    async def _events(
+        self, prompt: LocalPrompt, stream: AsyncIterator[GeneratedToken], stop: list[str]
+    ) -> AsyncIterator[GenerationEvent]:
+        """Text deltas as they become final, then one :class:`Finished`."""
+        decoder = StopDecoder(stop)
+        parser = ToolCallParser() if prompt.parses_tool_calls else None
+        thinking = (
+            reasoning.ReasoningSplitter(inside=prompt.thinking_open) if prompt.reasons else None
+        )
+        produced = cached = 0
+        reason: FinishReason = "length"
+        scored: list[GeneratedToken] = []
+        try:
+            async for token in stream:
+                if token.prompt_token:
+                    scored.append(token)
+                    continue
+                if scored:  # the prompt is scored in full before the first generated token
+                    yield PromptScored(scored)
+                    scored = []
+                if token.cached_prompt_tokens is not None:
+                    cached = token.cached_prompt_tokens
+                if token.end_of_generation:
+                    reason = "stop"
+                    break
+                produced += 1
+                chunk = decoder.feed(token)
+                for event in _split(thinking, parser, chunk.text, chunk.tokens):
+                    yield event
+                if decoder.stopped:
+                    reason = "stop"
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        if scored:  # nothing was generated (max_tokens 0)
+            yield PromptScored(scored)
+        tail = decoder.flush()
+        for event in _split(thinking, parser, tail.text, tail.tokens, final=True):
+            yield event
+        thought = (thinking.reasoning or None) if thinking else None
+        # The thinking's own token count (re-tokenized: the splitter works on text).
+        thought_tokens = (
+            min(len(self.engine.tokenize(thought, add_bos=False)), produced) if thought else 0
+        )
+        if parser is None:
+            answer = thinking.answer if thinking else decoder.text
+            yield Finished(
+                reason,
+                answer,
+                prompt.token_count,
+                produced,
+                reasoning=thought,
+                reasoning_tokens=thought_tokens,
+                cached_tokens=cached,
+            )
+            return
+        for event in _translate(parser.finish(), []):
+            yield event
+        calls = tuple(parser.calls)
+        if calls and reason == "stop":
+            reason = "tool_calls"
+        yield Finished(
+            reason,
+            parser.text,
+            prompt.token_count,
+            produced,
+            tool_calls=calls,
+            reasoning=thought,
+            reasoning_tokens=thought_tokens,
+            cached_tokens=cached,
+        )
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+
+class _Events:
+    """One run's events over its engine stream. Closing it closes the engine stream too,
+    even when no event was read yet (an unstarted async generator runs no ``finally``)."""
+
+    def __init__(
+        self, tokens: AsyncIterator[GeneratedToken], events: AsyncIterator[GenerationEvent]
+    ) -> None:
+        self._tokens = tokens
+        self._events = events
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    async def __anext__(self) -> GenerationEvent:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()  # type: ignore[attr-defined]
+        await self._tokens.aclose()  # type: ignore[attr-defined]
+
+
+def _split(
+    thinking: reasoning.ReasoningSplitter | None,
+    parser: ToolCallParser | None,
+    text: str,
+    tokens: list[GeneratedToken],
+    *,
+    final: bool = False,
+) -> list[GenerationEvent]:
+    """Reasoning pieces as ReasoningDelta; the answer goes on to the tool-call parser."""
+    if thinking is None:
+        return _parsed(parser, text, tokens)
+    pieces = thinking.feed(text)
+    if final:
+        pieces += thinking.flush()
+    out: list[GenerationEvent] = []
+    for is_reasoning, piece in pieces:
+        if is_reasoning:
+            out.append(ReasoningDelta(piece))
+        else:
+            out.extend(_parsed(parser, piece, tokens))
+            tokens = []  # logprobs belong to the answer; thinking tokens have none
+    return out
+
+
+def _parsed(
+    parser: ToolCallParser | None, text: str, tokens: list[GeneratedToken]
+) -> list[GenerationEvent]:
+    if parser is None:
+        return [TextDelta(text, tokens)] if text or tokens else []
+    return _translate(parser.feed(text), tokens)
+
+
+def _translate(parsed: list[ParsedEvent], tokens: list[GeneratedToken]) -> list[GenerationEvent]:
+    """Parser events as generation events; the tokens ride on the first text delta."""
+    out: list[GenerationEvent] = []
+    for item in parsed:
+        if isinstance(item, TextPiece):
+            out.append(TextDelta(item.text, tokens))
+            tokens = []
+        elif isinstance(item, CallStarted):
+            out.append(ToolCallStarted(item.index, item.id, item.name))
+        elif isinstance(item, CallArguments):
+            out.append(ToolCallArgumentsDelta(item.index, item.delta))
+        else:
+            out.append(ToolCallDone(item.index, item.call))
+    return out
+
+
+def _constraint_for(
+    options: GenerationOptions, tools: tuple[FunctionTool, ...]
+) -> OutputConstraint | None:
+    """The grammar for ``options`` (already checked); ``tools`` are those in play."""
+    fmt = options.response_format
+    schema_param = options.response_format_param
+    text_schema: dict[str, Any] | None = None
+    if fmt.type == "json_object":
+        text_schema = {"type": "object"}
+    elif fmt.type == "json_schema":
+        text_schema = fmt.schema
+    if not tools:
+        if text_schema is None:
+            return None
+        return response_format_grammar(
+            None if fmt.type == "json_object" else text_schema,
+            strict=fmt.strict or fmt.type == "json_object",
+            param=schema_param,
+        )
+    forced = options.tool_choice != "auto"
+    allowed = callable_tools(options)
+    positions = {t.name: i for i, t in enumerate(options.tools)}
+    params = [options.tools_param.format(index=positions[t.name]) for t in allowed]
+    return tool_call_grammar(
+        allowed,
+        params,
+        forced=forced,
+        # Several calls in one turn only when asked for; a named function is called once.
+        parallel=options.parallel_tool_calls and options.tool_choice in {"auto", "required"},
+        text_schema=None if forced else text_schema,
+        text_strict=fmt.strict or fmt.type == "json_object",
+        text_param=schema_param,
+    )
+
+
+def _has_tool_turns(conversation: Conversation) -> bool:
+    return any(m.role == "tool" or m.tool_calls for m in conversation.messages)
+
+
+def _format_instructions(fmt: ResponseFormat) -> str:
+    if fmt.type == "json_schema" and fmt.schema is not None:
+        schema = json.dumps(fmt.schema, ensure_ascii=False)
+        return f"Reply with a JSON object that matches this JSON schema:\n{schema}"
+    return "Reply with a JSON object."
