@@ -75,18 +75,24 @@ async def run_steps(state: LoopState, builder: ResponseBuilder) -> AsyncIterator
         builder.begin_step()
         hosted_indexes: set[int] = set()
         finished: Finished | None = None
-        async for event in state.core.generate(prompt, params):
-            if isinstance(event, Finished):
-                finished = event
-            elif isinstance(event, ToolCallStarted) and event.name in state.hosted:
-                hosted_indexes.add(event.index)
-            elif isinstance(event, (ToolCallArgumentsDelta, ToolCallDone)) and (
-                event.index in hosted_indexes
-            ):
-                continue  # a hosted call gets its own item once it runs
-            else:
-                for out in builder.feed(event):
-                    yield out
+        # Queued now; closed however the step ends, so a client that hangs up (or a step
+        # that fails) stops its engine job at once.
+        stream = state.core.generate(prompt, params)
+        try:
+            async for event in stream:
+                if isinstance(event, Finished):
+                    finished = event
+                elif isinstance(event, ToolCallStarted) and event.name in state.hosted:
+                    hosted_indexes.add(event.index)
+                elif isinstance(event, (ToolCallArgumentsDelta, ToolCallDone)) and (
+                    event.index in hosted_indexes
+                ):
+                    continue  # a hosted call gets its own item once it runs
+                else:
+                    for out in builder.feed(event):
+                        yield out
+        finally:
+            await stream.aclose()
         assert finished is not None
         calls = list(enumerate(finished.tool_calls))
         hosted = [call for _, call in calls if call.name in state.hosted]
