@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 
+from oasis.plugins import load_target, plugin_target
 from oasis.tools.base import ToolKind
 
 # type -> "module:attr"; imported the first time a request uses that type.
@@ -39,15 +39,9 @@ def get_tool(type_: str) -> ToolKind | None:
     """The kind registered for ``type_`` (built-in, registered, or an entry point)."""
     if type_ in _kinds:
         return _kinds[type_]
-    target = _BUILTIN.get(type_)
-    if target is None:
-        for ep in entry_points(group="oasis.tools"):
-            if ep.name == type_:
-                target = ep.value
-                break
+    target = plugin_target("oasis.tools", type_, _BUILTIN)
     if target is None:
         return None
-    module_name, _, attr = target.partition(":")
-    kind: ToolKind = getattr(importlib.import_module(module_name), attr)
+    kind: ToolKind = load_target(target)
     _kinds[type_] = kind
     return kind
