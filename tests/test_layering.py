@@ -11,8 +11,8 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "oasis"
 
 FORBIDDEN = {
-    "core": ("engines", "services", "api", "wire", "responses"),
-    "engines": ("services", "api", "wire", "responses"),
+    "core": ("engines", "services", "api", "wire", "responses", "tools"),
+    "engines": ("services", "api", "wire", "responses", "tools"),
 }
 
 

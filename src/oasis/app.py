@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from oasis import __version__
@@ -44,12 +45,21 @@ from oasis.services.models import ModelManager
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
+from oasis.tools.outbound import create_http_client
+from oasis.tools.registry import load_plugins
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The ASGI app for ``settings``; services start in the lifespan."""
+def create_app(
+    settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The ASGI app for ``settings``; services start in the lifespan.
+
+    ``http_transport`` carries the outbound requests of tools (tests pass a
+    ``httpx.MockTransport`` to stand in for the outside world).
+    """
+    load_plugins(settings.tool_plugins)
     registry = ModelRegistry.from_settings(settings)
     secret = settings.owner_secret
     owner_ids = OwnerIds(settings.data_dir, secret.get_secret_value() if secret else None)
@@ -68,7 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
-        app.state.responses = ResponsesService(core, store)
+        http = create_http_client(http_transport)
+        app.state.responses = ResponsesService(core, store, http)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         pictures = BlobStore(settings.data_dir / "blobs").section("images")
@@ -84,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
             await store.close()
             await app.state.embeddings.close()
             await manager.close()
+            await http.aclose()
 
     app = FastAPI(
         title="oasis",

@@ -111,6 +111,9 @@ class Settings(BaseModel):
     models: list[ModelConfig] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    # Modules imported at startup that register tool kinds (``oasis.tools.registry.register_tool``);
+    # installed packages can use the ``oasis.tools`` entry-point group instead.
+    tool_plugins: list[str] = Field(default_factory=list)
 
     @field_validator("api_keys", mode="before")
     @classmethod

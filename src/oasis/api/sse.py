@@ -6,7 +6,6 @@ Once the first byte is out the status code is spent, so an error mid-stream beco
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
@@ -14,18 +13,18 @@ from pydantic import BaseModel
 
 from oasis.api.errors import error_json
 from oasis.errors import OasisError
+from oasis.services.streams import failure_message, guarded
 from oasis.wire.base import dump
-
-log = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _error_frame(exc: OasisError) -> bytes:
-    return b"data: " + error_json(exc) + b"\n\n"
+async def _error_frame(exc: Exception) -> AsyncIterator[bytes]:
+    error = exc if isinstance(exc, OasisError) else OasisError(failure_message(exc))
+    yield b"data: " + error_json(error) + b"\n\n"
 
 
-async def _frames(
+async def _payloads(
     events: AsyncIterator[BaseModel], done_marker: bool, named: bool
 ) -> AsyncIterator[bytes]:
     try:
@@ -36,19 +35,19 @@ async def _frames(
                 yield f"event: {name}\ndata: {payload}\n\n".encode()
             else:
                 yield f"data: {payload}\n\n".encode()
-    except OasisError as exc:
-        yield _error_frame(exc)
-        return
-    except Exception:
-        log.exception("stream failed")
-        yield _error_frame(OasisError("The server had an error while streaming the response."))
-        return
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
     if done_marker:
         yield b"data: [DONE]\n\n"
+
+
+def _frames(
+    events: AsyncIterator[BaseModel], done_marker: bool, named: bool
+) -> AsyncIterator[bytes]:
+    # A failed stream ends with its error frame and no [DONE].
+    return guarded(_payloads(events, done_marker, named), _error_frame)
 
 
 def sse_response(

@@ -9,14 +9,13 @@ weights: a local engine resolves the spec's packaged, local or hub files with
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from oasis.config import Settings
 from oasis.engines.base import Engine
 from oasis.errors import ModelUnavailableError
 from oasis.models.specs import ModelSpec
+from oasis.plugins import load_target, plugin_target
 
 EngineFactory = Callable[[ModelSpec, Settings], Engine]
 
@@ -40,26 +39,15 @@ def register_engine(name: str, factory: EngineFactory | str) -> None:
         _factories[name] = factory
 
 
-def _load(target: str) -> EngineFactory:
-    module_name, _, attr = target.partition(":")
-    factory: EngineFactory = getattr(importlib.import_module(module_name), attr)
-    return factory
-
-
 def get_engine_factory(name: str) -> EngineFactory:
     """The factory registered for ``name`` (built-in, registered, or an entry point)."""
     if name in _factories:
         return _factories[name]
-    target = _BUILTIN.get(name)
-    if target is None:
-        for ep in entry_points(group="oasis.engines"):
-            if ep.name == name:
-                target = ep.value
-                break
+    target = plugin_target("oasis.engines", name, _BUILTIN)
     if target is None:
         raise ModelUnavailableError(f"No engine named `{name}` is installed.")
     try:
-        factory = _load(target)
+        factory: EngineFactory = load_target(target)
     except ImportError as exc:
         raise ModelUnavailableError(
             f"The `{name}` engine cannot be imported ({exc}). Run `make install` to "

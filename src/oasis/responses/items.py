@@ -26,9 +26,9 @@ from pydantic import TypeAdapter, ValidationError
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.responses.ids import new_id
+from oasis.types import Item
 from oasis.wire.base import validation_problem
 
-Item = dict[str, Any]
 ItemLookup = Callable[[str], Awaitable[Item | None]]
 
 RESPONSE_ITEM: TypeAdapter[Any] = TypeAdapter(ResponseItem)

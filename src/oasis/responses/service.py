@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
 from openai.types.responses import Response
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
-from oasis.core.conversation import Conversation, FunctionTool
-from oasis.core.events import Finished
+from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
@@ -27,9 +27,13 @@ from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
+from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps
 from oasis.services.generation import GenerationCore, PreparedPrompt
-from oasis.services.streams import begun
-from oasis.store import Item, ItemPage, Store
+from oasis.services.streams import begun, failure_message, guarded
+from oasis.store import ItemPage, Store
+from oasis.tools.base import ConfiguredTool, ToolContext
+from oasis.tools.registry import get_tool
+from oasis.types import Item
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
 
@@ -38,6 +42,18 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 # How often a running background job writes its snapshot and events to the database.
 FLUSH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request checked and its first prompt ready: what planning a turn starts from."""
+
+    prompt: PreparedPrompt
+    context: list[Item]  # inherited items
+    new_items: list[Item]  # this request's input, normalized
+    echo: Item  # tools, tool_choice and text as the Response shows them
+    tools: list[ConfiguredTool]
+    options: GenerationOptions
 
 
 @dataclass
@@ -56,44 +72,53 @@ class Turn:
     stream: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     job: Job | None = None  # the background job running this turn
+    tools: list[ConfiguredTool] = field(default_factory=list)
+    options: GenerationOptions = field(default_factory=GenerationOptions)
 
 
 def _not_found(response_id: str) -> NotFoundError:
     return NotFoundError(f"Response with id '{response_id}' not found.")
 
 
-def _function_tools(request: ResponseCreateRequest) -> tuple[list[Item], tuple[FunctionTool, ...]]:
-    echo: list[Item] = []
-    tools: list[FunctionTool] = []
-    for i, tool in enumerate(request.tools or []):
-        if tool.type != "function":
+def _configure_tools(request: ResponseCreateRequest) -> list[ConfiguredTool]:
+    """``tools`` through the registry: each kind checks its own entries; a type no kind
+    serves here is a 400 naming ``tools[i].type``."""
+    by_type: dict[str, list[tuple[int, Any]]] = {}
+    for i, param in enumerate(request.tools or []):
+        by_type.setdefault(str(param.type), []).append((i, param))
+    configured: list[ConfiguredTool] = []
+    for kind_name, entries in by_type.items():
+        kind = get_tool(kind_name)
+        if kind is None:
             raise UnsupportedError(
-                f"Tools of type '{tool.type}' are not supported by this server; only "
-                "'function' tools are.",
-                param=f"tools[{i}].type",
+                f"Tools of type '{kind_name}' are not supported by this server.",
+                param=f"tools[{entries[0][0]}].type",
             )
-        if tool.name is None:
+        configured += kind.configure(entries)
+    configured.sort(key=lambda tool: tool.index)
+    seen: set[str] = set()
+    for tool in configured:
+        if tool.function.name in seen:
             raise InvalidRequestError(
-                f"Missing required parameter: 'tools[{i}].name'.",
-                param=f"tools[{i}].name",
-                code="missing_required_parameter",
+                f"Two tools are called '{tool.function.name}'.",
+                param=f"tools[{tool.index}].name",
             )
-        strict = bool(tool.strict)
-        entry: Item = {
-            "type": "function",
-            "name": tool.name,
-            "parameters": tool.parameters,
-            "strict": strict,
-        }
-        if tool.description is not None:
-            entry["description"] = tool.description
-        echo.append(entry)
-        tools.append(FunctionTool(tool.name, tool.description, tool.parameters, strict))
-    return echo, tuple(tools)
+        seen.add(tool.function.name)
+    return configured
+
+
+def _hosted(tools: list[ConfiguredTool]) -> dict[str, ConfiguredTool]:
+    """The hosted tools, by the function name the model calls them with."""
+    out: dict[str, ConfiguredTool] = {}
+    for tool in tools:
+        kind = get_tool(tool.type)
+        if kind is not None and kind.server_side:
+            out[tool.function.name] = tool
+    return out
 
 
 def _tool_choice(
-    request: ResponseCreateRequest, tools: tuple[FunctionTool, ...]
+    request: ResponseCreateRequest, configured: list[ConfiguredTool]
 ) -> tuple[Any, str, frozenset[str] | None]:
     """(echo form, the core's choice, the names ``allowed_tools`` narrows calls to)."""
     choice = request.tool_choice
@@ -101,7 +126,7 @@ def _tool_choice(
         return "auto", "auto", None
     if isinstance(choice, str):
         return choice, choice, None
-    names = {t.name for t in tools}
+    names = {t.function.name for t in configured if t.type == "function"}
     kind = choice.get("type")
     if kind == "function":
         name = choice.get("name")
@@ -116,13 +141,26 @@ def _tool_choice(
         # The core checks the names and the mode, as it does for chat.
         mode = choice.get("mode", "auto")
         allowed = frozenset(
-            str(t.get("name")) for t in choice.get("tools") or [] if isinstance(t, dict)
+            _allowed_name(t, configured) for t in choice.get("tools") or [] if isinstance(t, dict)
         )
         echo = {"type": "allowed_tools", "mode": mode, "tools": choice.get("tools")}
         return echo, str(mode), allowed
+    hosted = [t for t in configured if t.type == kind and t.type != "function"]
+    if hosted and set(choice) == {"type"}:
+        # A hosted tool by its type ({"type": "web_search_preview"}): call it.
+        return {"type": kind}, hosted[0].function.name, None
     raise UnsupportedError(
         f"tool_choice of type {kind!r} is not supported by this server.", param="tool_choice"
     )
+
+
+def _allowed_name(entry: dict[str, Any], configured: list[ConfiguredTool]) -> str:
+    """The function name of one ``allowed_tools.tools`` entry (hosted ones by type)."""
+    if entry.get("type", "function") != "function":
+        for tool in configured:
+            if tool.type == entry.get("type"):
+                return tool.function.name
+    return str(entry.get("name"))
 
 
 def _text_format(request: ResponseCreateRequest) -> tuple[Item, ResponseFormat]:
@@ -164,9 +202,10 @@ def _drop_oldest(conversation: Conversation) -> Conversation | None:
 class ResponsesService:
     """Create, stream, store, chain, retrieve, cancel and replay responses."""
 
-    def __init__(self, core: GenerationCore, store: Store) -> None:
+    def __init__(self, core: GenerationCore, store: Store, http: httpx.AsyncClient) -> None:
         self.core = core
         self.store = store
+        self.http = http  # the one client for tools' outbound requests
         self.jobs = BackgroundJobs(store)
 
     # -- planning ---------------------------------------------------------------------
@@ -197,9 +236,7 @@ class ResponsesService:
             return await self.store.conversations.items(owner, conversation_id)
         return []
 
-    async def _prepare(
-        self, request: ResponseCreateRequest, owner: str
-    ) -> tuple[PreparedPrompt, list[Item], list[Item], Item]:
+    async def _prepare(self, request: ResponseCreateRequest, owner: str) -> Prepared:
         if not request.model:
             raise InvalidRequestError(
                 "Missing required parameter: 'model'.",
@@ -217,8 +254,9 @@ class ResponsesService:
             request.input, lambda item_id: self.store.items.find(owner, item_id)
         )
         check_call_ids(context, new_items)
-        tools_echo, tools = _function_tools(request)
-        choice_echo, choice, allowed = _tool_choice(request, tools)
+        configured = _configure_tools(request)
+        tools = tuple(t.function for t in configured)
+        choice_echo, choice, allowed = _tool_choice(request, configured)
         text_echo, response_format = _text_format(request)
         options = GenerationOptions(
             tools=tools,
@@ -230,27 +268,39 @@ class ResponsesService:
             tool_choice_param="tool_choice",
             response_format_param="text.format.schema",
         )
+        prompt = await self._prompt(request, context + new_items, options)
+        tools_echo = [t.echo for t in configured]
+        echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
+        return Prepared(prompt, context, new_items, echo, configured, options)
+
+    async def _prompt(
+        self, request: ResponseCreateRequest, entries: list[Item], options: GenerationOptions
+    ) -> PreparedPrompt:
+        """The prompt for ``entries``; with truncation ``auto``, the oldest turns go first
+        while it is too long for the model."""
+        assert request.model is not None
         conversation: Conversation | None = to_conversation(
-            request.instructions, context + new_items, tools
+            request.instructions, entries, options.tools
         )
         while True:
             assert conversation is not None
             try:
-                prompt = await self.core.prepare(
-                    request.model, conversation, options, param="input"
-                )
-                break
+                return await self.core.prepare(request.model, conversation, options, param="input")
             except InvalidRequestError as exc:
                 if exc.code != "context_length_exceeded" or request.truncation != "auto":
                     raise
                 conversation = _drop_oldest(conversation)
                 if conversation is None:
                     raise
-        echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
-        return prompt, context, new_items, echo
 
     async def _plan(self, request: ResponseCreateRequest, owner: str) -> Turn:
-        prompt, context, new_items, echo = await self._prepare(request, owner)
+        prepared = await self._prepare(request, owner)
+        prompt, context, new_items, echo = (
+            prepared.prompt,
+            prepared.context,
+            prepared.new_items,
+            prepared.echo,
+        )
         background = bool(request.background)
         reasoning = request.reasoning
         base: Item = {
@@ -301,25 +351,43 @@ class ResponsesService:
             bool(base["store"]),
             request.conversation_id,
             stream=bool(request.stream),
+            tools=prepared.tools,
+            options=prepared.options,
         )
 
     # -- running ----------------------------------------------------------------------
 
     async def _generate(self, turn: Turn) -> AsyncIterator[Any]:
-        """Stream events of the generation, ending with the terminal one.
+        """Stream the events of the turn's agent loop, ending with the terminal one.
 
         The response is stored before its terminal event is handed out, so a client that
         reads ``response.completed`` can fetch it at once.
         """
-        async for event in self.core.generate(turn.prompt, turn.params):
-            if isinstance(event, Finished):
-                events = turn.builder.finish(event)
-                await self._persist(turn)
-                for out in events:
-                    yield out
-            else:
-                for out in turn.builder.feed(event):
-                    yield out
+        request = turn.request
+        entries = turn.context
+
+        async def prepare(extra: list[Item], options: GenerationOptions) -> PreparedPrompt:
+            return await self._prompt(request, entries + extra, options)
+
+        state = LoopState(
+            core=self.core,
+            prompt=turn.prompt,
+            params=turn.params,
+            options=turn.options,
+            prepare=prepare,
+            hosted=_hosted(turn.tools),
+            context=ToolContext(http=self.http, owner=turn.owner, response_id=turn.builder.id),
+            max_output_tokens=request.max_output_tokens,
+            max_hosted_calls=(
+                MAX_HOSTED_CALLS if request.max_tool_calls is None else request.max_tool_calls
+            ),
+        )
+        async for out in run_steps(state, turn.builder):
+            yield out
+        events = turn.builder.end(state.incomplete_reason)
+        await self._persist(turn)
+        for out in events:
+            yield out
 
     async def _persist(self, turn: Turn) -> None:
         if turn.job is not None:
@@ -379,18 +447,21 @@ class ResponsesService:
     async def _stream(
         self, turn: Turn, head: list[Event], generation: AsyncIterator[Any]
     ) -> AsyncIterator[Event]:
-        builder = turn.builder
-        try:
+        async def events() -> AsyncIterator[Event]:
             for event in head:
                 yield event
             async for out in generation:
                 yield _encode(out)
-        except OasisError as exc:
-            log.warning("response %s failed: %s", builder.id, exc.message)
-            events = builder.fail(exc.message)
+
+        async def failed(exc: Exception) -> AsyncIterator[Event]:
+            terminal = turn.builder.fail(failure_message(exc))
             await self._persist(turn)
-            for failed in events:
-                yield _encode(failed)
+            for event in terminal:
+                yield _encode(event)
+
+        try:
+            async for event in guarded(events(), failed):
+                yield event
         finally:
             await generation.aclose()  # type: ignore[attr-defined]
 
@@ -544,7 +615,7 @@ class ResponsesService:
             model = await self._previous_model(request, owner)
             model = model or self.core.models.default_model("chat")
             request = request.model_copy(update={"model": model})
-        prompt, *_ = await self._prepare(request, owner)
+        prompt = (await self._prepare(request, owner)).prompt
         return InputTokenCountResponse(
             object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )

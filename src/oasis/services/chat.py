@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ from openai.types.chat.chat_completion_chunk import (
 )
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
-from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
+from oasis.core.conversation import Conversation, Message, ToolCall
 from oasis.core.events import (
     Finished,
     ReasoningDelta,
@@ -34,11 +34,11 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import token_logprob, usage
 from oasis.services.sampling import choice_params
 from oasis.services.streams import Interleaved, begun
+from oasis.tools.function import function_tools
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
     ChatMessage,
-    FunctionDefinition,
 )
 
 
@@ -98,35 +98,6 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
     return Conversation(tuple(messages))
 
 
-def _function_tools(
-    definitions: list[FunctionDefinition], param: Callable[[int], str]
-) -> list[FunctionTool]:
-    """Checked function definitions; ``param(i)`` is where the i-th sits in the request."""
-    tools: list[FunctionTool] = []
-    seen: set[str] = set()
-    for i, function in enumerate(definitions):
-        if function.name in seen:
-            raise InvalidRequestError(
-                f"Duplicate function name '{function.name}'.", param=f"{param(i)}.name"
-            )
-        seen.add(function.name)
-        parameters = function.parameters
-        if parameters is not None and parameters.get("type", "object") != "object":
-            raise InvalidRequestError(
-                "A function's `parameters` must be a JSON schema of type 'object'.",
-                param=f"{param(i)}.parameters",
-            )
-        tools.append(
-            FunctionTool(
-                name=function.name,
-                description=function.description,
-                parameters=parameters,
-                strict=bool(function.strict),
-            )
-        )
-    return tools
-
-
 def _response_format(request: ChatCompletionRequest) -> ResponseFormat:
     fmt = request.response_format
     if fmt is None or fmt.type == "text":
@@ -148,7 +119,7 @@ def _legacy_function_options(request: ChatCompletionRequest) -> GenerationOption
             "With `functions`, choose with `function_call`, not `tool_choice`.",
             param="tool_choice",
         )
-    tools = _function_tools(request.functions or [], lambda i: f"functions[{i}]")
+    tools = function_tools(request.functions or [], lambda i: f"functions[{i}]")
     choice = request.function_call
     tool_choice: str
     if choice is None or isinstance(choice, str):
@@ -180,7 +151,7 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
             "`function_call` chooses among `functions`, and none were given.",
             param="function_call",
         )
-    tools = _function_tools(
+    tools = function_tools(
         [tool.function for tool in request.tools or []], lambda i: f"tools[{i}].function"
     )
     allowed: frozenset[str] | None = None

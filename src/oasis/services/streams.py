@@ -1,21 +1,31 @@
-"""A request's generation streams: started before its HTTP response, read together.
+"""A request's generation streams: started before its HTTP response, read together, and
+ended by one failure policy.
 
-:func:`begun` produces a stream's first item before the response starts, so refusals
-stay status codes; :class:`Interleaved` reads several generations of one request (its
-choices) together as they produce.
+Start: :func:`begun` produces a stream's first item before the response starts, so
+refusals stay status codes. Together: :class:`Interleaved` reads several generations of
+one request (its choices) as they produce. Failure: once the first byte is out, the status
+code is spent, so any exception after it — ours or not — is logged and becomes the
+endpoint's terminal error event (an ``error`` frame for chat and completions,
+``response.failed`` for Responses), never a cut connection (:func:`guarded`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from oasis.core.backend import EventStream
 from oasis.core.events import GenerationEvent
+from oasis.errors import OasisError
+
+log = logging.getLogger(__name__)
 
 _END = object()
 T = TypeVar("T")
+
+SERVER_ERROR = "The server had an error while streaming the response."
 
 
 async def begun(events: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -49,6 +59,31 @@ async def _prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
             yield item
     finally:
         aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def failure_message(exc: Exception) -> str:
+    """What the client is told: our own errors say what went wrong, others do not."""
+    return exc.message if isinstance(exc, OasisError) else SERVER_ERROR
+
+
+async def guarded(
+    events: AsyncIterator[T], on_failure: Callable[[Exception], AsyncIterator[T]]
+) -> AsyncIterator[T]:
+    """``events``, then — if they raise — the terminal events ``on_failure`` makes."""
+    try:
+        async for event in events:
+            yield event
+    except Exception as exc:
+        if isinstance(exc, OasisError):
+            log.warning("stream failed: %s", exc.message)
+        else:
+            log.exception("stream failed")
+        async for event in on_failure(exc):
+            yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
 

@@ -11,13 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
-from oasis.store.items import Item, ItemPage, ItemRepository
+from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
 
 __all__ = [
     "ConversationRepository",
     "EventLogRepository",
-    "Item",
     "ItemPage",
     "ItemRepository",
     "ResponseRepository",

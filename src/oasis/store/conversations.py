@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from oasis.store.items import Item, ItemPage, insert_items, item_page
+from oasis.store.items import ItemPage, insert_items, item_page
 from oasis.store.tables import conversations, items
+from oasis.types import Item
 
 
 @dataclass(frozen=True)

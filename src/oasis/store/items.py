@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.pagination import Page, fetch_page
 from oasis.store.tables import items
+from oasis.types import Item
 
-Item = dict[str, Any]
 ItemPage = Page[Item]
 
 

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.conversations import ConversationRepository
 from oasis.store.events import EventLogRepository
-from oasis.store.items import Item, ItemPage, insert_items, item_page
+from oasis.store.items import ItemPage, insert_items, item_page
 from oasis.store.tables import items, responses
+from oasis.types import Item
 
 UNFINISHED = ("queued", "in_progress")
 

@@ -6,25 +6,160 @@ Input items stay plain dicts here: their many shapes are checked and normalized 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from oasis.wire.base import Metadata, WireModel
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
-class ToolParam(WireModel):
-    """A tool. Only ``function`` tools run here; others are refused by the service."""
+_NAME = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_\-]+$")
 
-    type: str
-    name: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_\-]+$"
-    )
+
+class FunctionToolParam(WireModel):
+    """A function the client runs: a call ends the turn."""
+
+    type: Literal["function"]
+    name: str = _NAME
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+
+
+class CustomToolParam(WireModel):
+    """A client-side tool that takes free-form text (optionally under a grammar)."""
+
+    type: Literal["custom"]
+    name: str = _NAME
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
+class WebSearchToolParam(WireModel):
+    type: Literal[
+        "web_search",
+        "web_search_2025_08_26",
+        "web_search_preview",
+        "web_search_preview_2025_03_11",
+    ]
+    search_context_size: Literal["low", "medium", "high"] | None = None
+    user_location: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = None
+
+
+class FileSearchToolParam(WireModel):
+    type: Literal["file_search"]
+    vector_store_ids: list[str]
+    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+    ranking_options: dict[str, Any] | None = None
+
+
+class McpToolParam(WireModel):
+    type: Literal["mcp"]
+    server_label: str = Field(min_length=1)
+    server_url: str | None = None
+    connector_id: str | None = None
+    server_description: str | None = None
+    authorization: str | None = None
+    headers: dict[str, str] | None = None
+    allowed_tools: list[str] | dict[str, Any] | None = None
+    require_approval: Literal["always", "never"] | dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _server_needed(self) -> McpToolParam:
+        if self.server_url is None and self.connector_id is None:
+            raise ValueError("an mcp tool needs `server_url` or `connector_id`")
+        return self
+
+
+class ComputerUseToolParam(WireModel):
+    type: Literal["computer_use_preview"]
+    display_width: int = Field(ge=1)
+    display_height: int = Field(ge=1)
+    environment: Literal["windows", "mac", "linux", "ubuntu", "browser"]
+
+
+class CodeInterpreterToolParam(WireModel):
+    type: Literal["code_interpreter"]
+    container: str | dict[str, Any]
+
+
+class ImageGenerationToolParam(WireModel):
+    type: Literal["image_generation"]
+    model: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: Literal["png", "webp", "jpeg"] | None = None
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    partial_images: int | None = Field(default=None, ge=0, le=3)
+    moderation: str | None = None
+    input_fidelity: str | None = None
+    input_image_mask: dict[str, Any] | None = None
+
+
+class UnknownToolParam(WireModel):
+    """Any other ``type``: refused, naming ``tools[i].type``."""
+
+    type: Any
+
+    @field_validator("type")
+    @classmethod
+    def _refuse(cls, value: Any) -> Any:
+        raise ValueError(f"{value!r} is not a tool type the API defines")
+
+
+_TOOL_MODELS: dict[str, type[WireModel]] = {
+    "function": FunctionToolParam,
+    "custom": CustomToolParam,
+    "file_search": FileSearchToolParam,
+    "mcp": McpToolParam,
+    "computer_use_preview": ComputerUseToolParam,
+    "code_interpreter": CodeInterpreterToolParam,
+    "image_generation": ImageGenerationToolParam,
+    **dict.fromkeys(
+        [
+            "web_search",
+            "web_search_2025_08_26",
+            "web_search_preview",
+            "web_search_preview_2025_03_11",
+        ],
+        WebSearchToolParam,
+    ),
+}
+
+
+def _tool_tag(value: Any) -> str:
+    # Tags are class names: capitalized, so error paths skip them (``tools[i].name``).
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    model = _TOOL_MODELS.get(kind) if isinstance(kind, str) else None
+    return (model or UnknownToolParam).__name__
+
+
+ToolParam = Annotated[
+    Annotated[FunctionToolParam, Tag("FunctionToolParam")]
+    | Annotated[CustomToolParam, Tag("CustomToolParam")]
+    | Annotated[WebSearchToolParam, Tag("WebSearchToolParam")]
+    | Annotated[FileSearchToolParam, Tag("FileSearchToolParam")]
+    | Annotated[McpToolParam, Tag("McpToolParam")]
+    | Annotated[ComputerUseToolParam, Tag("ComputerUseToolParam")]
+    | Annotated[CodeInterpreterToolParam, Tag("CodeInterpreterToolParam")]
+    | Annotated[ImageGenerationToolParam, Tag("ImageGenerationToolParam")]
+    | Annotated[UnknownToolParam, Tag("UnknownToolParam")],
+    Discriminator(_tool_tag),
+]
+"""One tool of ``tools``, validated by its ``type``."""
+HostedToolParam = (
+    WebSearchToolParam
+    | FileSearchToolParam
+    | McpToolParam
+    | ComputerUseToolParam
+    | CodeInterpreterToolParam
+    | ImageGenerationToolParam
+)
 
 
 class TextFormat(WireModel):

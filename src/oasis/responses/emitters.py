@@ -1,0 +1,314 @@
+"""Emitters, one per kind of output item: each turns what it is told into the item's
+stream events. They hold the state of their open item; the numbering of events and the
+output list belong to :class:`~oasis.responses.events.ResponseBuilder` (through
+:class:`Items`), which closes one item before the next one opens, whatever its kind.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol
+
+from oasis.core.events import TextDelta
+from oasis.core.types import GeneratedToken
+from oasis.responses.ids import new_id
+from oasis.services.outputs import token_logprob
+from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
+from oasis.types import Item
+
+
+class Items(Protocol):
+    """What emitters need of the builder."""
+
+    output: list[Item]
+
+    def event(self, payload: Item) -> Any:
+        """A stream event with the next sequence number."""
+        ...
+
+    def add_item(self, item: Item) -> Any:
+        """Append ``item`` to the output: ``response.output_item.added``."""
+        ...
+
+    def close_open(self) -> list[Any]:
+        """Close whichever item is open, before another opens."""
+        ...
+
+
+def output_logprob(token: GeneratedToken) -> Item:
+    """One token's logprob entry for ``output_text.logprobs``: the same entry as chat's."""
+    return token_logprob(token).model_dump()
+
+
+def _delta_logprob(entry: Item) -> Item:
+    """The delta events' logprob shape: no ``bytes``."""
+    return {
+        "token": entry["token"],
+        "logprob": entry["logprob"],
+        "top_logprobs": [
+            {"token": t["token"], "logprob": t["logprob"]} for t in entry["top_logprobs"]
+        ],
+    }
+
+
+class ContentEmitter:
+    """Items with content parts that stream as deltas: ``message`` (output_text, with
+    logprobs) and ``reasoning`` (reasoning_text). At most one is open at a time."""
+
+    def __init__(self, items: Items, *, logprobs: bool) -> None:
+        self.items = items
+        self.logprobs = logprobs
+        self.open: int | None = None  # output index of the open message/reasoning item
+        self.pending_logprobs: list[Item] = []
+
+    def close(self, status: str = "completed") -> list[Any]:
+        if self.open is None:
+            return []
+        index, self.open = self.open, None
+        item = self.items.output[index]
+        part = item["content"][-1]
+        events: list[Any] = []
+        common = {
+            "item_id": item["id"],
+            "output_index": index,
+            "content_index": len(item["content"]) - 1,
+        }
+        if item["type"] == "message":
+            events.append(
+                self.items.event(
+                    {
+                        "type": "response.output_text.done",
+                        **common,
+                        "text": part["text"],
+                        "logprobs": [_delta_logprob(lp) for lp in part["logprobs"]],
+                    }
+                )
+            )
+        else:
+            events.append(
+                self.items.event(
+                    {"type": "response.reasoning_text.done", **common, "text": part["text"]}
+                )
+            )
+        events.append(
+            self.items.event(
+                {"type": "response.content_part.done", **common, "part": copy.deepcopy(part)}
+            )
+        )
+        item["status"] = status
+        events.append(
+            self.items.event(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": index,
+                    "item": copy.deepcopy(item),
+                }
+            )
+        )
+        return events
+
+    def open_message(self) -> list[Any]:
+        events = self.close()
+        item: Item = {
+            "type": "message",
+            "id": new_id("msg"),
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        events.append(self.items.add_item(item))
+        part: Item = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        item["content"].append(part)
+        index = len(self.items.output) - 1
+        events.append(
+            self.items.event(
+                {
+                    "type": "response.content_part.added",
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "content_index": 0,
+                    "part": copy.deepcopy(part),
+                }
+            )
+        )
+        self.open = index
+        return events
+
+    def text(self, delta: TextDelta) -> list[Any]:
+        entries = [output_logprob(t) for t in delta.tokens] if self.logprobs else []
+        if not delta.text:
+            self.pending_logprobs += entries
+            return []
+        events: list[Any] = []
+        if self.open is None or self.items.output[self.open]["type"] != "message":
+            events += self.open_message()
+        assert self.open is not None
+        item = self.items.output[self.open]
+        part = item["content"][-1]
+        entries = self.pending_logprobs + entries
+        self.pending_logprobs = []
+        part["text"] += delta.text
+        part["logprobs"] += entries
+        events.append(
+            self.items.event(
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": item["id"],
+                    "output_index": self.open,
+                    "content_index": len(item["content"]) - 1,
+                    "delta": delta.text,
+                    "logprobs": [_delta_logprob(lp) for lp in entries],
+                }
+            )
+        )
+        return events
+
+    def reasoning(self, text: str) -> list[Any]:
+        if not text:
+            return []
+        events: list[Any] = []
+        if self.open is None or self.items.output[self.open]["type"] != "reasoning":
+            events += self.close()
+            item: Item = {
+                "type": "reasoning",
+                "id": new_id("rs"),
+                "summary": [],
+                "content": [],
+                "status": "in_progress",
+            }
+            events.append(self.items.add_item(item))
+            part: Item = {"type": "reasoning_text", "text": ""}
+            item["content"].append(part)
+            self.open = len(self.items.output) - 1
+            events.append(
+                self.items.event(
+                    {
+                        "type": "response.content_part.added",
+                        "item_id": item["id"],
+                        "output_index": self.open,
+                        "content_index": 0,
+                        "part": copy.deepcopy(part),
+                    }
+                )
+            )
+        assert self.open is not None
+        item = self.items.output[self.open]
+        item["content"][-1]["text"] += text
+        events.append(
+            self.items.event(
+                {
+                    "type": "response.reasoning_text.delta",
+                    "item_id": item["id"],
+                    "output_index": self.open,
+                    "content_index": len(item["content"]) - 1,
+                    "delta": text,
+                }
+            )
+        )
+        return events
+
+
+class FunctionCallEmitter:
+    """``function_call`` items of one generation step, by the core's call index."""
+
+    def __init__(self, items: Items) -> None:
+        self.items = items
+        self.calls: dict[int, int] = {}  # core tool-call index -> output index
+
+    def begin_step(self) -> None:
+        """Call indexes count from 0 again in each step."""
+        self.calls = {}
+
+    def started(self, index: int, call_id: str, name: str) -> list[Any]:
+        events = self.items.close_open()
+        item: Item = {
+            "type": "function_call",
+            "id": new_id("fc"),
+            "call_id": call_id,
+            "name": name,
+            "arguments": "",
+            "status": "in_progress",
+        }
+        events.append(self.items.add_item(item))
+        self.calls[index] = len(self.items.output) - 1
+        return events
+
+    def delta(self, index: int, delta: str) -> list[Any]:
+        if index not in self.calls or not delta:
+            return []
+        position = self.calls[index]
+        item = self.items.output[position]
+        item["arguments"] += delta
+        return [
+            self.items.event(
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "item_id": item["id"],
+                    "output_index": position,
+                    "delta": delta,
+                }
+            )
+        ]
+
+    def done(self, index: int, name: str, arguments: str, status: str = "completed") -> list[Any]:
+        if index not in self.calls:
+            return []
+        position = self.calls[index]
+        item = self.items.output[position]
+        item["arguments"] = arguments
+        item["status"] = status
+        return [
+            self.items.event(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": position,
+                    "name": name,
+                    "arguments": arguments,
+                }
+            ),
+            self.items.event(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": position,
+                    "item": copy.deepcopy(item),
+                }
+            ),
+        ]
+
+
+class HostedItemEmitter:
+    """The item of a hosted tool call, as the tool reports it: opened, moved along (its
+    own progress events, such as ``response.web_search_call.searching``), and closed."""
+
+    def __init__(self, items: Items) -> None:
+        self.items = items
+        self.open: int | None = None
+
+    def emit(self, event: ItemAdded | ItemProgress | ItemDone) -> list[Any]:
+        output = self.items.output
+        if isinstance(event, ItemAdded):
+            events = self.items.close_open()
+            events.append(self.items.add_item(dict(event.item)))
+            self.open = len(output) - 1
+            return events
+        if self.open is None:
+            raise RuntimeError("a hosted tool reported on an item it did not add")
+        position = self.open
+        item = output[position]
+        if isinstance(event, ItemProgress):
+            if event.item_status is not None:
+                item["status"] = event.item_status
+            payload = {"type": event.type, "item_id": item["id"], "output_index": position}
+            return [self.items.event({**payload, **event.fields})]
+        output[position] = {**event.item, "id": item["id"]}
+        self.open = None
+        return [
+            self.items.event(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": position,
+                    "item": copy.deepcopy(output[position]),
+                }
+            )
+        ]

@@ -1,0 +1,169 @@
+"""The agent loop of one Responses turn: generate a step, run the hosted tools it called,
+feed their results back, generate again.
+
+The loop stops when the model answers (text, or calls only function tools, which the
+client runs: a function call ends the turn), when the output budget
+(``max_output_tokens``, shared by all steps) is spent, or when the turn is cancelled
+(its task is cancelled; the tool running then is closed with it).
+
+Two rules keep the loop finite:
+
+* A forced ``tool_choice`` (``required``, or one named tool) binds the first step only;
+  later steps choose freely (``auto``). Otherwise a forced choice would call forever.
+* ``max_tool_calls`` bounds the hosted calls run in this response (``MAX_HOSTED_CALLS``
+  when the request sets none). Calls past the budget are not run and get no item; the
+  next step is asked to answer: only function tools stay callable (``allowed_tools``, so
+  the prompt is unchanged and its cached prefix still serves), or none when there are
+  no function tools.
+
+Hosted calls of a step run one after the other, in the order the model made them. A
+step that also calls function tools runs its hosted calls and then ends the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from oasis.core.conversation import ToolCall
+from oasis.core.events import Finished, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
+from oasis.core.options import GenerationOptions
+from oasis.core.types import SamplingParams
+from oasis.responses.events import ResponseBuilder
+from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.tools.base import ConfiguredTool, HostedCall, ToolContext, ToolResult
+from oasis.tools.registry import get_tool
+from oasis.types import Item
+
+MAX_HOSTED_CALLS = 32
+
+# The prompt for the given extra items (each step's calls and their results).
+Prepare = Callable[[list[Item], GenerationOptions], Awaitable[PreparedPrompt]]
+
+
+@dataclass
+class LoopState:
+    """What a turn's loop needs beyond its builder, and what it leaves for the end."""
+
+    core: GenerationCore
+    prompt: PreparedPrompt  # the first step's, prepared while validating the request
+    params: SamplingParams
+    options: GenerationOptions
+    prepare: Prepare
+    hosted: dict[str, ConfiguredTool]  # by the function name the model calls them with
+    context: ToolContext
+    max_output_tokens: int | None
+    max_hosted_calls: int = MAX_HOSTED_CALLS
+    hosted_calls: int = 0
+    extra: list[Item] = field(default_factory=list)
+    incomplete_reason: str | None = None
+
+
+async def run_steps(state: LoopState, builder: ResponseBuilder) -> AsyncIterator[Any]:
+    """Stream the events of every step; afterwards ``builder.end`` ends the response."""
+    prompt, params, options = state.prompt, state.params, state.options
+    if state.hosted and state.max_hosted_calls <= 0:
+        # No hosted call may run at all: even the first step must not call one.
+        options = _next_options(state, first=True)
+        prompt = await state.prepare([], options)
+        params = replace(
+            params, max_tokens=state.core.max_new_tokens(prompt, state.max_output_tokens)
+        )
+    spent = 0
+    while True:
+        builder.begin_step()
+        hosted_indexes: set[int] = set()
+        finished: Finished | None = None
+        # Queued now; closed however the step ends, so a client that hangs up (or a step
+        # that fails) stops its engine job at once.
+        stream = state.core.generate(prompt, params)
+        try:
+            async for event in stream:
+                if isinstance(event, Finished):
+                    finished = event
+                elif isinstance(event, ToolCallStarted) and event.name in state.hosted:
+                    hosted_indexes.add(event.index)
+                elif isinstance(event, (ToolCallArgumentsDelta, ToolCallDone)) and (
+                    event.index in hosted_indexes
+                ):
+                    continue  # a hosted call gets its own item once it runs
+                else:
+                    for out in builder.feed(event):
+                        yield out
+        finally:
+            await stream.aclose()
+        assert finished is not None
+        calls = list(enumerate(finished.tool_calls))
+        hosted = [call for _, call in calls if call.name in state.hosted]
+        client = [(i, call) for i, call in calls if call.name not in state.hosted]
+        for out in builder.finish_step(finished, client):
+            yield out
+        spent += finished.completion_tokens
+        if finished.finish_reason == "length":
+            state.incomplete_reason = "max_output_tokens"
+            return
+        if not hosted:
+            return
+        for call in hosted:
+            if state.hosted_calls >= state.max_hosted_calls:
+                break  # past max_tool_calls: not run (the next step is asked to answer)
+            state.hosted_calls += 1
+            async for out in _run_call(state, builder, call):
+                yield out
+        if client:
+            return  # function calls too: the client runs those, and the turn ends here
+        options = _next_options(state)
+        prompt = await state.prepare(state.extra, options)
+        left = None if state.max_output_tokens is None else state.max_output_tokens - spent
+        if left is not None and left <= 0:
+            state.incomplete_reason = "max_output_tokens"
+            return
+        params = replace(params, max_tokens=state.core.max_new_tokens(prompt, left))
+
+
+async def _run_call(
+    state: LoopState, builder: ResponseBuilder, call: ToolCall
+) -> AsyncIterator[Any]:
+    tool = state.hosted[call.name]
+    kind_call = HostedCall(call_id=call.id, arguments=call.arguments, tool=tool)
+    kind = get_tool(tool.type)
+    assert kind is not None  # configured through the registry
+    result: str | None = None
+    async for event in kind.run(kind_call, state.context):
+        if isinstance(event, ToolResult):
+            result = event.output
+        else:
+            for out in builder.hosted(event):
+                yield out
+    # What the model reads next step: its call, and the tool's answer to it.
+    state.extra += [
+        {
+            "type": "function_call",
+            "call_id": call.id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
+        {"type": "function_call_output", "call_id": call.id, "output": result or ""},
+    ]
+
+
+def _next_options(state: LoopState, *, first: bool = False) -> GenerationOptions:
+    """The options of the next step (see the module docstring)."""
+    options = state.options
+    choice = options.tool_choice
+    if choice in state.hosted or (not first and choice not in {"none", "auto"}):
+        choice = "auto"
+    allowed = options.allowed_tools
+    if state.hosted_calls >= state.max_hosted_calls:
+        functions = frozenset(t.name for t in options.tools if t.name not in state.hosted)
+        if allowed is not None:
+            functions &= allowed
+        if not functions:
+            return replace(options, tool_choice="none", allowed_tools=None)
+        if choice in functions:
+            return replace(options, tool_choice=choice, allowed_tools=None)
+        return replace(options, tool_choice="auto", allowed_tools=functions)
+    if allowed is not None and choice == "none":
+        allowed = None
+    return replace(options, tool_choice=choice, allowed_tools=allowed)

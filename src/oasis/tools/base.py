@@ -1,0 +1,101 @@
+"""The protocol every kind of tool implements, and the events a hosted tool yields.
+
+A *kind* (``function``, ``web_search``, ``mcp``…) turns the request's ``tools`` entries of
+its ``type`` into :class:`ConfiguredTool` s: what the response echoes, and the function
+schema the model calls it through. A hosted kind (``server_side``) also runs those calls:
+``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
+when done — and ends with :class:`ToolResult`, the text the model reads next step. The
+Responses builder turns these into stream events, so a tool never numbers events itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from oasis.core.conversation import FunctionTool
+from oasis.types import Item
+
+
+@dataclass(frozen=True)
+class ConfiguredTool:
+    """One validated ``tools[index]`` entry."""
+
+    type: str
+    index: int
+    echo: Item  # as ``Response.tools`` shows it
+    function: FunctionTool  # how the model sees (and calls) it
+    config: Any = None  # what the kind needs to run a call
+
+
+@dataclass(frozen=True)
+class HostedCall:
+    """A call the model made to a hosted tool (arguments as the model wrote them)."""
+
+    call_id: str
+    arguments: str
+    tool: ConfiguredTool
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a running tool may use: the one outbound HTTP client, and whose request it is."""
+
+    http: httpx.AsyncClient
+    owner: str
+    response_id: str
+
+
+@dataclass(frozen=True)
+class ItemAdded:
+    """Open an output item (``response.output_item.added``); ``item`` has its ``id``."""
+
+    item: Item
+
+
+@dataclass(frozen=True)
+class ItemProgress:
+    """A progress event of the open item, e.g. ``response.web_search_call.searching``."""
+
+    type: str
+    fields: Item = field(default_factory=dict)  # besides item_id and output_index
+    item_status: str | None = None  # the open item's new status, if it changes
+
+
+@dataclass(frozen=True)
+class ItemDone:
+    """Close the open item (``response.output_item.done``) with its final form."""
+
+    item: Item
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """The last event of a run: what the model reads as the call's result."""
+
+    output: str
+
+
+ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult
+
+
+class ToolKind(Protocol):
+    """One ``tools[i].type``; see the module docstring. Register with
+    :func:`oasis.tools.registry.register_tool` or the ``oasis.tools`` entry-point group."""
+
+    @property
+    def server_side(self) -> bool:
+        """True when the server runs its calls (hosted); False when the client does."""
+        ...
+
+    def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
+        """This kind's ``(index, param)`` entries of ``tools``, checked together (so that,
+        say, two functions cannot share a name); a 400 names ``tools[index].<field>``."""
+        ...
+
+    def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
+        """Run one call of a hosted tool; see the module docstring."""
+        ...
