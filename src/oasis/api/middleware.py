@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from oasis.errors import (
     PayloadTooLargeError,
     RateLimitError,
 )
+from oasis.ids import new_id
 from oasis.owners import OwnerIds
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = f"req_{secrets.token_hex(16)}"
+        request_id = new_id("req", nbytes=16)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         response_started = False

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import StreamingResponse
 from openai.types.responses import ResponseItemList
 
 from oasis.api.deps import OwnerDep, ResponsesDep
-from oasis.api.sse import SSE_HEADERS
+from oasis.api.sse import encoded_sse_response
 from oasis.responses.items import RESPONSE_ITEM
-from oasis.responses.jobs import Event
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
 
@@ -24,21 +21,12 @@ def _json(body: str) -> Response:
     return Response(body, media_type="application/json")
 
 
-async def _frames(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    async for _seq, kind, data in events:
-        yield f"event: {kind}\ndata: {data}\n\n".encode()
-
-
-def _sse(events: AsyncIterator[Event]) -> StreamingResponse:
-    return StreamingResponse(_frames(events), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
 @router.post("/v1/responses", response_model=None)
 async def create_response(
     body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
 ) -> Response:
     if body.stream:
-        return _sse(await service.stream(body, owner))
+        return encoded_sse_response(await service.stream(body, owner))
     return _json(dump(await service.create(body, owner)))
 
 
@@ -58,7 +46,7 @@ async def retrieve_response(
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> Response:
     if stream:
-        return _sse(await service.replay(response_id, owner, starting_after))
+        return encoded_sse_response(await service.replay(response_id, owner, starting_after))
     return _json(dump(await service.retrieve(response_id, owner)))
 
 

@@ -19,9 +19,16 @@ from oasis.wire.base import dump
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def frame(data: str | bytes, event: str | None = None) -> bytes:
+    """One SSE frame: ``data: <json>``, after an ``event: <type>`` line when named."""
+    body = data.encode() if isinstance(data, str) else data
+    head = f"event: {event}\n".encode() if event is not None else b""
+    return head + b"data: " + body + b"\n\n"
+
+
 async def _error_frame(exc: Exception) -> AsyncIterator[bytes]:
     error = exc if isinstance(exc, OasisError) else OasisError(failure_message(exc))
-    yield b"data: " + error_json(error) + b"\n\n"
+    yield frame(error_json(error))
 
 
 async def _payloads(
@@ -29,18 +36,13 @@ async def _payloads(
 ) -> AsyncIterator[bytes]:
     try:
         async for event in events:
-            payload = dump(event)
-            if named:
-                name = getattr(event, "type", None)
-                yield f"event: {name}\ndata: {payload}\n\n".encode()
-            else:
-                yield f"data: {payload}\n\n".encode()
+            yield frame(dump(event), getattr(event, "type", None) if named else None)
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
     if done_marker:
-        yield b"data: [DONE]\n\n"
+        yield frame("[DONE]")
 
 
 def _frames(
@@ -54,6 +56,21 @@ def sse_response(
     events: AsyncIterator[BaseModel], *, done_marker: bool = True, named: bool = False
 ) -> StreamingResponse:
     """Stream ``events`` as SSE. ``named`` adds ``event: <type>`` lines (Responses style)."""
-    return StreamingResponse(
-        _frames(events, done_marker, named), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    return _streaming(_frames(events, done_marker, named))
+
+
+async def _encoded_frames(events: AsyncIterator[tuple[int, str, str]]) -> AsyncIterator[bytes]:
+    async for _seq, kind, data in events:
+        yield frame(data, kind)
+
+
+def encoded_sse_response(events: AsyncIterator[tuple[int, str, str]]) -> StreamingResponse:
+    """Stream events already encoded as ``(sequence_number, type, JSON)``, named by type.
+
+    Their producer owns failures: a Responses stream ends itself with ``response.failed``.
+    """
+    return _streaming(_encoded_frames(events))
+
+
+def _streaming(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.core.text import held_back
+from oasis.ids import new_id
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
@@ -30,7 +30,7 @@ FENCE_CLOSE = "```"
 
 
 def new_call_id() -> str:
-    return f"call_{secrets.token_urlsafe(18).replace('-', 'x').replace('_', 'y')}"
+    return new_id("call", nbytes=12)
 
 
 def tool_dicts(tools: tuple[FunctionTool, ...]) -> list[dict[str, Any]]:

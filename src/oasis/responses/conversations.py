@@ -9,7 +9,7 @@ from openai.types.conversations import (
 )
 
 from oasis.errors import NotFoundError
-from oasis.responses.ids import new_id
+from oasis.ids import new_id
 from oasis.responses.items import CONVERSATION_ITEM, normalize_input
 from oasis.store import Store, StoredConversation
 from oasis.types import Item

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from oasis.core.events import TextDelta
 from oasis.core.types import GeneratedToken
-from oasis.responses.ids import new_id
+from oasis.ids import new_id
 from oasis.services.outputs import token_logprob
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
 from oasis.types import Item

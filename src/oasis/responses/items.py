@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.errors import InvalidRequestError, UnsupportedError
-from oasis.responses.ids import new_id
+from oasis.ids import new_id
 from oasis.types import Item
 from oasis.wire.base import validation_problem
 

@@ -23,8 +23,8 @@ from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
+from oasis.ids import new_id
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
-from oasis.responses.ids import new_id
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
 from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps

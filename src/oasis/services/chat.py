@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from oasis.core.events import (
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.ids import new_id
 from oasis.services.chat_fold import ChatCompletionFold, ServiceTier, with_reasoning
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import token_logprob, usage
@@ -43,7 +43,7 @@ from oasis.wire.chat import (
 
 
 def new_completion_id() -> str:
-    return f"chatcmpl-{secrets.token_hex(12)}"
+    return new_id("chatcmpl", nbytes=12, sep="-")
 
 
 def _message_text(message: ChatMessage, index: int) -> str:

@@ -7,7 +7,6 @@ the model as they are, which is what evaluation harnesses and completion-style t
 from __future__ import annotations
 
 import codecs
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
@@ -18,6 +17,7 @@ from openai.types.completion_choice import Logprobs
 from oasis.core.events import Finished, PromptScored, TextDelta
 from oasis.core.types import GeneratedToken, SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
+from oasis.ids import new_id
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import usage
 from oasis.services.sampling import choice_params
@@ -101,7 +101,7 @@ class _LegacyLogprobs:
 
 
 def _new_id() -> str:
-    return f"cmpl-{secrets.token_hex(12)}"
+    return new_id("cmpl", nbytes=12, sep="-")
 
 
 class _CompletionFold:
