@@ -273,7 +273,7 @@ class ChatService:
 
         completion_tokens = reasoning_tokens = 0
         cached: int | None = None  # the prompt counts once: as the first choice found it
-        started: set[int] = set()  # the role goes out once per choice (DIGEST §2.5)
+        started: set[int] = set()  # the role goes out once per choice
         try:
             async for index, event in events:
                 first = index not in started

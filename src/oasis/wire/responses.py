@@ -1,4 +1,4 @@
-"""Request bodies of ``/v1/responses`` (DIGEST §1.2–1.6).
+"""Request bodies of ``/v1/responses``.
 
 Input items stay plain dicts here: their many shapes are checked and normalized by
 :mod:`oasis.responses.items`, which names the exact ``input[i]…`` path on errors.
