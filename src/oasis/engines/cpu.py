@@ -46,7 +46,12 @@ def busy_seconds(cpus: Collection[int]) -> float | None:
 class CpuShare:
     """Picks, at most once per ``interval`` seconds, how many of ``limit`` threads to run:
     as many as there are CPUs that other processes left idle over the last interval, at
-    least one. This process's own CPU time is not counted against it."""
+    least one. This process's own CPU time is not counted against it.
+
+    A window much longer than ``interval`` means the runtime sat idle: what others did
+    while nobody asked says little about now (a client that was busy before sending its
+    request has stopped), so the next request starts at the limit and is measured afresh.
+    """
 
     def __init__(self, limit: int, interval: float = 0.25) -> None:
         try:
@@ -69,6 +74,10 @@ class CpuShare:
         busy = busy_seconds(self._cpus)
         own = time.process_time()
         if busy is None:
+            return self._threads
+        if elapsed > max(1.0, 4 * self._interval):
+            self._threads = self.limit
+            self._at, self._busy, self._own = now, busy, own
             return self._threads
         others = max(0.0, (busy - self._busy) - (own - self._own)) / elapsed
         idle = int(len(self._cpus) - others + 0.5)
