@@ -11,8 +11,7 @@ from openai import omit
 from openai.lib.streaming.responses._responses import ResponseStreamState
 
 from oasis.core.conversation import ToolCall
-from oasis.responses.events import ResponseBuilder
-from oasis.services.generation import (
+from oasis.core.events import (
     Finished,
     GenerationEvent,
     ReasoningDelta,
@@ -21,6 +20,7 @@ from oasis.services.generation import (
     ToolCallDone,
     ToolCallStarted,
 )
+from oasis.responses.events import ResponseBuilder
 from tests.responses_helpers import check_order
 
 BASE: dict[str, Any] = {

@@ -16,39 +16,11 @@ from dataclasses import dataclass
 from oasis import __version__
 from oasis.core.backend import ChatBackend, EventStream, Prompt
 from oasis.core.conversation import Conversation
-from oasis.core.events import (
-    Finished,
-    FinishReason,
-    GenerationEvent,
-    PromptScored,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallArgumentsDelta,
-    ToolCallDone,
-    ToolCallStarted,
-)
-from oasis.core.options import GenerationOptions, ResponseFormat, check_options
+from oasis.core.options import GenerationOptions, check_options
 from oasis.core.types import SamplingParams
 from oasis.errors import UnsupportedError
 from oasis.models.registry import ResolvedModel
 from oasis.services.models import ModelManager
-
-# The event and option types are defined in `oasis.core`; they stay importable from here.
-__all__ = [
-    "Finished",
-    "FinishReason",
-    "GenerationCore",
-    "GenerationEvent",
-    "GenerationOptions",
-    "PreparedPrompt",
-    "PromptScored",
-    "ReasoningDelta",
-    "ResponseFormat",
-    "TextDelta",
-    "ToolCallArgumentsDelta",
-    "ToolCallDone",
-    "ToolCallStarted",
-]
 
 
 @dataclass(frozen=True)
