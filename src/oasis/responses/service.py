@@ -314,6 +314,10 @@ class ResponsesService:
             "metadata": request.metadata or {},
             "temperature": 1.0 if request.temperature is None else request.temperature,
             "top_p": 1.0 if request.top_p is None else request.top_p,
+            # Not in the SDK's Response type (it keeps unknown fields), but in Open
+            # Responses' schema and OpenAI's answers: clients read them back.
+            "presence_penalty": request.presence_penalty or 0.0,
+            "frequency_penalty": request.frequency_penalty or 0.0,
             "parallel_tool_calls": request.parallel_tool_calls is not False,
             "previous_response_id": request.previous_response_id,
             "conversation": {"id": request.conversation_id} if request.conversation_id else None,
@@ -337,6 +341,8 @@ class ResponsesService:
             max_tokens=self.core.max_new_tokens(prompt, request.max_output_tokens),
             temperature=base["temperature"],
             top_p=base["top_p"],
+            presence_penalty=base["presence_penalty"],
+            frequency_penalty=base["frequency_penalty"],
             top_logprobs=(request.top_logprobs or 0) if request.wants_logprobs else None,
         )
         builder = ResponseBuilder(base, logprobs=request.wants_logprobs)

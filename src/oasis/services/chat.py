@@ -39,6 +39,7 @@ from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
     ChatMessage,
+    NamedToolChoice,
 )
 
 
@@ -193,8 +194,13 @@ class _Plan:
         return self.request.functions is not None
 
     def finish_reason(self, finished: Finished) -> FinishReasonOut:
-        if finished.finish_reason == "tool_calls" and self.legacy_functions:
-            return "function_call"
+        if finished.finish_reason == "tool_calls":
+            if self.legacy_functions:
+                return "function_call"
+            if isinstance(self.request.tool_choice, NamedToolChoice):
+                # OpenAI ends a call it was told to make with "stop": the client chose it,
+                # the model did not (clients branch on this to tell the two apart).
+                return "stop"
         return finished.finish_reason
 
 
