@@ -103,3 +103,21 @@ def test_prompt_cache_key_is_accepted_and_echoed(client: OpenAI) -> None:
         prompt_cache_key="user-42",
     )
     assert completion.choices[0].message.role == "assistant"
+
+
+def test_the_model_names_clients_send_by_default_resolve(client: OpenAI) -> None:
+    # openai-agents' default model, and OpenAI's own /v1/completions example.
+    response = client.responses.create(model="gpt-5.6-luna", input="Hi", max_output_tokens=8)
+    assert response.model == "gpt-5.6-luna" and response.status == "incomplete"
+    completion = client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="Say this is a test", max_tokens=4
+    )
+    assert completion.model == "gpt-3.5-turbo-instruct"
+    embedding = client.embeddings.create(
+        model="text-embedding-3-large", input="hello", encoding_format="float"
+    )
+    assert len(embedding.data[0].embedding) == 384
+    assert client.models.retrieve("gpt-4.1-nano").id == "gpt-4.1-nano"
+    listed = [m.id for m in client.models.list()]
+    assert "gpt-4o-mini" in listed
+    assert not [name for name in listed if set(name) & set("*?[")]
