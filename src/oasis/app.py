@@ -21,6 +21,7 @@ from oasis.api import (
     models,
     responses,
 )
+from oasis.api.cors import SdkCorsMiddleware
 from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import (
@@ -132,4 +133,8 @@ def create_app(
     )
     app.add_middleware(BodyDeadlineMiddleware, timeout=settings.body_timeout)
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:
+        # Outermost: a preflight carries no credentials, so it is answered before auth, and
+        # every answer (a 401 too) carries the headers that let the page read it.
+        app.add_middleware(SdkCorsMiddleware, origins=settings.cors_origins)
     return app

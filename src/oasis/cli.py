@@ -84,6 +84,13 @@ def serve(
             "OASIS_API_KEYS (or api_keys in the config), or pass --insecure to serve openly."
         )
         raise typer.Exit(2)
+    if "*" in settings.cors_origins and not settings.api_keys:
+        console.print(
+            '[red]error:[/red] refusing cors_origins = ["*"] without API keys: any web page '
+            "a user of this machine opens could drive the server. Set OASIS_API_KEYS (or "
+            "api_keys in the config), or list the origins that may call it."
+        )
+        raise typer.Exit(2)
     _registry(settings)  # fail on a bad config before binding the port
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -88,6 +88,9 @@ class Settings(BaseModel):
     # in the data dir. Replicas sharing one database must share it (see oasis.owners).
     owner_secret: SecretStr | None = Field(default=None, min_length=16)
     insecure: bool = False
+    # Web origins whose pages may call the API from a browser (CORS); none by default.
+    # "*" (any page) is refused without api_keys: any web page could drive the server.
+    cors_origins: list[str] = Field(default_factory=list)
     # Bodies past this get 413. Audio uploads of 25 MB arrive multipart-encoded.
     max_body_bytes: int = 32 * 1024 * 1024
     # Slow clients: seconds allowed for a request's line and headers to arrive, and for
@@ -115,9 +118,9 @@ class Settings(BaseModel):
     # installed packages can use the ``oasis.tools`` entry-point group instead.
     tool_plugins: list[str] = Field(default_factory=list)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
@@ -167,6 +170,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         values.update(_read_config_file(config_file))
     env_map = {
         "OASIS_API_KEYS": "api_keys",
+        "OASIS_CORS_ORIGINS": "cors_origins",
         "OASIS_DATA_DIR": "data_dir",
         "OASIS_DATABASE_URL": "database_url",
         "OASIS_MAX_BODY_BYTES": "max_body_bytes",
