@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +272,32 @@ def test_openai_image_names_without_an_image_model_say_so() -> None:
     with pytest.raises(ModelNotFoundError) as info:
         registry.resolve("dall-e-3", kind="images")
     assert "no images model" in info.value.message
+
+
+def _oasis(*args: str) -> subprocess.CompletedProcess[str]:
+    # Piped, as into grep, with no COLUMNS to hint at a width.
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    result = subprocess.run([OASIS, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_cli_version_and_json_listing() -> None:
+    import oasis
+
+    assert _oasis("--version").stdout.strip() == f"oasis {oasis.__version__}"
+    listed = json.loads(_oasis("models", "list", "--json").stdout)
+    smol = next(m for m in listed if m["id"] == "smollm2-135m-instruct")
+    assert smol["kind"] == "chat" and "gpt-4o-mini" in smol["aliases"]
+    assert {"id", "kind", "engine", "aliases", "installed", "optional"} <= set(smol)
+
+
+def test_cli_table_is_not_cut_when_piped() -> None:
+    out = _oasis("models", "list").stdout
+    registry = ModelRegistry.from_settings(load_settings(None))
+    for spec in registry.specs():
+        # One line per model holds its id and every alias: `grep` finds each.
+        line = next(line for line in out.splitlines() if f" {spec.id} " in line)
+        for alias in registry.aliases_of(spec.id):
+            assert alias in line, (spec.id, alias)
+        assert "…" not in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from oasis import __version__
 from oasis.config import ConfigError, Settings, load_settings
 from oasis.errors import OasisError
 from oasis.models.assets import is_installed, resolve_source
@@ -26,6 +28,31 @@ console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where state and caches live.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"oasis {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """oasis: the OpenAI API on your own hardware."""
+
+
+def _stdout() -> Console:
+    """The console for results. Piped into ``grep`` or a file, rows are never cut to the
+    80 columns Rich assumes without a terminal: each stays on one line, however long."""
+    out = Console()
+    return out if out.is_terminal else Console(width=100_000)
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
@@ -112,10 +139,31 @@ def serve(
 
 
 @models_app.command("list")
-def list_models(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def list_models(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array of models, for scripts.")
+    ] = False,
+) -> None:
     """Show every model the registry knows, with its aliases and whether it is installed."""
     settings = _settings(config, data_dir=data_dir)
     registry = _registry(settings)
+    if as_json:
+        rows = [
+            {
+                "id": spec.id,
+                "kind": spec.kind,
+                "engine": spec.engine,
+                "aliases": registry.aliases_of(spec.id),
+                "installed": is_installed(spec),
+                "optional": spec.optional,
+                "description": spec.description,
+            }
+            for spec in registry.specs()
+        ]
+        print(json.dumps(rows, indent=2))
+        return
     table = Table("id", "kind", "engine", "aliases", "status")
     for spec in registry.specs():
         status = "installed" if is_installed(spec) else "not installed"
@@ -124,7 +172,7 @@ def list_models(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         table.add_row(
             spec.id, spec.kind, spec.engine, ", ".join(registry.aliases_of(spec.id)), status
         )
-    Console().print(table)
+    _stdout().print(table)
 
 
 def _prepare(spec: ModelSpec, settings: Settings) -> Path:
