@@ -8,6 +8,7 @@ backend's business (:mod:`oasis.engines.local_chat` for llama.cpp).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from oasis.core.types import SamplingParams
 from oasis.errors import UnsupportedError
 from oasis.models.registry import ResolvedModel
 from oasis.services.models import ModelManager
+from oasis.services.openai_tokens import decode_tokens, openai_encoding
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class GenerationCore:
     ) -> PreparedPrompt:
         """A raw prompt, no chat template: text (with the model's BOS) or token ids."""
         resolved, backend = await self._backend(model)
+        encoding = openai_encoding(resolved)
+        if not isinstance(prompt, str) and encoding is not None:
+            # OpenAI's token ids for OpenAI's name: the prompt is the text they spell.
+            tokens = prompt
+            prompt = await asyncio.to_thread(decode_tokens, tokens, encoding, resolved.name, param)
         if not isinstance(prompt, str) and not backend.supports_token_prompts:
             raise UnsupportedError(
                 f"`{resolved.spec.id}` takes prompts as text, not token ids.", param=param
