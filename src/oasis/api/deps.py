@@ -23,6 +23,7 @@ from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.uploads import UploadsService
 
 T = TypeVar("T")
 
@@ -61,5 +62,6 @@ TranscriptionDep = Annotated[
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
 FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
+UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 OwnerDep = Annotated[str, Depends(get_owner)]
