@@ -114,6 +114,23 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
+FILES_KEYS = ("sk-files-one", "sk-files-two")
+# Small limits, so that the 413s of the Files and Uploads APIs are cheap to reach.
+FILES_LIMITS = {"max_file_bytes": 4096, "max_upload_bytes": 16_384, "max_upload_part_bytes": 2048}
+
+
+@pytest.fixture(scope="session")
+def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Files and Uploads: two API keys, the small ``FILES_LIMITS``, no model preloaded."""
+    srv = start_server(
+        tmp_path_factory.mktemp("oasis-files"),
+        config={"preload": [], **FILES_LIMITS},
+        env={"OASIS_API_KEYS": ",".join(FILES_KEYS)},
+    )
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
