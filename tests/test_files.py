@@ -23,35 +23,26 @@ from oasis.services.files import FilesService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from tests.conftest import FILES_KEYS, FILES_LIMITS
+from tests.conftest import FILES_KEYS, FILES_LIMITS, files_sdk
 from tests.server import Server, start_server
 
 ALL_BYTES = bytes(range(256)) * 3  # every byte value, so no text decoding can pass
 LIMIT = FILES_LIMITS["max_file_bytes"]
 
 
-def _sdk(server: Server, key: str) -> OpenAI:
-    return OpenAI(
-        base_url=server.api_url, api_key=key, _strict_response_validation=True, max_retries=0
-    )
+@pytest.fixture
+def sdk(files_client: OpenAI) -> OpenAI:
+    return files_client
 
 
-@pytest.fixture(scope="module")
-def sdk(files_server: Server) -> Iterator[OpenAI]:
-    with _sdk(files_server, FILES_KEYS[0]) as client:
-        yield client
+@pytest.fixture
+def raw(files_http: httpx.Client) -> httpx.Client:
+    return files_http
 
 
 @pytest.fixture(scope="module")
 def other(files_server: Server) -> Iterator[OpenAI]:
-    with _sdk(files_server, FILES_KEYS[1]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def raw(files_server: Server) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {FILES_KEYS[0]}"}
-    with httpx.Client(base_url=files_server.api_url, headers=headers, timeout=60) as client:
+    with files_sdk(files_server, FILES_KEYS[1]) as client:
         yield client
 
 
@@ -99,7 +90,7 @@ def test_expires_after_sets_expires_at(sdk: OpenAI) -> None:
 
 def test_list_pages_by_cursor_order_and_purpose(files_server: Server) -> None:
     # A key of its own would do as well; the purpose filter isolates this test's files.
-    with _sdk(files_server, FILES_KEYS[1]) as client:
+    with files_sdk(files_server, FILES_KEYS[1]) as client:
         made = [
             client.files.create(file=(f"f{i}.txt", f"file {i}".encode()), purpose="vision").id
             for i in range(5)
@@ -249,7 +240,12 @@ def test_evals_purpose_is_echoed(raw: httpx.Client) -> None:
     # The SDK's FileObject lacks `evals` (the API takes it and echoes it): raw HTTP here.
     answer = raw.post("/files", data={"purpose": "evals"}, files={"file": ("e.jsonl", b"{}\n")})
     assert answer.status_code == 200
-    assert answer.json()["purpose"] == "evals"
+    created = answer.json()
+    assert created["purpose"] == "evals"
+    listed = raw.get("/files", params={"purpose": "evals"}).json()["data"]
+    assert [f["id"] for f in listed] == [created["id"]]
+    # Gone again, so that strict clients listing every file in other tests can parse them.
+    assert raw.delete(f"/files/{created['id']}").json()["deleted"] is True
 
 
 def test_expired_file_vanishes(files_server: Server, sdk: OpenAI) -> None:
@@ -307,13 +303,13 @@ def test_files_survive_a_restart(tmp_path: Path) -> None:
     env = {"OASIS_API_KEYS": FILES_KEYS[0]}
     server = start_server(tmp_path / "data", config={"preload": []}, env=env)
     try:
-        with _sdk(server, FILES_KEYS[0]) as client:
+        with files_sdk(server) as client:
             created = client.files.create(file=("keep.bin", ALL_BYTES), purpose="assistants")
     finally:
         server.stop()
     server = start_server(tmp_path / "data", config={"preload": []}, env=env)
     try:
-        with _sdk(server, FILES_KEYS[0]) as client:
+        with files_sdk(server) as client:
             assert client.files.retrieve(created.id) == created
             assert client.files.content(created.id).read() == ALL_BYTES
             assert [f.id for f in client.files.list()] == [created.id]

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,30 +23,21 @@ from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
 from oasis.wire.files import UploadCreateRequest
-from tests.conftest import FILES_KEYS, FILES_LIMITS
+from tests.conftest import FILES_KEYS, FILES_LIMITS, files_sdk
 from tests.server import Server
 
 PART_LIMIT = FILES_LIMITS["max_upload_part_bytes"]
 DATA = bytes(range(256)) * 12  # 3072 bytes: more than one part may hold
 
 
-def _sdk(server: Server, key: str) -> OpenAI:
-    return OpenAI(
-        base_url=server.api_url, api_key=key, _strict_response_validation=True, max_retries=0
-    )
+@pytest.fixture
+def sdk(files_client: OpenAI) -> OpenAI:
+    return files_client
 
 
-@pytest.fixture(scope="module")
-def sdk(files_server: Server) -> Iterator[OpenAI]:
-    with _sdk(files_server, FILES_KEYS[0]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def raw(files_server: Server) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {FILES_KEYS[0]}"}
-    with httpx.Client(base_url=files_server.api_url, headers=headers, timeout=60) as client:
-        yield client
+@pytest.fixture
+def raw(files_http: httpx.Client) -> httpx.Client:
+    return files_http
 
 
 def _start(sdk: OpenAI, size: int = len(DATA), **extra: object) -> Upload:
@@ -98,11 +89,11 @@ def test_parts_in_any_order_join_by_part_ids(sdk: OpenAI) -> None:
 def test_wrong_md5_stores_nothing_and_can_be_retried(sdk: OpenAI) -> None:
     upload = _start(sdk, size=10)
     part = sdk.uploads.parts.create(upload.id, data=b"0123456789")
-    before = {f.id for f in sdk.files.list()}
+    before = {f.id for f in sdk.files.list(purpose="assistants")}
     with pytest.raises(openai.BadRequestError) as err:
         sdk.uploads.complete(upload.id, part_ids=[part.id], md5="0" * 32)
     assert err.value.param == "md5"
-    assert {f.id for f in sdk.files.list()} == before
+    assert {f.id for f in sdk.files.list(purpose="assistants")} == before
     done = sdk.uploads.complete(
         upload.id, part_ids=[part.id], md5=hashlib.md5(b"0123456789").hexdigest().upper()
     )
@@ -149,7 +140,7 @@ def test_cancel(sdk: OpenAI) -> None:
 
 def test_unknown_and_foreign_uploads_are_404(sdk: OpenAI, files_server: Server) -> None:
     mine = _start(sdk, size=4)
-    with _sdk(files_server, FILES_KEYS[1]) as other:
+    with files_sdk(files_server, FILES_KEYS[1]) as other:
         for client, upload_id in ((sdk, "upload_nope"), (other, mine.id)):
             calls: list[tuple[Callable[..., object], dict[str, object]]] = [
                 (client.uploads.parts.create, {"data": b"abcd"}),
