@@ -214,6 +214,15 @@ def test_file_over_the_limit_is_413(sdk: OpenAI, raw: httpx.Client) -> None:
     assert err.value.status_code == 413
     assert err.value.param == "file" and str(LIMIT) in err.value.message
 
+    # A declared length past the route's limit (file and multipart framing) is refused
+    # before the body is read.
+    answer = raw.post(
+        "/files",
+        content=b"z" * (LIMIT + 65 * 1024),
+        headers={"Content-Type": "multipart/form-data; boundary=b0"},
+    )
+    assert answer.status_code == 413 and str(LIMIT + 64 * 1024) in answer.json()["error"]["message"]
+
     # A chunked body (no Content-Length) past the route's limit is cut off while it arrives.
     boundary = "b0undary"
     head = (
