@@ -8,6 +8,7 @@ that uploaded it, expired files vanish, and files survive a restart.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -310,13 +311,16 @@ def test_sweep_reclaims_expired_bytes(tmp_path: Path) -> None:
 
 def test_files_survive_a_restart(tmp_path: Path) -> None:
     env = {"OASIS_API_KEYS": FILES_KEYS[0]}
-    server = start_server(tmp_path / "data", config={"preload": []}, env=env)
+    # OASIS_TEST_DATABASE_URL=postgresql://… runs this on PostgreSQL instead.
+    url = os.environ.get("OASIS_TEST_DATABASE_URL")
+    args = ["--database-url", url] if url else []
+    server = start_server(tmp_path / "data", config={"preload": []}, env=env, args=args)
     try:
         with files_sdk(server) as client:
             created = client.files.create(file=("keep.bin", ALL_BYTES), purpose="assistants")
     finally:
         server.stop()
-    server = start_server(tmp_path / "data", config={"preload": []}, env=env)
+    server = start_server(tmp_path / "data", config={"preload": []}, env=env, args=args)
     try:
         with files_sdk(server) as client:
             assert client.files.retrieve(created.id) == created
