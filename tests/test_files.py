@@ -28,6 +28,7 @@ from tests.conftest import FILES_KEYS, FILES_LIMITS, files_sdk
 from tests.server import Server, start_server
 
 ALL_BYTES = bytes(range(256)) * 3  # every byte value, so no text decoding can pass
+BIG = os.urandom(3 * 1024 * 1024 + 17)
 LIMIT = FILES_LIMITS["max_file_bytes"]
 
 
@@ -317,14 +318,16 @@ def test_files_survive_a_restart(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", config={"preload": []}, env=env, args=args)
     try:
         with files_sdk(server) as client:
-            created = client.files.create(file=("keep.bin", ALL_BYTES), purpose="assistants")
+            # Past the multipart parser's in-memory threshold (1 MB), so it is spooled to
+            # disk and copied to the blob store in several chunks.
+            created = client.files.create(file=("keep.bin", BIG), purpose="assistants")
     finally:
         server.stop()
     server = start_server(tmp_path / "data", config={"preload": []}, env=env, args=args)
     try:
         with files_sdk(server) as client:
             assert client.files.retrieve(created.id) == created
-            assert client.files.content(created.id).read() == ALL_BYTES
+            assert client.files.content(created.id).read() == BIG
             assert [f.id for f in client.files.list()] == [created.id]
     finally:
         server.stop()
