@@ -31,7 +31,12 @@ from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedErr
 from oasis.services import imaging
 from oasis.services.image_files import ImageFileStore
 from oasis.services.models import ModelManager
-from oasis.wire.images import ImageEditRequest, ImageGenerationRequest, ImageRequest
+from oasis.wire.images import (
+    ImageEditRequest,
+    ImageGenerationRequest,
+    ImageRequest,
+    ImageVariationRequest,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -143,6 +148,28 @@ class ImagesService:
         # Data URLs, decoding, resizing and tokenizing all take a while on large inputs:
         # one trip off the event loop for all of them.
         job, text_tokens = await asyncio.to_thread(_edit_job, body, uploads, engine, options)
+        return self._prepare("image_edit", body, engine, options, job, text_tokens)
+
+    async def prepare_variation(
+        self, body: ImageVariationRequest, uploads: EditUploads
+    ) -> PreparedImages:
+        """Check a variation (one picture, no mask) and load its model."""
+        if not uploads.images:
+            raise InvalidRequestError(
+                "Missing required parameter: 'image'.",
+                param="image",
+                code="missing_required_parameter",
+            )
+        if len(uploads.images) > 1:
+            raise InvalidRequestError(
+                "A variation takes one `image`.", param="image", code="invalid_value"
+            )
+        if body.stream:
+            raise UnsupportedError("Variations are not streamed.", param="stream")
+        engine, options = await self._engine(body.model)
+        job, text_tokens = await asyncio.to_thread(
+            _variation_job, body, uploads.images[0], engine, options
+        )
         return self._prepare("image_edit", body, engine, options, job, text_tokens)
 
     def _prepare(
@@ -336,6 +363,25 @@ def _edit_job(
             param=source,
             code="unsupported_value",
         )
+    return _picture_job(body, picture, mask, engine, options)
+
+
+def _variation_job(
+    body: ImageVariationRequest, upload: bytes, engine: ImageEngine, options: dict[str, Any]
+) -> tuple[ImageJob, int]:
+    """A variation's job: the whole picture reworked (image to image); blocking."""
+    return _picture_job(body, imaging.read_image(upload, "image"), None, engine, options)
+
+
+def _picture_job(
+    body: ImageRequest,
+    picture: PILImage,
+    mask: PILImage | None,
+    engine: ImageEngine,
+    options: dict[str, Any],
+) -> tuple[ImageJob, int]:
+    """The job that reworks ``picture`` (where ``mask`` is white, if given), at the size
+    asked for or the picture's own shape fitted to the model; and its prompt tokens."""
     max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
     auto = imaging.fit_size(*picture.size, engine.size_multiple, max_pixels)
     width, height = _size(body.size, auto, engine, options)
@@ -346,7 +392,7 @@ def _edit_job(
         image=picture.convert("RGB").resize((width, height)),
         mask=mask.resize((width, height)) if mask is not None else None,
     )
-    return job, engine.count_tokens(body.prompt)
+    return job, engine.count_tokens(body.prompt) if body.prompt else 0
 
 
 def _size(
