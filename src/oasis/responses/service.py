@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from openai.types.responses import Response
+from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from oasis.core.conversation import Conversation
@@ -24,6 +25,7 @@ from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.ids import new_id
+from oasis.responses import compaction
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.include import shown_all
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
@@ -644,6 +646,29 @@ class ResponsesService:
         return InputTokenCountResponse(
             object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )
+
+    async def compact(self, request: ResponseCreateRequest, owner: str) -> CompactedResponse:
+        """``POST /v1/responses/compact``: the conversation (``previous_response_id`` and
+        ``input``) summarized into one compaction item (:mod:`oasis.responses.compaction`)."""
+        if not request.model:
+            raise InvalidRequestError(
+                "Missing required parameter: 'model'.",
+                param="model",
+                code="missing_required_parameter",
+            )
+        context = await self._context(request, owner)
+        new_items = await normalize_input(
+            request.input, lambda item_id: self.store.items.find(owner, item_id)
+        )
+        entries = context + new_items
+        if not entries:
+            raise InvalidRequestError(
+                "Nothing to compact: give 'input' or 'previous_response_id'.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        conversation = to_conversation(request.instructions, entries, (), replay_item)
+        return await compaction.compact(self.core, request.model, conversation, entries)
 
     async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
         if not request.previous_response_id:
