@@ -327,7 +327,7 @@ def test_streamed_call_follows_the_chunk_rules(http: httpx.Client) -> None:
     assert len(tool_deltas) > 2  # the arguments arrive in fragments
     arguments = "".join(t["function"].get("arguments", "") for t in tool_deltas)
     jsonschema.validate(json.loads(arguments), SIGNATURES[3]["function"]["parameters"])
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"  # named: as OpenAI's
     assert chunks[-1]["choices"][0]["delta"] == {}
 
 
