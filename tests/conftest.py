@@ -121,10 +121,14 @@ FILES_LIMITS = {"max_file_bytes": 4096, "max_upload_bytes": 16_384, "max_upload_
 
 @pytest.fixture(scope="session")
 def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Files and Uploads: two API keys, the small ``FILES_LIMITS``, no model preloaded."""
+    """Files and Uploads: two API keys, the small ``FILES_LIMITS``, no model preloaded.
+
+    ``max_body_bytes`` is smaller than a file or a part may be: the routes that take file
+    bytes have limits of their own.
+    """
     srv = start_server(
         tmp_path_factory.mktemp("oasis-files"),
-        config={"preload": [], **FILES_LIMITS},
+        config={"preload": [], "max_body_bytes": 1024, **FILES_LIMITS},
         env={"OASIS_API_KEYS": ",".join(FILES_KEYS)},
     )
     yield srv

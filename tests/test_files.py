@@ -8,6 +8,7 @@ that uploaded it, expired files vanish, and files survive a restart.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.conftest import FILES_KEYS, FILES_LIMITS, files_sdk
 from tests.server import Server, start_server
 
 ALL_BYTES = bytes(range(256)) * 3  # every byte value, so no text decoding can pass
+BIG = os.urandom(3 * 1024 * 1024 + 17)
 LIMIT = FILES_LIMITS["max_file_bytes"]
 
 
@@ -214,6 +216,15 @@ def test_file_over_the_limit_is_413(sdk: OpenAI, raw: httpx.Client) -> None:
     assert err.value.status_code == 413
     assert err.value.param == "file" and str(LIMIT) in err.value.message
 
+    # A declared length past the route's limit (file and multipart framing) is refused
+    # before the body is read.
+    answer = raw.post(
+        "/files",
+        content=b"z" * (LIMIT + 65 * 1024),
+        headers={"Content-Type": "multipart/form-data; boundary=b0"},
+    )
+    assert answer.status_code == 413 and str(LIMIT + 64 * 1024) in answer.json()["error"]["message"]
+
     # A chunked body (no Content-Length) past the route's limit is cut off while it arrives.
     boundary = "b0undary"
     head = (
@@ -301,17 +312,22 @@ def test_sweep_reclaims_expired_bytes(tmp_path: Path) -> None:
 
 def test_files_survive_a_restart(tmp_path: Path) -> None:
     env = {"OASIS_API_KEYS": FILES_KEYS[0]}
-    server = start_server(tmp_path / "data", config={"preload": []}, env=env)
+    # OASIS_TEST_DATABASE_URL=postgresql://… runs this on PostgreSQL instead.
+    url = os.environ.get("OASIS_TEST_DATABASE_URL")
+    args = ["--database-url", url] if url else []
+    server = start_server(tmp_path / "data", config={"preload": []}, env=env, args=args)
     try:
         with files_sdk(server) as client:
-            created = client.files.create(file=("keep.bin", ALL_BYTES), purpose="assistants")
+            # Past the multipart parser's in-memory threshold (1 MB), so it is spooled to
+            # disk and copied to the blob store in several chunks.
+            created = client.files.create(file=("keep.bin", BIG), purpose="assistants")
     finally:
         server.stop()
-    server = start_server(tmp_path / "data", config={"preload": []}, env=env)
+    server = start_server(tmp_path / "data", config={"preload": []}, env=env, args=args)
     try:
         with files_sdk(server) as client:
             assert client.files.retrieve(created.id) == created
-            assert client.files.content(created.id).read() == ALL_BYTES
+            assert client.files.content(created.id).read() == BIG
             assert [f.id for f in client.files.list()] == [created.id]
     finally:
         server.stop()
