@@ -3,7 +3,8 @@
 A bad input file fails the batch in ``validating`` with line-numbered errors; good files run
 every line through the endpoint's own service (chat, embeddings, responses) and end with
 output and error files; a cancel keeps the lines that finished; a restart resumes a batch
-without running a finished line again; live requests are served ahead of batch lines.
+without running a finished line again, and a batch whose window ended meanwhile expires
+with its finished lines kept; live requests are served ahead of batch lines.
 """
 
 from __future__ import annotations
@@ -313,11 +314,16 @@ def test_restart_mid_run_resumes_each_line_once(restart_dir: Path) -> None:
             base_url=server.api_url, api_key="x", _strict_response_validation=True, max_retries=0
         ) as sdk:
             batch = create(sdk, upload(sdk, lines))
+            # A second batch, whose window is made to end while the server is down.
+            late = create(sdk, upload(sdk, [chat_line(f"x{i}") for i in range(4)]))
             wait_done(sdk, batch.id, 2)
     finally:
         server.stop()
     before = _done_lines(restart_dir, batch.id)
     assert 2 <= len(before) < 12, "the batch should still have been running"
+    late_before = _done_lines(restart_dir, late.id)
+    with sqlite3.connect(restart_dir / "oasis.db") as db:
+        db.execute("UPDATE batches SET expires_at = 1 WHERE id = ?", (late.id,))
 
     server = _start(restart_dir)
     try:
@@ -329,6 +335,15 @@ def test_restart_mid_run_resumes_each_line_once(restart_dir: Path) -> None:
             counts = done.request_counts
             assert counts is not None and (counts.total, counts.completed) == (12, 12)
             output = lines_of(sdk, done.output_file_id)
+
+            expired = wait(sdk, late.id)
+            assert expired.status == "expired" and expired.expired_at is not None
+            late_counts = expired.request_counts
+            assert late_counts is not None and late_counts.total == 4
+            assert late_counts.completed == len(late_before)
+            assert late_counts.failed == 4 - len(late_before)
+            late_output = lines_of(sdk, expired.output_file_id)
+            late_errors = lines_of(sdk, expired.error_file_id)
     finally:
         server.stop()
     ids = [line["custom_id"] for line in output]
@@ -336,3 +351,7 @@ def test_restart_mid_run_resumes_each_line_once(restart_dir: Path) -> None:
     # A line done before the restart was not run again: its output is the one stored then.
     by_custom_id = {line["custom_id"]: line["id"] for line in output}
     assert all(by_custom_id[custom_id] == line_id for custom_id, line_id in before.items())
+    # The expired batch kept what it had finished; the rest are batch_expired errors.
+    assert {line["custom_id"] for line in late_output} == set(late_before)
+    assert all(line["error"]["code"] == "batch_expired" for line in late_errors)
+    assert {line["custom_id"] for line in late_output + late_errors} == {f"x{i}" for i in range(4)}
