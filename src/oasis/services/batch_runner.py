@@ -56,6 +56,8 @@ class BatchRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        # Line results being stored; a cancel or shutdown waits for them (see _run_line).
+        self._writes: set[asyncio.Future[bool]] = set()
         self.closing = False
 
     def start(self, batch_id: str) -> None:
@@ -92,6 +94,12 @@ class BatchRunner:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the line results being stored (they outlive a cancelled line)."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=10)
 
     async def _run(self, batch_id: str) -> None:
         lower_priority()
@@ -119,6 +127,7 @@ class BatchRunner:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
+                await self._settle()  # so the files hold every line counted as done
             except Exception:
                 log.exception("batch %s failed", batch_id)
                 error = {"code": "server_error", "message": "The batch failed on the server."}
@@ -201,9 +210,12 @@ class BatchRunner:
             "error": None,
         }
         # Shielded: once the answer exists, a cancel must not lose it half-written.
-        await asyncio.shield(
+        write = asyncio.ensure_future(
             self.repo.finish_line(stored.id, item.line, failed=status >= 400, result=result)
         )
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await asyncio.shield(write)
 
     async def _finish(self, stored: StoredBatch) -> None:
         """Write the output and error files, then take the batch to its end state."""
