@@ -32,6 +32,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
+from oasis.tools.outbound import UrlPolicy
 from oasis.tools.registry import get_tool
 from oasis.types import Item
 from oasis.wire.base import dump
@@ -202,10 +203,17 @@ def _drop_oldest(conversation: Conversation) -> Conversation | None:
 class ResponsesService:
     """Create, stream, store, chain, retrieve, cancel and replay responses."""
 
-    def __init__(self, core: GenerationCore, store: Store, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        core: GenerationCore,
+        store: Store,
+        http: httpx.AsyncClient,
+        urls: UrlPolicy | None = None,
+    ) -> None:
         self.core = core
         self.store = store
         self.http = http  # the one client for tools' outbound requests
+        self.urls = urls or UrlPolicy()  # where those requests may go
         self.jobs = BackgroundJobs(store)
 
     # -- planning ---------------------------------------------------------------------
@@ -376,7 +384,9 @@ class ResponsesService:
             options=turn.options,
             prepare=prepare,
             hosted=_hosted(turn.tools),
-            context=ToolContext(http=self.http, owner=turn.owner, response_id=turn.builder.id),
+            context=ToolContext(
+                http=self.http, owner=turn.owner, response_id=turn.builder.id, urls=self.urls
+            ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(
                 MAX_HOSTED_CALLS if request.max_tool_calls is None else request.max_tool_calls

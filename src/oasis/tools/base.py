@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from oasis.core.conversation import FunctionTool
+from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
 
 
@@ -42,11 +43,13 @@ class HostedCall:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may use: the one outbound HTTP client, and whose request it is."""
+    """What a running tool may use: the one outbound HTTP client (whose connections the
+    policy guards), the URL policy to check a URL before using it, and whose request it is."""
 
     http: httpx.AsyncClient
     owner: str
     response_id: str
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
 
 
 @dataclass(frozen=True)
