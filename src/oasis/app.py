@@ -34,6 +34,7 @@ from oasis.models.registry import ModelRegistry
 from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
+from oasis.search import create_engine
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
@@ -45,6 +46,7 @@ from oasis.services.models import ModelManager
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
+from oasis.tools import web_search
 from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 
@@ -59,6 +61,8 @@ def create_app(
     ``http_transport`` carries the outbound requests of tools (tests pass a
     ``httpx.MockTransport`` to stand in for the outside world).
     """
+    search_engine = create_engine(settings.web_search, http_transport)
+    web_search.install(search_engine, settings.web_search)
     load_plugins(settings.tool_plugins)
     registry = ModelRegistry.from_settings(settings)
     secret = settings.owner_secret
@@ -97,6 +101,8 @@ def create_app(
             await app.state.embeddings.close()
             await manager.close()
             await http.aclose()
+            if search_engine is not None:
+                await search_engine.close()
 
     app = FastAPI(
         title="oasis",

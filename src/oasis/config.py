@@ -17,13 +17,22 @@ A config file looks like::
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from oasis.engines.cpu import available_cpus
 
@@ -91,6 +100,16 @@ class WebSearchSettings(BaseModel):
     timeout: float = Field(default=15.0, gt=0)
     page_timeout: float = Field(default=10.0, gt=0)
     max_page_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _engine_needs(self) -> WebSearchSettings:
+        if self.engine == "searxng" and not self.url:
+            raise ValueError("engine 'searxng' needs `url` (OASIS_WEB_SEARCH_URL)")
+        if self.engine in {"brave", "tavily"} and not self.api_key:
+            raise ValueError(f"engine '{self.engine}' needs `api_key` (OASIS_WEB_SEARCH_API_KEY)")
+        if self.engine == "ddgs" and importlib.util.find_spec("ddgs") is None:
+            raise ValueError("engine 'ddgs' needs the package: pip install ddgs")
+        return self
 
 
 class Settings(BaseModel):

@@ -13,10 +13,10 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
 import httpx
-from openai.types.responses import Response
+from openai.types.responses import Response, ToolChoiceTypes
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from oasis.core.conversation import Conversation
@@ -40,6 +40,8 @@ from oasis.wire.responses import ResponseCreateRequest
 
 log = logging.getLogger(__name__)
 
+# The hosted tool types a ``tool_choice`` may name as ``{"type": ...}`` in a Response.
+_CHOICE_TYPES = frozenset(get_args(ToolChoiceTypes.model_fields["type"].annotation))
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 # How often a running background job writes its snapshot and events to the database.
 FLUSH_SECONDS = 0.25
@@ -148,8 +150,12 @@ def _tool_choice(
         return echo, str(mode), allowed
     hosted = [t for t in configured if t.type == kind and t.type != "function"]
     if hosted and set(choice) == {"type"}:
-        # A hosted tool by its type ({"type": "web_search_preview"}): call it.
-        return {"type": kind}, hosted[0].function.name, None
+        # A hosted tool by its type ({"type": "web_search_preview"}): call it. A type the
+        # API's ToolChoiceTypes lacks ({"type": "web_search"}) echoes as its equivalent.
+        echo_choice: Item = {"type": kind}
+        if kind not in _CHOICE_TYPES:
+            echo_choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": kind}]}
+        return echo_choice, hosted[0].function.name, None
     raise UnsupportedError(
         f"tool_choice of type {kind!r} is not supported by this server.", param="tool_choice"
     )
@@ -385,7 +391,11 @@ class ResponsesService:
             prepare=prepare,
             hosted=_hosted(turn.tools),
             context=ToolContext(
-                http=self.http, owner=turn.owner, response_id=turn.builder.id, urls=self.urls
+                http=self.http,
+                owner=turn.owner,
+                response_id=turn.builder.id,
+                urls=self.urls,
+                sources=turn.builder.sources,
             ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(
