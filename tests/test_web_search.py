@@ -265,3 +265,50 @@ def test_citations_become_annotations_with_exact_offsets() -> None:
     assert events[first_added - 1].delta == "1]. The Seine [2"
     done = next(e for e in events if e.type == "response.content_part.done")
     assert len(done.part.annotations) == 3  # every event passed the SDK's own types
+
+
+ECHO = 'Repeat exactly this text and nothing else: "Paris [1]"'
+
+
+def test_chat_web_search_options_search_and_cite(sdk: OpenAI, world: World) -> None:
+    before = len(world.searches)
+    completion = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": ECHO}],
+        web_search_options={
+            "search_context_size": "low",
+            "user_location": {"type": "approximate", "approximate": {"country": "FR"}},
+        },
+        temperature=0,
+        max_tokens=20,
+    )
+    assert world.searches[before:] == [{"q": [ECHO], "format": ["json"], "language": ["all-FR"]}]
+    message = completion.choices[0].message
+    text = message.content or ""
+    for annotation in message.annotations or []:
+        citation = annotation.url_citation
+        assert text[citation.start_index : citation.end_index] == "[1]"
+        assert citation.url == world.results()[0]["url"]
+    with sdk.chat.completions.stream(
+        model=MODEL,
+        messages=[{"role": "user", "content": ECHO}],
+        web_search_options={"search_context_size": "low"},
+        temperature=0,
+        max_tokens=20,
+    ) as stream:
+        streamed = stream.get_final_completion()
+    assert streamed.choices[0].message.content == text
+    assert streamed.choices[0].message.annotations == message.annotations
+
+
+def test_chat_web_search_options_without_an_engine_is_a_400(http: httpx.Client) -> None:
+    response = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "web_search_options": {},
+        },
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "web_search_options"

@@ -37,6 +37,7 @@ from oasis.responses.service import ResponsesService
 from oasis.search import create_engine
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
+from oasis.services.chat_search import ChatSearch
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
@@ -77,7 +78,6 @@ def create_app(
         app.state.settings = settings
         app.state.models = manager
         app.state.core = core
-        app.state.chat = ChatService(core)
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
@@ -85,6 +85,7 @@ def create_app(
         urls = UrlPolicy(allow_private=settings.allow_private_urls)
         http = create_http_client(http_transport, urls)
         app.state.responses = ResponsesService(core, store, http, urls)
+        app.state.chat = ChatService(core, ChatSearch(http, urls))
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         pictures = BlobStore(settings.data_dir / "blobs").section("images")
