@@ -32,6 +32,7 @@ from oasis.tools.base import (
     ItemAdded,
     ItemDone,
     ItemProgress,
+    ReplayedCall,
     ToolContext,
     ToolEvent,
     ToolResult,
@@ -198,18 +199,21 @@ class WebSearchKind:
             for load in loads:
                 load.cancel()
 
-    def replay_text(self, item: Item) -> tuple[str, str] | None:
-        """A stored search as the model reads it on a later turn: (arguments, result)."""
+    def replay(self, item: Item) -> ReplayedCall | None:
+        """A stored search as the model reads it on a later turn: the call, and the pages
+        found (a stored item keeps their addresses, not their text). Opened pages are not
+        replayed: the search already lists them."""
         action = item.get("action") or {}
         if action.get("type") != "search":
             return None
         query = str(action.get("query") or next(iter(action.get("queries") or []), ""))
         if item.get("status") == "failed":
-            output = "The web search failed."
+            output = f'The web search for "{query}" failed.'
         else:
             urls = [str(s.get("url")) for s in action.get("sources") or [] if isinstance(s, dict)]
-            output = "Results: " + (", ".join(urls) if urls else "none")
-        return json.dumps({"query": query}), output
+            found = "\n".join(f"- {url}" for url in urls) if urls else "nothing"
+            output = f'The web search for "{query}" found:\n{found}'
+        return ReplayedCall(FUNCTION.name, json.dumps({"query": query}), output)
 
 
 def _configure_one(index: int, param: Any) -> ConfiguredTool:
