@@ -68,7 +68,13 @@ def _healthy_world(world: World) -> Iterator[None]:
 
 
 def test_a_forced_search_streams_its_items_in_order(search_server: Server, world: World) -> None:
-    body = {"model": MODEL, "input": QUESTION, "stream": True, **FORCED}
+    body = {
+        "model": MODEL,
+        "input": QUESTION,
+        "stream": True,
+        "include": ["web_search_call.action.sources"],
+        **FORCED,
+    }
     with httpx.Client(base_url=search_server.api_url, timeout=300) as http:
         response = http.post("/responses", json=body)
     assert response.status_code == 200, response.text
@@ -158,6 +164,11 @@ def test_low_context_opens_one_page_and_no_live_access_opens_none(sdk: OpenAI) -
     response = sdk.responses.create(model=MODEL, input=QUESTION, **{**FORCED, "tools": low})
     actions = [i.action.type for i in response.output if i.type == "web_search_call"]
     assert actions == ["search", "open_page"]
+    search = response.output[0]
+    assert search.type == "web_search_call" and search.action.type == "search"
+    assert search.action.sources is None  # stored, shown only with include
+    shown = sdk.responses.retrieve(response.id, include=["web_search_call.action.sources"])
+    assert shown.output[0].action.sources  # type: ignore[union-attr]
     offline: Any = [{"type": "web_search", "external_web_access": False}]
     response = sdk.responses.create(model=MODEL, input=QUESTION, **{**FORCED, "tools": offline})
     actions = [i.action.type for i in response.output if i.type == "web_search_call"]
@@ -181,11 +192,12 @@ def test_web_search_preview_is_served_by_the_same_engine(sdk: OpenAI, world: Wor
     assert response.tool_choice.type == "web_search_preview"  # type: ignore[union-attr]
 
 
-def test_a_stored_search_chains(sdk: OpenAI) -> None:
+def test_a_stored_search_chains_and_the_model_sees_it(sdk: OpenAI) -> None:
     first = sdk.responses.create(model=MODEL, input=QUESTION, **FORCED)
+    follow_up = "Thanks. Say it again."
     second = sdk.responses.create(
         model=MODEL,
-        input="Thanks. Say it again.",
+        input=follow_up,
         previous_response_id=first.id,
         temperature=0,
         max_output_tokens=20,
@@ -195,6 +207,19 @@ def test_a_stored_search_chains(sdk: OpenAI) -> None:
     assert [i.id for i in items if i.type == "web_search_call"] == [
         i.id for i in first.output if i.type == "web_search_call"
     ]
+    # The chain's prompt holds the replayed search: more than its messages alone.
+    chained = sdk.responses.input_tokens.count(
+        model=MODEL, input=follow_up, previous_response_id=first.id
+    )
+    messages_only = sdk.responses.input_tokens.count(
+        model=MODEL,
+        input=[
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": first.output_text},
+            {"role": "user", "content": follow_up},
+        ],
+    )
+    assert chained.input_tokens > messages_only.input_tokens + 20
 
 
 def test_without_the_setting_pages_on_private_addresses_are_refused(
