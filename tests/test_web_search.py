@@ -3,6 +3,7 @@ pages served on loopback stand in for the internet (tests/web_world.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -337,3 +338,48 @@ def test_chat_web_search_options_without_an_engine_is_a_400(http: httpx.Client) 
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "web_search_options"
+
+
+def test_the_agents_sdk_runs_its_web_search_tool(search_server: Server, world: World) -> None:
+    from agents import (
+        Agent,
+        ModelSettings,
+        OpenAIResponsesModel,
+        Runner,
+        WebSearchTool,
+        set_tracing_disabled,
+    )
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    before = len(world.searches)
+
+    async def run() -> list[str]:
+        client = AsyncOpenAI(
+            base_url=search_server.api_url,
+            api_key="sk-test",
+            max_retries=0,
+            _strict_response_validation=True,
+        )
+        try:
+            agent = Agent(
+                name="searcher",
+                instructions="Answer in one sentence.",
+                model=OpenAIResponsesModel(model=MODEL, openai_client=client),
+                model_settings=ModelSettings(
+                    tool_choice="web_search",
+                    temperature=0,
+                    max_tokens=400,
+                    extra_args={"max_tool_calls": 1},
+                ),
+                tools=[WebSearchTool(search_context_size="low")],
+            )
+            result = await Runner.run(agent, QUESTION, max_turns=2)
+            return [getattr(item.raw_item, "type", "") for item in result.new_items]
+        finally:
+            await client.close()
+
+    kinds = asyncio.run(run())
+    assert kinds.count("web_search_call") == 2  # the search and the page it opened
+    assert kinds[-1] == "message"
+    assert len(world.searches) == before + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from oasis.search.base import SearchQuery, SearchResult
-from oasis.search.http import JsonApi, results_list
+from oasis.search.http import JsonApi, results_at
 
 ENDPOINT = "https://api.search.brave.com/res/v1/web/search"
 
@@ -32,12 +32,7 @@ class BraveEngine:
         if query.location is not None and query.location.country:
             params["country"] = query.location.country.upper()
         body = await self.api.request("GET", self.endpoint, params=params, headers=self.headers)
-        return [
-            SearchResult(
-                str(r["url"]), str(r.get("title") or r["url"]), str(r.get("description") or "")
-            )
-            for r in results_list(body, "web", "results")
-        ]
+        return results_at(body, ("web", "results"), "description")
 
     async def close(self) -> None:
         await self.api.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from oasis.search.base import SearchError
+from oasis.search.base import SearchError, SearchResult
 
 
 class JsonApi:
@@ -35,10 +35,15 @@ class JsonApi:
         await self.client.aclose()
 
 
-def results_list(body: Any, *path: str) -> list[dict[str, Any]]:
-    """The list of result objects at ``path`` in an engine's JSON answer."""
+def results_at(body: Any, path: tuple[str, ...], snippet: str) -> list[SearchResult]:
+    """The results listed at ``path`` in an engine's JSON answer: objects with ``url``,
+    ``title`` and the snippet under the engine's own name for it."""
     for key in path:
         body = body.get(key) if isinstance(body, dict) else None
     if not isinstance(body, list):
         raise SearchError("the search engine's answer has no result list")
-    return [entry for entry in body if isinstance(entry, dict) and entry.get("url")]
+    return [
+        SearchResult(str(r["url"]), str(r.get("title") or r["url"]), str(r.get(snippet) or ""))
+        for r in body
+        if isinstance(r, dict) and r.get("url")
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from oasis.search.base import SearchQuery, SearchResult
-from oasis.search.http import JsonApi, results_list
+from oasis.search.http import JsonApi, results_at
 
 
 class SearxngEngine:
@@ -26,12 +26,7 @@ class SearxngEngine:
         if query.location is not None and query.location.country:
             params["language"] = f"all-{query.location.country.upper()}"
         body = await self.api.request("GET", self.endpoint, params=params)
-        return [
-            SearchResult(
-                str(r["url"]), str(r.get("title") or r["url"]), str(r.get("content") or "")
-            )
-            for r in results_list(body, "results")
-        ]
+        return results_at(body, ("results",), "content")
 
     async def close(self) -> None:
         await self.api.close()

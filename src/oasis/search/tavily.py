@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from oasis.search.base import SearchQuery, SearchResult
-from oasis.search.http import JsonApi, results_list
+from oasis.search.http import JsonApi, results_at
 
 ENDPOINT = "https://api.tavily.com/search"
 
@@ -34,12 +34,7 @@ class TavilyEngine:
         if query.allowed_domains:
             payload["include_domains"] = list(query.allowed_domains)
         body = await self.api.request("POST", self.endpoint, json=payload, headers=self.headers)
-        return [
-            SearchResult(
-                str(r["url"]), str(r.get("title") or r["url"]), str(r.get("content") or "")
-            )
-            for r in results_list(body, "results")
-        ]
+        return results_at(body, ("results",), "content")
 
     async def close(self) -> None:
         await self.api.close()
