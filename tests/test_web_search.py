@@ -18,12 +18,14 @@ from tests.server import Server, start_server
 from tests.web_world import World, web_world
 
 QUESTION = "What is the capital of France?"
+# The tiny model copies this, and so cites the first source.
+ECHO = 'Repeat exactly this text and nothing else: "Paris [1]"'
 FORCED: dict[str, Any] = {
     "tools": [{"type": "web_search"}],
     "tool_choice": {"type": "web_search"},
     "max_tool_calls": 1,
     "temperature": 0,
-    "max_output_tokens": 120,
+    "max_output_tokens": 60,  # the tiny model may run on; an incomplete turn still shows all
 }
 
 
@@ -113,25 +115,31 @@ def test_a_forced_search_streams_its_items_in_order(search_server: Server, world
     assert world.searches[-1]["q"] == [search["action"]["query"]]
 
 
-def test_the_sdk_stream_helper_accepts_it_and_citations_point_at_sources(sdk: OpenAI) -> None:
+def test_the_sdk_stream_helper_accepts_it_and_citations_point_at_sources(
+    sdk: OpenAI, world: World
+) -> None:
     with sdk.responses.stream(
         model=MODEL,
-        input=QUESTION,
-        instructions="Answer in one sentence and cite the source as [1].",
-        **{**FORCED, "max_output_tokens": 600},
+        input=ECHO,
+        **{**FORCED, "max_output_tokens": 200},
     ) as stream:
-        events = list(stream)
-        final = stream.get_final_response()
+        events = list(stream)  # the helper checked and folded every event
+    # The tiny model may echo its sources until the budget ends the turn (incomplete).
+    assert events[-1].type in {"response.completed", "response.incomplete"}
+    final = events[-1].response  # type: ignore[union-attr]
+    if events[-1].type == "response.completed":
+        assert stream.get_final_response().output_text == final.output_text
     assert [i.type for i in final.output][:3] == ["web_search_call"] * 3
     message = final.output[-1]
     assert message.type == "message"
     text = message.content[0]
     assert text.type == "output_text"
     added = [e for e in events if e.type == "response.output_text.annotation.added"]
-    assert len(added) == len(text.annotations)
+    assert [e.annotation for e in added] == text.annotations, text.text
     for annotation in text.annotations:
         assert annotation.type == "url_citation"
-        assert text.text[annotation.start_index : annotation.end_index].startswith("[")
+        assert text.text[annotation.start_index : annotation.end_index] == "[1]"
+        assert annotation.url == world.results()[0]["url"]
     stored = sdk.responses.retrieve(final.id)
     assert [i.id for i in stored.output] == [i.id for i in final.output]
     assert stored.output[:3] == final.output[:3]  # the tool's items, stored as streamed
@@ -291,9 +299,6 @@ def test_citations_become_annotations_with_exact_offsets() -> None:
     assert events[first_added - 1].delta == "1]. The Seine [2"
     done = next(e for e in events if e.type == "response.content_part.done")
     assert len(done.part.annotations) == 3  # every event passed the SDK's own types
-
-
-ECHO = 'Repeat exactly this text and nothing else: "Paris [1]"'
 
 
 def test_chat_web_search_options_search_and_cite(sdk: OpenAI, world: World) -> None:
