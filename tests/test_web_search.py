@@ -159,7 +159,12 @@ def test_a_failing_engine_fails_the_call_and_the_turn_goes_on(sdk: OpenAI, world
 
 def test_allowed_domains_keep_only_those_results(sdk: OpenAI, world: World) -> None:
     tools: Any = [{"type": "web_search", "filters": {"allowed_domains": ["localhost"]}}]
-    response = sdk.responses.create(model=MODEL, input=QUESTION, **{**FORCED, "tools": tools})
+    response = sdk.responses.create(
+        model=MODEL,
+        input=QUESTION,
+        include=["web_search_call.action.sources"],
+        **{**FORCED, "tools": tools},
+    )
     search = response.output[0]
     assert search.type == "web_search_call" and search.action.type == "search"
     urls = [s.url for s in search.action.sources or []]
