@@ -48,7 +48,7 @@ def _tool_phase(client: httpx.Client, tool: dict[str, Any]) -> tuple[float, floa
         "tools": [tool],
         "tool_choice": {"type": "web_search"},
         "max_tool_calls": 1,
-        "max_output_tokens": 8,
+        "max_output_tokens": 40,  # the call, then a few tokens of answer
         "temperature": 0,
         "stream": True,
     }
@@ -68,6 +68,8 @@ def _tool_phase(client: httpx.Client, tool: dict[str, Any]) -> tuple[float, floa
                 if item["action"]["type"] == "search":
                     marks["searched"] = now
                 marks["last"] = now
+    if "searched" not in marks:
+        raise RuntimeError(f"the turn ran no search: {kind} {event}")
     return marks["searched"] - marks["searching"], marks["last"] - marks["searching"]
 
 
