@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from oasis.config import ConfigError, Settings, load_settings
+from oasis.cli_admin import keys_app, projects_app, usage_table, when_keys_exist
+from oasis.cli_common import ConfigOpt, DataDirOpt, console, settings_from
+from oasis.config import Settings
 from oasis.errors import OasisError
 from oasis.models.assets import is_installed, resolve_source
 from oasis.models.registry import ModelRegistry, RegistryError
@@ -22,18 +24,10 @@ from oasis.models.specs import ModelSpec, PackagedAsset
 app = typer.Typer(help="oasis: the OpenAI API on your own hardware.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect and install models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where state and caches live.")]
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
+app.command("usage")(usage_table)
+_settings = settings_from
 
 
 def _registry(settings: Settings) -> ModelRegistry:
@@ -65,6 +59,12 @@ def serve(
             "dir; or postgresql://user:pass@host/db).",
         ),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="Access logs: 'text' (default) or 'json' (one line a request)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (default: the packaged models on 127.0.0.1:8000)."""
     overrides: dict[str, object] = {
@@ -72,22 +72,37 @@ def serve(
         "port": port,
         "data_dir": data_dir,
         "database_url": database_url,
+        "log_format": log_format,
     }
     if insecure:
         overrides["insecure"] = True
     if preload is not None:
         overrides["preload"] = [p for p in preload.split(",") if p]
     settings = _settings(config, **overrides)
-    if not settings.is_loopback and not settings.api_keys and not settings.insecure:
+    if (
+        not settings.is_loopback
+        and not settings.api_keys
+        and not settings.insecure
+        and not when_keys_exist(settings)
+    ):
         console.print(
             f"[red]error:[/red] refusing to serve on {settings.host} without API keys. Set "
-            "OASIS_API_KEYS (or api_keys in the config), or pass --insecure to serve openly."
+            "OASIS_API_KEYS (or api_keys in the config), create one with `oasis keys create`, "
+            "or pass --insecure to serve openly."
         )
         raise typer.Exit(2)
     _registry(settings)  # fail on a bad config before binding the port
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_format == "json":
+        # Bare JSON lines on stdout, one per request, for log shippers to parse as they are.
+        access = logging.getLogger("oasis.access")
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     import uvicorn
 
     from oasis.api.deadlines import header_deadline_protocol
@@ -95,6 +110,8 @@ def serve(
 
     uvicorn.run(
         create_app(settings),
+        # The JSON access log replaces uvicorn's, which knows no key ids or tokens.
+        access_log=settings.log_format != "json",
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -101,8 +101,13 @@ class Settings(BaseModel):
     # Seconds a request may wait for its turn on a chat model before it gets 503 with
     # Retry-After (before any byte of a stream); None waits as long as it takes.
     queue_timeout: float | None = Field(default=None, gt=0)
-    # Per API key; None turns rate limiting off.
-    rate_limit_rpm: int | None = None
+    # Requests and tokens per minute for each key that sets none of its own (config-file
+    # keys, tokens while no keys exist, database keys created without --rpm/--tpm); None
+    # is no limit. Counted in the database, so replicas share them.
+    rate_limit_rpm: int | None = Field(default=None, ge=1)
+    rate_limit_tpm: int | None = Field(default=None, ge=1)
+    # "json": one JSON access-log line per request (request id, key id, model, tokens).
+    log_format: Literal["text", "json"] = "text"
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
     threads: int = Field(default_factory=available_cpus)
     context_length: int = 8192

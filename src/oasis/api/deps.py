@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar, cast
 from fastapi import Depends, Request
 
 from oasis.config import Settings
+from oasis.metrics import Metrics
 from oasis.owners import ANONYMOUS
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
@@ -22,6 +23,7 @@ from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.usage_report import UsageReport
 
 T = TypeVar("T")
 
@@ -41,7 +43,7 @@ def _app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
 
 
 async def get_owner(request: Request) -> str:
-    """The owner of whatever this request stores: an HMAC of its API key."""
+    """The owner of whatever this request stores: its key's project, or an HMAC of the key."""
     return str(getattr(request.state, "owner", ANONYMOUS))
 
 
@@ -60,4 +62,6 @@ TranscriptionDep = Annotated[
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
+UsageReportDep = Annotated[UsageReport, Depends(_app_state("usage_report", UsageReport))]
+MetricsDep = Annotated[Metrics, Depends(_app_state("metrics", Metrics))]
 OwnerDep = Annotated[str, Depends(get_owner)]

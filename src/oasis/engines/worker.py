@@ -106,6 +106,7 @@ class ModelWorker(Generic[T]):
         self._max_queue = max_queue
         self._max_wait = max_wait  # seconds a job may wait for its turn; None: no limit
         self._pending = 0
+        self._running = 0  # jobs in the thread now (written there, read on the loop)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
 
     def _release(self) -> None:
@@ -115,7 +116,11 @@ class ModelWorker(Generic[T]):
         try:
             if not cancelled.is_set():
                 emit(_STARTED)
-                job(emit, cancelled)
+                self._running += 1
+                try:
+                    job(emit, cancelled)
+                finally:
+                    self._running -= 1
         except OasisError as exc:
             emit(exc)
         except Exception as exc:  # a runtime failure must reach the waiting request
@@ -126,6 +131,12 @@ class ModelWorker(Generic[T]):
             # in this order), so a client that sends its next request at once gets it.
             emit(_RELEASE)
             emit(_DONE)
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(waiting, running): jobs queued behind the running one, and jobs running."""
+        running = self._running
+        return max(0, self._pending - running), running
 
     def stream(self, job: Job[T]) -> AsyncIterator[T]:
         """Queue ``job`` now and return an iterator over what it emits, in order.

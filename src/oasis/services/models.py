@@ -10,6 +10,7 @@ from typing import TypeVar
 from oasis.config import ModelKind, Settings
 from oasis.engines.base import Engine
 from oasis.engines.registry import get_engine_factory
+from oasis.engines.worker import ModelWorker
 from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
 from oasis.models.registry import ModelRegistry, ResolvedModel
 from oasis.models.specs import ModelSpec
@@ -104,6 +105,17 @@ class ModelManager:
             raise ModelUnavailableError(
                 f"The model `{spec.id}` could not be loaded: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def loads(self) -> dict[str, tuple[int, int]]:
+        """Per loaded model: (requests waiting, sequences running) on its worker."""
+        found: dict[str, tuple[int, int]] = {}
+        for model_id, engine in self._engines.items():
+            # Every local engine drives its runtime through one ModelWorker; an engine
+            # without one (a remote server) has no queue here to report.
+            worker = getattr(engine, "_worker", None)
+            if isinstance(worker, ModelWorker):
+                found[model_id] = worker.load
+        return found
 
     async def preload(self) -> None:
         """Load the models named in ``settings.preload``; failures are logged, not fatal."""

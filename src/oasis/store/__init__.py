@@ -12,17 +12,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.items import ItemPage, ItemRepository
+from oasis.store.keys import KeyRepository
+from oasis.store.projects import ProjectRepository
+from oasis.store.rate_windows import RateWindowRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
+from oasis.store.usage import UsageRepository
 
 __all__ = [
     "ConversationRepository",
     "EventLogRepository",
     "ItemPage",
     "ItemRepository",
+    "KeyRepository",
+    "ProjectRepository",
+    "RateWindowRepository",
     "ResponseRepository",
     "Store",
     "StoredConversation",
     "StoredResponse",
+    "UsageRepository",
 ]
 
 
@@ -35,6 +43,10 @@ class Store:
         self.conversations = ConversationRepository(engine)
         self.items = ItemRepository(engine)
         self.events = EventLogRepository(engine)
+        self.projects = ProjectRepository(engine)
+        self.keys = KeyRepository(engine)
+        self.usage = UsageRepository(engine)
+        self.rate_windows = RateWindowRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

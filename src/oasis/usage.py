@@ -1,0 +1,41 @@
+"""Where each request's usage goes: a database row, the token limits, the metrics."""
+
+from __future__ import annotations
+
+from oasis.caller import Caller, UsageEntry
+from oasis.limits import Limiter
+from oasis.metrics import Metrics
+from oasis.store.usage import UsageRepository, UsageRow
+
+
+class UsageRecorder:
+    """The :class:`~oasis.caller.UsageSink` of a running server."""
+
+    def __init__(self, repository: UsageRepository, limiter: Limiter, metrics: Metrics) -> None:
+        self.repository = repository
+        self.limiter = limiter
+        self.metrics = metrics
+
+    async def record(self, caller: Caller, entry: UsageEntry) -> None:
+        self.metrics.model_requests.labels(entry.model, entry.endpoint).inc()
+        self.metrics.tokens.labels(entry.model, "input").inc(entry.input_tokens)
+        self.metrics.tokens.labels(entry.model, "output").inc(entry.output_tokens)
+        if entry.tool_calls:
+            self.metrics.tool_calls.labels(entry.model).inc(entry.tool_calls)
+        await self.repository.insert(
+            UsageRow(
+                owner=caller.owner,
+                project_id=caller.project_id,
+                key_id=caller.key_id,
+                endpoint=entry.endpoint,
+                model=entry.model,
+                input_tokens=entry.input_tokens,
+                cached_tokens=entry.cached_tokens,
+                output_tokens=entry.output_tokens,
+                characters=entry.characters,
+                seconds=entry.seconds,
+                images=entry.images,
+                tool_calls=entry.tool_calls,
+            )
+        )
+        await self.limiter.charge(caller.charged_scopes, entry.tokens)
