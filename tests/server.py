@@ -128,3 +128,17 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"oasis serve did not become healthy in {timeout}s:\n{server.log()}")
+
+
+def oasis_cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``oasis ARGS --data-dir DATA_DIR``; its stdout (the secret, the id), stripped."""
+    result = subprocess.run(
+        [OASIS, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OASIS_API_KEYS": "", **(env or {})},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"oasis {' '.join(args)} failed:\n{result.stderr}{result.stdout}")
+    return result.stdout.strip()

@@ -8,6 +8,8 @@ a running server sees a new or revoked key on its next request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -124,6 +126,7 @@ def create_key(
 @keys_app.command("list")
 def list_keys(
     project: Annotated[str | None, typer.Option("--project", "-p")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array, for scripts.")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -141,6 +144,9 @@ def list_keys(
         return await store.keys.list(project_id), names
 
     keys, names = _with_store(settings, work)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(k) for k in keys], indent=2))
+        return
     table = Table("id", "name", "project", "key", "created", "expires", "revoked", "rpm", "tpm")
     for k in keys:
         owner = "(admin)" if k.admin else names.get(k.project_id or "", k.project_id or "")

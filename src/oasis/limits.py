@@ -93,7 +93,8 @@ def _headers(counts: Sequence[Count], reset: float) -> dict[str, str]:
 def _refusal(count: Count, reset: float) -> RateLimitError:
     retry = max(1, math.ceil(reset))
     what = count.exhausted or "requests"
-    scope = count.budget.scope.split(":", 1)[0]
+    # A config-file key's scope is its owner id; to the client it is simply its key.
+    scope = "project" if count.budget.scope.startswith("project:") else "key"
     if what == "requests":
         message = (
             f"Rate limit reached for requests per min (RPM) on this {scope}: Limit "
