@@ -17,10 +17,16 @@ from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from oasis.cli_common import ConfigOpt, DataDirOpt, console, fail, settings_from
+from oasis.cli_common import (
+    ConfigOpt,
+    DataDirOpt,
+    console,
+    fail,
+    settings_from,
+    table_console,
+)
 from oasis.config import Settings
 from oasis.owners import OwnerIds
 from oasis.store import Store
@@ -154,7 +160,7 @@ def list_keys(
             k.id, k.name or "", owner, k.redacted, _when(k.created_at), _when(k.expires_at),
             _when(k.revoked_at), _number(k.rpm), _number(k.tpm),
         )  # fmt: skip
-    Console().print(table)
+    table_console().print(table)
 
 
 @keys_app.command("revoke")
@@ -205,7 +211,7 @@ def list_projects(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None
             p.id, p.name, _when(p.created_at), _number(p.rpm), _number(p.tpm),
             _number(p.max_tokens),
         )  # fmt: skip
-    Console().print(table)
+    table_console().print(table)
 
 
 def usage_table(
@@ -240,4 +246,4 @@ def usage_table(
             str(int(row["output_tokens"] or 0)),
             ", ".join(other),
         )
-    Console().print(table)
+    table_console().print(table)

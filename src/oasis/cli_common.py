@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,3 +29,8 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         return load_settings(config, **overrides)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
+
+
+def table_console() -> Console:
+    """Where tables go: the terminal, or wide enough that piped ids are not cut short."""
+    return Console() if sys.stdout.isatty() else Console(width=240)
