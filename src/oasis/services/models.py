@@ -8,9 +8,8 @@ import logging
 from typing import TypeVar
 
 from oasis.config import ModelKind, Settings
-from oasis.engines.base import Engine
+from oasis.engines.base import Engine, Queued
 from oasis.engines.registry import get_engine_factory
-from oasis.engines.worker import ModelWorker
 from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
 from oasis.models.registry import ModelRegistry, ResolvedModel
 from oasis.models.specs import ModelSpec
@@ -110,11 +109,8 @@ class ModelManager:
         """Per loaded model: (requests waiting, sequences running) on its worker."""
         found: dict[str, tuple[int, int]] = {}
         for model_id, engine in self._engines.items():
-            # Every local engine drives its runtime through one ModelWorker; an engine
-            # without one (a remote server) has no queue here to report.
-            worker = getattr(engine, "_worker", None)
-            if isinstance(worker, ModelWorker):
-                found[model_id] = worker.load
+            if isinstance(engine, Queued):  # a remote engine has no queue here to report
+                found[model_id] = engine.load
         return found
 
     async def preload(self) -> None:
