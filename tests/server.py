@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from openai import OpenAI
 
 OASIS = str(Path(sys.executable).with_name("oasis"))
 
@@ -142,3 +143,14 @@ def oasis_cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> 
     if result.returncode != 0:
         raise RuntimeError(f"oasis {' '.join(args)} failed:\n{result.stderr}{result.stdout}")
     return result.stdout.strip()
+
+
+def sdk_for(server: Server, key: str) -> OpenAI:
+    """The official SDK with strict validation, for ``key``."""
+    return OpenAI(
+        base_url=server.api_url,
+        api_key=key,
+        max_retries=0,
+        timeout=300,
+        _strict_response_validation=True,
+    )

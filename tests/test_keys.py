@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from openai import OpenAI
 
-from tests.server import Server, oasis_cli, start_server
+from tests.server import Server, oasis_cli, sdk_for, start_server
 
 CONFIG_KEY = "sk-config-file-key"
 
@@ -25,16 +24,6 @@ class Keys:
     alpha_two: str
     beta: str
     admin: str
-
-
-def _sdk(server: Server, key: str) -> OpenAI:
-    return OpenAI(
-        base_url=server.api_url,
-        api_key=key,
-        max_retries=0,
-        timeout=120,
-        _strict_response_validation=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +49,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
 
 def test_keys_of_one_project_share_conversations_and_others_get_404(keys: Keys) -> None:
     with (
-        _sdk(keys.server, keys.alpha_one) as one,
-        _sdk(keys.server, keys.alpha_two) as two,
-        _sdk(keys.server, keys.beta) as beta,
-        _sdk(keys.server, CONFIG_KEY) as config_key,
+        sdk_for(keys.server, keys.alpha_one) as one,
+        sdk_for(keys.server, keys.alpha_two) as two,
+        sdk_for(keys.server, keys.beta) as beta,
+        sdk_for(keys.server, CONFIG_KEY) as config_key,
     ):
         conversation = one.conversations.create(items=[{"role": "user", "content": "hi"}])
         assert two.conversations.retrieve(conversation.id).id == conversation.id
@@ -79,9 +68,9 @@ def test_keys_of_one_project_share_conversations_and_others_get_404(keys: Keys) 
 
 def test_keys_of_one_project_share_responses_and_others_get_404(keys: Keys) -> None:
     with (
-        _sdk(keys.server, keys.alpha_one) as one,
-        _sdk(keys.server, keys.alpha_two) as two,
-        _sdk(keys.server, keys.beta) as beta,
+        sdk_for(keys.server, keys.alpha_one) as one,
+        sdk_for(keys.server, keys.alpha_two) as two,
+        sdk_for(keys.server, keys.beta) as beta,
     ):
         first = one.responses.create(
             model="smollm2-135m-instruct", input="Say hi.", max_output_tokens=16, store=True
@@ -120,7 +109,7 @@ def test_missing_and_unknown_keys_are_401_once_keys_exist(keys: Keys) -> None:
 
 
 def test_config_file_keys_keep_working(keys: Keys) -> None:
-    with _sdk(keys.server, CONFIG_KEY) as sdk:
+    with sdk_for(keys.server, CONFIG_KEY) as sdk:
         assert any(m.id == "smollm2-135m-instruct" for m in sdk.models.list())
 
 

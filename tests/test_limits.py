@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.server import Server, oasis_cli, start_server
+from tests.server import Server, oasis_cli, sdk_for, start_server
 
 MODEL = "smollm2-135m-instruct"
 
@@ -115,13 +115,7 @@ def test_tokens_per_minute_refuse_once_spent(limited: Server) -> None:
 
 def test_a_project_max_tokens_ceiling_caps_every_request(limited: Server) -> None:
     key = oasis_cli(limited.data_dir, "keys", "create", "--project", "capped")
-    with OpenAI(
-        base_url=limited.api_url,
-        api_key=key,
-        max_retries=0,
-        timeout=120,
-        _strict_response_validation=True,
-    ) as sdk:
+    with sdk_for(limited, key) as sdk:
         chat = sdk.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Count from one to twenty."}],

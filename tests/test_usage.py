@@ -10,7 +10,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.server import Server, oasis_cli, start_server
+from tests.server import Server, oasis_cli, sdk_for, start_server
 
 MODEL = "smollm2-135m-instruct"
 EMBEDDER = "all-minilm-l6-v2"
@@ -33,16 +33,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     server = start_server(data, config={"preload": [MODEL]})
     yield Setup(server, keys[0], keys[1], admin)
     server.stop()
-
-
-def _sdk(server: Server, key: str) -> OpenAI:
-    return OpenAI(
-        base_url=server.api_url,
-        api_key=key,
-        max_retries=0,
-        timeout=300,
-        _strict_response_validation=True,
-    )
 
 
 def _completions_traffic(sdk: OpenAI) -> tuple[int, int, int]:
@@ -81,7 +71,7 @@ def _completions_traffic(sdk: OpenAI) -> tuple[int, int, int]:
 
 def test_usage_totals_equal_what_clients_received(setup: Setup) -> None:
     start = int(time.time()) - 5
-    with _sdk(setup.server, setup.first) as first, _sdk(setup.server, setup.second) as second:
+    with sdk_for(setup.server, setup.first) as first, sdk_for(setup.server, setup.second) as second:
         first_in, first_out, first_n = _completions_traffic(first)
         second_in, second_out, second_n = _completions_traffic(second)
         embedded = first.embeddings.create(

@@ -79,6 +79,16 @@ def parse_expiry(text: str, now: float) -> int:
     return int(when.timestamp())
 
 
+async def _project_id(store: Store, project: str | None) -> str | None:
+    """The id of the project named (or numbered) ``project``; exit 2 if there is none."""
+    if project is None:
+        return None
+    found = await store.projects.find(project)
+    if found is None:
+        raise fail(f"no project {project!r}; create it with `oasis projects create`")
+    return found.id
+
+
 def _when(stamp: int | None) -> str:
     if stamp is None:
         return ""
@@ -113,12 +123,7 @@ def create_key(
     expires_at = parse_expiry(expires, time.time()) if expires else None
 
     async def work(store: Store) -> tuple[str, str]:
-        project_id = None
-        if project is not None:
-            found = await store.projects.find(project)
-            if found is None:
-                raise fail(f"no project {project!r}; create it with `oasis projects create`")
-            project_id = found.id
+        project_id = await _project_id(store, project)
         key, secret = await store.keys.create(
             project_id=project_id, name=name, admin=admin, expires_at=expires_at, rpm=rpm, tpm=tpm
         )
@@ -141,13 +146,7 @@ def list_keys(
 
     async def work(store: Store) -> tuple[list[ApiKey], dict[str, str]]:
         names = {p.id: p.name for p in await store.projects.list()}
-        project_id = None
-        if project is not None:
-            found = await store.projects.find(project)
-            if found is None:
-                raise fail(f"no project {project!r}")
-            project_id = found.id
-        return await store.keys.list(project_id), names
+        return await store.keys.list(await _project_id(store, project)), names
 
     keys, names = _with_store(settings, work)
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from oasis.caller import Caller, UsageEntry
 from oasis.limits import Limiter
 from oasis.metrics import Metrics
-from oasis.store.usage import UsageRepository, UsageRow
+from oasis.store.usage import UsageRepository
 
 
 class UsageRecorder:
@@ -22,20 +22,5 @@ class UsageRecorder:
         self.metrics.tokens.labels(entry.model, "output").inc(entry.output_tokens)
         if entry.tool_calls:
             self.metrics.tool_calls.labels(entry.model).inc(entry.tool_calls)
-        await self.repository.insert(
-            UsageRow(
-                owner=caller.owner,
-                project_id=caller.project_id,
-                key_id=caller.key_id,
-                endpoint=entry.endpoint,
-                model=entry.model,
-                input_tokens=entry.input_tokens,
-                cached_tokens=entry.cached_tokens,
-                output_tokens=entry.output_tokens,
-                characters=entry.characters,
-                seconds=entry.seconds,
-                images=entry.images,
-                tool_calls=entry.tool_calls,
-            )
-        )
+        await self.repository.insert(caller.owner, caller.project_id, caller.key_id, entry)
         await self.limiter.charge(caller.charged_scopes, entry.tokens)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from oasis.caller import UsageEntry
 from oasis.store.tables import usage_records
 
 # What a usage row can be grouped by (the Usage API's names for its columns).
@@ -19,25 +21,6 @@ GROUP_COLUMNS = {
     "model": usage_records.c.model,
 }
 SUMMED = ("input_tokens", "cached_tokens", "output_tokens", "characters", "seconds", "images")
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """What one request used. ``endpoint`` is the Usage API's kind (``completions``, …)."""
-
-    owner: str
-    project_id: str | None
-    key_id: str | None
-    endpoint: str
-    model: str
-    input_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    characters: int = 0
-    seconds: float = 0.0
-    images: int = 0
-    tool_calls: int = 0
-    created_at: int = field(default_factory=lambda: int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -76,9 +59,20 @@ class UsageRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def insert(self, row: UsageRow) -> None:
+    async def insert(
+        self, owner: str, project_id: str | None, key_id: str | None, entry: UsageEntry
+    ) -> None:
+        """Record what one request of ``owner`` (through ``key_id``) used, as of now."""
         async with self.engine.begin() as conn:
-            await conn.execute(usage_records.insert().values(**row.__dict__))
+            await conn.execute(
+                usage_records.insert().values(
+                    created_at=int(time.time()),
+                    owner=owner,
+                    project_id=project_id,
+                    key_id=key_id,
+                    **dataclasses.asdict(entry),
+                )
+            )
 
     async def sums(
         self,
