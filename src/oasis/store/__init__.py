@@ -11,16 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
+from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.keys import KeyRepository
 from oasis.store.projects import ProjectRepository
 from oasis.store.rate_windows import RateWindowRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
+from oasis.store.uploads import UploadRepository
 from oasis.store.usage import UsageRepository
 
 __all__ = [
     "ConversationRepository",
     "EventLogRepository",
+    "FileRepository",
     "ItemPage",
     "ItemRepository",
     "KeyRepository",
@@ -29,7 +32,9 @@ __all__ = [
     "ResponseRepository",
     "Store",
     "StoredConversation",
+    "StoredFile",
     "StoredResponse",
+    "UploadRepository",
     "UsageRepository",
 ]
 
@@ -47,6 +52,8 @@ class Store:
         self.keys = KeyRepository(engine)
         self.usage = UsageRepository(engine)
         self.rate_windows = RateWindowRepository(engine)
+        self.files = FileRepository(engine)
+        self.uploads = UploadRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
