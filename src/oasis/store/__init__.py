@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from oasis.store.batches import BatchRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
@@ -21,6 +22,7 @@ from oasis.store.uploads import UploadRepository
 from oasis.store.usage import UsageRepository
 
 __all__ = [
+    "BatchRepository",
     "ConversationRepository",
     "EventLogRepository",
     "FileRepository",
@@ -54,6 +56,7 @@ class Store:
         self.rate_windows = RateWindowRepository(engine)
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
+        self.batches = BatchRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
