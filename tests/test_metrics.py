@@ -59,7 +59,10 @@ def test_metrics_parse_and_count_requests_tokens_and_queues(server: Server, clie
     assert queues[MODEL] >= 0
     assert MODEL in {labels["model"] for labels, _ in samples["oasis_active_sequences"]}
     assert samples["oasis_requests_in_progress"][0][1] >= 0
-    assert "oasis_background_jobs" in samples
+    jobs = {labels["kind"] for labels, _ in samples["oasis_background_jobs"]}
+    assert jobs == {"responses", "batches"}
+    outcomes = {labels["outcome"] for labels, _ in samples["oasis_batch_lines_done"]}
+    assert outcomes == {"completed", "failed"}
 
 
 def test_routes_are_labelled_by_template_not_by_id(server: Server) -> None:

@@ -167,9 +167,18 @@ def create_app(
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
         meters.watch(
             "oasis_background_jobs",
-            "Background responses this process is running.",
+            "Background responses and batches this process is running.",
             "kind",
-            lambda: {"responses": app.state.responses.jobs.running},
+            lambda: {
+                "responses": app.state.responses.jobs.running,
+                "batches": runner.running,
+            },
+        )
+        meters.watch(
+            "oasis_batch_lines_done",
+            "Batch lines this process finished since it started, by outcome.",
+            "outcome",
+            lambda: dict(runner.lines_done),
         )
         try:
             await app.state.responses.jobs.recover()
