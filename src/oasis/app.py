@@ -47,10 +47,12 @@ from oasis.models.registry import ModelRegistry
 from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
+from oasis.search import create_engine
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.batch_runner import BatchRunner
 from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
+from oasis.services.chat_search import ChatSearch
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
@@ -64,7 +66,8 @@ from oasis.services.usage_report import UsageReport
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.tools.outbound import create_http_client
+from oasis.tools import web_search
+from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 from oasis.usage import UsageRecorder
 
@@ -91,6 +94,8 @@ def create_app(
     ``http_transport`` carries the outbound requests of tools (tests pass a
     ``httpx.MockTransport`` to stand in for the outside world).
     """
+    search_engine = create_engine(settings.web_search, http_transport)
+    web_search.install(search_engine, settings.web_search)
     load_plugins(settings.tool_plugins)
     registry = ModelRegistry.from_settings(settings)
     secret = settings.owner_secret
@@ -113,7 +118,6 @@ def create_app(
         app.state.settings = settings
         app.state.models = manager
         app.state.core = core
-        app.state.chat = ChatService(core)
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
@@ -134,8 +138,10 @@ def create_app(
             "model",
             lambda: {model: running for model, (_, running) in manager.loads().items()},
         )
-        http = create_http_client(http_transport)
-        app.state.responses = ResponsesService(core, store, http)
+        urls = UrlPolicy(allow_private=settings.allow_private_urls)
+        http = create_http_client(http_transport, urls)
+        app.state.responses = ResponsesService(core, store, http, urls)
+        app.state.chat = ChatService(core, ChatSearch(http, urls))
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
@@ -195,6 +201,8 @@ def create_app(
             await app.state.embeddings.close()
             await manager.close()
             await http.aclose()
+            if search_engine is not None:
+                await search_engine.close()
 
     app = FastAPI(
         title="oasis",
