@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from oasis import __version__
-from oasis.config import ConfigError, Settings, load_settings
+from oasis.cli_admin import keys_app, projects_app, usage_table, when_keys_exist
+from oasis.cli_common import ConfigOpt, DataDirOpt, console, settings_from, table_console
+from oasis.config import Settings
 from oasis.errors import OasisError
 from oasis.models.assets import is_installed, resolve_source
 from oasis.models.registry import ModelRegistry, RegistryError
@@ -24,10 +25,10 @@ from oasis.models.specs import ModelSpec, PackagedAsset
 app = typer.Typer(help="oasis: the OpenAI API on your own hardware.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect and install models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where state and caches live.")]
+app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
+app.command("usage")(usage_table)
+_settings = settings_from
 
 
 def _show_version(value: bool) -> None:
@@ -46,21 +47,6 @@ def _root(
     ] = False,
 ) -> None:
     """oasis: the OpenAI API on your own hardware."""
-
-
-def _stdout() -> Console:
-    """The console for results. Piped into ``grep`` or a file, rows are never cut to the
-    80 columns Rich assumes without a terminal: each stays on one line, however long."""
-    out = Console()
-    return out if out.is_terminal else Console(width=100_000)
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def _registry(settings: Settings) -> ModelRegistry:
@@ -92,6 +78,12 @@ def serve(
             "dir; or postgresql://user:pass@host/db).",
         ),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="Access logs: 'text' (default) or 'json' (one line a request)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (default: the packaged models on 127.0.0.1:8000)."""
     overrides: dict[str, object] = {
@@ -99,19 +91,26 @@ def serve(
         "port": port,
         "data_dir": data_dir,
         "database_url": database_url,
+        "log_format": log_format,
     }
     if insecure:
         overrides["insecure"] = True
     if preload is not None:
         overrides["preload"] = [p for p in preload.split(",") if p]
     settings = _settings(config, **overrides)
-    if not settings.is_loopback and not settings.api_keys and not settings.insecure:
+    if (
+        not settings.is_loopback
+        and not settings.api_keys
+        and not settings.insecure
+        and not when_keys_exist(settings)
+    ):
         console.print(
             f"[red]error:[/red] refusing to serve on {settings.host} without API keys. Set "
-            "OASIS_API_KEYS (or api_keys in the config), or pass --insecure to serve openly."
+            "OASIS_API_KEYS (or api_keys in the config), create one with `oasis keys create`, "
+            "or pass --insecure to serve openly."
         )
         raise typer.Exit(2)
-    if "*" in settings.cors_origins and not settings.api_keys:
+    if "*" in settings.cors_origins and not settings.api_keys and not when_keys_exist(settings):
         console.print(
             '[red]error:[/red] refusing cors_origins = ["*"] without API keys: any web page '
             "a user of this machine opens could drive the server. Set OASIS_API_KEYS (or "
@@ -122,6 +121,14 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_format == "json":
+        # Bare JSON lines on stdout, one per request, for log shippers to parse as they are.
+        access = logging.getLogger("oasis.access")
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     import uvicorn
 
     from oasis.api.deadlines import header_deadline_protocol
@@ -129,6 +136,8 @@ def serve(
 
     uvicorn.run(
         create_app(settings),
+        # The JSON access log replaces uvicorn's, which knows no key ids or tokens.
+        access_log=settings.log_format != "json",
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -172,7 +181,7 @@ def list_models(
         table.add_row(
             spec.id, spec.kind, spec.engine, ", ".join(registry.aliases_of(spec.id)), status
         )
-    _stdout().print(table)
+    table_console().print(table)
 
 
 def _prepare(spec: ModelSpec, settings: Settings) -> Path:

@@ -153,8 +153,13 @@ class Settings(BaseModel):
     queue_timeout: float | None = Field(default=None, gt=0)
     # Batch lines run at once, across all batches (each below interactive requests).
     batch_concurrency: int = Field(default=2, ge=1, le=256)
-    # Per API key; None turns rate limiting off.
-    rate_limit_rpm: int | None = None
+    # Requests and tokens per minute for each key that sets none of its own (config-file
+    # keys, tokens while no keys exist, database keys created without --rpm/--tpm); None
+    # is no limit. Counted in the database, so replicas share them.
+    rate_limit_rpm: int | None = Field(default=None, ge=1)
+    rate_limit_tpm: int | None = Field(default=None, ge=1)
+    # "json": one JSON access-log line per request (request id, key id, model, tokens).
+    log_format: Literal["text", "json"] = "text"
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
     threads: int = Field(default_factory=available_cpus)
     context_length: int = 8192

@@ -20,6 +20,7 @@ from openai.types.responses import Response, ToolChoiceTypes
 from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
@@ -420,6 +421,7 @@ class ResponsesService:
         await self._persist(turn)
         for out in events:
             yield out
+        await record_usage(_usage_entry(turn))
 
     async def _persist(self, turn: Turn) -> None:
         if turn.job is not None:
@@ -697,6 +699,25 @@ class ResponsesService:
 
     async def close(self) -> None:
         await self.jobs.close()
+
+
+def _usage_entry(turn: Turn) -> UsageEntry:
+    """What a finished turn used, as its ``usage`` says; hosted tool calls counted."""
+    used = turn.builder.usage or {}
+    hosted = [
+        item
+        for item in turn.builder.output
+        if str(item.get("type", "")).endswith("_call")
+        and item.get("type") not in {"function_call", "custom_tool_call"}
+    ]
+    return UsageEntry(
+        "completions",
+        turn.prompt.model.spec.id,
+        input_tokens=int(used.get("input_tokens", 0)),
+        cached_tokens=int(used.get("input_tokens_details", {}).get("cached_tokens", 0)),
+        output_tokens=int(used.get("output_tokens", 0)),
+        tool_calls=len(hosted),
+    )
 
 
 def _encode(event: Any) -> Event:

@@ -17,6 +17,7 @@ from openai.types.chat.chat_completion_chunk import (
 )
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.core.conversation import Conversation, Message, ToolCall
 from oasis.core.events import (
     Finished,
@@ -378,6 +379,16 @@ class ChatService:
                     plan.prompt.prompt_tokens, completion_tokens, reasoning_tokens, cached or 0
                 ),
             )
+        # After the last chunk, so the client does not wait for the write.
+        await record_usage(
+            UsageEntry(
+                "completions",
+                plan.prompt.model.spec.id,
+                input_tokens=plan.prompt.prompt_tokens,
+                cached_tokens=cached or 0,
+                output_tokens=completion_tokens,
+            )
+        )
 
 
 FinishReasonOut = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from openai.types import CreateEmbeddingResponse, Embedding
 from openai.types.create_embedding_response import Usage
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.config import EmbeddingsSettings
 from oasis.engines.base import EmbeddingEngine
 from oasis.errors import InvalidRequestError, OverloadedError, UnsupportedError
@@ -208,6 +209,7 @@ class EmbeddingService:
         if dimensions is not None and dimensions < engine.dimensions:
             vectors = shorten(vectors, dimensions)
         used = sum(len(t) for t in tokens)
+        await record_usage(UsageEntry("embeddings", spec.id, input_tokens=used))
         return build_response(vectors, resolved.name, used, request.encoding_format or "float")
 
     # --- validation ------------------------------------------------------------------

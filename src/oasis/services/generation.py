@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from oasis import __version__
+from oasis.caller import token_ceiling
 from oasis.core.backend import ChatBackend, EventStream, Prompt
 from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, check_options
@@ -101,9 +102,13 @@ class GenerationCore:
         return PreparedPrompt(resolved, backend, await backend.prepare_text(prompt, param=param))
 
     def max_new_tokens(self, prepared: PreparedPrompt, requested: int | None) -> int:
-        """The token budget: what was asked for, never past the end of the context."""
-        room = prepared.prompt.room
-        return room if requested is None else min(requested, room)
+        """The token budget: what was asked for, never past the end of the context nor
+        past the calling project's ceiling (``oasis projects create --max-tokens``)."""
+        budget = prepared.prompt.room
+        for cap in (requested, token_ceiling()):
+            if cap is not None:
+                budget = min(budget, cap)
+        return budget
 
     def generate(
         self,

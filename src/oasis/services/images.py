@@ -26,6 +26,7 @@ from openai.types.image_gen_completed_event import Usage as GenEventUsage
 from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
 from openai.types.images_response import Usage, UsageInputTokensDetails, UsageOutputTokensDetails
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.engines.base import FinishedImage, ImageEngine, ImageJob, PartialImage
 from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedError
 from oasis.services import imaging
@@ -245,6 +246,18 @@ class ImagesService:
             total_tokens=inputs + output,
         )
 
+    async def _record(self, prepared: PreparedImages, images: int) -> None:
+        used = self._usage(prepared, images)
+        await record_usage(
+            UsageEntry(
+                "images",
+                prepared.engine.spec.id,
+                input_tokens=used.input_tokens,
+                output_tokens=used.output_tokens,
+                images=images,
+            )
+        )
+
     async def create(self, prepared: PreparedImages, url_base: str) -> ImagesResponse:
         """Run the job to the end and answer with every picture."""
         encoded: dict[int, bytes] = {}
@@ -276,6 +289,7 @@ class ImagesService:
         )
         if prepared.safety_identifier:
             response.safety_identifier = prepared.safety_identifier
+        await self._record(prepared, len(data))
         return response
 
     def stream(self, prepared: PreparedImages) -> AsyncIterator[StreamEvent]:
@@ -296,6 +310,7 @@ class ImagesService:
             "quality": prepared.quality,
             "size": prepared.size,
         }
+        finished = 0
         async with aclosing(generated) as events:  # type: ignore[type-var]
             async for event in events:
                 payload = await asyncio.to_thread(self._finish, prepared, event.image)
@@ -315,6 +330,7 @@ class ImagesService:
                         )  # fmt: skip
                     if prepared.safety_identifier:
                         completed.safety_identifier = prepared.safety_identifier
+                    finished += 1
                     yield completed
                 elif edit:
                     yield ImageEditPartialImageEvent(
@@ -326,6 +342,7 @@ class ImagesService:
                         type="image_generation.partial_image", b64_json=b64, created_at=created,
                         partial_image_index=event.partial_index, **common,
                     )  # fmt: skip
+        await self._record(prepared, finished)
 
 
 def _decode_inputs(uploads: EditUploads) -> tuple[PILImage, PILImage | None]:
