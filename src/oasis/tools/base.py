@@ -4,8 +4,16 @@ A *kind* (``function``, ``web_search``, ``mcp``…) turns the request's ``tools`
 its ``type`` into :class:`ConfiguredTool` s: what the response echoes, and the function
 schema the model calls it through. A hosted kind (``server_side``) also runs those calls:
 ``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
-when done — and ends with :class:`ToolResult`, the text the model reads next step. The
-Responses builder turns these into stream events, so a tool never numbers events itself.
+when done — and ends with :class:`ToolResult`, the text the model reads next step, or
+with :class:`AwaitingClient` when the call waits on the client (an approval), which ends
+the turn as a function call does. The Responses builder turns these into stream events,
+so a tool never numbers events itself.
+
+A kind whose functions are known only at run time (``mcp``: a server's tools) configures
+its entries with ``function=None`` and implements :class:`PreparingKind`: before the first
+generation step the loop runs its ``prepare``, which may add items (``mcp_list_tools``,
+calls approved on the previous turn) and ends with :class:`Offered`: the functions to show
+the model, and the calls it already ran for the model.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any, Protocol
 import httpx
 
 from oasis.core.conversation import FunctionTool
+from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
 
 
@@ -27,7 +36,7 @@ class ConfiguredTool:
     type: str
     index: int
     echo: Item  # as ``Response.tools`` shows it
-    function: FunctionTool  # how the model sees (and calls) it
+    function: FunctionTool | None  # how the model sees (and calls) it; None: after prepare
     config: Any = None  # what the kind needs to run a call
 
 
@@ -42,11 +51,25 @@ class HostedCall:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may use: the one outbound HTTP client, and whose request it is."""
+    """What a running tool may use: the one outbound HTTP client, whose request it is, and
+    the turn's history (the stored items of the chain or conversation before this turn,
+    then this turn's input), where a kind finds its own earlier items."""
 
     http: httpx.AsyncClient
     owner: str
     response_id: str
+    history: Sequence[Item] = ()
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
+
+
+@dataclass(frozen=True)
+class ReplayedCall:
+    """How a stored hosted-tool item reads to the model on a later turn: a call of the
+    function the model saw, and the result it read."""
+
+    name: str
+    arguments: str
+    output: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,31 @@ class ToolResult:
     output: str
 
 
-ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult
+@dataclass(frozen=True)
+class AwaitingClient:
+    """The last event of a run whose call waits on the client (e.g. for an approval): the
+    model reads no result now, and the turn ends after this step."""
+
+
+ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult | AwaitingClient
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The last event of :meth:`PreparingKind.prepare`.
+
+    ``tools``: one :class:`ConfiguredTool` per function the model may call (same ``type``
+    and ``index`` as the entry it comes from). ``calls``: calls already run this turn, read
+    by the model as its own calls with their results. ``choice``: the function a
+    ``tool_choice`` of this kind forces on the first step, if any.
+    """
+
+    tools: Sequence[ConfiguredTool]
+    calls: Sequence[ReplayedCall] = ()
+    choice: str | None = None
+
+
+PrepareEvent = ItemAdded | ItemProgress | ItemDone | Offered
 
 
 class ToolKind(Protocol):
@@ -98,4 +145,20 @@ class ToolKind(Protocol):
 
     def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         """Run one call of a hosted tool; see the module docstring."""
+        ...
+
+
+class PreparingKind(ToolKind, Protocol):
+    """A kind with a ``prepare`` phase (optional; see the module docstring)."""
+
+    async def check(self, tools: Sequence[ConfiguredTool], urls: UrlPolicy) -> None:
+        """Checks that need the network, before the response starts (a URL the policy
+        refuses is a 400 naming its field); any kind may define this."""
+        ...
+
+    def prepare(
+        self, tools: Sequence[ConfiguredTool], context: ToolContext, choice: Item | None
+    ) -> AsyncIterator[PrepareEvent]:
+        """Before the first step: this kind's configured entries (in request order), and
+        the request's ``tool_choice`` when it names this kind. Ends with :class:`Offered`."""
         ...
