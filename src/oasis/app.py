@@ -45,7 +45,7 @@ from oasis.services.models import ModelManager
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.tools.outbound import create_http_client
+from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,9 @@ def create_app(
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
-        http = create_http_client(http_transport)
-        app.state.responses = ResponsesService(core, store, http)
+        urls = UrlPolicy(allow_private=settings.allow_private_urls)
+        http = create_http_client(http_transport, urls)
+        app.state.responses = ResponsesService(core, store, http, urls)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         pictures = BlobStore(settings.data_dir / "blobs").section("images")

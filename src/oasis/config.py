@@ -72,6 +72,27 @@ class EmbeddingsSettings(BaseModel):
     max_pending_inputs: int = Field(default=65_536, ge=1)
 
 
+class WebSearchSettings(BaseModel):
+    """The search engine behind the ``web_search`` tool (the ``[web_search]`` table).
+
+    ``engine`` is ``searxng`` (``url`` of a SearXNG instance with its JSON API on),
+    ``brave`` or ``tavily`` (``api_key``), or ``ddgs`` (keyless metasearch; needs the
+    ``ddgs`` package). With no engine, a request with the tool gets a 400.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["searxng", "brave", "tavily", "ddgs"] | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+    # Results asked of the engine per search, and pages opened of them.
+    max_results: int = Field(default=8, ge=1, le=50)
+    # Seconds for the engine to answer, and for each page to arrive.
+    timeout: float = Field(default=15.0, gt=0)
+    page_timeout: float = Field(default=10.0, gt=0)
+    max_page_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+
 class Settings(BaseModel):
     """Everything the server needs to start. Built by :func:`load_settings`."""
 
@@ -114,6 +135,10 @@ class Settings(BaseModel):
     # Modules imported at startup that register tool kinds (``oasis.tools.registry.register_tool``);
     # installed packages can use the ``oasis.tools`` entry-point group instead.
     tool_plugins: list[str] = Field(default_factory=list)
+    # Tools may connect to loopback, link-local and private addresses (a local MCP server,
+    # pages on an intranet). Off: such URLs in a request are refused.
+    allow_private_urls: bool = False
+    web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -172,10 +197,21 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "OASIS_MAX_BODY_BYTES": "max_body_bytes",
         "OASIS_OWNER_SECRET": "owner_secret",
         "OASIS_THREADS": "threads",
+        "OASIS_ALLOW_PRIVATE_URLS": "allow_private_urls",
     }
     for env, key in env_map.items():
         if os.environ.get(env):
             values[key] = os.environ[env]
+    search_env = {
+        "OASIS_WEB_SEARCH_ENGINE": "engine",
+        "OASIS_WEB_SEARCH_URL": "url",
+        "OASIS_WEB_SEARCH_API_KEY": "api_key",
+    }
+    for env, key in search_env.items():
+        if os.environ.get(env):
+            section = values.get("web_search")
+            values["web_search"] = {**(section if isinstance(section, dict) else {})}
+            values["web_search"][key] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings.model_validate(values)

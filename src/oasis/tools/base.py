@@ -51,7 +51,8 @@ class HostedCall:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may use: the one outbound HTTP client, whose request it is, and
+    """What a running tool may use: the one outbound HTTP client (whose connections the
+    policy guards), the URL policy to check a URL before using it, whose request it is, and
     the turn's history (the stored items of the chain or conversation before this turn,
     then this turn's input), where a kind finds its own earlier items."""
 
