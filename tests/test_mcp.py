@@ -97,7 +97,7 @@ def _body(url: str, name: str, **extra: Any) -> dict[str, Any]:
         "model": MODEL,
         "input": QUESTION,
         "temperature": 0,
-        "max_output_tokens": 48,
+        "max_output_tokens": 64,
         "max_tool_calls": 1,
         "tools": [_tool(url, require_approval="never", **extra.pop("tool", {}))],
         "tool_choice": _forced(name),
