@@ -6,7 +6,8 @@ schema the model calls it through. A hosted kind (``server_side``) also runs tho
 ``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
 when done — and ends with :class:`ToolResult`, the text the model reads next step, or
 with :class:`AwaitingClient` when the call waits on the client (an approval), which ends
-the turn as a function call does. The Responses builder turns these into stream events,
+the turn as a function call does. On later turns the stored item is shown to the model
+again through the kind's ``replay``. The Responses builder turns these into stream events,
 so a tool never numbers events itself.
 
 A kind whose functions are known only at run time (``mcp``: a server's tools) configures
@@ -139,6 +140,11 @@ class ToolKind(Protocol):
         """True when the server runs its calls (hosted); False when the client does."""
         ...
 
+    @property
+    def item_types(self) -> frozenset[str]:
+        """The output item types this kind's calls produce (``web_search_call``…)."""
+        ...
+
     def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
         """This kind's ``(index, param)`` entries of ``tools``, checked together (so that,
         say, two functions cannot share a name); a 400 names ``tools[index].<field>``."""
@@ -146,6 +152,12 @@ class ToolKind(Protocol):
 
     def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         """Run one call of a hosted tool; see the module docstring."""
+        ...
+
+    def replay(self, item: Item) -> ReplayedCall | None:
+        """How a stored item of one of :attr:`item_types` reads to the model on a later
+        turn (``previous_response_id``, conversations); None when the model does not see
+        it. Stored items are complete (whatever ``include`` showed the client)."""
         ...
 
 
