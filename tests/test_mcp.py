@@ -3,6 +3,7 @@ default model with a forced ``tool_choice``, the strict SDK and raw SSE."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -367,3 +368,71 @@ def test_bad_mcp_requests_are_400_naming_the_field(
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_an_agents_sdk_agent_uses_a_hosted_mcp_tool(
+    mcp_server: Server, mcp_urls: dict[str, str]
+) -> None:
+    """The Agents SDK builds the request from ``HostedMCPTool`` and reads the strict
+    response. The tiny model may ramble after the call until its budget runs out, which
+    the SDK reports as an error of its own; the call itself must have run either way."""
+    from agents import (
+        Agent,
+        HostedMCPTool,
+        ModelSettings,
+        OpenAIResponsesModel,
+        Runner,
+        set_tracing_disabled,
+    )
+    from agents.exceptions import ModelBehaviorError
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    responses: list[Any] = []
+
+    async def run() -> None:
+        client = AsyncOpenAI(
+            base_url=mcp_server.api_url,
+            api_key="sk-test",
+            max_retries=0,
+            _strict_response_validation=True,
+        )
+        create = client.responses.create
+
+        async def noting(**kwargs: Any) -> Any:
+            response = await create(**kwargs)
+            responses.append(response)
+            return response
+
+        client.responses.create = noting  # type: ignore[method-assign]
+        try:
+            agent = Agent(
+                name="adder",
+                instructions="Use the add tool, then answer with the number only.",
+                model=OpenAIResponsesModel(model=MODEL, openai_client=client),
+                model_settings=ModelSettings(tool_choice="required", temperature=0, max_tokens=96),
+                tools=[
+                    HostedMCPTool(
+                        tool_config={
+                            "type": "mcp",
+                            "server_label": "test",
+                            "server_url": mcp_urls["http"],
+                            "allowed_tools": ["add"],
+                            "require_approval": "never",
+                        }
+                    )
+                ],
+            )
+            try:
+                await Runner.run(agent, QUESTION, max_turns=2)
+            except ModelBehaviorError as exc:
+                assert "max_output_tokens" in str(exc)
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    assert responses, "the agent made no request"
+    output = responses[0].output
+    assert [item.type for item in output][:2] == ["mcp_list_tools", "mcp_call"]
+    arguments = json.loads(output[1].arguments)
+    assert output[1].output == str(arguments["a"] + arguments["b"])

@@ -74,7 +74,7 @@ class LoopState:
     extra: list[Item] = field(default_factory=list)
     incomplete_reason: str | None = None
     tools: list[ConfiguredTool] = field(default_factory=list)  # every configured entry
-    choice: Item | None = None  # a tool_choice object naming a kind's type, as given
+    choice: Item | str | None = None  # the request's tool_choice, as given
     awaiting: bool = False  # a hosted call waits on the client: the turn ends
 
 
@@ -93,7 +93,8 @@ async def _prepare_tools(state: LoopState, builder: ResponseBuilder) -> AsyncIte
         kind = get_tool(type_)
         assert kind is not None and hasattr(kind, "prepare")  # configured through the registry
         preparing: PreparingKind = kind  # type: ignore[assignment]
-        choice = state.choice if state.choice and state.choice.get("type") == type_ else None
+        named = state.choice if isinstance(state.choice, dict) else None
+        choice = named if named and named.get("type") == type_ else None
         async for event in preparing.prepare(entries, state.context, choice):
             if isinstance(event, Offered):
                 offered += event.tools
@@ -113,9 +114,10 @@ async def _prepare_tools(state: LoopState, builder: ResponseBuilder) -> AsyncIte
         names.add(tool.function.name)
         functions.append(tool.function)
         state.hosted[tool.function.name] = tool
-    state.options = replace(
-        options, tools=tuple(functions), tool_choice=forced or options.tool_choice
-    )
+    first = options.tool_choice
+    if state.choice == "required" and functions:
+        first = "required"  # held back while nothing was offered yet
+    state.options = replace(options, tools=tuple(functions), tool_choice=forced or first)
     state.prompt = await state.prepare(state.extra, state.options)
     state.params = replace(
         state.params,

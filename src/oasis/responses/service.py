@@ -287,6 +287,8 @@ class ResponsesService:
         await self._check_tools(configured)
         tools = tuple(t.function for t in configured if t.function is not None)
         choice_echo, choice, allowed = _tool_choice(request, configured)
+        if choice == "required" and any(t.function is None for t in configured):
+            choice = "auto"  # the loop requires a call once the functions are offered
         text_echo, response_format = _text_format(request)
         options = GenerationOptions(
             tools=tools,
@@ -430,7 +432,7 @@ class ResponsesService:
                 MAX_HOSTED_CALLS if request.max_tool_calls is None else request.max_tool_calls
             ),
             tools=turn.tools,
-            choice=request.tool_choice if isinstance(request.tool_choice, dict) else None,
+            choice=request.tool_choice,
         )
         async for out in run_steps(state, turn.builder):
             yield out
