@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server import free_port  # noqa: E402
+from tests.mcp_server import running  # noqa: E402
 
 from harness import served, write_result  # noqa: E402
 
@@ -117,39 +116,23 @@ def _ms(values: list[float]) -> float:
 
 def mcp_overhead(reps: int) -> dict[str, Any]:
     """The MCP half of the benchmark (see the module docstring)."""
-    http_port, sse_port = free_port(), free_port()
-    mcp = subprocess.Popen(
-        [sys.executable, "-m", "tests.mcp_server", str(http_port), str(sse_port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{http_port}/mcp"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(url.rsplit("/", 1)[0], timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            served(Path(tmp), {"preload": [MODEL], "allow_private_urls": True}) as server,
-            httpx.Client(base_url=server.api_url, timeout=300) as client,
-        ):
-            _spans(client, url)  # warm-up: the model's first prompt, imports
-            lists: list[float] = []
-            calls: list[float] = []
-            direct: dict[str, list[float]] = {"list_fresh": [], "call_fresh": [], "call_open": []}
-            for _ in range(reps):
-                listing, call, arguments = _spans(client, url)
-                lists.append(listing)
-                calls.append(call)
-                for key, values in asyncio.run(_direct(url, arguments, 1)).items():
-                    direct[key] += values
-    finally:
-        mcp.terminate()
-        mcp.wait(10)
+    with (
+        running() as urls,
+        tempfile.TemporaryDirectory() as tmp,
+        served(Path(tmp), {"preload": [MODEL], "allow_private_urls": True}) as server,
+        httpx.Client(base_url=server.api_url, timeout=300) as client,
+    ):
+        url = urls["http"]
+        _spans(client, url)  # warm-up: the model's first prompt, imports
+        lists: list[float] = []
+        calls: list[float] = []
+        direct: dict[str, list[float]] = {"list_fresh": [], "call_fresh": [], "call_open": []}
+        for _ in range(reps):
+            listing, call, arguments = _spans(client, url)
+            lists.append(listing)
+            calls.append(call)
+            for key, values in asyncio.run(_direct(url, arguments, 1)).items():
+                direct[key] += values
     return {
         "reps": reps,
         "oasis_mcp_call_ms": _ms(calls),

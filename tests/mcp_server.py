@@ -8,8 +8,14 @@ one (``add``), a slow one, one that fails, one that needs a header, and a read-o
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -64,6 +70,39 @@ async def serve(http_port: int, sse_port: int) -> None:
         for app, port in ((http_app, http_port), (sse_app, sse_port))
     ]
     await asyncio.gather(*(s.serve() for s in servers))
+
+
+@contextmanager
+def running() -> Iterator[dict[str, str]]:
+    """This server in a child process for the duration of the block: its ``http``
+    (streamable HTTP) and ``sse`` endpoint URLs."""
+    from tests.server import free_port
+
+    http_port, sse_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.mcp_server", str(http_port), str(sse_port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        for port in (http_port, sse_port):
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("the test MCP server did not start") from None
+                    time.sleep(0.2)
+        yield {
+            "http": f"http://127.0.0.1:{http_port}/mcp",
+            "sse": f"http://127.0.0.1:{sse_port}/sse",
+        }
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 if __name__ == "__main__":

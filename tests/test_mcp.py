@@ -5,52 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from openai import OpenAI
 
+from tests.mcp_server import running
 from tests.responses_helpers import MODEL, check_order, sse_events
 from tests.server import Server, free_port, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Use the tool to add 2 and 3."
 
 
 @pytest.fixture(scope="module")
 def mcp_urls() -> Iterator[dict[str, str]]:
     """The test MCP server: its streamable HTTP and SSE endpoints."""
-    http_port, sse_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.mcp_server", str(http_port), str(sse_port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    urls = {
-        "http": f"http://127.0.0.1:{http_port}/mcp",
-        "sse": f"http://127.0.0.1:{sse_port}/sse",
-    }
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{sse_port}/", timeout=1)
-            httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the test MCP server did not start") from None
-            time.sleep(0.2)
-    yield urls
-    process.terminate()
-    process.wait(10)
+    with running() as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")
@@ -436,3 +409,10 @@ def test_an_agents_sdk_agent_uses_a_hosted_mcp_tool(
     assert [item.type for item in output][:2] == ["mcp_list_tools", "mcp_call"]
     arguments = json.loads(output[1].arguments)
     assert output[1].output == str(arguments["a"] + arguments["b"])
+
+
+def test_an_approval_response_must_answer_a_request(raw: httpx.Client) -> None:
+    answer = {"type": "mcp_approval_response", "approval_request_id": "mcpr_nope", "approve": True}
+    response = raw.post("/responses", json={"model": MODEL, "input": [answer]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "input[0].approval_request_id"
