@@ -16,12 +16,15 @@ from oasis.owners import ANONYMOUS
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
+from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
+from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.uploads import UploadsService
 
 T = TypeVar("T")
 
@@ -68,5 +71,8 @@ TranscriptionDep = Annotated[
     TranscriptionService, Depends(_app_state("transcription", TranscriptionService))
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
+FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
+BatchesDep = Annotated[BatchesService, Depends(_app_state("batches", BatchesService))]
+UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 OwnerDep = Annotated[str, Depends(get_owner)]

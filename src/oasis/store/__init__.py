@@ -9,20 +9,27 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from oasis.store.batches import BatchRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
+from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
+from oasis.store.uploads import UploadRepository
 
 __all__ = [
+    "BatchRepository",
     "ConversationRepository",
     "EventLogRepository",
+    "FileRepository",
     "ItemPage",
     "ItemRepository",
     "ResponseRepository",
     "Store",
     "StoredConversation",
+    "StoredFile",
     "StoredResponse",
+    "UploadRepository",
 ]
 
 
@@ -35,6 +42,9 @@ class Store:
         self.conversations = ConversationRepository(engine)
         self.items = ItemRepository(engine)
         self.events = EventLogRepository(engine)
+        self.files = FileRepository(engine)
+        self.uploads = UploadRepository(engine)
+        self.batches = BatchRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
