@@ -56,7 +56,6 @@ def test_bad_tools_are_400_naming_the_field(
     "tool",
     [
         {"type": "file_search", "vector_store_ids": ["vs_1"]},
-        {"type": "mcp", "server_label": "x", "server_url": "https://example.com/mcp"},
         {
             "type": "computer_use_preview",
             "display_width": 8,

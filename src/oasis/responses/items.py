@@ -336,15 +336,28 @@ def _other_item(raw: Item, kind: str) -> Item:
 
 
 def check_call_ids(context: list[Item], new: list[Item], *, param: str = "input") -> None:
-    """Every ``function_call_output`` in ``new`` answers a call made earlier in the context."""
+    """Every ``function_call_output`` in ``new`` answers a call made earlier in the context,
+    and every ``mcp_approval_response`` an ``mcp_approval_request``."""
     known = {i["call_id"] for i in context if i.get("type") == "function_call"}
+    requests = {i["id"] for i in context if i.get("type") == "mcp_approval_request"}
     for index, item in enumerate(new):
         if item.get("type") == "function_call":
             known.add(item["call_id"])
+        elif item.get("type") == "mcp_approval_request":
+            requests.add(item["id"])
         elif item.get("type") == "function_call_output" and item["call_id"] not in known:
             raise InvalidRequestError(
                 f"No tool call found for function call output with call_id {item['call_id']}.",
                 param=f"{param}[{index}].call_id",
+                code="invalid_value",
+            )
+        elif (
+            item.get("type") == "mcp_approval_response"
+            and item.get("approval_request_id") not in requests
+        ):
+            raise InvalidRequestError(
+                f"No MCP approval request found with id {item.get('approval_request_id')!r}.",
+                param=f"{param}[{index}].approval_request_id",
                 code="invalid_value",
             )
 

@@ -17,7 +17,12 @@ Two rules keep the loop finite:
   no function tools.
 
 Hosted calls of a step run one after the other, in the order the model made them. A
-step that also calls function tools runs its hosted calls and then ends the turn.
+step that also calls function tools runs its hosted calls and then ends the turn; so does
+a hosted call that waits on the client (an MCP approval request).
+
+Before the first step, kinds that offer their functions only at run time (``mcp``) run
+their ``prepare`` (:class:`~oasis.tools.base.PreparingKind`): their items come first in
+the output, and the first step's prompt is prepared again with the functions they offer.
 """
 
 from __future__ import annotations
@@ -30,9 +35,19 @@ from oasis.core.conversation import ToolCall
 from oasis.core.events import Finished, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
 from oasis.core.options import GenerationOptions
 from oasis.core.types import SamplingParams
+from oasis.ids import new_id
 from oasis.responses.events import ResponseBuilder
 from oasis.services.generation import GenerationCore, PreparedPrompt
-from oasis.tools.base import ConfiguredTool, HostedCall, ToolContext, ToolResult
+from oasis.tools.base import (
+    AwaitingClient,
+    ConfiguredTool,
+    HostedCall,
+    Offered,
+    PreparingKind,
+    ReplayedCall,
+    ToolContext,
+    ToolResult,
+)
 from oasis.tools.registry import get_tool
 from oasis.types import Item
 
@@ -58,10 +73,75 @@ class LoopState:
     hosted_calls: int = 0
     extra: list[Item] = field(default_factory=list)
     incomplete_reason: str | None = None
+    tools: list[ConfiguredTool] = field(default_factory=list)  # every configured entry
+    choice: Item | str | None = None  # the request's tool_choice, as given
+    awaiting: bool = False  # a hosted call waits on the client: the turn ends
+
+
+async def _prepare_tools(state: LoopState, builder: ResponseBuilder) -> AsyncIterator[Any]:
+    """Run each preparing kind's ``prepare``; then offer its functions (see the module
+    docstring). Nothing changes when no configured entry waits for it."""
+    deferred: dict[str, list[ConfiguredTool]] = {}
+    for tool in state.tools:
+        if tool.function is None:
+            deferred.setdefault(tool.type, []).append(tool)
+    if not deferred:
+        return
+    offered: list[ConfiguredTool] = []
+    forced: str | None = None
+    for type_, entries in deferred.items():
+        kind = get_tool(type_)
+        assert kind is not None and hasattr(kind, "prepare")  # configured through the registry
+        preparing: PreparingKind = kind  # type: ignore[assignment]
+        named = state.choice if isinstance(state.choice, dict) else None
+        choice = named if named and named.get("type") == type_ else None
+        async for event in preparing.prepare(entries, state.context, choice):
+            if isinstance(event, Offered):
+                offered += event.tools
+                forced = forced or event.choice
+                for call in event.calls:
+                    state.extra += _read_call(call, new_id("call"))
+            else:
+                for out in builder.hosted(event):
+                    yield out
+    options = state.options
+    names = {t.name for t in options.tools}
+    functions = list(options.tools)
+    for tool in offered:
+        assert tool.function is not None
+        if tool.function.name in names:
+            continue  # the request's own tool of that name wins
+        names.add(tool.function.name)
+        functions.append(tool.function)
+        state.hosted[tool.function.name] = tool
+    first = options.tool_choice
+    if state.choice == "required" and functions:
+        first = "required"  # held back while nothing was offered yet
+    state.options = replace(options, tools=tuple(functions), tool_choice=forced or first)
+    state.prompt = await state.prepare(state.extra, state.options)
+    state.params = replace(
+        state.params,
+        max_tokens=state.core.max_new_tokens(state.prompt, state.max_output_tokens),
+    )
+
+
+def _read_call(call: ReplayedCall, call_id: str) -> list[Item]:
+    """A call and its result, as the model reads them next step."""
+    return [
+        {
+            "type": "function_call",
+            "call_id": call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
+        {"type": "function_call_output", "call_id": call_id, "output": call.output},
+    ]
 
 
 async def run_steps(state: LoopState, builder: ResponseBuilder) -> AsyncIterator[Any]:
     """Stream the events of every step; afterwards ``builder.end`` ends the response."""
+    async for out in _prepare_tools(state, builder):
+        yield out
     prompt, params, options = state.prompt, state.params, state.options
     if state.hosted and state.max_hosted_calls <= 0:
         # No hosted call may run at all: even the first step must not call one.
@@ -111,8 +191,8 @@ async def run_steps(state: LoopState, builder: ResponseBuilder) -> AsyncIterator
             state.hosted_calls += 1
             async for out in _run_call(state, builder, call):
                 yield out
-        if client:
-            return  # function calls too: the client runs those, and the turn ends here
+        if client or state.awaiting:
+            return  # the client runs (or approves) calls: the turn ends here
         options = _next_options(state)
         prompt = await state.prepare(state.extra, options)
         left = None if state.max_output_tokens is None else state.max_output_tokens - spent
@@ -133,19 +213,14 @@ async def _run_call(
     async for event in kind.run(kind_call, state.context):
         if isinstance(event, ToolResult):
             result = event.output
+        elif isinstance(event, AwaitingClient):
+            state.awaiting = True
+            return  # no result yet: the model reads this call on a later turn, if it ran
         else:
             for out in builder.hosted(event):
                 yield out
     # What the model reads next step: its call, and the tool's answer to it.
-    state.extra += [
-        {
-            "type": "function_call",
-            "call_id": call.id,
-            "name": call.name,
-            "arguments": call.arguments,
-        },
-        {"type": "function_call_output", "call_id": call.id, "output": result or ""},
-    ]
+    state.extra += _read_call(ReplayedCall(call.name, call.arguments, result or ""), call.id)
 
 
 def _next_options(state: LoopState, *, first: bool = False) -> GenerationOptions:

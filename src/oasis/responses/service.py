@@ -105,6 +105,8 @@ def _configure_tools(request: ResponseCreateRequest) -> list[ConfiguredTool]:
     configured.sort(key=lambda tool: tool.index)
     seen: set[str] = set()
     for tool in configured:
+        if tool.function is None:
+            continue  # its functions are offered after ``prepare``
         if tool.function.name in seen:
             raise InvalidRequestError(
                 f"Two tools are called '{tool.function.name}'.",
@@ -119,7 +121,7 @@ def _hosted(tools: list[ConfiguredTool]) -> dict[str, ConfiguredTool]:
     out: dict[str, ConfiguredTool] = {}
     for tool in tools:
         kind = get_tool(tool.type)
-        if kind is not None and kind.server_side:
+        if kind is not None and kind.server_side and tool.function is not None:
             out[tool.function.name] = tool
     return out
 
@@ -133,7 +135,7 @@ def _tool_choice(
         return "auto", "auto", None
     if isinstance(choice, str):
         return choice, choice, None
-    names = {t.function.name for t in configured if t.type == "function"}
+    names = {t.function.name for t in configured if t.type == "function" and t.function}
     kind = choice.get("type")
     if kind == "function":
         name = choice.get("name")
@@ -153,7 +155,9 @@ def _tool_choice(
         echo = {"type": "allowed_tools", "mode": mode, "tools": choice.get("tools")}
         return echo, str(mode), allowed
     hosted = [t for t in configured if t.type == kind and t.type != "function"]
-    if hosted and set(choice) == {"type"}:
+    if hosted and hosted[0].function is None:
+        return _deferred_choice(choice, hosted), "auto", None
+    if hosted and hosted[0].function is not None and set(choice) == {"type"}:
         # A hosted tool by its type ({"type": "web_search_preview"}): call it. A type the
         # API's ToolChoiceTypes lacks ({"type": "web_search"}) echoes as its equivalent.
         echo_choice: Item = {"type": kind}
@@ -165,11 +169,27 @@ def _tool_choice(
     )
 
 
+def _deferred_choice(choice: dict[str, Any], entries: list[ConfiguredTool]) -> Item:
+    """A choice of a kind whose functions come after ``prepare`` (``{"type": "mcp",
+    "server_label", "name"}``): every key but ``name`` must match one entry's echo; the
+    loop forces the function once it is offered."""
+    for key, value in choice.items():
+        if key in {"type", "name"}:
+            continue
+        if not any(entry.echo.get(key) == value for entry in entries):
+            raise InvalidRequestError(
+                f"Tool choice {key} {value!r} matches none of the provided tools.",
+                param=f"tool_choice.{key}",
+                code="invalid_value",
+            )
+    return {"name": None, **choice}
+
+
 def _allowed_name(entry: dict[str, Any], configured: list[ConfiguredTool]) -> str:
     """The function name of one ``allowed_tools.tools`` entry (hosted ones by type)."""
     if entry.get("type", "function") != "function":
         for tool in configured:
-            if tool.type == entry.get("type"):
+            if tool.type == entry.get("type") and tool.function is not None:
                 return tool.function.name
     return str(entry.get("name"))
 
@@ -273,8 +293,11 @@ class ResponsesService:
         )
         check_call_ids(context, new_items)
         configured = _configure_tools(request)
-        tools = tuple(t.function for t in configured)
+        await self._check_tools(configured)
+        tools = tuple(t.function for t in configured if t.function is not None)
         choice_echo, choice, allowed = _tool_choice(request, configured)
+        if choice == "required" and any(t.function is None for t in configured):
+            choice = "auto"  # the loop requires a call once the functions are offered
         text_echo, response_format = _text_format(request)
         options = GenerationOptions(
             tools=tools,
@@ -290,6 +313,16 @@ class ResponsesService:
         tools_echo = [t.echo for t in configured]
         echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
         return Prepared(prompt, context, new_items, echo, configured, options)
+
+    async def _check_tools(self, configured: list[ConfiguredTool]) -> None:
+        """The checks a kind makes with the URL policy (a 400 naming the field)."""
+        by_type: dict[str, list[ConfiguredTool]] = {}
+        for tool in configured:
+            by_type.setdefault(tool.type, []).append(tool)
+        for type_, entries in by_type.items():
+            check = getattr(get_tool(type_), "check", None)
+            if check is not None:
+                await check(entries, self.urls)
 
     async def _prompt(
         self, request: ResponseCreateRequest, entries: list[Item], options: GenerationOptions
@@ -414,6 +447,8 @@ class ResponsesService:
             max_hosted_calls=(
                 MAX_HOSTED_CALLS if request.max_tool_calls is None else request.max_tool_calls
             ),
+            tools=turn.tools,
+            choice=request.tool_choice,
         )
         async for out in run_steps(state, turn.builder):
             yield out

@@ -4,9 +4,17 @@ A *kind* (``function``, ``web_search``, ``mcp``…) turns the request's ``tools`
 its ``type`` into :class:`ConfiguredTool` s: what the response echoes, and the function
 schema the model calls it through. A hosted kind (``server_side``) also runs those calls:
 ``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
-when done — and ends with :class:`ToolResult`, the text the model reads next step. On later
-turns the stored item is shown to the model again through the kind's ``replay``. The
-Responses builder turns these into stream events, so a tool never numbers events itself.
+when done — and ends with :class:`ToolResult`, the text the model reads next step, or
+with :class:`AwaitingClient` when the call waits on the client (an approval), which ends
+the turn as a function call does. On later turns the stored item is shown to the model
+again through the kind's ``replay``. The Responses builder turns these into stream events,
+so a tool never numbers events itself.
+
+A kind whose functions are known only at run time (``mcp``: a server's tools) configures
+its entries with ``function=None`` and implements :class:`PreparingKind`: before the first
+generation step the loop runs its ``prepare``, which may add items (``mcp_list_tools``,
+calls approved on the previous turn) and ends with :class:`Offered`: the functions to show
+the model, and the calls it already ran for the model.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ class ConfiguredTool:
     type: str
     index: int
     echo: Item  # as ``Response.tools`` shows it
-    function: FunctionTool  # how the model sees (and calls) it
+    function: FunctionTool | None  # how the model sees (and calls) it; None: after prepare
     config: Any = None  # what the kind needs to run a call
 
 
@@ -99,7 +107,31 @@ class ToolResult:
     output: str
 
 
-ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult
+@dataclass(frozen=True)
+class AwaitingClient:
+    """The last event of a run whose call waits on the client (e.g. for an approval): the
+    model reads no result now, and the turn ends after this step."""
+
+
+ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult | AwaitingClient
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The last event of :meth:`PreparingKind.prepare`.
+
+    ``tools``: one :class:`ConfiguredTool` per function the model may call (same ``type``
+    and ``index`` as the entry it comes from). ``calls``: calls already run this turn, read
+    by the model as its own calls with their results. ``choice``: the function a
+    ``tool_choice`` of this kind forces on the first step, if any.
+    """
+
+    tools: Sequence[ConfiguredTool]
+    calls: Sequence[ReplayedCall] = ()
+    choice: str | None = None
+
+
+PrepareEvent = ItemAdded | ItemProgress | ItemDone | Offered
 
 
 class ToolKind(Protocol):
@@ -129,4 +161,20 @@ class ToolKind(Protocol):
         """How a stored item of one of :attr:`item_types` reads to the model on a later
         turn (``previous_response_id``, conversations); None when the model does not see
         it. Stored items are complete (whatever ``include`` showed the client)."""
+        ...
+
+
+class PreparingKind(ToolKind, Protocol):
+    """A kind with a ``prepare`` phase (optional; see the module docstring)."""
+
+    async def check(self, tools: Sequence[ConfiguredTool], urls: UrlPolicy) -> None:
+        """Checks that need the network, before the response starts (a URL the policy
+        refuses is a 400 naming its field); any kind may define this."""
+        ...
+
+    def prepare(
+        self, tools: Sequence[ConfiguredTool], context: ToolContext, choice: Item | None
+    ) -> AsyncIterator[PrepareEvent]:
+        """Before the first step: this kind's configured entries (in request order), and
+        the request's ``tool_choice`` when it names this kind. Ends with :class:`Offered`."""
         ...

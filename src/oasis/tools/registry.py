@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
         ],
         "oasis.tools.web_search:TOOL",
     ),
+    "mcp": "oasis.tools.mcp:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}
 _by_item: dict[str, ToolKind | None] = {}  # output item type -> the kind that made it
