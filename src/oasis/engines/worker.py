@@ -8,8 +8,10 @@ an async iterator over what the job emits; closing that iterator, or dropping it
 ``cancelled``. With ``max_wait``, a job still queued that long is dropped and its
 iterator raises ``OverloadedError``, again before it has yielded anything.
 :meth:`ModelWorker.stream_many` queues one request's jobs together, admitted or refused as
-a whole: a request that was let in is not failed half-way through. Jobs for one model run
-one at a time, in arrival order, so a runtime is never entered by two requests at once.
+a whole: a request that was let in is not failed half-way through. Jobs for one model
+start in arrival order and run one at a time, so a runtime is never entered by two
+requests at once; a runtime that batches requests itself (the llama.cpp scheduler) asks
+for ``workers`` threads and runs that many jobs at once.
 """
 
 from __future__ import annotations
@@ -99,14 +101,17 @@ class JobStream(AsyncIterator[T]):
 
 
 class ModelWorker(Generic[T]):
-    """The single thread that runs one model's jobs, and the queue in front of it."""
+    """The thread (or ``workers`` threads) that run one model's jobs, and the queue in
+    front of them. A job waits in the queue until a thread is free."""
 
-    def __init__(self, name: str, max_queue: int, max_wait: float | None = None) -> None:
+    def __init__(
+        self, name: str, max_queue: int, max_wait: float | None = None, *, workers: int = 1
+    ) -> None:
         self.name = name
         self._max_queue = max_queue
         self._max_wait = max_wait  # seconds a job may wait for its turn; None: no limit
         self._pending = 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix=name)
 
     def _release(self) -> None:
         self._pending -= 1
@@ -207,5 +212,5 @@ class ModelWorker(Generic[T]):
         )
 
     async def close(self) -> None:
-        """Cancel queued jobs and wait, off the event loop, for the running one to end."""
+        """Cancel queued jobs and wait, off the event loop, for the running ones to end."""
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
