@@ -174,7 +174,9 @@ class StepScheduler:
 
     def _run(self, step: list[_Request]) -> None:
         entries: list[tuple[int, int, int, bool]] = []
-        for request in step:
+        # In slot order: llama.cpp puts sequences of separate KV streams into one ubatch
+        # only when their ids come in increasing, consecutive order.
+        for request in sorted(step, key=lambda r: r.slot):
             for i, (token, wanted) in enumerate(zip(request.tokens, request.outputs, strict=True)):
                 if wanted:
                     request.rows.append(len(entries))
@@ -232,7 +234,9 @@ class SlotPool:
             assert free, "more generations than slots"
             best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), -slot.used))
             if 2 * common_prefix(best.tokens, prompt) < len(best.tokens):
-                best = min(free, key=lambda slot: slot.used)
+                # Among equals the lowest index: sequences with consecutive ids decode in
+                # one ubatch (see StepScheduler._run).
+                best = min(free, key=lambda slot: (slot.used, slot.index))
             self._clock += 1
             best.busy, best.used = True, self._clock
             return best
