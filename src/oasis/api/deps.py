@@ -19,9 +19,11 @@ from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
+from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.uploads import UploadsService
 
 T = TypeVar("T")
 
@@ -38,6 +40,15 @@ def _app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
 
     dependency.__name__ = f"get_{name}"
     return dependency
+
+
+async def get_include(request: Request) -> frozenset[str]:
+    """The ``include`` query values, as the SDK sends them (``include[]=…``) or plainly."""
+    params = request.query_params
+    return frozenset(params.getlist("include") + params.getlist("include[]"))
+
+
+IncludeDep = Annotated[frozenset[str], Depends(get_include)]
 
 
 async def get_owner(request: Request) -> str:
@@ -59,5 +70,7 @@ TranscriptionDep = Annotated[
     TranscriptionService, Depends(_app_state("transcription", TranscriptionService))
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
+FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
+UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 OwnerDep = Annotated[str, Depends(get_owner)]

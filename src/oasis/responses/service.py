@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.ids import new_id
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
+from oasis.responses.include import shown_all
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
 from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps
@@ -32,7 +33,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
-from oasis.tools.registry import get_tool
+from oasis.tools.registry import get_tool, replay_item
 from oasis.types import Item
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
@@ -280,7 +281,7 @@ class ResponsesService:
         while it is too long for the model."""
         assert request.model is not None
         conversation: Conversation | None = to_conversation(
-            request.instructions, entries, options.tools
+            request.instructions, entries, options.tools, replay_item
         )
         while True:
             assert conversation is not None
@@ -339,7 +340,9 @@ class ResponsesService:
             top_p=base["top_p"],
             top_logprobs=(request.top_logprobs or 0) if request.wants_logprobs else None,
         )
-        builder = ResponseBuilder(base, logprobs=request.wants_logprobs)
+        builder = ResponseBuilder(
+            base, logprobs=request.wants_logprobs, include=frozenset(request.include or ())
+        )
         return Turn(
             request,
             owner,
@@ -376,7 +379,12 @@ class ResponsesService:
             options=turn.options,
             prepare=prepare,
             hosted=_hosted(turn.tools),
-            context=ToolContext(http=self.http, owner=turn.owner, response_id=turn.builder.id),
+            context=ToolContext(
+                http=self.http,
+                owner=turn.owner,
+                response_id=turn.builder.id,
+                history=tuple(entries),
+            ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(
                 MAX_HOSTED_CALLS if request.max_tool_calls is None else request.max_tool_calls
@@ -548,11 +556,14 @@ class ResponsesService:
 
     # -- stored responses -------------------------------------------------------------
 
-    async def retrieve(self, response_id: str, owner: str) -> Response:
+    async def retrieve(
+        self, response_id: str, owner: str, include: Collection[str] = ()
+    ) -> Response:
         stored = await self.store.responses.get(owner, response_id)
         if stored is None:
             raise _not_found(response_id)
-        return Response.model_validate(stored.body)
+        body = stored.body
+        return Response.model_validate({**body, "output": shown_all(body["output"], include)})
 
     async def replay(self, response_id: str, owner: str, after: int | None) -> AsyncIterator[Event]:
         """``GET ?stream=true``: the stored event log after ``after``, then live events."""
@@ -595,13 +606,21 @@ class ResponsesService:
         return await self.retrieve(response_id, owner)
 
     async def input_items(
-        self, response_id: str, owner: str, *, order: str, after: str | None, limit: int
+        self,
+        response_id: str,
+        owner: str,
+        *,
+        order: str,
+        after: str | None,
+        limit: int,
+        include: Collection[str] = (),
     ) -> ItemPage:
         if await self.store.responses.get(owner, response_id) is None:
             raise _not_found(response_id)
-        return await self.store.responses.items(
+        page = await self.store.responses.items(
             owner, response_id, role="input", order=order, after=after, limit=limit
         )
+        return replace(page, data=shown_all(page.data, include))
 
     async def input_tokens(
         self, request: ResponseCreateRequest, owner: str

@@ -11,18 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
+from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
+from oasis.store.uploads import UploadRepository
 
 __all__ = [
     "ConversationRepository",
     "EventLogRepository",
+    "FileRepository",
     "ItemPage",
     "ItemRepository",
     "ResponseRepository",
     "Store",
     "StoredConversation",
+    "StoredFile",
     "StoredResponse",
+    "UploadRepository",
 ]
 
 
@@ -35,6 +40,8 @@ class Store:
         self.conversations = ConversationRepository(engine)
         self.items = ItemRepository(engine)
         self.events = EventLogRepository(engine)
+        self.files = FileRepository(engine)
+        self.uploads = UploadRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
