@@ -19,6 +19,7 @@ and p50/p95 time to first token, plus the ratios the targets are stated in.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -48,7 +49,7 @@ Stream = tuple[float, int]
 def stream_once(
     base_url: str, model: str, index: int, tokens: int, ban: dict[int, float]
 ) -> Stream:
-    """One streamed chat turn; counts content chunks (one per token on every side)."""
+    """One streamed chat turn; counts the chunks with content (one per token on every side)."""
     body = {
         "model": model,
         "messages": [{"role": "user", "content": f"({index}) {PROMPT}"}],
@@ -69,7 +70,11 @@ def stream_once(
     ) as response:
         response.raise_for_status()
         for line in response.iter_lines():
-            if line.startswith("data: {") and '"content":"' in line and '"content":""' not in line:
+            if not line.startswith("data: {"):
+                continue
+            # Parsed, not matched as text: the servers space their JSON differently.
+            choices = json.loads(line[len("data: ") :]).get("choices") or [{}]
+            if (choices[0].get("delta") or {}).get("content"):
                 if count == 0:
                     first = time.perf_counter() - started
                 count += 1
