@@ -102,7 +102,9 @@ def llama_cpp_server(path: Path, threads: int, n_ctx: int) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--n_threads",
          str(threads), "--n_ctx", str(n_ctx), "--port", str(port), "--host", "127.0.0.1",
-         "--verbose", "false"],
+         "--verbose", "false",
+         # Its default drops a running stream when the next request comes; queue instead.
+         "--interrupt_requests", "false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
