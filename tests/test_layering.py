@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "oasis"
 FORBIDDEN = {
     "core": ("engines", "services", "api", "wire", "responses", "tools"),
     "engines": ("services", "api", "wire", "responses", "tools"),
+    "search": ("services", "api", "wire", "responses", "tools"),
 }
 
 

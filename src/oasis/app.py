@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from oasis import __version__
 from oasis.api import (
     audio,
+    batches,
     chat,
     completions,
     conversations,
@@ -24,6 +25,7 @@ from oasis.api import (
     responses,
     uploads,
 )
+from oasis.api.batch_lines import BatchDispatch
 from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import (
@@ -39,8 +41,12 @@ from oasis.models.registry import ModelRegistry
 from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
+from oasis.search import create_engine
 from oasis.services.audio import SpeechService, TranscriptionService
+from oasis.services.batch_runner import BatchRunner
+from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
+from oasis.services.chat_search import ChatSearch
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
@@ -53,7 +59,8 @@ from oasis.services.uploads import UploadsService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.tools.outbound import create_http_client
+from oasis.tools import web_search
+from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,8 @@ def create_app(
     ``http_transport`` carries the outbound requests of tools (tests pass a
     ``httpx.MockTransport`` to stand in for the outside world).
     """
+    search_engine = create_engine(settings.web_search, http_transport)
+    web_search.install(search_engine, settings.web_search)
     load_plugins(settings.tool_plugins)
     registry = ModelRegistry.from_settings(settings)
     secret = settings.owner_secret
@@ -93,13 +102,14 @@ def create_app(
         app.state.settings = settings
         app.state.models = manager
         app.state.core = core
-        app.state.chat = ChatService(core)
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
-        http = create_http_client(http_transport)
-        app.state.responses = ResponsesService(core, store, http)
+        urls = UrlPolicy(allow_private=settings.allow_private_urls)
+        http = create_http_client(http_transport, urls)
+        app.state.responses = ResponsesService(core, store, http, urls)
+        app.state.chat = ChatService(core, ChatSearch(http, urls))
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
@@ -119,6 +129,13 @@ def create_app(
             [file_service.sweep, upload_service.sweep],
             once=[file_service.discard_orphans, upload_service.discard_orphans],
         )
+        dispatch = BatchDispatch(
+            app.state.chat, app.state.completions, app.state.embeddings, app.state.responses
+        )
+        runner = BatchRunner(
+            store.batches, file_service, dispatch, concurrency=settings.batch_concurrency
+        )
+        app.state.batches = BatchesService(store.batches, file_service, runner)
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
@@ -126,15 +143,19 @@ def create_app(
             await app.state.responses.jobs.recover()
             housekeeping.start()
             await manager.preload()
+            await runner.recover()
             log.info("oasis %s ready", __version__)
             yield
         finally:
+            await runner.close()
             await housekeeping.close()
             await app.state.responses.close()
             await store.close()
             await app.state.embeddings.close()
             await manager.close()
             await http.aclose()
+            if search_engine is not None:
+                await search_engine.close()
 
     app = FastAPI(
         title="oasis",
@@ -157,6 +178,7 @@ def create_app(
         images,
         files,
         uploads,
+        batches,
     )
     for module in routers:
         app.include_router(module.router)

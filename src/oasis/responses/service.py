@@ -13,10 +13,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
 import httpx
-from openai.types.responses import Response
+from openai.types.responses import Response, ToolChoiceTypes
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from oasis.core.conversation import Conversation
@@ -33,6 +33,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
+from oasis.tools.outbound import UrlPolicy
 from oasis.tools.registry import get_tool, replay_item
 from oasis.types import Item
 from oasis.wire.base import dump
@@ -40,6 +41,8 @@ from oasis.wire.responses import ResponseCreateRequest
 
 log = logging.getLogger(__name__)
 
+# The hosted tool types a ``tool_choice`` may name as ``{"type": ...}`` in a Response.
+_CHOICE_TYPES = frozenset(get_args(ToolChoiceTypes.model_fields["type"].annotation))
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 # How often a running background job writes its snapshot and events to the database.
 FLUSH_SECONDS = 0.25
@@ -148,8 +151,12 @@ def _tool_choice(
         return echo, str(mode), allowed
     hosted = [t for t in configured if t.type == kind and t.type != "function"]
     if hosted and set(choice) == {"type"}:
-        # A hosted tool by its type ({"type": "web_search_preview"}): call it.
-        return {"type": kind}, hosted[0].function.name, None
+        # A hosted tool by its type ({"type": "web_search_preview"}): call it. A type the
+        # API's ToolChoiceTypes lacks ({"type": "web_search"}) echoes as its equivalent.
+        echo_choice: Item = {"type": kind}
+        if kind not in _CHOICE_TYPES:
+            echo_choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": kind}]}
+        return echo_choice, hosted[0].function.name, None
     raise UnsupportedError(
         f"tool_choice of type {kind!r} is not supported by this server.", param="tool_choice"
     )
@@ -203,10 +210,17 @@ def _drop_oldest(conversation: Conversation) -> Conversation | None:
 class ResponsesService:
     """Create, stream, store, chain, retrieve, cancel and replay responses."""
 
-    def __init__(self, core: GenerationCore, store: Store, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        core: GenerationCore,
+        store: Store,
+        http: httpx.AsyncClient,
+        urls: UrlPolicy | None = None,
+    ) -> None:
         self.core = core
         self.store = store
         self.http = http  # the one client for tools' outbound requests
+        self.urls = urls or UrlPolicy()  # where those requests may go
         self.jobs = BackgroundJobs(store)
 
     # -- planning ---------------------------------------------------------------------
@@ -383,7 +397,9 @@ class ResponsesService:
                 http=self.http,
                 owner=turn.owner,
                 response_id=turn.builder.id,
+                urls=self.urls,
                 history=tuple(entries),
+                sources=turn.builder.sources,
             ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(

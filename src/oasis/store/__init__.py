@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from oasis.store.batches import BatchRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
@@ -17,6 +18,7 @@ from oasis.store.responses import ResponseRepository, StoredResponse
 from oasis.store.uploads import UploadRepository
 
 __all__ = [
+    "BatchRepository",
     "ConversationRepository",
     "EventLogRepository",
     "FileRepository",
@@ -42,6 +44,7 @@ class Store:
         self.events = EventLogRepository(engine)
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
+        self.batches = BatchRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
