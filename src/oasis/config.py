@@ -163,6 +163,9 @@ class Settings(BaseModel):
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
     threads: int = Field(default_factory=available_cpus)
     context_length: int = 8192
+    # Sequences a chat model decodes at once (continuous batching); each has the whole
+    # context_length. 1 runs one request at a time. A model's `parallel` option overrides it.
+    parallel: int = Field(default=4, ge=1, le=64)
     preload: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"])
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     models: list[ModelConfig] = Field(default_factory=list)
@@ -233,6 +236,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "OASIS_DATABASE_URL": "database_url",
         "OASIS_MAX_BODY_BYTES": "max_body_bytes",
         "OASIS_OWNER_SECRET": "owner_secret",
+        "OASIS_PARALLEL": "parallel",
         "OASIS_THREADS": "threads",
         "OASIS_ALLOW_PRIVATE_URLS": "allow_private_urls",
     }

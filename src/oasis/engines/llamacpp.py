@@ -1,13 +1,17 @@
 """The llama.cpp text engine (GGUF models through llama-cpp-python).
 
-One ``Llama`` context per model, driven by one worker thread: requests queue in front of
-it, so concurrent clients never share a context mid-generation. The worker reuses the KV
-cache for the longest prompt prefix it already holds, which makes chained turns cheap.
-Tokens cross back to the event loop through the shared :class:`ModelWorker`.
+One llama.cpp context per model with ``parallel`` sequences. Each running generation has a
+worker thread and a slot (a sequence) of its own; a :class:`StepScheduler` decodes every
+active sequence in one batch per step (continuous batching). A finished slot keeps its KV
+cells, and a new generation takes the free slot holding the longest prefix of its prompt,
+which makes chained turns cheap even with other clients in between. Tokens cross back to
+the event loop through the shared :class:`ModelWorker`; requests beyond ``parallel`` queue
+there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import random
@@ -23,56 +27,84 @@ from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.cpu import CpuShare
 from oasis.engines.local_chat import LocalChatBackend
+from oasis.engines.scheduler import SharedPrompt, Slot, SlotPool, StepScheduler, common_prefix
 from oasis.engines.worker import Job, ModelWorker
-from oasis.errors import ModelUnavailableError
+from oasis.errors import ModelUnavailableError, OasisError
 from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
+_N_BATCH = 512  # tokens per llama_decode (and per prompt chunk when a sequence is alone)
+_SHARED_CHUNK = 64  # prompt tokens per step while other sequences are decoding
+
 
 class LlamaCppEngine:
-    """A :class:`~oasis.engines.base.TextEngine` over one llama.cpp context."""
+    """A :class:`~oasis.engines.base.TextEngine` over one llama.cpp context.
+
+    The context holds ``parallel`` sequences (a model option, else the global setting),
+    each with ``context_length`` positions of its own; up to that many generations run at
+    once, decoded together by a :class:`~oasis.engines.scheduler.StepScheduler`.
+    """
 
     def __init__(self, spec: ModelSpec, path: Path, settings: Settings) -> None:
         import llama_cpp
+        from llama_cpp import _internals
+        from llama_cpp._logger import set_verbose
 
         self._llama_cpp = llama_cpp
         self.spec = spec
         n_ctx = int(spec.options.get("context_length", settings.context_length))
         threads = int(spec.options.get("threads", settings.threads))
+        parallel = int(spec.options.get("parallel", settings.parallel))
+        if parallel < 1:
+            raise ModelUnavailableError(f"`{spec.id}`: the option `parallel` must be 1 or more.")
         self._cpu = CpuShare(threads)
         self._threads = threads
+        llama_cpp.llama_backend_init()
+        set_verbose(False)  # llama.cpp's load and graph logs, as `Llama(verbose=False)` does
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = 0
+        ctx_params = llama_cpp.llama_context_default_params()
+        # One KV stream per sequence (not a unified cache): a sequence's cells and
+        # attention never mix with another's, so batching leaves its numbers unchanged.
+        ctx_params.n_ctx = n_ctx * parallel
+        ctx_params.n_seq_max = parallel
+        ctx_params.kv_unified = False
+        ctx_params.n_batch = ctx_params.n_ubatch = _N_BATCH
+        ctx_params.n_threads = ctx_params.n_threads_batch = threads
+        ctx_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_batch=512,
-                verbose=False,
+            self._model = _internals.LlamaModel(
+                path_model=str(path), params=model_params, verbose=False
             )
+            self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelUnavailableError(
                 f"llama.cpp could not load `{spec.id}` from {path}: {exc}"
             ) from exc
-        train_ctx = self._llm._model.n_ctx_train()
-        self.context_length = min(self._llm.n_ctx(), train_ctx) if train_ctx > 0 else n_ctx
-        model = self._llm._model
-        self._vocab = llama_cpp.llama_model_get_vocab(model.model)
-        self._n_vocab = self._llm.n_vocab()
-        metadata = self._llm.metadata
-        self.chat_template: str | None = spec.options.get("chat_template") or metadata.get(
+        self._n_ctx_seq = llama_cpp.llama_n_ctx_seq(self._ctx.ctx)
+        train_ctx = self._model.n_ctx_train()
+        self.context_length = min(self._n_ctx_seq, train_ctx) if train_ctx > 0 else n_ctx
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
+        self._n_vocab = self._model.n_vocab()
+        self._metadata = self._model.metadata()
+        self.chat_template: str | None = spec.options.get("chat_template") or self._metadata.get(
             "tokenizer.chat_template"
         )
-        self.bos_token = self._token_text(self._llm.token_bos())
-        self.eos_token = self._token_text(self._llm.token_eos())
+        self.bos_token = self._token_text(self._model.token_bos())
+        self.eos_token = self._token_text(self._model.token_eos())
         self._pieces: dict[int, bytes] = {}
         self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
+        self._slots = SlotPool(parallel)
+        self._batch = llama_cpp.llama_batch_init(_N_BATCH, 0, 1)
+        self._scheduler = StepScheduler(
+            spec.id, self._decode_batch, _N_BATCH, before_step=self._follow_load
+        )
         self._worker: ModelWorker[GeneratedToken] = ModelWorker(
-            f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout
+            f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout, workers=parallel
         )
 
     def _max_token_bytes(self) -> int | None:
@@ -86,7 +118,7 @@ class LlamaCppEngine:
         llama_cpp = self._llama_cpp
         # "llama" is SentencePiece, "gpt2" byte-level BPE; llama.cpp's other BPE variants
         # (such as "whitespace") drop text.
-        if self._llm.metadata.get("tokenizer.ggml.model") not in {"llama", "gpt2"}:
+        if self._metadata.get("tokenizer.ggml.model") not in {"llama", "gpt2"}:
             return None
         if llama_cpp.llama_vocab_type(self._vocab) not in {
             llama_cpp.LLAMA_VOCAB_TYPE_SPM,
@@ -106,7 +138,7 @@ class LlamaCppEngine:
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
-        return str(self._llm._model.token_get_text(token))
+        return str(self._model.token_get_text(token))
 
     def piece(self, token: int) -> bytes:
         """The raw bytes of one token (control tokens give ``b""``), cached per id."""
@@ -130,11 +162,11 @@ class LlamaCppEngine:
         Safe from any thread, beside the worker's decoding: llama.cpp's tokenizer only
         reads the vocabulary, with a session of its own per call.
         """
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+        return list(self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def detokenize(self, tokens: list[int]) -> str:
         """Text for ``tokens``, special tokens left out."""
-        return bytes(self._llm.detokenize(tokens)).decode("utf-8", errors="replace")
+        return bytes(self._model.detokenize(tokens)).decode("utf-8", errors="replace")
 
     def vocab_size(self) -> int:
         return self._n_vocab
@@ -149,17 +181,18 @@ class LlamaCppEngine:
     def generate_many(
         self, runs: Sequence[tuple[list[int], SamplingParams]]
     ) -> list[AsyncIterator[GeneratedToken]]:
-        """Queue every run now, as one request; they run one after another on the worker."""
+        """Queue every run now, as one request; up to ``parallel`` runs decode together."""
+        share = SharedPrompt() if len(runs) > 1 else None
 
         def job_for(prompt: list[int], params: SamplingParams) -> Job[GeneratedToken]:
             def job(emit: Callable[[GeneratedToken], None], cancel: threading.Event) -> None:
-                self._generate(prompt, params, emit, cancel)
+                self._generate(prompt, params, emit, cancel, share)
 
             return job
 
         return list(self._worker.stream_many([job_for(p, params) for p, params in runs]))
 
-    # --- worker thread -------------------------------------------------------------
+    # --- worker threads (one per running sequence) --------------------------------
 
     def _build_sampler(self, params: SamplingParams) -> Any:
         from llama_cpp import _internals
@@ -186,32 +219,32 @@ class LlamaCppEngine:
         return sampler
 
     def _follow_load(self) -> None:
-        """Run as many threads as there are free CPUs (see :class:`CpuShare`)."""
+        """Run as many threads as there are free CPUs (see :class:`CpuShare`).
+
+        Called by the scheduler thread before each step."""
         threads = self._cpu.threads()
         if threads != self._threads:
-            self._llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, threads, threads)
+            self._llama_cpp.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self._threads = threads
 
-    def _prepare_context(self, prompt: list[int]) -> list[int]:
-        """Keep the cached prefix shared with ``prompt``; return the tokens left to evaluate."""
-        llm = self._llm
-        cached = llm.input_ids[: llm.n_tokens].tolist()
-        shared = 0
-        for a, b in zip(cached, prompt, strict=False):
-            if a != b:
-                break
-            shared += 1
-        # Always evaluate at least one token so fresh logits exist to sample from.
-        shared = min(shared, len(prompt) - 1)
-        if shared > 0 and llm._ctx.kv_cache_seq_rm(-1, shared, -1):
-            llm.n_tokens = shared
-            return prompt[shared:]
-        llm.reset()
-        return prompt
+    def _decode_batch(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One ``llama_decode`` of ``(slot, token, position, wants_logits)`` entries
+        (on the scheduler thread)."""
+        batch = self._batch
+        batch.n_tokens = len(entries)
+        for i, (slot, token, position, wanted) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = slot
+            batch.logits[i] = wanted
+        status = self._llama_cpp.llama_decode(self._ctx.ctx, batch)
+        if status != 0:
+            raise OasisError(f"llama.cpp could not decode a batch (status {status}).")
 
-    def _logprobs(self, token: int, k: int) -> tuple[float, tuple[TokenLogprob, ...]]:
-        raw = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._n_vocab,))
-        return self._score(raw, token, k)
+    def _row_logits(self, row: int) -> np.ndarray[Any, Any]:
+        pointer = self._llama_cpp.llama_get_logits_ith(self._ctx.ctx, row)
+        return np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
 
     def _score(
         self, raw: np.ndarray[Any, Any], token: int, k: int
@@ -231,31 +264,94 @@ class LlamaCppEngine:
             for t in top
         )
 
+    def _eval(self, slot: Slot, tokens: list[int], *, chunk: int = _N_BATCH) -> int:
+        """Evaluate ``tokens`` after what ``slot`` holds, in chunks of at most ``chunk``
+        (each with logits for its last token only); the batch row of the last one."""
+        row = -1
+        for start in range(0, len(tokens), chunk):
+            piece = tokens[start : start + chunk]
+            outputs = [False] * (len(piece) - 1) + [True]
+            row = self._scheduler.decode(slot.index, piece, len(slot.tokens), outputs)[-1]
+            slot.tokens.extend(piece)
+        return row
+
+    def _prefill(self, slot: Slot, prompt: list[int], source: Slot | None) -> int:
+        """Bring ``slot`` to hold ``prompt``; returns how many prompt tokens came from a
+        cache, and leaves the last prompt token's logits to sample from.
+
+        The slot keeps the longest prefix it shares with ``prompt`` (it was picked for
+        that). With ``source``, the slot of another choice of the same request that has
+        evaluated the prompt, its cells are copied rather than evaluated again.
+        """
+        scheduler = self._scheduler
+        body = prompt[:-1]
+        shared: int = scheduler.call(lambda: self._keep_prefix(slot, prompt))
+        if source is not None and shared < len(body):
+            copied: int = scheduler.call(lambda: self._copy_prefix(source, slot, body))
+            shared = max(shared, copied)
+        rest = body[shared:]
+        # While others decode, a long prompt goes in small chunks so that their tokens
+        # keep coming (chunked prefill); alone, in full batches as before batching.
+        chunk = _N_BATCH if scheduler.active <= 1 else _SHARED_CHUNK
+        if rest:
+            self._eval(slot, rest, chunk=chunk)
+        return shared
+
+    def _keep_prefix(self, slot: Slot, prompt: list[int]) -> int:
+        """(Scheduler thread.) Trim ``slot``'s cells to the prefix it shares with ``prompt``.
+
+        At least the last prompt token is always evaluated afresh, so a seeded sample
+        never depends on what the cache held (its logits are always those of a batch of
+        one, whatever came before).
+        """
+        shared = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        memory = self._llama_cpp.llama_get_memory(self._ctx.ctx)
+        if not self._llama_cpp.llama_memory_seq_rm(memory, slot.index, shared, -1):
+            self._llama_cpp.llama_memory_seq_rm(memory, slot.index, -1, -1)
+            shared = 0
+        del slot.tokens[shared:]
+        return shared
+
+    def _copy_prefix(self, source: Slot, slot: Slot, body: list[int]) -> int:
+        """(Scheduler thread.) Copy ``source``'s cells into ``slot`` and keep the part of
+        ``body`` they cover; 0 (and nothing copied) when ``source`` no longer holds it."""
+        have = min(common_prefix(source.tokens, body), len(body))
+        if have < len(body):
+            return 0
+        llama_cpp = self._llama_cpp
+        memory = llama_cpp.llama_get_memory(self._ctx.ctx)
+        llama_cpp.llama_memory_seq_rm(memory, slot.index, -1, -1)
+        # Across KV streams llama.cpp copies whole sequences; the tail is dropped after.
+        llama_cpp.llama_memory_seq_cp(memory, source.index, slot.index, -1, -1)
+        llama_cpp.llama_memory_seq_rm(memory, slot.index, have, -1)
+        slot.tokens[:] = body[:have]
+        return have
+
     def _score_prompt(
-        self, prompt: list[int], k: int, emit: Callable[[GeneratedToken], None]
-    ) -> None:
+        self, slot: Slot, prompt: list[int], k: int, emit: Callable[[GeneratedToken], None]
+    ) -> int:
         """Evaluate ``prompt`` from scratch keeping every position's logits, and emit each
-        prompt token scored by the position before it (the first token has no score)."""
-        llm = self._llm
-        llm.reset()
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        prompt token scored by the position before it (the first token has no score).
+        Returns the batch row of the last position's logits."""
+        scheduler = self._scheduler
+        scheduler.call(lambda: self._keep_prefix(slot, prompt[:1]))  # drops every cell
         emit(GeneratedToken(prompt[0], self.piece(prompt[0]), False, prompt_token=True))
-        for start in range(0, len(prompt), llm.n_batch):
-            batch = prompt[start : start + llm.n_batch]
-            llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
-            llm._ctx.decode(llm._batch)
-            llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
-            llm.n_tokens += len(batch)
-            rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch), self._n_vocab))
-            for row, position in enumerate(range(start, start + len(batch))):
+        row = -1
+        for start in range(0, len(prompt), _N_BATCH):
+            piece = prompt[start : start + _N_BATCH]
+            rows = scheduler.decode(slot.index, piece, len(slot.tokens), [True] * len(piece))
+            slot.tokens.extend(piece)
+            for offset, row in enumerate(rows):
+                position = start + offset
                 if position + 1 < len(prompt):  # this position predicts the next token
                     token = prompt[position + 1]
-                    logprob, top = self._score(rows[row], token, k)
+                    logprob, top = self._score(self._row_logits(row), token, k)
                     emit(
                         GeneratedToken(
                             token, self.piece(token), False, logprob, top, prompt_token=True
                         )
                     )
+        return row
 
     def _generate(
         self,
@@ -263,51 +359,63 @@ class LlamaCppEngine:
         params: SamplingParams,
         emit: Callable[[GeneratedToken], None],
         cancel: threading.Event,
+        share: SharedPrompt | None = None,
     ) -> None:
-        llm = self._llm
         llama_cpp = self._llama_cpp
         sampler = self._build_sampler(params)
-        state = self._constraint_state(params)
-        self._follow_load()
-        if params.prompt_logprobs is not None:
-            # Every position's logits are needed, so nothing comes from the cache.
-            self._score_prompt(prompt, params.prompt_logprobs, emit)
-            cached: int | None = 0
-        else:
-            pending = self._prepare_context(prompt)
-            cached = len(prompt) - len(pending)
-            # The last prompt token is evaluated on its own, as it is after a cache hit of
-            # everything before it: a batch of n and a batch of one round differently, and
-            # a seeded sample must not depend on what the cache held.
-            if len(pending) > 1:
-                llm.eval(pending[:-1])
-            llm.eval(pending[-1:])
-        for produced in range(params.max_tokens):
-            if cancel.is_set():
-                log.info("generation stopped early (consumer gone) after %d tokens", produced)
-                return
-            token = sampler.sample(llm._ctx, -1)
-            if state is not None and not state.allows(token):
-                # The usual trick: sample freely, and only when the grammar rejects the
-                # token mask the logits and sample again from what it allows.
-                state.mask_logits(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1))
-                token = sampler.sample(llm._ctx, -1)
-            end = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
-            logprob: float | None = None
-            top: tuple[TokenLogprob, ...] = ()
-            if params.top_logprobs is not None:
-                logprob, top = self._logprobs(token, params.top_logprobs)
-            piece = b"" if end else self.piece(token)
-            emit(GeneratedToken(token, piece, end, logprob, top, cached))
-            cached = None
-            if end or llm.n_tokens + 1 >= llm.n_ctx():
-                return
-            if state is not None and state.advance(token, piece):
-                # The constrained output is complete: nothing may follow it.
-                emit(GeneratedToken(self._llm.token_eos(), b"", True))
-                return
-            self._follow_load()
-            llm.eval([token])
+        state = self._constraint_state(params)  # before joining: the first takes a second
+        slot = self._slots.acquire(prompt)
+        scheduler = self._scheduler
+        try:
+            # Waiting for another choice happens before joining: no step waits for us.
+            source = share.follow(slot) if share is not None else None
+            scheduler.join()
+        except BaseException:
+            self._slots.release(slot)
+            raise
+        try:
+            if params.prompt_logprobs is not None:
+                # Every position's logits are needed, so nothing comes from the cache.
+                row = self._score_prompt(slot, prompt, params.prompt_logprobs, emit)
+                cached: int | None = 0
+            else:
+                cached = self._prefill(slot, prompt, source)
+                if share is not None:
+                    share.ready()
+                row = self._eval(slot, prompt[-1:])
+            for produced in range(params.max_tokens):
+                if cancel.is_set():
+                    log.info("generation stopped early (consumer gone) after %d tokens", produced)
+                    return
+                token = sampler.sample(self._ctx, row)
+                if state is not None and not state.allows(token):
+                    # The usual trick: sample freely, and only when the grammar rejects the
+                    # token mask the logits and sample again from what it allows.
+                    state.mask_logits(llama_cpp.llama_get_logits_ith(self._ctx.ctx, row))
+                    token = sampler.sample(self._ctx, row)
+                end = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+                logprob: float | None = None
+                top: tuple[TokenLogprob, ...] = ()
+                if params.top_logprobs is not None:
+                    logprob, top = self._score(self._row_logits(row), token, params.top_logprobs)
+                piece = b"" if end else self.piece(token)
+                emit(GeneratedToken(token, piece, end, logprob, top, cached))
+                cached = None
+                if end or len(slot.tokens) + 1 >= self._n_ctx_seq:
+                    return
+                if state is not None and state.advance(token, piece):
+                    # The constrained output is complete: nothing may follow it.
+                    emit(GeneratedToken(self._model.token_eos(), b"", True))
+                    return
+                row = self._eval(slot, [token])
+        except BaseException:
+            slot.tokens.clear()  # what its cells hold is no longer known
+            raise
+        finally:
+            if share is not None:
+                share.ready()  # a first choice that failed must not leave the others waiting
+            scheduler.leave()
+            self._slots.release(slot)
 
     def _constraint_state(self, params: SamplingParams) -> ConstraintState | None:
         if params.constraint is None:
@@ -328,7 +436,7 @@ class LlamaCppEngine:
                     pieces.append(self._special_piece(token) if is_control else self.piece(token))
                 fptr = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
                 self._guidance = tokenizer_from_pieces(
-                    pieces, special, self._llm.token_eos(), fptr or 0, self._vocab
+                    pieces, special, self._model.token_eos(), fptr or 0, self._vocab
                 )
             return self._guidance
 
@@ -344,7 +452,10 @@ class LlamaCppEngine:
 
     async def close(self) -> None:
         await self._worker.close()
-        self._llm.close()
+        await asyncio.to_thread(self._scheduler.close)
+        self._llama_cpp.llama_batch_free(self._batch)
+        self._ctx.close()
+        self._model.close()
 
 
 def create_engine(spec: ModelSpec, settings: Settings) -> LocalChatBackend:

@@ -9,7 +9,9 @@ an async iterator over what the job emits; closing that iterator, or dropping it
 iterator raises ``OverloadedError``, again before it has yielded anything.
 :meth:`ModelWorker.stream_many` queues one request's jobs together, admitted or refused as
 a whole: a request that was let in is not failed half-way through. Jobs for one model run
-one at a time, in arrival order, so a runtime is never entered by two requests at once.
+one at a time, in arrival order, so a runtime is never entered by two requests at once; a
+runtime that batches requests itself (the llama.cpp scheduler) asks for ``workers`` threads
+and runs that many jobs at once.
 
 Background work (batch lines) runs below interactive traffic: a task that called
 :func:`lower_priority` queues its jobs behind every interactive job, and such a job starts
@@ -113,15 +115,19 @@ class JobStream(AsyncIterator[T]):
 
 
 class ModelWorker(Generic[T]):
-    """The single thread that runs one model's jobs, and the queue in front of it."""
+    """The thread (or ``workers`` threads) that run one model's jobs, and the queue in
+    front of them. A job waits in the queue until a thread is free."""
 
-    def __init__(self, name: str, max_queue: int, max_wait: float | None = None) -> None:
+    def __init__(
+        self, name: str, max_queue: int, max_wait: float | None = None, *, workers: int = 1
+    ) -> None:
         self.name = name
         self._max_queue = max_queue
         self._max_wait = max_wait  # seconds a job may wait for its turn; None: no limit
         self._pending = 0
-        self._running = 0  # jobs in the thread now (written there, read on the loop)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._running = 0  # jobs in the threads now (written there, read on the loop)
+        self._running_lock = threading.Lock()  # several threads count when workers > 1
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix=name)
         self._background_running = 0  # background jobs are not counted in _pending
         # Background jobs not yet handed to the executor: how to start each, how to fail it.
         self._deferred: deque[tuple[Callable[[], None], Callable[[], None]]] = deque()
@@ -144,11 +150,13 @@ class ModelWorker(Generic[T]):
         try:
             if not cancelled.is_set():
                 emit(_STARTED)
-                self._running += 1
+                with self._running_lock:
+                    self._running += 1
                 try:
                     job(emit, cancelled)
                 finally:
-                    self._running -= 1
+                    with self._running_lock:
+                        self._running -= 1
         except OasisError as exc:
             emit(exc)
         except Exception as exc:  # a runtime failure must reach the waiting request
@@ -260,7 +268,7 @@ class ModelWorker(Generic[T]):
         )
 
     async def close(self) -> None:
-        """Cancel queued jobs and wait, off the event loop, for the running one to end."""
+        """Cancel queued jobs and wait, off the event loop, for the running ones to end."""
         while self._deferred:
             _, fail = self._deferred.popleft()
             fail()

@@ -1,0 +1,270 @@
+"""Continuous batching for one llama.cpp context: one decode per step for every sequence.
+
+The context holds ``slots`` sequences, each in a KV stream of its own (llama.cpp's
+non-unified cache), so a sequence's cells and attention never mix with another's and its
+numbers come out the same whether it runs alone or beside others. Each generation runs on
+a worker thread of its own (one per slot) and asks for its tokens to be evaluated with
+:meth:`StepScheduler.decode`; the scheduler thread waits until every active sequence has
+asked (or left), puts all their tokens into one ``llama_batch`` and decodes it once. A
+sequence samples from its own rows of logits while the others wait for the next step, so
+sampler chains, grammars and logprobs stay per sequence and need no locking.
+
+Only the scheduler thread enters the runtime: memory operations (trimming a slot's cache,
+copying a shared prompt) go through :meth:`StepScheduler.call`, run between steps. One
+thread also means one OpenMP team, as before batching.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    """Tokens one sequence wants evaluated in the next step."""
+
+    slot: int
+    tokens: Sequence[int]
+    start: int  # position of the first token
+    outputs: Sequence[bool]  # whether each token's logits are wanted
+    rows: list[int] = field(default_factory=list)  # batch rows of the wanted logits
+    done: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
+class _Call:
+    fn: Callable[[], Any]
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class StepScheduler:
+    """The thread that owns one llama.cpp context and decodes every active sequence at once.
+
+    ``decode_batch(entries)`` evaluates ``(slot, token, position, wants_logits)`` entries as
+    one ``llama_batch`` (raising on failure); ``before_step`` runs before each decode (the
+    thread count follows the load there). ``n_batch`` is the most tokens one step takes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        decode_batch: Callable[[list[tuple[int, int, int, bool]]], None],
+        n_batch: int,
+        before_step: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._decode_batch = decode_batch
+        self._before_step = before_step
+        self.n_batch = n_batch
+        self._cond = threading.Condition()
+        self._requests: list[_Request] = []
+        self._calls: list[_Call] = []
+        self._active = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"{name} scheduler", daemon=True)
+        self._thread.start()
+
+    # --- called from the sequences' threads -------------------------------------------
+
+    @property
+    def active(self) -> int:
+        """How many sequences are generating now (each takes part in every step)."""
+        return self._active
+
+    def join(self) -> None:
+        """Mark the calling sequence active: from now on no step runs without it."""
+        with self._cond:
+            self._active += 1
+
+    def leave(self) -> None:
+        """The calling sequence is done (finished, cancelled or failed); its slot is free."""
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the scheduler thread between steps and return what it returns."""
+        call = _Call(fn)
+        with self._cond:
+            self._calls.append(call)
+            self._cond.notify_all()
+            while not call.done:
+                self._cond.wait()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def decode(
+        self, slot: int, tokens: Sequence[int], start: int, outputs: Sequence[bool]
+    ) -> list[int]:
+        """Evaluate ``tokens`` at ``start…`` in ``slot`` in the next step and wait for it.
+
+        Returns the batch rows of the tokens whose ``outputs`` flag is set: their logits
+        (``llama_get_logits_ith``) stay valid until this sequence calls ``decode`` again
+        or leaves, since no step runs before it does. The caller must have joined.
+        """
+        request = _Request(slot, tokens, start, outputs)
+        with self._cond:
+            self._requests.append(request)
+            self._cond.notify_all()
+            while not request.done:
+                self._cond.wait()
+        if request.error is not None:
+            raise request.error
+        return request.rows
+
+    def close(self) -> None:
+        """Stop the thread once the running sequences have left (the worker waits for them)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    # --- the scheduler thread ---------------------------------------------------------
+
+    def _ready(self) -> bool:
+        # Every active sequence has asked: nothing more would join this step by waiting.
+        return bool(self._calls) or (bool(self._requests) and len(self._requests) >= self._active)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ready() and not self._closed:
+                    self._cond.wait()
+                if not self._ready():
+                    return  # closed, and nobody is waiting
+                calls, self._calls = self._calls, []
+                step = self._take() if not calls else []
+            for call in calls:
+                try:
+                    call.result = call.fn()
+                except BaseException as exc:  # handed to the caller's thread
+                    call.error = exc
+                call.done = True
+            if step:
+                self._run(step)
+            with self._cond:
+                self._cond.notify_all()
+
+    def _take(self) -> list[_Request]:
+        """The requests of the next step, in arrival order, up to ``n_batch`` tokens.
+
+        A request that does not fit whole waits for the next step (it is never split: the
+        caller chose its chunk, and how a prompt is chunked decides its rounding).
+        """
+        step: list[_Request] = []
+        budget = self.n_batch
+        for request in self._requests:
+            if len(request.tokens) <= budget:
+                step.append(request)
+                budget -= len(request.tokens)
+        if not step:  # larger than a batch: the caller's mistake, failed below
+            step = [self._requests[0]]
+        for request in step:
+            self._requests.remove(request)
+        return step
+
+    def _run(self, step: list[_Request]) -> None:
+        entries: list[tuple[int, int, int, bool]] = []
+        # In slot order: llama.cpp puts sequences of separate KV streams into one ubatch
+        # only when their ids come in increasing, consecutive order.
+        for request in sorted(step, key=lambda r: r.slot):
+            for i, (token, wanted) in enumerate(zip(request.tokens, request.outputs, strict=True)):
+                if wanted:
+                    request.rows.append(len(entries))
+                entries.append((request.slot, token, request.start + i, wanted))
+        try:
+            self._before_step()
+            self._decode_batch(entries)
+        except BaseException as exc:  # every sequence of the step hears of it
+            log.exception("decoding a step of %d tokens failed", len(entries))
+            for request in step:
+                request.error = exc
+        for request in step:
+            request.done = True
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared
+
+
+@dataclass
+class Slot:
+    """One sequence of the context: ``tokens`` are what its KV cells hold, in order.
+
+    A finished sequence keeps its cells, so a chained turn that comes back to them
+    evaluates only what is new."""
+
+    index: int
+    tokens: list[int] = field(default_factory=list)
+    busy: bool = False
+    used: int = 0  # when it was last handed out (a counter), for least-recently-used
+
+
+class SlotPool:
+    """The context's sequences, handed to generations by the prefix they share."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = [Slot(i) for i in range(size)]
+        self._lock = threading.Lock()
+        self._clock = 0
+
+    def acquire(self, prompt: Sequence[int]) -> Slot:
+        """A free slot for ``prompt``: the one holding the longest prefix of it when that
+        keeps at least half of what the slot holds (a continued conversation), else the
+        least recently used, so that a prompt sharing only a system prompt with a cached
+        conversation does not evict it. There is always a free slot: the worker runs no
+        more generations at once than there are slots."""
+        with self._lock:
+            free = [slot for slot in self._slots if not slot.busy]
+            assert free, "more generations than slots"
+            best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), -slot.used))
+            if 2 * common_prefix(best.tokens, prompt) < len(best.tokens):
+                # Among equals the lowest index: sequences with consecutive ids decode in
+                # one ubatch (see StepScheduler._run).
+                best = min(free, key=lambda slot: (slot.used, slot.index))
+            self._clock += 1
+            best.busy, best.used = True, self._clock
+            return best
+
+    def release(self, slot: Slot) -> None:
+        with self._lock:
+            slot.busy = False
+
+
+class SharedPrompt:
+    """The choices of one request (``n``): the first evaluates the prompt, the others wait
+    for it and copy its cells instead of evaluating the prompt again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leader: Slot | None = None
+        self._ready = threading.Event()
+
+    def follow(self, slot: Slot) -> Slot | None:
+        """None for the first choice (it evaluates); for the others, once the first has
+        evaluated the prompt (or given up), the slot that holds it."""
+        with self._lock:
+            if self._leader is None:
+                self._leader = slot
+                return None
+        self._ready.wait()
+        return self._leader
+
+    def ready(self) -> None:
+        """The first choice has evaluated the prompt (or ended without it)."""
+        self._ready.set()
