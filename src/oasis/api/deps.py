@@ -22,6 +22,7 @@ from oasis.services.embeddings import EmbeddingService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.vector_stores import VectorStoreService
 
 T = TypeVar("T")
 
@@ -60,4 +61,7 @@ TranscriptionDep = Annotated[
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
+VectorStoresDep = Annotated[
+    VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))
+]
 OwnerDep = Annotated[str, Depends(get_owner)]
