@@ -38,7 +38,9 @@ from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
+from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
+from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
@@ -82,15 +84,23 @@ def create_app(
         app.state.responses = ResponsesService(core, store, http)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
-        pictures = BlobStore(settings.data_dir / "blobs").section("images")
+        blobs = BlobStore(settings.data_dir / "blobs")
+        files = FilesService(
+            store.files, blobs.section("files"), max_file_bytes=settings.max_file_bytes
+        )
+        app.state.files = files
+        housekeeping = Housekeeping([files.sweep], once=[files.discard_orphans])
+        pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
         try:
             await app.state.responses.jobs.recover()
+            housekeeping.start()
             await manager.preload()
             log.info("oasis %s ready", __version__)
             yield
         finally:
+            await housekeeping.close()
             await app.state.responses.close()
             await store.close()
             await app.state.embeddings.close()

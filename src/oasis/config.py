@@ -101,6 +101,13 @@ class Settings(BaseModel):
     insecure: bool = False
     # Bodies past this get 413. Audio uploads of 25 MB arrive multipart-encoded.
     max_body_bytes: int = 32 * 1024 * 1024
+    # Files: the largest file ``POST /v1/files`` takes (OpenAI's limit, 512 MB), the largest
+    # upload ``POST /v1/uploads`` declares (8 GB) and the largest part of one (64 MiB, what
+    # the SDK's chunked upload sends). Past these: 413. Requests to those two routes may be
+    # that large (plus multipart framing) whatever ``max_body_bytes`` says.
+    max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=8 * 1024 * 1024 * 1024, ge=1)
+    max_upload_part_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # Slow clients: seconds allowed for a request's line and headers to arrive, and for
     # the next piece of its body while the body is incomplete (408 and close after that).
     header_timeout: float = Field(default=10.0, gt=0)

@@ -19,6 +19,7 @@ from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
+from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
@@ -60,6 +61,7 @@ TranscriptionDep = Annotated[
     TranscriptionService, Depends(_app_state("transcription", TranscriptionService))
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
+FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 VectorStoresDep = Annotated[
     VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))

@@ -11,17 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
+from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
 
 __all__ = [
     "ConversationRepository",
     "EventLogRepository",
+    "FileRepository",
     "ItemPage",
     "ItemRepository",
     "ResponseRepository",
     "Store",
     "StoredConversation",
+    "StoredFile",
     "StoredResponse",
 ]
 
@@ -35,6 +38,7 @@ class Store:
         self.conversations = ConversationRepository(engine)
         self.items = ItemRepository(engine)
         self.events = EventLogRepository(engine)
+        self.files = FileRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

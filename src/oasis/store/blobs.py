@@ -17,10 +17,10 @@ import contextlib
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
 _ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
@@ -55,25 +55,25 @@ class BlobStore:
         Without ``blob_id`` a fresh unguessable id is made. An existing blob with the id is
         replaced whole.
         """
+        with self.writer(blob_id) as out:
+            if isinstance(data, bytes):
+                out.write(data)
+            else:
+                while chunk := data.read(_CHUNK):
+                    out.write(chunk)
+            return out.commit()
+
+    def writer(self, blob_id: str | None = None) -> BlobWriter:
+        """A blob written piece by piece, which appears only on :meth:`BlobWriter.commit`.
+
+        Used as a context manager: leaving it without a commit (an error, a client that
+        went away) removes the partial file.
+        """
         blob_id = blob_id if blob_id is not None else secrets.token_urlsafe(32)
         if not valid_id(blob_id):
             raise ValueError(f"invalid blob id: {blob_id!r}")
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{blob_id}.{secrets.token_hex(4)}.tmp"  # matches _TEMPORARY
-        try:
-            with tmp.open("wb") as out:
-                if isinstance(data, bytes):
-                    out.write(data)
-                else:
-                    shutil.copyfileobj(data, out, _CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.root / blob_id)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._sync_directory()
-        return blob_id
+        return BlobWriter(self, blob_id)
 
     def path(self, blob_id: str) -> Path:
         """The file holding a blob, for a server to send as it is."""
@@ -138,7 +138,8 @@ class BlobStore:
                     removed += 1
         return removed
 
-    def _sync_directory(self) -> None:
+    def sync_directory(self) -> None:
+        """Make renames in this store's directory durable (a commit does this itself)."""
         # The rename is durable only once the directory entry is on disk too.
         with contextlib.suppress(OSError):  # not every platform can open a directory
             fd = os.open(self.root, os.O_RDONLY)
@@ -146,3 +147,56 @@ class BlobStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+class BlobWriter:
+    """One blob being written: pieces go to a temporary file, renamed into place on commit."""
+
+    def __init__(self, store: BlobStore, blob_id: str) -> None:
+        self.store = store
+        self.id = blob_id
+        self.size = 0
+        self._tmp = store.root / f".{blob_id}.{secrets.token_hex(4)}.tmp"  # matches _TEMPORARY
+        self._out: BinaryIO | None = self._tmp.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the blob."""
+        if self._out is None:
+            raise ValueError("this blob is already committed or abandoned")
+        self._out.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> str:
+        """Flush to disk and put the blob in place under its id (replacing one there)."""
+        if self._out is None:
+            raise ValueError("this blob is already committed or abandoned")
+        out, self._out = self._out, None
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+            os.replace(self._tmp, self.store.root / self.id)
+        except BaseException:
+            out.close()
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self.store.sync_directory()
+        return self.id
+
+    def abort(self) -> None:
+        """Drop what was written; nothing appears under the id."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.abort()

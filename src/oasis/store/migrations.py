@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -196,6 +197,54 @@ def _v4_drop_unwritten_columns(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE responses ALTER COLUMN previous_response_id TYPE TEXT"))
 
 
+# The tables schema version 5 adds, frozen as released.
+_V5 = MetaData()
+Table(
+    "files",
+    _V5,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Index("ix_files_owner_purpose", "owner", "purpose"),
+    Index("ix_files_expires_at", "expires_at"),
+)
+Table(
+    "uploads",
+    _V5,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("file_id", String(64), nullable=True),
+    Column("file_expires_after", Integer, nullable=True),
+    Index("ix_uploads_status_expires", "status", "expires_at"),
+)
+Table(
+    "upload_parts",
+    _V5,
+    Column("id", String(64), primary_key=True),
+    Column("upload_id", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Index("ix_upload_parts_upload", "upload_id"),
+)
+
+
+def _v5_files_and_uploads(conn: Connection) -> None:
+    """The Files and Uploads APIs: file metadata, uploads and their parts (bytes are blobs)."""
+    _V5.create_all(conn)
+
+
 # Schema version 6 as released: vector stores, their files, file batches and chunks.
 _V6 = MetaData()
 Table(
@@ -280,7 +329,8 @@ STEPS: list[Callable[[Connection], None]] = [
     _v2_conversation_positions,
     _v3_keyed_owners,
     _v4_drop_unwritten_columns,
-    _v6_vector_stores,  # version 6: files (version 5) is merged before it
+    _v5_files_and_uploads,
+    _v6_vector_stores,
 ]
 
 

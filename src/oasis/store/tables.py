@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     DDL,
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Index,
@@ -90,6 +91,57 @@ response_events = Table(
     Column("seq", Integer, primary_key=True),
     Column("type", String(96), nullable=False),
     Column("data", Text, nullable=False),
+)
+
+# Uploaded and server-made files (schema version 5). The bytes are a blob named by ``id`` in
+# the blob store's ``files`` section; ``pk`` orders lists (creation order). A file past
+# ``expires_at`` is gone for every reader even before the sweep removes its row and blob.
+files = Table(
+    "files",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Index("ix_files_owner_purpose", "owner", "purpose"),
+    Index("ix_files_expires_at", "expires_at"),
+)
+
+# Uploads in parts (schema version 5): ``status`` pending, completed, cancelled or expired;
+# ``file_id`` is the File a completed upload became; ``file_expires_after`` the seconds
+# the client asked that File to live.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("file_id", String(64), nullable=True),
+    Column("file_expires_after", Integer, nullable=True),
+    Index("ix_uploads_status_expires", "status", "expires_at"),
+)
+
+# The parts of pending uploads; each one's bytes are a blob named by ``id`` in the
+# ``upload_parts`` section. Rows and blobs go when their upload completes, is cancelled
+# or expires.
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("upload_id", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Index("ix_upload_parts_upload", "upload_id"),
 )
 
 # Vector stores (schema version 6). Counts, status and usage are computed from the file

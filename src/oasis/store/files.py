@@ -1,0 +1,140 @@
+"""File metadata, per owner: what ``/v1/files`` lists; the bytes are blobs (``store.blobs``).
+
+A file past its ``expires_at`` is invisible to every read here, whether or not the sweep
+(:meth:`FileRepository.take_expired`) has removed its row yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oasis.store.pagination import Page, fetch_page
+from oasis.store.tables import files
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    id: str
+    created_at: int
+    expires_at: int | None
+    bytes: int
+    filename: str
+    purpose: str
+
+
+_COLUMNS = [
+    files.c.id,
+    files.c.created_at,
+    files.c.expires_at,
+    files.c.bytes,
+    files.c.filename,
+    files.c.purpose,
+]
+
+
+def _stored(row: Row[Any]) -> StoredFile:
+    return StoredFile(row.id, row.created_at, row.expires_at, row.bytes, row.filename, row.purpose)
+
+
+def _live(owner: str, now: int) -> ColumnElement[bool]:
+    return and_(files.c.owner == owner, or_(files.c.expires_at.is_(None), files.c.expires_at > now))
+
+
+class FileRepository:
+    """Rows of the ``files`` table, each visible only to its owner and until it expires."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def insert(self, owner: str, stored: StoredFile) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                files.insert().values(
+                    id=stored.id,
+                    owner=owner,
+                    created_at=stored.created_at,
+                    expires_at=stored.expires_at,
+                    bytes=stored.bytes,
+                    filename=stored.filename,
+                    purpose=stored.purpose,
+                )
+            )
+
+    async def get(self, owner: str, file_id: str, now: int) -> StoredFile | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_COLUMNS).where(and_(_live(owner, now), files.c.id == file_id))
+                )
+            ).first()
+        return None if row is None else _stored(row)
+
+    async def page(
+        self,
+        owner: str,
+        now: int,
+        *,
+        purpose: str | None,
+        after: str | None,
+        order: str,
+        limit: int,
+    ) -> Page[StoredFile]:
+        where = _live(owner, now)
+        if purpose is not None:
+            where = and_(where, files.c.purpose == purpose)
+        async with self.engine.connect() as conn:
+            page = await fetch_page(
+                conn,
+                list(_COLUMNS),
+                where,
+                key=files.c.pk,  # creation order, without ties between equal seconds
+                cursor=files.c.id,
+                after=after,
+                order=order,
+                limit=limit,
+            )
+        return Page([_stored(row) for row in page.data], page.has_more)
+
+    async def delete(self, owner: str, file_id: str) -> bool:
+        """Remove a file's row (expired or not); False if the owner has no such file."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(files).where(and_(files.c.owner == owner, files.c.id == file_id))
+            )
+        return bool(result.rowcount)
+
+    async def take_expired(self, now: int, limit: int = 500) -> list[tuple[str, str]]:
+        """Remove up to ``limit`` expired rows; their ``(owner, id)`` pairs.
+
+        Each row is removed by exactly one caller (DELETE ... RETURNING), so replicas
+        sweeping at once never both report the same file.
+        """
+        async with self.engine.begin() as conn:
+            ids = (
+                await conn.execute(
+                    select(files.c.id)
+                    .where(and_(files.c.expires_at.is_not(None), files.c.expires_at <= now))
+                    .limit(limit)
+                )
+            ).scalars()
+            wanted = list(ids)
+            if not wanted:
+                return []
+            rows = await conn.execute(
+                delete(files).where(files.c.id.in_(wanted)).returning(files.c.owner, files.c.id)
+            )
+            return [(row.owner, row.id) for row in rows]
+
+    async def known(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` have a row (for finding blobs that no row owns)."""
+        found: set[str] = set()
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                rows = await conn.execute(select(files.c.id).where(files.c.id.in_(batch)))
+                found.update(rows.scalars())
+        return found
