@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,18 +17,22 @@ from oasis.api import (
     completions,
     conversations,
     embeddings,
+    files,
     health,
     images,
     models,
     responses,
+    uploads,
 )
 from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import (
+    MULTIPART_ALLOWANCE,
     AuthMiddleware,
     BodyLimitMiddleware,
     CancelOnDisconnectMiddleware,
     RequestIdMiddleware,
+    RouteLimit,
 )
 from oasis.config import Settings
 from oasis.models.registry import ModelRegistry
@@ -44,6 +49,7 @@ from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.uploads import UploadsService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
@@ -51,6 +57,18 @@ from oasis.tools.outbound import create_http_client
 from oasis.tools.registry import load_plugins
 
 log = logging.getLogger(__name__)
+
+
+def upload_routes(settings: Settings) -> list[RouteLimit]:
+    """The routes that take file bytes, with body limits from the file settings."""
+    return [
+        RouteLimit("POST", re.compile("/v1/files"), settings.max_file_bytes + MULTIPART_ALLOWANCE),
+        RouteLimit(
+            "POST",
+            re.compile("/v1/uploads/[^/]+/parts"),
+            settings.max_upload_part_bytes + MULTIPART_ALLOWANCE,
+        ),
+    ]
 
 
 def create_app(
@@ -85,11 +103,22 @@ def create_app(
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
-        files = FilesService(
+        file_service = FilesService(
             store.files, blobs.section("files"), max_file_bytes=settings.max_file_bytes
         )
-        app.state.files = files
-        housekeeping = Housekeeping([files.sweep], once=[files.discard_orphans])
+        upload_service = UploadsService(
+            store.uploads,
+            blobs.section("upload_parts"),
+            file_service,
+            max_upload_bytes=settings.max_upload_bytes,
+            max_part_bytes=settings.max_upload_part_bytes,
+        )
+        app.state.files = file_service
+        app.state.uploads = upload_service
+        housekeeping = Housekeeping(
+            [file_service.sweep, upload_service.sweep],
+            once=[file_service.discard_orphans, upload_service.discard_orphans],
+        )
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
@@ -126,6 +155,8 @@ def create_app(
         embeddings,
         audio,
         images,
+        files,
+        uploads,
     )
     for module in routers:
         app.include_router(module.router)
@@ -133,7 +164,11 @@ def create_app(
     # every read of the body is timed), then auth (so no body is read for an
     # unauthenticated client), then the body limit, then the disconnect watch.
     app.add_middleware(CancelOnDisconnectMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        routes=upload_routes(settings),
+    )
     app.add_middleware(
         AuthMiddleware,
         api_keys=settings.api_keys,

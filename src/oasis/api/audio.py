@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from oasis.api.deps import SpeechDep, TranscriptionDep
-from oasis.api.forms import split_form, validate_fields
+from oasis.api.forms import read_form, split_form, validate_fields
 from oasis.api.sse import SSE_HEADERS, sse_response
 from oasis.errors import InvalidRequestError
 from oasis.services.audio.transcription import Upload, render
@@ -33,12 +33,7 @@ async def create_speech(body: SpeechRequest, speech: SpeechDep) -> Response:
 
 
 async def _read_form(request: Request) -> FormData:
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidRequestError(
-            "This endpoint takes multipart/form-data with the audio in the `file` field.",
-            code="invalid_content_type",
-        )
-    return await request.form(max_files=4, max_fields=64)
+    return await read_form(request, "the audio in the `file` field")
 
 
 def _parse(form: FormData, model: type[M]) -> tuple[M, Upload]:

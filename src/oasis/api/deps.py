@@ -23,6 +23,7 @@ from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
+from oasis.services.uploads import UploadsService
 from oasis.services.vector_stores import VectorStoreService
 
 T = TypeVar("T")
@@ -62,6 +63,7 @@ TranscriptionDep = Annotated[
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
 FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
+UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 VectorStoresDep = Annotated[
     VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))

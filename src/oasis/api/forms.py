@@ -14,11 +14,23 @@ from typing import Any, TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
 
 from oasis.errors import InvalidRequestError
 from oasis.wire.base import body_errors, form_fields
 
 M = TypeVar("M", bound=BaseModel)
+
+
+async def read_form(request: Request, expected: str, *, max_files: int = 4) -> FormData:
+    """The request's multipart form (file parts spooled to disk past 1 MB by Starlette);
+    400 when the body is not multipart. ``expected`` says what the form should carry."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequestError(
+            f"This endpoint takes multipart/form-data with {expected}.",
+            code="invalid_content_type",
+        )
+    return await request.form(max_files=max_files, max_fields=64)
 
 
 def split_form(

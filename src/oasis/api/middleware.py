@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,29 +96,62 @@ class RequestIdMiddleware:
             )
 
 
-class BodyLimitMiddleware:
-    """413 for bodies past ``max_bytes``, by Content-Length or by counting as they arrive."""
+# Room for the multipart framing (boundaries, part headers, small fields) around an
+# upload's bytes: a route whose content may be N bytes takes bodies up to N plus this.
+MULTIPART_ALLOWANCE = 64 * 1024
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A body limit for one route that differs from the server's (uploads of files)."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+
+class BodyLimitMiddleware:
+    """413 for bodies past ``max_bytes``, by Content-Length or by counting as they arrive.
+
+    Routes in ``routes`` have their own limit. Their bodies can be large, so a chunked one
+    is counted as the app reads it instead of being buffered here; those routes read their
+    bodies themselves (multipart), so the 413 raised from inside the read reaches the
+    client as it is.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: Sequence[RouteLimit] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = tuple(routes)
 
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(f"Request body too large: the limit is {self.max_bytes} bytes.")
+    @staticmethod
+    def _too_large(limit: int) -> PayloadTooLargeError:
+        return PayloadTooLargeError(f"Request body too large: the limit is {limit} bytes.")
+
+    def _route_limit(self, scope: Scope) -> int | None:
+        for route in self.routes:
+            if scope.get("method") == route.method and route.path.fullmatch(scope["path"]):
+                return route.max_bytes
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        route_limit = self._route_limit(scope)
+        limit = self.max_bytes if route_limit is None else route_limit
         declared: int | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
         if declared is not None:
-            if declared > self.max_bytes:
-                await send_error(send, self._too_large())
+            if declared > limit:
+                await send_error(send, self._too_large(limit))
                 return
             await self.app(scope, receive, send)
+            return
+        if route_limit is not None:
+            await self.app(scope, self._counting(receive, limit), send)
             return
         # A chunked body has no declared length: read it here, counting, and replay it.
         # (An error raised inside the app's own read would surface as a 400 instead.)
@@ -128,8 +163,8 @@ class BodyLimitMiddleware:
                 return  # the client left before sending the whole body
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await send_error(send, self._too_large())
+            if size > limit:
+                await send_error(send, self._too_large(limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -144,6 +179,20 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _counting(self, receive: Receive, limit: int) -> Receive:
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise self._too_large(limit)
+            return message
+
+        return counted
 
 
 class CancelOnDisconnectMiddleware:

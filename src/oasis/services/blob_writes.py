@@ -4,17 +4,19 @@ The data may be bytes, a binary file (an upload spooled by the multipart parser)
 synchronous iterator of chunks (consumed in a worker thread) or an asynchronous one (a
 request body as it arrives). Past ``limit`` bytes the write stops, the partial blob is
 removed and :class:`PayloadTooLargeError` is raised; an error raised by the data source
-itself (say a checksum found wrong at its end) also leaves nothing behind.
+itself (say a checksum found wrong at its end) also leaves nothing behind. Blobs that a
+crash left without the row naming them are found and removed by :func:`discard_orphans`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import BinaryIO, cast
 
 from oasis.errors import PayloadTooLargeError
-from oasis.store.blobs import BlobStore
+from oasis.store.blobs import BlobNotFoundError, BlobStore
 
 BlobData = bytes | BinaryIO | Iterable[bytes] | AsyncIterator[bytes]
 
@@ -79,3 +81,31 @@ async def _write_async(
         return out.size
     finally:
         await asyncio.to_thread(out.abort)  # a no-op after the commit
+
+
+async def discard_orphans(
+    store: BlobStore,
+    known: Callable[[list[str]], Awaitable[set[str]]],
+    older_than: float = 3600,
+) -> int:
+    """Remove blobs whose ids ``known`` does not report, and writes a crash cut short.
+
+    A blob is written before the row that names it; a crash between the two leaves bytes
+    nobody can reach. Only those older than ``older_than`` seconds go, so a write in
+    progress keeps its bytes. Returns how many blobs were removed.
+    """
+    await asyncio.to_thread(store.discard_partial, older_than)
+    ids = await asyncio.to_thread(lambda: list(store.ids()))
+    owned = await known(ids)
+    now = time.time()
+    removed = 0
+    for blob_id in ids:
+        if blob_id in owned:
+            continue
+        try:
+            stale = now - await asyncio.to_thread(store.modified, blob_id) > older_than
+        except BlobNotFoundError:
+            continue
+        if stale and await asyncio.to_thread(store.delete, blob_id):
+            removed += 1
+    return removed

@@ -28,7 +28,7 @@ from openai.types import FileDeleted, FileObject
 
 from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from oasis.ids import new_id
-from oasis.services.blob_writes import BlobData, write_blob
+from oasis.services.blob_writes import BlobData, discard_orphans, write_blob
 from oasis.store.blobs import BlobNotFoundError, BlobStore
 from oasis.store.files import FileRepository, StoredFile
 from oasis.wire.files import MAX_EXPIRY_SECONDS, FileList
@@ -185,27 +185,9 @@ class FilesService:
             removed += len(batch)
         return removed
 
-    async def discard_orphans(self, older_than: float = 3600) -> int:
-        """Remove blobs that no row owns (a crash between writing the bytes and the row).
-
-        Only blobs older than ``older_than`` seconds go, so a file being created now
-        keeps its bytes. Returns how many were removed.
-        """
-        await asyncio.to_thread(self.blobs.discard_partial, older_than)
-        ids = await asyncio.to_thread(lambda: list(self.blobs.ids()))
-        known = await self.repo.known(ids)
-        now = time.time()
-        removed = 0
-        for blob_id in ids:
-            if blob_id in known:
-                continue
-            try:
-                stale = now - await asyncio.to_thread(self.blobs.modified, blob_id) > older_than
-            except BlobNotFoundError:
-                continue
-            if stale and await asyncio.to_thread(self.blobs.delete, blob_id):
-                removed += 1
-        return removed
+    async def discard_orphans(self) -> int:
+        """Remove bytes that no file row owns (a crash between writing them and the row)."""
+        return await discard_orphans(self.blobs, self.repo.known)
 
     async def _stored(self, owner: str, file_id: str) -> StoredFile:
         stored = await self.repo.get(owner, file_id, int(time.time()))

@@ -14,6 +14,7 @@ from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
+from oasis.store.uploads import UploadRepository
 
 __all__ = [
     "ConversationRepository",
@@ -26,6 +27,7 @@ __all__ = [
     "StoredConversation",
     "StoredFile",
     "StoredResponse",
+    "UploadRepository",
 ]
 
 
@@ -39,6 +41,7 @@ class Store:
         self.items = ItemRepository(engine)
         self.events = EventLogRepository(engine)
         self.files = FileRepository(engine)
+        self.uploads = UploadRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -131,10 +131,14 @@ class FileRepository:
 
     async def known(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` have a row (for finding blobs that no row owns)."""
-        found: set[str] = set()
-        async with self.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                batch = ids[start : start + 500]
-                rows = await conn.execute(select(files.c.id).where(files.c.id.in_(batch)))
-                found.update(rows.scalars())
-        return found
+        return await existing_ids(self.engine, files.c.id, ids)
+
+
+async def existing_ids(engine: AsyncEngine, column: ColumnElement[str], ids: list[str]) -> set[str]:
+    """Which of ``ids`` appear in ``column`` (asked in batches, for bound-parameter limits)."""
+    found: set[str] = set()
+    async with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            rows = await conn.execute(select(column).where(column.in_(ids[start : start + 500])))
+            found.update(rows.scalars())
+    return found
