@@ -71,12 +71,24 @@ def test_parsers() -> None:
 @pytest.mark.parametrize(
     ("strategy", "param"),
     [
-        ({"type": "static", "static": {"max_chunk_size_tokens": 99, "chunk_overlap_tokens": 0}},
-         "chunking_strategy.static.max_chunk_size_tokens"),
-        ({"type": "static", "static": {"max_chunk_size_tokens": 4097, "chunk_overlap_tokens": 0}},
-         "chunking_strategy.static.max_chunk_size_tokens"),
-        ({"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 101}},
-         "chunking_strategy.static.chunk_overlap_tokens"),
+        (
+            {"type": "static", "static": {"max_chunk_size_tokens": 99, "chunk_overlap_tokens": 0}},
+            "chunking_strategy.static.max_chunk_size_tokens",
+        ),
+        (
+            {
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 4097, "chunk_overlap_tokens": 0},
+            },
+            "chunking_strategy.static.max_chunk_size_tokens",
+        ),
+        (
+            {
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 101},
+            },
+            "chunking_strategy.static.chunk_overlap_tokens",
+        ),
         ({"type": "other"}, "chunking_strategy.type"),
     ],
 )

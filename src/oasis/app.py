@@ -23,6 +23,7 @@ from oasis.api import (
     models,
     responses,
     uploads,
+    vector_stores,
 )
 from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
@@ -50,6 +51,7 @@ from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 from oasis.services.uploads import UploadsService
+from oasis.services.vector_stores import VectorStoreService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
@@ -114,6 +116,13 @@ def create_app(
             max_part_bytes=settings.max_upload_part_bytes,
         )
         app.state.files = file_service
+        app.state.vector_stores = VectorStoreService.build(
+            store.vector_stores,
+            file_service,
+            app.state.embeddings,
+            settings.vector_stores.embedding_model,
+        )
+        file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
         app.state.uploads = upload_service
         housekeeping = Housekeeping(
             [file_service.sweep, upload_service.sweep],
@@ -124,12 +133,14 @@ def create_app(
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
         try:
             await app.state.responses.jobs.recover()
+            await app.state.vector_stores.ingestion.recover()
             housekeeping.start()
             await manager.preload()
             log.info("oasis %s ready", __version__)
             yield
         finally:
             await housekeeping.close()
+            await app.state.vector_stores.ingestion.close()
             await app.state.responses.close()
             await store.close()
             await app.state.embeddings.close()
@@ -157,6 +168,7 @@ def create_app(
         images,
         files,
         uploads,
+        vector_stores,
     )
     for module in routers:
         app.include_router(module.router)

@@ -21,6 +21,7 @@ from oasis.errors import InvalidRequestError, NotFoundError
 from oasis.ids import new_id
 from oasis.retrieval.filters import check_filter
 from oasis.retrieval.parsing import DocumentError, extract_text
+from oasis.services.embeddings import EmbeddingService
 from oasis.services.ingestion import FileSource, Ingestion
 from oasis.services.vector_search import Hit, Ranking, VectorSearch, rewrite
 from oasis.store.pagination import Page
@@ -143,6 +144,22 @@ class VectorStoreService:
         self.files = files
         self.ingestion = ingestion
         self.engine = search_engine
+
+    @classmethod
+    def build(
+        cls,
+        repo: VectorStoreRepository,
+        files: FileSource,
+        embeddings: EmbeddingService,
+        model: str | None,
+    ) -> VectorStoreService:
+        """The service with its ingestion worker and search, all on ``model``'s vectors."""
+        return cls(
+            repo,
+            files,
+            Ingestion(repo, files, embeddings, model),
+            VectorSearch(repo, embeddings, model),
+        )
 
     # -- stores -----------------------------------------------------------------------
 

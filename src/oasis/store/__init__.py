@@ -15,6 +15,7 @@ from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
 from oasis.store.uploads import UploadRepository
+from oasis.store.vector_stores import VectorStoreRepository
 
 __all__ = [
     "ConversationRepository",
@@ -42,6 +43,7 @@ class Store:
         self.events = EventLogRepository(engine)
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
+        self.vector_stores = VectorStoreRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

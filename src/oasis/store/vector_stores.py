@@ -12,7 +12,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    and_,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.retrieval.filters import to_sql
@@ -620,7 +632,7 @@ class VectorStoreRepository:
             fts = text(
                 f"SELECT rowid AS pk, bm25({CHUNKS_FTS}) AS rank FROM {CHUNKS_FTS} "
                 f"WHERE {CHUNKS_FTS} MATCH :query"
-            ).columns()
+            ).columns(column("pk", Integer), column("rank", Float))
             hits = fts.subquery("hits")
             statement = (
                 select(chunks.c.pk)
