@@ -101,7 +101,6 @@ def create_app(
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
         http = create_http_client(http_transport)
-        app.state.responses = ResponsesService(core, store, http)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
@@ -123,6 +122,9 @@ def create_app(
             settings.vector_stores.embedding_model,
         )
         file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
+        app.state.responses = ResponsesService(
+            core, store, http, tool_services={"vector_stores": app.state.vector_stores}
+        )
         app.state.uploads = upload_service
         housekeeping = Housekeeping(
             [file_service.sweep, upload_service.sweep],

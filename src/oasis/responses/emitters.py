@@ -60,6 +60,31 @@ class ContentEmitter:
         self.logprobs = logprobs
         self.open: int | None = None  # output index of the open message/reasoning item
         self.pending_logprobs: list[Item] = []
+        self.citations: list[Item] = []  # annotations for the next message to close
+
+    def cite(self, annotation: Item) -> None:
+        """Annotate the next message that closes (a hosted tool's citation)."""
+        self.citations.append(dict(annotation))
+
+    def _annotate(self, part: Item, common: Item) -> list[Any]:
+        """The pending citations added to ``part``; an offset-less one sits at the end."""
+        events: list[Any] = []
+        for annotation in self.citations:
+            if annotation.get("type") == "file_citation":
+                annotation.setdefault("index", len(part["text"]))
+            part["annotations"].append(annotation)
+            events.append(
+                self.items.event(
+                    {
+                        "type": "response.output_text.annotation.added",
+                        **common,
+                        "annotation_index": len(part["annotations"]) - 1,
+                        "annotation": copy.deepcopy(annotation),
+                    }
+                )
+            )
+        self.citations = []
+        return events
 
     def close(self, status: str = "completed") -> list[Any]:
         if self.open is None:
@@ -74,6 +99,7 @@ class ContentEmitter:
             "content_index": len(item["content"]) - 1,
         }
         if item["type"] == "message":
+            events += self._annotate(part, common)
             events.append(
                 self.items.event(
                     {

@@ -30,7 +30,7 @@ from oasis.core.events import (
     ToolCallStarted,
 )
 from oasis.responses.emitters import ContentEmitter, FunctionCallEmitter, HostedItemEmitter
-from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
+from oasis.tools.base import Cite, ItemAdded, ItemDone, ItemProgress
 from oasis.types import Item
 
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -207,8 +207,12 @@ class ResponseBuilder:
 
     # -- hosted tool items ----------------------------------------------------------------
 
-    def hosted(self, event: ItemAdded | ItemProgress | ItemDone) -> list[Any]:
-        """The item of a hosted tool call: opened, moved along, and closed."""
+    def hosted(self, event: ItemAdded | ItemProgress | ItemDone | Cite) -> list[Any]:
+        """The item of a hosted tool call: opened, moved along, and closed; a citation
+        waits for the answer's message."""
+        if isinstance(event, Cite):
+            self.content.cite(event.annotation)
+            return []
         return self.hosted_items.emit(event)
 
     def fail(self, message: str, code: str = "server_error") -> list[Any]:

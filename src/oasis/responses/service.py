@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -202,10 +202,17 @@ def _drop_oldest(conversation: Conversation) -> Conversation | None:
 class ResponsesService:
     """Create, stream, store, chain, retrieve, cancel and replay responses."""
 
-    def __init__(self, core: GenerationCore, store: Store, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        core: GenerationCore,
+        store: Store,
+        http: httpx.AsyncClient,
+        tool_services: Mapping[str, Any] | None = None,
+    ) -> None:
         self.core = core
         self.store = store
         self.http = http  # the one client for tools' outbound requests
+        self.tool_services = dict(tool_services or {})  # what hosted tools may call
         self.jobs = BackgroundJobs(store)
 
     # -- planning ---------------------------------------------------------------------
@@ -376,7 +383,13 @@ class ResponsesService:
             options=turn.options,
             prepare=prepare,
             hosted=_hosted(turn.tools),
-            context=ToolContext(http=self.http, owner=turn.owner, response_id=turn.builder.id),
+            context=ToolContext(
+                http=self.http,
+                owner=turn.owner,
+                response_id=turn.builder.id,
+                include=frozenset(request.include or ()),
+                services=self.tool_services,
+            ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(
                 MAX_HOSTED_CALLS if request.max_tool_calls is None else request.max_tool_calls

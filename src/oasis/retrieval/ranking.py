@@ -11,15 +11,63 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from oasis.errors import InvalidRequestError
 
 # The usual reciprocal-rank constant: ranks past the first few count for little.
 RRF_K = 60
 # How many candidates each list contributes to the fusion, per result asked for.
 CANDIDATES_PER_RESULT = 4
 _WORDS = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How results are ranked: fused (``hybrid``) or by vector similarity alone."""
+
+    hybrid: bool = True
+    embedding_weight: float = 1.0
+    text_weight: float = 1.0
+    score_threshold: float = 0.0
+
+
+def ranking_of(options: dict[str, Any] | None, param: str) -> Ranking:
+    """``ranking_options`` (of a search or a file_search tool) as a :class:`Ranking`."""
+    options = options or {}
+    ranker = options.get("ranker") or "auto"
+    if ranker not in {"none", "auto", "default-2024-11-15"}:
+        raise _bad(f"{param}.ranker", f"{ranker!r} is not 'none', 'auto' or 'default-2024-11-15'")
+    threshold = _number(options.get("score_threshold", 0.0), f"{param}.score_threshold")
+    if not 0 <= threshold <= 1:
+        raise _bad(f"{param}.score_threshold", "must be between 0 and 1")
+    hybrid = options.get("hybrid_search") or {}
+    if not isinstance(hybrid, dict):
+        raise _bad(f"{param}.hybrid_search", "expected an object")
+    weights = [
+        _number(hybrid.get(name, 1.0), f"{param}.hybrid_search.{name}")
+        for name in ("embedding_weight", "text_weight")
+    ]
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise _bad(f"{param}.hybrid_search", "weights are non-negative and not both 0")
+    return Ranking(ranker != "none", weights[0], weights[1], threshold)
+
+
+def _bad(param: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Invalid value for '{param}': {message}.", param=param, code="invalid_value"
+    )
+
+
+def _number(value: Any, param: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise _bad(param, "expected a number")
+    return float(value)
 
 
 def unit_rows(vectors: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from oasis.retrieval.ranking import CANDIDATES_PER_RESULT, VectorIndex, fuse, keywords, unit_rows
+from oasis.retrieval.ranking import (
+    CANDIDATES_PER_RESULT,
+    Ranking,
+    VectorIndex,
+    fuse,
+    keywords,
+    unit_rows,
+)
 from oasis.services.embeddings import EmbeddingService
 from oasis.store.vector_stores import ChunkHit, VectorStoreRepository
 
@@ -29,16 +36,6 @@ _STOPWORDS = frozenset(
         *("why", "will", "with", "would", "you", "your", "about", "find", "show", "give"),
     }
 )
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """How results are ranked: fused (``hybrid``) or by vector similarity alone."""
-
-    hybrid: bool = True
-    embedding_weight: float = 1.0
-    text_weight: float = 1.0
-    score_threshold: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from oasis.errors import InvalidRequestError, NotFoundError
 from oasis.ids import new_id
 from oasis.retrieval.filters import check_filter
 from oasis.retrieval.parsing import DocumentError, extract_text
+from oasis.retrieval.ranking import Ranking, ranking_of
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.ingestion import FileSource, Ingestion
-from oasis.services.vector_search import Hit, Ranking, VectorSearch, rewrite
+from oasis.services.vector_search import Hit, VectorSearch, rewrite
 from oasis.store.pagination import Page
 from oasis.store.vector_stores import StoredBatch, StoredFile, StoredStore, VectorStoreRepository
 from oasis.wire.vector_stores import (
@@ -108,26 +109,6 @@ def cursor_list(data: list[Any], has_more: bool, ids: list[str]) -> dict[str, An
         "last_id": ids[-1] if ids else None,
         "has_more": has_more,
     }
-
-
-def ranking_of(options: dict[str, Any] | None, param: str) -> Ranking:
-    """``ranking_options`` (of a search or a file_search tool) as a :class:`Ranking`."""
-    options = options or {}
-    ranker = options.get("ranker") or "auto"
-    if ranker not in {"none", "auto", "default-2024-11-15"}:
-        raise InvalidRequestError(
-            f"Invalid value for '{param}.ranker': {ranker!r}.",
-            param=f"{param}.ranker",
-            code="invalid_value",
-        )
-    threshold = options.get("score_threshold") or 0.0
-    hybrid = options.get("hybrid_search") or {}
-    return Ranking(
-        hybrid=ranker != "none",
-        embedding_weight=float(hybrid.get("embedding_weight", 1.0)),
-        text_weight=float(hybrid.get("text_weight", 1.0)),
-        score_threshold=float(threshold),
-    )
 
 
 class VectorStoreService:

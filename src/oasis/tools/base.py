@@ -4,13 +4,14 @@ A *kind* (``function``, ``web_search``, ``mcp``…) turns the request's ``tools`
 its ``type`` into :class:`ConfiguredTool` s: what the response echoes, and the function
 schema the model calls it through. A hosted kind (``server_side``) also runs those calls:
 ``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
-when done — and ends with :class:`ToolResult`, the text the model reads next step. The
+when done, citations for the answer — and ends with :class:`ToolResult`, the text the model
+reads next step. The
 Responses builder turns these into stream events, so a tool never numbers events itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,11 +43,15 @@ class HostedCall:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may use: the one outbound HTTP client, and whose request it is."""
+    """What a running tool may use: the one outbound HTTP client, whose request it is, the
+    request's ``include`` values, and the server's services a tool may call, by name
+    (``"vector_stores"``: :class:`~oasis.services.vector_stores.VectorStoreService`)."""
 
     http: httpx.AsyncClient
     owner: str
     response_id: str
+    include: frozenset[str] = frozenset()
+    services: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,21 @@ class ItemDone:
 
 
 @dataclass(frozen=True)
+class Cite:
+    """An annotation (``file_citation``, ``url_citation``) for the answer that follows the
+    call: it is added to the next message's text, at its end when ``index`` is absent."""
+
+    annotation: Item
+
+
+@dataclass(frozen=True)
 class ToolResult:
     """The last event of a run: what the model reads as the call's result."""
 
     output: str
 
 
-ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult
+ToolEvent = ItemAdded | ItemProgress | ItemDone | Cite | ToolResult
 
 
 class ToolKind(Protocol):

@@ -16,6 +16,7 @@ from oasis.tools.base import ToolKind
 # type -> "module:attr"; imported the first time a request uses that type.
 _BUILTIN: dict[str, str] = {
     "function": "oasis.tools.function:TOOL",
+    "file_search": "oasis.tools.file_search:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}
 
