@@ -643,7 +643,8 @@ class VectorStoreRepository:
             )
             params = {"query": query}
         else:
-            tsquery = func.to_tsquery("english", " | ".join(words))
+            # websearch_to_tsquery never fails on odd input, as to_tsquery can.
+            tsquery = func.websearch_to_tsquery("english", " or ".join(words))
             vector = func.to_tsvector("english", chunks.c.text)
             statement = (
                 select(chunks.c.pk)
