@@ -15,6 +15,8 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
+import numpy as np
+
 from oasis.errors import NotFoundError
 from oasis.retrieval.chunking import chunk_text
 from oasis.retrieval.parsing import DocumentError, extract_text
@@ -25,6 +27,7 @@ from oasis.store.vector_stores import NewChunk, StoredFile, VectorStoreRepositor
 log = logging.getLogger(__name__)
 
 WORKERS = 2
+EMBED_SLICE = 512  # chunks handed to the embeddings batcher at once
 
 
 class FileSource(Protocol):
@@ -116,7 +119,13 @@ class Ingestion:
                 owner, store_id, file_id, "invalid_file", f"'{filename}' has no text to index."
             )
             return
-        vectors = unit_rows(await self.embeddings.embed_texts([c.text for c in chunks], self.model))
+        texts = [c.text for c in chunks]
+        # In slices, so a huge file never floods the model's queue past its bound.
+        parts = [
+            await self.embeddings.embed_texts(texts[i : i + EMBED_SLICE], self.model)
+            for i in range(0, len(texts), EMBED_SLICE)
+        ]
+        vectors = unit_rows(np.concatenate(parts))
         stored = [
             NewChunk(c.text, c.tokens, to_blob(v)) for c, v in zip(chunks, vectors, strict=True)
         ]

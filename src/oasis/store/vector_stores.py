@@ -129,6 +129,14 @@ _FILE_COLUMNS = [
 ]
 
 
+def _one_file(owner: str, store_id: str, file_id: str) -> ColumnElement[bool]:
+    return and_(
+        vector_store_files.c.vector_store_id == store_id,
+        vector_store_files.c.file_id == file_id,
+        vector_store_files.c.owner == owner,
+    )
+
+
 def _file(row: Any) -> StoredFile:
     return StoredFile(*row)
 
@@ -313,15 +321,7 @@ class VectorStoreRepository:
         conn: AsyncConnection, owner: str, store_id: str, file_id: str
     ) -> StoredFile | None:
         row = (
-            await conn.execute(
-                select(*_FILE_COLUMNS).where(
-                    and_(
-                        vector_store_files.c.vector_store_id == store_id,
-                        vector_store_files.c.file_id == file_id,
-                        vector_store_files.c.owner == owner,
-                    )
-                )
-            )
+            await conn.execute(select(*_FILE_COLUMNS).where(_one_file(owner, store_id, file_id)))
         ).first()
         return None if row is None else _file(row)
 
@@ -362,13 +362,7 @@ class VectorStoreRepository:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(vector_store_files)
-                .where(
-                    and_(
-                        vector_store_files.c.vector_store_id == store_id,
-                        vector_store_files.c.file_id == file_id,
-                        vector_store_files.c.owner == owner,
-                    )
-                )
+                .where(_one_file(owner, store_id, file_id))
                 .values(attributes=attributes)
             )
         return bool(result.rowcount)
@@ -398,13 +392,7 @@ class VectorStoreRepository:
 
     async def _remove(self, conn: AsyncConnection, owner: str, store_id: str, file_id: str) -> bool:
         result = await conn.execute(
-            delete(vector_store_files).where(
-                and_(
-                    vector_store_files.c.vector_store_id == store_id,
-                    vector_store_files.c.file_id == file_id,
-                    vector_store_files.c.owner == owner,
-                )
-            )
+            delete(vector_store_files).where(_one_file(owner, store_id, file_id))
         )
         if not result.rowcount:
             return False
@@ -459,9 +447,7 @@ class VectorStoreRepository:
                 update(vector_store_files)
                 .where(
                     and_(
-                        vector_store_files.c.vector_store_id == store_id,
-                        vector_store_files.c.file_id == file_id,
-                        vector_store_files.c.owner == owner,
+                        _one_file(owner, store_id, file_id),
                         vector_store_files.c.status == "in_progress",
                     )
                 )
@@ -513,9 +499,7 @@ class VectorStoreRepository:
                 update(vector_store_files)
                 .where(
                     and_(
-                        vector_store_files.c.vector_store_id == store_id,
-                        vector_store_files.c.file_id == file_id,
-                        vector_store_files.c.owner == owner,
+                        _one_file(owner, store_id, file_id),
                         vector_store_files.c.status == "in_progress",
                     )
                 )
