@@ -114,6 +114,49 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
+FILES_KEYS = ("sk-files-one", "sk-files-two")
+# Small limits, so that the 413s of the Files and Uploads APIs are cheap to reach.
+FILES_LIMITS = {"max_file_bytes": 4096, "max_upload_bytes": 16_384, "max_upload_part_bytes": 2048}
+
+
+@pytest.fixture(scope="session")
+def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Files and Uploads: two API keys, the small ``FILES_LIMITS``, no model preloaded.
+
+    ``max_body_bytes`` is smaller than a file or a part may be: the routes that take file
+    bytes have limits of their own.
+    """
+    srv = start_server(
+        tmp_path_factory.mktemp("oasis-files"),
+        config={"preload": [], "max_body_bytes": 1024, **FILES_LIMITS},
+        env={"OASIS_API_KEYS": ",".join(FILES_KEYS)},
+    )
+    yield srv
+    srv.stop()
+
+
+def files_sdk(server: Server, key: str = FILES_KEYS[0]) -> OpenAI:
+    """The strict SDK on ``server`` as the holder of ``key``."""
+    return OpenAI(
+        base_url=server.api_url, api_key=key, _strict_response_validation=True, max_retries=0
+    )
+
+
+@pytest.fixture(scope="session")
+def files_client(files_server: Server) -> Iterator[OpenAI]:
+    """The strict SDK on the ``files_server``, as the first of its keys."""
+    with files_sdk(files_server) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="session")
+def files_http(files_server: Server) -> Iterator[httpx.Client]:
+    """Raw HTTP to the ``files_server``'s ``/v1``, as the first of its keys."""
+    headers = {"Authorization": f"Bearer {FILES_KEYS[0]}"}
+    with httpx.Client(base_url=files_server.api_url, headers=headers, timeout=60) as raw:
+        yield raw
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -80,6 +80,39 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # no temporary left
 
 
+def test_a_streamed_write_appears_only_on_commit(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    with blobs.writer("streamed") as out:
+        out.write(b"ab")
+        out.write(b"cd")
+        assert out.size == 4 and list(blobs.ids()) == []  # not there before the commit
+        assert out.commit() == "streamed"
+    assert blobs.read("streamed") == b"abcd"
+    with pytest.raises(RuntimeError), blobs.writer("abandoned") as out:
+        out.write(b"half")
+        raise RuntimeError("the client went away")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed"]  # no temporary left
+
+
+def test_orphans_without_rows_are_discarded_once_old(tmp_path: Path) -> None:
+    import asyncio
+
+    from oasis.services.blob_writes import discard_orphans
+
+    blobs = BlobStore(tmp_path)
+    for name in ("owned", "orphan", "fresh-orphan"):
+        blobs.put(b"x", name)
+    hour_ago = time.time() - 3601
+    for name in ("owned", "orphan"):
+        os.utime(tmp_path / name, (hour_ago, hour_ago))
+
+    async def known(ids: list[str]) -> set[str]:
+        return {"owned"} & set(ids)
+
+    assert asyncio.run(discard_orphans(blobs, known, 3600)) == 1
+    assert sorted(blobs.ids()) == ["fresh-orphan", "owned"]
+
+
 def test_partial_writes_left_by_a_crash_are_discarded_once_old(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path)
     blobs.put(b"whole", "kept")

@@ -140,3 +140,77 @@ def test_a_hosted_item_is_kept_in_the_chain(sdk: OpenAI) -> None:
     kinds = [item.type for item in items]
     assert "web_search_call" in kinds
     assert [i.id for i in items if i.type == "web_search_call"] == [first.output[0].id]
+
+
+def _input_tokens(loop_server: Server, **body: Any) -> int:
+    reply = httpx.post(
+        f"{loop_server.api_url}/responses/input_tokens",
+        json={"model": MODEL, **body},
+        headers={"Authorization": "Bearer sk-test"},
+        timeout=120,
+    )
+    assert reply.status_code == 200, reply.text
+    return int(reply.json()["input_tokens"])
+
+
+QUESTION = {"role": "user", "content": "What is the capital of France?"}
+SEARCHED = {
+    "type": "web_search_call",
+    "id": "ws_given",
+    "status": "completed",
+    "action": {
+        "type": "search",
+        "query": "capital of France",
+        "sources": [{"type": "url", "url": "https://example.org/france"}],
+    },
+}
+
+
+def test_a_stored_hosted_item_is_shown_to_the_model_on_the_next_turn(
+    sdk: OpenAI, loop_server: Server
+) -> None:
+    first = _create(sdk, max_tool_calls=1, max_output_tokens=200, **SEARCH)
+    assert first.output[0].type == "web_search_call"
+    chained = _input_tokens(loop_server, previous_response_id=first.id, input="Thanks.")
+    # The same context without the search: the model would not know it had searched.
+    without = [
+        {"role": "user", "content": "What is the capital of France?"},
+        *[item.model_dump() for item in first.output if item.type != "web_search_call"],
+        {"role": "user", "content": "Thanks."},
+    ]
+    assert chained > _input_tokens(loop_server, input=without)
+
+
+def test_a_client_sent_hosted_item_is_stored_listed_and_replayed(
+    sdk: OpenAI, loop_server: Server
+) -> None:
+    with_search = _input_tokens(loop_server, input=[QUESTION, SEARCHED])
+    assert with_search > _input_tokens(loop_server, input=[QUESTION])
+    response = sdk.responses.create(
+        model=MODEL,
+        input=[QUESTION, SEARCHED],
+        temperature=0,
+        max_output_tokens=4,  # type: ignore[list-item]
+    )
+    listed = [i for i in sdk.responses.input_items.list(response.id) if i.type == "web_search_call"]
+    assert [i.id for i in listed] == ["ws_given"]
+    # Sources are stored, and shown only when ``include`` asks for them.
+    assert listed[0].action.sources is None  # type: ignore[union-attr]
+    shown = sdk.responses.input_items.list(response.id, include=["web_search_call.action.sources"])
+    search = next(i for i in shown if i.type == "web_search_call")
+    assert [s.url for s in search.action.sources or []] == ["https://example.org/france"]  # type: ignore[union-attr]
+
+
+def test_a_hosted_item_of_the_sdk_types_is_checked_and_an_unknown_type_refused(
+    loop_server: Server,
+) -> None:
+    url = f"{loop_server.api_url}/responses"
+    headers = {"Authorization": "Bearer sk-test"}
+    bad = {**SEARCHED, "action": {"type": "search", "sources": "nope"}}
+    reply = httpx.post(url, json={"model": MODEL, "input": [bad]}, headers=headers, timeout=60)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"].startswith("input[0].action")
+    unknown = {"type": "teleport_call", "id": "x"}
+    reply = httpx.post(url, json={"model": MODEL, "input": [unknown]}, headers=headers, timeout=60)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == "input[0].type"

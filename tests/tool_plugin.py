@@ -2,8 +2,9 @@
 ``tool_plugins`` setting: it registers itself with ``register_tool`` as any plugin would.
 
 ``web_search_preview`` here is a stand-in search that answers from a fixed table (the
-loop is under test, not search); ``code_interpreter`` fails after adding its item, which
-is how a tool's own bug looks to the server.
+loop is under test, not search) and replays its stored items to the model on later turns;
+``code_interpreter`` fails after adding its item, which is how a tool's own bug looks to
+the server.
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ from oasis.tools.base import (
     ItemAdded,
     ItemDone,
     ItemProgress,
+    ReplayedCall,
     ToolContext,
     ToolEvent,
     ToolResult,
 )
 from oasis.tools.registry import register_tool
+from oasis.types import Item
 
 ANSWER = "Paris is the capital of France."
 
 
 class FakeSearch:
     server_side = True
+    item_types = frozenset({"web_search_call"})
 
     def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
         function = FunctionTool(
@@ -55,12 +59,19 @@ class FakeSearch:
         yield ItemProgress("response.web_search_call.in_progress")
         yield ItemProgress("response.web_search_call.searching", item_status="searching")
         yield ItemProgress("response.web_search_call.completed", item_status="completed")
-        yield ItemDone({**item, "status": "completed"})
+        yield ItemDone({**item, "status": "completed", "action": {**item["action"], "sources": []}})
         yield ToolResult(ANSWER)
+
+    def replay(self, item: Item) -> ReplayedCall | None:
+        action = item.get("action") or {}
+        if action.get("type") != "search":
+            return None
+        return ReplayedCall("web_search", json.dumps({"query": action.get("query", "")}), ANSWER)
 
 
 class BrokenInterpreter:
     server_side = True
+    item_types = frozenset({"code_interpreter_call"})
 
     def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
         function = FunctionTool(
@@ -90,6 +101,9 @@ class BrokenInterpreter:
             }
         )
         raise RuntimeError("the interpreter crashed")
+
+    def replay(self, item: Item) -> ReplayedCall | None:
+        return None
 
 
 register_tool("web_search_preview", FakeSearch())

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from oasis.api.deps import ConversationsDep, OwnerDep
+from oasis.api.deps import ConversationsDep, IncludeDep, OwnerDep
 from oasis.wire.base import dump
 from oasis.wire.conversations import (
     ConversationCreateRequest,
@@ -56,9 +56,13 @@ async def delete_conversation(
 
 @router.post("/v1/conversations/{conversation_id}/items", response_model=None)
 async def create_items(
-    conversation_id: str, body: ConversationItemsRequest, service: ConversationsDep, owner: OwnerDep
+    conversation_id: str,
+    body: ConversationItemsRequest,
+    service: ConversationsDep,
+    owner: OwnerDep,
+    include: IncludeDep,
 ) -> Response:
-    return _json(await service.add_items(owner, conversation_id, body.items))
+    return _json(await service.add_items(owner, conversation_id, body.items, include))
 
 
 @router.get("/v1/conversations/{conversation_id}/items", response_model=None)
@@ -66,20 +70,27 @@ async def list_items(
     conversation_id: str,
     service: ConversationsDep,
     owner: OwnerDep,
+    include: IncludeDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> Response:
     return _json(
-        await service.list_items(owner, conversation_id, order=order, after=after, limit=limit)
+        await service.list_items(
+            owner, conversation_id, order=order, after=after, limit=limit, include=include
+        )
     )
 
 
 @router.get("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
 async def retrieve_item(
-    conversation_id: str, item_id: str, service: ConversationsDep, owner: OwnerDep
+    conversation_id: str,
+    item_id: str,
+    service: ConversationsDep,
+    owner: OwnerDep,
+    include: IncludeDep,
 ) -> Response:
-    return _json(await service.get_item(owner, conversation_id, item_id))
+    return _json(await service.get_item(owner, conversation_id, item_id, include))
 
 
 @router.delete("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)

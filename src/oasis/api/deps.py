@@ -43,6 +43,15 @@ def _app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
     return dependency
 
 
+async def get_include(request: Request) -> frozenset[str]:
+    """The ``include`` query values, as the SDK sends them (``include[]=…``) or plainly."""
+    params = request.query_params
+    return frozenset(params.getlist("include") + params.getlist("include[]"))
+
+
+IncludeDep = Annotated[frozenset[str], Depends(get_include)]
+
+
 async def get_owner(request: Request) -> str:
     """The owner of whatever this request stores: an HMAC of its API key."""
     return str(getattr(request.state, "owner", ANONYMOUS))

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from oasis.api.deps import FilesDep, OwnerDep
 from oasis.api.forms import read_form, split_form, validate_fields
@@ -16,8 +17,9 @@ from oasis.wire.files import FileCreateForm
 router = APIRouter(tags=["files"])
 
 
-def _json(body: str) -> Response:
-    return Response(body, media_type="application/json")
+def json_body(model: BaseModel) -> Response:
+    """An ``openai`` type (or our list envelope) as the JSON body of a 200."""
+    return Response(dump(model), media_type="application/json")
 
 
 @router.post("/v1/files", response_model=None)
@@ -46,7 +48,7 @@ async def create_file(request: Request, files: FilesDep, owner: OwnerDep) -> Res
         )
     finally:
         await form.close()
-    return _json(dump(created))
+    return json_body(created)
 
 
 @router.get("/v1/files", response_model=None)
@@ -59,17 +61,17 @@ async def list_files(
     after: str | None = None,
 ) -> Response:
     page = await files.list(owner, purpose=purpose, after=after, order=order, limit=limit)
-    return _json(page.model_dump_json())
+    return json_body(page)
 
 
 @router.get("/v1/files/{file_id}", response_model=None)
 async def retrieve_file(file_id: str, files: FilesDep, owner: OwnerDep) -> Response:
-    return _json(dump(await files.get(owner, file_id)))
+    return json_body(await files.get(owner, file_id))
 
 
 @router.delete("/v1/files/{file_id}", response_model=None)
 async def delete_file(file_id: str, files: FilesDep, owner: OwnerDep) -> Response:
-    return _json(dump(await files.delete(owner, file_id)))
+    return json_body(await files.delete(owner, file_id))
 
 
 @router.get("/v1/files/{file_id}/content", response_model=None)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from openai.types.responses import ResponseItemList
 
-from oasis.api.deps import OwnerDep, ResponsesDep
+from oasis.api.deps import IncludeDep, OwnerDep, ResponsesDep
 from oasis.api.sse import encoded_sse_response
 from oasis.responses.items import RESPONSE_ITEM
 from oasis.wire.base import dump
@@ -42,12 +42,13 @@ async def retrieve_response(
     response_id: str,
     service: ResponsesDep,
     owner: OwnerDep,
+    include: IncludeDep,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> Response:
     if stream:
         return encoded_sse_response(await service.replay(response_id, owner, starting_after))
-    return _json(dump(await service.retrieve(response_id, owner)))
+    return _json(dump(await service.retrieve(response_id, owner, include)))
 
 
 @router.delete("/v1/responses/{response_id}", response_model=None)
@@ -66,11 +67,14 @@ async def list_input_items(
     response_id: str,
     service: ResponsesDep,
     owner: OwnerDep,
+    include: IncludeDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> Response:
-    page = await service.input_items(response_id, owner, order=order, after=after, limit=limit)
+    page = await service.input_items(
+        response_id, owner, order=order, after=after, limit=limit, include=include
+    )
     listing = ResponseItemList(
         object="list",
         data=[RESPONSE_ITEM.validate_python(item) for item in page.data],

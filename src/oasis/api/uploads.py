@@ -5,23 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from oasis.api.deps import OwnerDep, UploadsDep
+from oasis.api.files import json_body
 from oasis.api.forms import read_form, split_form
 from oasis.errors import InvalidRequestError
-from oasis.wire.base import dump
 from oasis.wire.files import UploadCompleteRequest, UploadCreateRequest
 
 router = APIRouter(tags=["uploads"])
-
-
-def _json(body: str) -> Response:
-    return Response(body, media_type="application/json")
 
 
 @router.post("/v1/uploads", response_model=None)
 async def create_upload(
     body: UploadCreateRequest, uploads: UploadsDep, owner: OwnerDep
 ) -> Response:
-    return _json(dump(await uploads.create(owner, body)))
+    return json_body(await uploads.create(owner, body))
 
 
 @router.post("/v1/uploads/{upload_id}/parts", response_model=None)
@@ -40,16 +36,16 @@ async def add_part(
         part = await uploads.add_part(owner, upload_id, parts[0][1].file)
     finally:
         await form.close()
-    return _json(dump(part))
+    return json_body(part)
 
 
 @router.post("/v1/uploads/{upload_id}/complete", response_model=None)
 async def complete_upload(
     upload_id: str, body: UploadCompleteRequest, uploads: UploadsDep, owner: OwnerDep
 ) -> Response:
-    return _json(dump(await uploads.complete(owner, upload_id, body.part_ids, body.md5)))
+    return json_body(await uploads.complete(owner, upload_id, body.part_ids, body.md5))
 
 
 @router.post("/v1/uploads/{upload_id}/cancel", response_model=None)
 async def cancel_upload(upload_id: str, uploads: UploadsDep, owner: OwnerDep) -> Response:
-    return _json(dump(await uploads.cancel(owner, upload_id)))
+    return json_body(await uploads.cancel(owner, upload_id))

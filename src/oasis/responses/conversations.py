@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
@@ -10,6 +12,7 @@ from openai.types.conversations import (
 
 from oasis.errors import NotFoundError
 from oasis.ids import new_id
+from oasis.responses.include import shown
 from oasis.responses.items import CONVERSATION_ITEM, normalize_input
 from oasis.store import Store, StoredConversation
 from oasis.types import Item
@@ -25,10 +28,13 @@ def _conversation(stored: StoredConversation) -> Conversation:
     )
 
 
-def item_list(data: list[Item], has_more: bool) -> ConversationItemList:
+def item_list(
+    data: list[Item], has_more: bool, include: Collection[str] = ()
+) -> ConversationItemList:
+    """A page of stored items as the API lists them (``include`` decides optional parts)."""
     return ConversationItemList(
         object="list",
-        data=[CONVERSATION_ITEM.validate_python(item) for item in data],
+        data=[CONVERSATION_ITEM.validate_python(shown(item, include)) for item in data],
         first_id=str(data[0]["id"]) if data else "",
         last_id=str(data[-1]["id"]) if data else "",
         has_more=has_more,
@@ -80,29 +86,42 @@ class ConversationService:
         )
 
     async def add_items(
-        self, owner: str, conversation_id: str, raw_items: list[Item]
+        self,
+        owner: str,
+        conversation_id: str,
+        raw_items: list[Item],
+        include: Collection[str] = (),
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
         entries = await self._normalize(owner, raw_items, "items")
         if not await self.store.conversations.append(owner, conversation_id, entries):
             raise _missing(conversation_id)
-        return item_list(entries, False)
+        return item_list(entries, False, include)
 
     async def list_items(
-        self, owner: str, conversation_id: str, *, order: str, after: str | None, limit: int
+        self,
+        owner: str,
+        conversation_id: str,
+        *,
+        order: str,
+        after: str | None,
+        limit: int,
+        include: Collection[str] = (),
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
         page = await self.store.conversations.page(
             owner, conversation_id, order=order, after=after, limit=limit
         )
-        return item_list(page.data, page.has_more)
+        return item_list(page.data, page.has_more, include)
 
-    async def get_item(self, owner: str, conversation_id: str, item_id: str) -> object:
+    async def get_item(
+        self, owner: str, conversation_id: str, item_id: str, include: Collection[str] = ()
+    ) -> object:
         await self._get(owner, conversation_id)
         item = await self.store.conversations.item(owner, conversation_id, item_id)
         if item is None:
             raise NotFoundError(f"Item with id '{item_id}' not found.")
-        return CONVERSATION_ITEM.validate_python(item)
+        return CONVERSATION_ITEM.validate_python(shown(item, include))
 
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation:
         stored = await self._get(owner, conversation_id)

@@ -30,6 +30,7 @@ from oasis.core.events import (
     ToolCallStarted,
 )
 from oasis.responses.emitters import ContentEmitter, FunctionCallEmitter, HostedItemEmitter
+from oasis.responses.include import shown, shown_all
 from oasis.tools.base import Cite, ItemAdded, ItemDone, ItemProgress
 from oasis.types import Item
 
@@ -53,9 +54,12 @@ def usage(
 class ResponseBuilder:
     """The state of one response while it is generated; see the module docstring."""
 
-    def __init__(self, base: Item, *, logprobs: bool = False) -> None:
+    def __init__(
+        self, base: Item, *, logprobs: bool = False, include: frozenset[str] = frozenset()
+    ) -> None:
         self.base = base
         self.logprobs = logprobs
+        self.include = include  # what the client sees of optional item parts
         self.status: str = base.get("status", "in_progress")
         self.output: list[Item] = []
         self.usage: Item | None = None
@@ -88,8 +92,9 @@ class ResponseBuilder:
         return body
 
     def response(self) -> Response:
-        """The validated ``Response``."""
-        return Response.model_validate(self.snapshot())
+        """The validated ``Response``, as the client sees it (see :meth:`event`)."""
+        body = self.snapshot()
+        return Response.model_validate({**body, "output": shown_all(body["output"], self.include)})
 
     # -- events -----------------------------------------------------------------------
 
@@ -97,6 +102,12 @@ class ResponseBuilder:
         """A stream event with the next sequence number (every event gets it here)."""
         payload["sequence_number"] = self.seq
         self.seq += 1
+        # Items are kept (and stored) whole; the client sees what its ``include`` asked for.
+        if "item" in payload:
+            payload["item"] = shown(payload["item"], self.include)
+        if "response" in payload:
+            body = payload["response"]
+            payload["response"] = {**body, "output": shown_all(body["output"], self.include)}
         return STREAM_EVENT.validate_python(payload)
 
     def _lifecycle(self, kind: str, *, with_output: bool = False) -> Any:

@@ -7,6 +7,7 @@ conversation item lists return, and what later turns are rebuilt from.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,10 +27,12 @@ from pydantic import TypeAdapter, ValidationError
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.ids import new_id
+from oasis.tools.base import ReplayedCall
 from oasis.types import Item
 from oasis.wire.base import validation_problem
 
 ItemLookup = Callable[[str], Awaitable[Item | None]]
+Replay = Callable[[Item], ReplayedCall | None]
 
 RESPONSE_ITEM: TypeAdapter[Any] = TypeAdapter(ResponseItem)
 CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
@@ -49,6 +52,40 @@ _STORED_FORMS: dict[str, tuple[type[OpenAIModel], ...]] = {
 }
 
 
+def _members_by_type(union: Any) -> dict[str, type[OpenAIModel]]:
+    """The members of an SDK item union by the ``type`` literal each one carries."""
+    members = typing.get_args(typing.get_args(union)[0])
+    out: dict[str, type[OpenAIModel]] = {}
+    for member in members:
+        for literal in typing.get_args(member.model_fields["type"].annotation):
+            out.setdefault(literal, member)
+    return out
+
+
+# The other item types (hosted tools' calls, MCP approvals, shell and patch calls…): stored
+# in the SDK's form, listed back as they came, and shown to the model on later turns by
+# the tool kind that makes them (``ToolKind.replay``).
+_OTHER_FORMS: dict[str, tuple[type[OpenAIModel], ...]] = {
+    kind: (member, *([c] if (c := _members_by_type(ConversationItem).get(kind)) else []))
+    for kind, member in _members_by_type(ResponseItem).items()
+    if kind not in {"message", "function_call", "function_call_output", "reasoning"}
+}
+_OTHER_PREFIXES = {
+    "web_search_call": "ws",
+    "file_search_call": "fs",
+    "computer_call": "cu",
+    "computer_call_output": "cuo",
+    "image_generation_call": "ig",
+    "code_interpreter_call": "ci",
+    "mcp_list_tools": "mcpl",
+    "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
+    "mcp_call": "mcp",
+    "custom_tool_call": "ctc",
+    "custom_tool_call_output": "ctco",
+}
+
+
 def _checked(item: Item, path: str) -> Item:
     """``item`` if it lists and replays through the SDK's types; else a 400 naming the field.
 
@@ -56,7 +93,7 @@ def _checked(item: Item, path: str) -> Item:
     can store an item that a later list (or the SDK's strict validation) would choke on.
     """
     form = "assistant_message" if item.get("role") == "assistant" else str(item["type"])
-    for model in _STORED_FORMS[form]:
+    for model in _STORED_FORMS.get(form) or _OTHER_FORMS[form]:
         try:
             model.model_validate(item)
         except ValidationError as exc:
@@ -276,9 +313,23 @@ def _normalize_item(raw: Item, kind: str | None, path: str) -> Item:
             if raw.get(key) is not None:
                 item[key] = raw[key]
         return item
-    raise UnsupportedError(
-        f"Input items of type {kind!r} are not supported by this server.", param=f"{path}.type"
+    if kind in _OTHER_FORMS:
+        return _other_item(raw, kind)
+    raise InvalidRequestError(
+        f"Invalid value for '{path}.type': {kind!r} is not an input item type.",
+        param=f"{path}.type",
+        code="invalid_value",
     )
+
+
+def _other_item(raw: Item, kind: str) -> Item:
+    """A hosted-tool (or other) item as given, with the id and status its stored form
+    needs; :func:`_checked` then holds it to the SDK's type."""
+    item = {key: value for key, value in raw.items() if value is not None}
+    item["id"] = _given(raw, "id", new_id(_OTHER_PREFIXES.get(kind, "item")))
+    if "status" in _OTHER_FORMS[kind][0].model_fields and "status" not in item:
+        item["status"] = "completed"
+    return item
 
 
 def check_call_ids(context: list[Item], new: list[Item], *, param: str = "input") -> None:
@@ -312,12 +363,17 @@ def _output_as_text(output: Any) -> str:
 
 
 def to_conversation(
-    instructions: str | None, entries: list[Item], tools: tuple[FunctionTool, ...] = ()
+    instructions: str | None,
+    entries: list[Item],
+    tools: tuple[FunctionTool, ...] = (),
+    replay: Replay | None = None,
 ) -> Conversation:
     """Stored items as the core's conversation, ``instructions`` first as a system message.
 
     Consecutive function calls join the assistant message before them (one assistant turn
-    with several tool calls); reasoning attaches to the assistant turn it led to.
+    with several tool calls); reasoning attaches to the assistant turn it led to. Other
+    items (hosted tools' calls) read as ``replay`` says: a call and its result, as the
+    model saw them when the call ran; those it does not replay the model does not see.
     """
     messages: list[Message] = []
     if instructions:
@@ -327,6 +383,7 @@ def to_conversation(
     open_turn: int | None = None
     for item in entries:
         kind = item.get("type")
+        replayed = replay(item) if replay is not None and kind not in _STORED_FORMS else None
         if kind == "reasoning":
             text = "".join(c.get("text", "") for c in item.get("content") or [])
             text = text or "".join(s.get("text", "") for s in item.get("summary") or [])
@@ -340,8 +397,15 @@ def to_conversation(
         elif kind == "message":
             messages.append(Message(role=item["role"], content=_message_text(item)))
             open_turn = None
-        elif kind == "function_call":
-            call = ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"])
+        elif kind == "function_call" or replayed is not None:
+            if replayed is None:
+                call = ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"])
+            else:
+                call = ToolCall(
+                    id=str(item.get("call_id") or item["id"]),
+                    name=replayed.name,
+                    arguments=replayed.arguments,
+                )
             if open_turn is None:
                 messages.append(Message(role="assistant", content="", reasoning=reasoning))
                 reasoning = None
@@ -353,6 +417,10 @@ def to_conversation(
                 tool_calls=(*turn.tool_calls, call),
                 reasoning=turn.reasoning,
             )
+            if replayed is not None:
+                # A hosted call's result follows it at once, as the model read it then.
+                messages.append(Message(role="tool", content=replayed.output, tool_call_id=call.id))
+                open_turn = None
         elif kind == "function_call_output":
             messages.append(
                 Message(

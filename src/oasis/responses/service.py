@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.ids import new_id
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
+from oasis.responses.include import shown_all
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
 from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
 from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps
@@ -32,7 +33,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
-from oasis.tools.registry import get_tool
+from oasis.tools.registry import get_tool, replay_item
 from oasis.types import Item
 from oasis.wire.base import dump
 from oasis.wire.responses import ResponseCreateRequest
@@ -287,7 +288,7 @@ class ResponsesService:
         while it is too long for the model."""
         assert request.model is not None
         conversation: Conversation | None = to_conversation(
-            request.instructions, entries, options.tools
+            request.instructions, entries, options.tools, replay_item
         )
         while True:
             assert conversation is not None
@@ -346,7 +347,9 @@ class ResponsesService:
             top_p=base["top_p"],
             top_logprobs=(request.top_logprobs or 0) if request.wants_logprobs else None,
         )
-        builder = ResponseBuilder(base, logprobs=request.wants_logprobs)
+        builder = ResponseBuilder(
+            base, logprobs=request.wants_logprobs, include=frozenset(request.include or ())
+        )
         return Turn(
             request,
             owner,
@@ -387,7 +390,7 @@ class ResponsesService:
                 http=self.http,
                 owner=turn.owner,
                 response_id=turn.builder.id,
-                include=frozenset(request.include or ()),
+                history=tuple(entries),
                 services=self.tool_services,
             ),
             max_output_tokens=request.max_output_tokens,
@@ -561,11 +564,14 @@ class ResponsesService:
 
     # -- stored responses -------------------------------------------------------------
 
-    async def retrieve(self, response_id: str, owner: str) -> Response:
+    async def retrieve(
+        self, response_id: str, owner: str, include: Collection[str] = ()
+    ) -> Response:
         stored = await self.store.responses.get(owner, response_id)
         if stored is None:
             raise _not_found(response_id)
-        return Response.model_validate(stored.body)
+        body = stored.body
+        return Response.model_validate({**body, "output": shown_all(body["output"], include)})
 
     async def replay(self, response_id: str, owner: str, after: int | None) -> AsyncIterator[Event]:
         """``GET ?stream=true``: the stored event log after ``after``, then live events."""
@@ -608,13 +614,21 @@ class ResponsesService:
         return await self.retrieve(response_id, owner)
 
     async def input_items(
-        self, response_id: str, owner: str, *, order: str, after: str | None, limit: int
+        self,
+        response_id: str,
+        owner: str,
+        *,
+        order: str,
+        after: str | None,
+        limit: int,
+        include: Collection[str] = (),
     ) -> ItemPage:
         if await self.store.responses.get(owner, response_id) is None:
             raise _not_found(response_id)
-        return await self.store.responses.items(
+        page = await self.store.responses.items(
             owner, response_id, role="input", order=order, after=after, limit=limit
         )
+        return replace(page, data=shown_all(page.data, include))
 
     async def input_tokens(
         self, request: ResponseCreateRequest, owner: str

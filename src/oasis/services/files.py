@@ -147,6 +147,7 @@ class FilesService:
         )
         data = [file_object(stored) for stored in page.data]
         return FileList(
+            object="list",
             data=data,
             first_id=data[0].id if data else None,
             last_id=data[-1].id if data else None,

@@ -38,6 +38,9 @@ from oasis.wire.vector_stores import (
 )
 
 DAY = 86_400
+# ``last_active_at`` moves in steps of a minute: expiry counts in days, and a write per
+# search would serialize searches on SQLite's one writer.
+ACTIVITY_STEP = 60
 
 
 def _store_missing(store_id: str) -> NotFoundError:
@@ -428,7 +431,8 @@ class VectorStoreService:
             raise InvalidRequestError(
                 f"The vector store '{store_id}' has expired.", param=param, code="expired"
             )
-        await self.repo.update(owner, store_id, last_active_at=now)
+        if stored.last_active_at is None or now - stored.last_active_at >= ACTIVITY_STEP:
+            await self.repo.update(owner, store_id, last_active_at=now)
         return await self.engine.search(
             store_id, stored.generation, queries, filters=filters, limit=limit, ranking=ranking
         )

@@ -4,9 +4,10 @@ A *kind* (``function``, ``web_search``, ``mcp``…) turns the request's ``tools`
 its ``type`` into :class:`ConfiguredTool` s: what the response echoes, and the function
 schema the model calls it through. A hosted kind (``server_side``) also runs those calls:
 ``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
-when done, citations for the answer — and ends with :class:`ToolResult`, the text the model
-reads next step. The
-Responses builder turns these into stream events, so a tool never numbers events itself.
+when done, citations for the answer — and ends with :class:`ToolResult`, the text the
+model reads next step. On later turns the stored item is shown to the model again through
+the kind's ``replay``. The Responses builder turns these into stream events, so a tool
+never numbers events itself.
 """
 
 from __future__ import annotations
@@ -43,15 +44,27 @@ class HostedCall:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may use: the one outbound HTTP client, whose request it is, the
-    request's ``include`` values, and the server's services a tool may call, by name
-    (``"vector_stores"``: :class:`~oasis.services.vector_stores.VectorStoreService`)."""
+    """What a running tool may use: the one outbound HTTP client, whose request it is,
+    the turn's history (the stored items of the chain or conversation before this turn,
+    then this turn's input), where a kind finds its own earlier items, and the server's
+    services a tool may call, by name (``"vector_stores"``:
+    :class:`~oasis.services.vector_stores.VectorStoreService`)."""
 
     http: httpx.AsyncClient
     owner: str
     response_id: str
-    include: frozenset[str] = frozenset()
+    history: Sequence[Item] = ()
     services: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplayedCall:
+    """How a stored hosted-tool item reads to the model on a later turn: a call of the
+    function the model saw, and the result it read."""
+
+    name: str
+    arguments: str
+    output: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,11 @@ class ToolKind(Protocol):
         """True when the server runs its calls (hosted); False when the client does."""
         ...
 
+    @property
+    def item_types(self) -> frozenset[str]:
+        """The output item types this kind's calls produce (``web_search_call``…)."""
+        ...
+
     def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
         """This kind's ``(index, param)`` entries of ``tools``, checked together (so that,
         say, two functions cannot share a name); a 400 names ``tools[index].<field>``."""
@@ -111,4 +129,10 @@ class ToolKind(Protocol):
 
     def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         """Run one call of a hosted tool; see the module docstring."""
+        ...
+
+    def replay(self, item: Item) -> ReplayedCall | None:
+        """How a stored item of one of :attr:`item_types` reads to the model on a later
+        turn (``previous_response_id``, conversations); None when the model does not see
+        it. Stored items are complete (whatever ``include`` showed the client)."""
         ...

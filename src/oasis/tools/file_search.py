@@ -3,10 +3,11 @@
 The model calls it as a function taking ``queries``; a run searches every store of the
 tool (hybrid search, the tool's ``filters`` and ``ranking_options``), keeps the best
 ``max_num_results`` chunks, and hands them to the model as numbered passages. The
-``file_search_call`` item carries the queries, and the results when the request includes
-``file_search_call.results``; each file whose passages the model read is cited
-(``file_citation``) at the end of the answer. A store that is missing, another key's or
-expired fails the item (the response goes on, as with any tool failure).
+``file_search_call`` item carries the queries and the results (stored whole; a client sees
+the results when its request includes ``file_search_call.results``); each file whose
+passages the model read is cited (``file_citation``) at the end of the answer. On later
+turns the item replays as the same call and passages. A store that is missing, another
+key's or expired fails the item (the response goes on, as with any tool failure).
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from oasis.tools.base import (
     ItemAdded,
     ItemDone,
     ItemProgress,
+    ReplayedCall,
     ToolContext,
     ToolEvent,
     ToolResult,
 )
 from oasis.types import Item
 
-RESULTS_INCLUDE = "file_search_call.results"
 DEFAULT_RESULTS = 10
 # The passages the model reads, in characters: small models have small contexts.
 PASSAGE_BUDGET = 6000
@@ -59,6 +60,7 @@ class FileSearch:
     """The ``file_search`` tool kind (registered in :mod:`oasis.tools.registry`)."""
 
     server_side = True
+    item_types = frozenset({"file_search_call"})
 
     def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
         configured: list[ConfiguredTool] = []
@@ -119,23 +121,29 @@ class FileSearch:
             return
         hits = sorted(hits, key=lambda h: -h.score)[:limit]
         yield ItemProgress("response.file_search_call.completed", item_status="completed")
-        results = None
-        if RESULTS_INCLUDE in context.include:
-            results = [
-                {
-                    "file_id": h.chunk.file_id,
-                    "filename": h.chunk.filename,
-                    "text": h.chunk.text,
-                    "score": h.score,
-                    "attributes": h.chunk.attributes or {},
-                }
-                for h in hits
-            ]
+        results = [
+            {
+                "file_id": h.chunk.file_id,
+                "filename": h.chunk.filename,
+                "text": h.chunk.text,
+                "score": h.score,
+                "attributes": h.chunk.attributes or {},
+            }
+            for h in hits
+        ]
         yield ItemDone({**item, "status": "completed", "queries": queries, "results": results})
-        passages, read = _passages(hits)
+        passages, read = _passages(results)
         for file_id, filename in read.items():
             yield Cite({"type": "file_citation", "file_id": file_id, "filename": filename})
         yield ToolResult(passages)
+
+    def replay(self, item: Item) -> ReplayedCall | None:
+        """The stored call as the model made it, and the passages it read then."""
+        arguments = json.dumps({"queries": list(item.get("queries") or [])})
+        if item.get("status") != "completed":
+            return ReplayedCall(_FUNCTION.name, arguments, "The search failed.")
+        passages, _ = _passages(list(item.get("results") or []))
+        return ReplayedCall(_FUNCTION.name, arguments, passages)
 
 
 def _queries(arguments: str) -> list[str]:
@@ -152,20 +160,22 @@ def _queries(arguments: str) -> list[str]:
     return queries or [arguments.strip() or "*"]
 
 
-def _passages(hits: list[Any]) -> tuple[str, dict[str, str]]:
-    """The text the model reads, within :data:`PASSAGE_BUDGET`, and the files it quotes."""
-    if not hits:
+def _passages(results: list[Item]) -> tuple[str, dict[str, str]]:
+    """The text the model reads (from ``file_search_call`` results), within
+    :data:`PASSAGE_BUDGET`, and the files it quotes."""
+    if not results:
         return "No passages in the files matched the search.", {}
     parts: list[str] = []
     read: dict[str, str] = {}
     used = 0
-    for number, hit in enumerate(hits, start=1):
-        text = hit.chunk.text[: max(PASSAGE_BUDGET - used, 0)]
+    for number, result in enumerate(results, start=1):
+        text = str(result.get("text") or "")[: max(PASSAGE_BUDGET - used, 0)]
         if not text:
             break
-        parts.append(f"[{number}] {hit.chunk.filename}:\n{text}")
+        filename = str(result.get("filename") or "")
+        parts.append(f"[{number}] {filename}:\n{text}")
         used += len(text)
-        read.setdefault(hit.chunk.file_id, hit.chunk.filename)
+        read.setdefault(str(result.get("file_id")), filename)
     return "\n\n".join(parts), read
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from oasis.core.conversation import FunctionTool
 from oasis.errors import InvalidRequestError
-from oasis.tools.base import ConfiguredTool, HostedCall, ToolContext, ToolEvent
+from oasis.tools.base import ConfiguredTool, HostedCall, ReplayedCall, ToolContext, ToolEvent
 from oasis.types import Item
 
 
@@ -61,6 +61,7 @@ class FunctionToolKind:
     """``{"type": "function"}`` tools of Responses."""
 
     server_side = False
+    item_types: frozenset[str] = frozenset()  # function_call items are the core's own
 
     def configure(self, params: Sequence[tuple[int, Any]]) -> list[ConfiguredTool]:
         indexes = [index for index, _ in params]
@@ -80,6 +81,9 @@ class FunctionToolKind:
 
     def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         raise TypeError("function tools run on the client")
+
+    def replay(self, item: Item) -> ReplayedCall | None:
+        return None
 
 
 TOOL = FunctionToolKind()

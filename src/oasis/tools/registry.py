@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from importlib.metadata import entry_points
 
 from oasis.plugins import load_target, plugin_target
-from oasis.tools.base import ToolKind
+from oasis.tools.base import ReplayedCall, ToolKind
+from oasis.types import Item
 
 # type -> "module:attr"; imported the first time a request uses that type.
 _BUILTIN: dict[str, str] = {
@@ -19,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "file_search": "oasis.tools.file_search:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}
+_by_item: dict[str, ToolKind | None] = {}  # output item type -> the kind that made it
 
 
 def register_tool(type_: str, kind: ToolKind | str) -> None:
@@ -28,6 +31,7 @@ def register_tool(type_: str, kind: ToolKind | str) -> None:
         _BUILTIN[type_] = kind
     else:
         _kinds[type_] = kind
+    _by_item.clear()
 
 
 def load_plugins(modules: Iterable[str]) -> None:
@@ -46,3 +50,29 @@ def get_tool(type_: str) -> ToolKind | None:
     kind: ToolKind = load_target(target)
     _kinds[type_] = kind
     return kind
+
+
+def replay_item(item: Item) -> ReplayedCall | None:
+    """How a stored hosted-tool ``item`` reads to the model on a later turn (through the
+    kind whose ``item_types`` lists its type); None when no kind claims it or the model
+    does not see it."""
+    item_type = str(item.get("type"))
+    if item_type not in _by_item:
+        _by_item[item_type] = _kind_for_item(item_type)
+    kind = _by_item[item_type]
+    return None if kind is None else kind.replay(item)
+
+
+def _kind_for_item(item_type: str) -> ToolKind | None:
+    # A stored item can outlive the process that made it, so every known kind is asked
+    # (each is imported once; a kind that fails to import is skipped here, and reports
+    # itself when a request names its type).
+    names = {*_BUILTIN, *_kinds, *(ep.name for ep in entry_points(group="oasis.tools"))}
+    for name in sorted(names):
+        try:
+            kind = get_tool(name)
+        except Exception:
+            continue
+        if kind is not None and item_type in getattr(kind, "item_types", ()):
+            return kind
+    return None

@@ -47,7 +47,7 @@ class UploadCompleteRequest(WireModel):
 class FileList(BaseModel):
     """``GET /v1/files``: a cursor page (the SDK's ``SyncCursorPage[FileObject]``)."""
 
-    object: Literal["list"] = "list"
+    object: Literal["list"]
     data: list[FileObject]
     first_id: str | None
     last_id: str | None
