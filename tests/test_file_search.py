@@ -4,6 +4,7 @@ models, forced with ``tool_choice`` so the protocol is deterministic."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -171,3 +172,24 @@ def test_bad_tools_are_400s_and_missing_stores_fail_the_item(
     assert response.status in {"completed", "incomplete"}  # the tool failed, not the response
     call = response.output[0]
     assert call.type == "file_search_call" and call.status == "failed"
+
+
+def test_a_stored_call_replays_as_the_call_and_its_passages() -> None:
+    from oasis.tools.registry import replay_item
+
+    item = {
+        "type": "file_search_call",
+        "id": "fs_1",
+        "status": "completed",
+        "queries": ["keeper's cat"],
+        "results": [
+            {"file_id": "file-1", "filename": "lighthouse.txt", "text": "Biscuit", "score": 0.9}
+        ],
+    }
+    replayed = replay_item(item)
+    assert replayed is not None
+    assert replayed.name == "file_search"
+    assert json.loads(replayed.arguments) == {"queries": ["keeper's cat"]}
+    assert replayed.output == "[1] lighthouse.txt:\nBiscuit"
+    failed = replay_item({**item, "status": "failed", "results": None})
+    assert failed is not None and "failed" in failed.output

@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from oasis.retrieval.ranking import (
     CANDIDATES_PER_RESULT,
     Ranking,
@@ -93,11 +96,27 @@ class VectorSearch:
         ranking: Ranking,
     ) -> list[Hit]:
         """The best ``limit`` chunks for ``queries``, best first, scores in [0, 1]."""
+        vectors = unit_rows(await self.embeddings.embed_texts(queries, self.model))
+        return await self.search_vectors(
+            store_id, generation, queries, vectors, filters=filters, limit=limit, ranking=ranking
+        )
+
+    async def search_vectors(
+        self,
+        store_id: str,
+        generation: int,
+        queries: list[str],
+        vectors: NDArray[np.float32],
+        *,
+        filters: dict[str, Any] | None,
+        limit: int,
+        ranking: Ranking,
+    ) -> list[Hit]:
+        """:meth:`search` with the queries' unit vectors already made."""
         allowed = await self.repo.matching_files(store_id, filters)
         if not allowed:
             return []
         index = await self.index(store_id, generation)
-        vectors = unit_rows(await self.embeddings.embed_texts(queries, self.model))
         depth = max(limit * CANDIDATES_PER_RESULT, 20)
         everything = allowed if filters is not None else None
         dense = [index.top(v, everything, depth) for v in vectors]
