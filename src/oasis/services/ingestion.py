@@ -147,10 +147,6 @@ class Ingestion:
             int(static["chunk_overlap_tokens"]),
         )
 
-    async def drain(self) -> None:
-        """Wait until the queue is empty (benchmarks and tests of this module)."""
-        await self._queue.join()
-
     async def close(self) -> None:
         """Stop the workers; queued files stay ``in_progress`` and resume at next start."""
         for task in self._workers:
