@@ -53,7 +53,6 @@ def test_bad_tools_are_400_naming_the_field(
     [
         {"type": "web_search"},
         {"type": "web_search_preview"},
-        {"type": "file_search", "vector_store_ids": ["vs_1"]},
         {"type": "mcp", "server_label": "x", "server_url": "https://example.com/mcp"},
         {
             "type": "computer_use_preview",
