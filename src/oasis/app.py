@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from oasis import __version__
 from oasis.api import (
     audio,
+    batches,
     chat,
     completions,
     conversations,
@@ -25,6 +26,7 @@ from oasis.api import (
     uploads,
     vector_stores,
 )
+from oasis.api.batch_lines import BatchDispatch
 from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import (
@@ -41,6 +43,8 @@ from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
+from oasis.services.batch_runner import BatchRunner
+from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
@@ -130,6 +134,13 @@ def create_app(
             [file_service.sweep, upload_service.sweep],
             once=[file_service.discard_orphans, upload_service.discard_orphans],
         )
+        dispatch = BatchDispatch(
+            app.state.chat, app.state.completions, app.state.embeddings, app.state.responses
+        )
+        runner = BatchRunner(
+            store.batches, file_service, dispatch, concurrency=settings.batch_concurrency
+        )
+        app.state.batches = BatchesService(store.batches, file_service, runner)
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
@@ -138,9 +149,11 @@ def create_app(
             await app.state.vector_stores.ingestion.recover()
             housekeeping.start()
             await manager.preload()
+            await runner.recover()
             log.info("oasis %s ready", __version__)
             yield
         finally:
+            await runner.close()
             await housekeeping.close()
             await app.state.vector_stores.ingestion.close()
             await app.state.responses.close()
@@ -170,6 +183,7 @@ def create_app(
         images,
         files,
         uploads,
+        batches,
         vector_stores,
     )
     for module in routers:

@@ -119,6 +119,8 @@ class Settings(BaseModel):
     # Seconds a request may wait for its turn on a chat model before it gets 503 with
     # Retry-After (before any byte of a stream); None waits as long as it takes.
     queue_timeout: float | None = Field(default=None, gt=0)
+    # Batch lines run at once, across all batches (each below interactive requests).
+    batch_concurrency: int = Field(default=2, ge=1, le=256)
     # Per API key; None turns rate limiting off.
     rate_limit_rpm: int | None = None
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.

@@ -16,6 +16,7 @@ from oasis.owners import ANONYMOUS
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
+from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
@@ -72,6 +73,7 @@ TranscriptionDep = Annotated[
 ]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(_app_state("embeddings", EmbeddingService))]
 FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
+BatchesDep = Annotated[BatchesService, Depends(_app_state("batches", BatchesService))]
 UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 VectorStoresDep = Annotated[

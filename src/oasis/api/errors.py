@@ -108,13 +108,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return envelope(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
+def server_error_response() -> JSONResponse:
+    """The 500 of an error that is none of ours (a bug): no detail leaves the server."""
     return envelope(
         500,
         "The server had an error while processing your request. Sorry about that!",
         error_type="server_error",
     )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return server_error_response()
 
 
 def install_error_handlers(app: FastAPI) -> None:

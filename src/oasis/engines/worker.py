@@ -10,6 +10,11 @@ iterator raises ``OverloadedError``, again before it has yielded anything.
 :meth:`ModelWorker.stream_many` queues one request's jobs together, admitted or refused as
 a whole: a request that was let in is not failed half-way through. Jobs for one model run
 one at a time, in arrival order, so a runtime is never entered by two requests at once.
+
+Background work (batch lines) runs below interactive traffic: a task that called
+:func:`lower_priority` queues its jobs behind every interactive job, and such a job starts
+only while no interactive job waits or runs, one at a time. An interactive request so waits
+for at most the one background job already running, however large the batch.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 from oasis.errors import ModelUnavailableError, OasisError, OverloadedError
@@ -31,6 +38,13 @@ Job = Callable[[Callable[[T], None], threading.Event], None]
 _DONE = object()
 _STARTED = object()  # the job left the queue: the wait limit no longer applies
 _RELEASE = object()  # frees the job's queue slot; always posted just before _DONE
+
+_BACKGROUND: ContextVar[bool] = ContextVar("oasis_background_priority", default=False)
+
+
+def lower_priority() -> None:
+    """Run the model jobs of the current task (and of tasks it starts) as background work."""
+    _BACKGROUND.set(True)
 
 
 class JobStream(AsyncIterator[T]):
@@ -107,9 +121,23 @@ class ModelWorker(Generic[T]):
         self._max_wait = max_wait  # seconds a job may wait for its turn; None: no limit
         self._pending = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._background_running = 0  # background jobs are not counted in _pending
+        # Background jobs not yet handed to the executor: how to start each, how to fail it.
+        self._deferred: deque[tuple[Callable[[], None], Callable[[], None]]] = deque()
 
-    def _release(self) -> None:
-        self._pending -= 1
+    def _release(self, background: bool = False) -> None:
+        if background:
+            self._background_running -= 1
+        else:
+            self._pending -= 1
+        self._admit()
+
+    def _admit(self) -> None:
+        """Hand deferred background jobs to the executor while no interactive job waits."""
+        while self._deferred and self._pending == 0 and self._background_running < 1:
+            submit, _ = self._deferred.popleft()
+            self._background_running += 1
+            submit()
 
     def _run(self, job: Job[T], emit: Callable[[object], None], cancelled: threading.Event) -> None:
         try:
@@ -147,7 +175,8 @@ class ModelWorker(Generic[T]):
         :class:`~oasis.errors.OverloadedError` synchronously (and queues nothing) when
         ``max_queue`` jobs are already waiting or running.
         """
-        if self._pending >= self._max_queue:
+        # Background jobs are bounded by their runner (the batch concurrency), not here.
+        if self._pending >= self._max_queue and not _BACKGROUND.get():
             raise OverloadedError(
                 f"{self.name} has {self._pending} requests waiting; try again shortly."
             )
@@ -157,6 +186,7 @@ class ModelWorker(Generic[T]):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
+        background = _BACKGROUND.get()
 
         # Items wait here until the loop drains them: a job emitting faster than the loop
         # runs wakes it once per batch rather than once per item, which matters when the
@@ -170,7 +200,7 @@ class ModelWorker(Generic[T]):
                 pending.clear()
             for item in items:
                 if item is _RELEASE:
-                    self._release()
+                    self._release(background)
                 else:
                     queue.put_nowait(item)
 
@@ -184,16 +214,26 @@ class ModelWorker(Generic[T]):
                 except RuntimeError:  # the loop is closed (shutdown): nobody is listening
                     cancelled.set()
 
-        future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled)
-        self._pending += 1
-
         def finished(done: asyncio.Future[None]) -> None:
             if done.cancelled():  # dropped from the queue by close(): end the stream too
-                self._release()
-                queue.put_nowait(ModelUnavailableError(f"{self.name} is shutting down."))
-                queue.put_nowait(_DONE)
+                self._release(background)
+                fail()
 
-        future.add_done_callback(finished)
+        def fail() -> None:
+            queue.put_nowait(ModelUnavailableError(f"{self.name} is shutting down."))
+            queue.put_nowait(_DONE)
+
+        def submit() -> None:
+            future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled)
+            future.add_done_callback(finished)
+
+        if background:
+            # No wait limit: a batch line waits as long as interactive traffic needs.
+            self._deferred.append((submit, fail))
+            self._admit()
+            return JobStream(queue, cancelled)
+        self._pending += 1
+        submit()
         if self._max_wait is None or not first:
             return JobStream(queue, cancelled)
         max_wait = self._max_wait
@@ -208,4 +248,7 @@ class ModelWorker(Generic[T]):
 
     async def close(self) -> None:
         """Cancel queued jobs and wait, off the event loop, for the running one to end."""
+        while self._deferred:
+            _, fail = self._deferred.popleft()
+            fail()
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)

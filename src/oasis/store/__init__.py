@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from oasis.store.batches import BatchRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
@@ -18,6 +19,7 @@ from oasis.store.uploads import UploadRepository
 from oasis.store.vector_stores import VectorStoreRepository
 
 __all__ = [
+    "BatchRepository",
     "ConversationRepository",
     "EventLogRepository",
     "FileRepository",
@@ -43,6 +45,7 @@ class Store:
         self.events = EventLogRepository(engine)
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
+        self.batches = BatchRepository(engine)
         self.vector_stores = VectorStoreRepository(engine)
 
     async def close(self) -> None:

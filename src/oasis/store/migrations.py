@@ -245,6 +245,55 @@ def _v5_files_and_uploads(conn: Connection) -> None:
     _V5.create_all(conn)
 
 
+# The tables schema version 9 adds, frozen as released.
+_V9 = MetaData()
+Table(
+    "batches",
+    _V9,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("model", Text, nullable=True),
+    Column("input_file_id", String(64), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("output_expires_after", Integer, nullable=True),
+    Column("in_progress_at", Integer, nullable=True),
+    Column("finalizing_at", Integer, nullable=True),
+    Column("completed_at", Integer, nullable=True),
+    Column("failed_at", Integer, nullable=True),
+    Column("expired_at", Integer, nullable=True),
+    Column("cancelling_at", Integer, nullable=True),
+    Column("cancelled_at", Integer, nullable=True),
+    Column("output_file_id", String(64), nullable=True),
+    Column("error_file_id", String(64), nullable=True),
+    Column("errors", JSON, nullable=True),
+    Index("ix_batches_owner", "owner"),
+    Index("ix_batches_status", "status"),
+)
+Table(
+    "batch_lines",
+    _V9,
+    Column("batch_id", String(64), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("custom_id", Text, nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("result", JSON, nullable=True),
+    Index("ix_batch_lines_done", "batch_id", "done", "line"),
+)
+
+
+def _v9_batches(conn: Connection) -> None:
+    """The Batch API: batches and the per-line progress that a restart resumes from."""
+    _V9.create_all(conn)
+
+
 # Schema version 6 as released: vector stores, their files, file batches and chunks.
 _V6 = MetaData()
 Table(
@@ -331,6 +380,9 @@ STEPS: list[Callable[[Connection], None]] = [
     _v4_drop_unwritten_columns,
     _v5_files_and_uploads,
     _v6_vector_stores,
+    # Versions 7-8 (stored chat completions, keys and usage) come from other branches;
+    # the batches step is version 9 once they are merged before it.
+    _v9_batches,
 ]
 
 

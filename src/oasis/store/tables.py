@@ -144,6 +144,54 @@ upload_parts = Table(
     Index("ix_upload_parts_upload", "upload_id"),
 )
 
+# Batches (schema version 9): one row per batch; ``status`` moves validating → in_progress →
+# finalizing → completed (or failed, cancelling → cancelled, expired), each step stamping
+# its ``<status>_at`` column. ``errors`` is the validation error list of a failed batch.
+batches = Table(
+    "batches",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("model", Text, nullable=True),
+    Column("input_file_id", String(64), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("output_expires_after", Integer, nullable=True),
+    Column("in_progress_at", Integer, nullable=True),
+    Column("finalizing_at", Integer, nullable=True),
+    Column("completed_at", Integer, nullable=True),
+    Column("failed_at", Integer, nullable=True),
+    Column("expired_at", Integer, nullable=True),
+    Column("cancelling_at", Integer, nullable=True),
+    Column("cancelled_at", Integer, nullable=True),
+    Column("output_file_id", String(64), nullable=True),
+    Column("error_file_id", String(64), nullable=True),
+    Column("errors", JSON, nullable=True),
+    Index("ix_batches_owner", "owner"),
+    Index("ix_batches_status", "status"),
+)
+
+# The lines of a batch that passed validation (schema version 9): the request as the input
+# file had it, and once run (``done``) the output line, written in the same transaction
+# that marks it done, so a restart runs exactly the lines not yet done.
+batch_lines = Table(
+    "batch_lines",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("custom_id", Text, nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("result", JSON, nullable=True),
+    Index("ix_batch_lines_done", "batch_id", "done", "line"),
+)
+
 # Vector stores (schema version 6). Counts, status and usage are computed from the file
 # rows, never kept as counters; ``generation`` is bumped whenever the store's chunks
 # change, so every process knows when its cached vectors are stale.

@@ -1,0 +1,79 @@
+"""A batch line as a request to its endpoint: the route's model, service call and answer.
+
+The batch runner calls :class:`BatchDispatch` with a line's ``url`` and ``body``; it parses
+the body with the model the route parses it with, calls the same service method, and
+answers what the route would: the status code and JSON body, the error envelope included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from oasis.api.embeddings import embeddings_json
+from oasis.api.errors import error_response, server_error_response, validation_error_response
+from oasis.errors import OasisError
+from oasis.responses.service import ResponsesService
+from oasis.services.chat import ChatService
+from oasis.services.completions import CompletionService
+from oasis.services.embeddings import EmbeddingService
+from oasis.wire.base import body_errors, dump
+from oasis.wire.chat import ChatCompletionRequest
+from oasis.wire.completions import CompletionRequest
+from oasis.wire.embeddings import EmbeddingRequest
+from oasis.wire.responses import ResponseCreateRequest
+
+log = logging.getLogger(__name__)
+
+Call = Callable[[str, dict[str, Any]], Awaitable[str]]  # (owner, body) → response JSON
+
+
+class BatchDispatch:
+    """Runs one batch line through the service behind its ``url``."""
+
+    def __init__(
+        self,
+        chat: ChatService,
+        completions: CompletionService,
+        embeddings: EmbeddingService,
+        responses: ResponsesService,
+    ) -> None:
+        async def chat_line(_: str, body: dict[str, Any]) -> str:
+            return dump(await chat.create(ChatCompletionRequest.model_validate(body)))
+
+        async def completion_line(_: str, body: dict[str, Any]) -> str:
+            return dump(await completions.create(CompletionRequest.model_validate(body)))
+
+        async def embedding_line(_: str, body: dict[str, Any]) -> str:
+            return embeddings_json(await embeddings.create(EmbeddingRequest.model_validate(body)))
+
+        async def response_line(owner: str, body: dict[str, Any]) -> str:
+            return dump(await responses.create(ResponseCreateRequest.model_validate(body), owner))
+
+        self.calls: dict[str, Call] = {
+            "/v1/chat/completions": chat_line,
+            "/v1/completions": completion_line,
+            "/v1/embeddings": embedding_line,
+            "/v1/responses": response_line,
+        }
+
+    async def __call__(self, owner: str, url: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """The status code and JSON body that ``POST url`` with ``body`` answers."""
+        try:
+            answer = await self.calls[url](owner, body)
+        except ValidationError as exc:
+            failure = validation_error_response(body_errors(exc))
+        except OasisError as exc:
+            if exc.status_code >= 500:
+                log.error("batch line: %s: %s", type(exc).__name__, exc.message)
+            failure = error_response(exc)
+        except Exception:
+            log.exception("batch line: unhandled error")
+            failure = server_error_response()
+        else:
+            return 200, json.loads(answer)
+        return failure.status_code, json.loads(bytes(failure.body))

@@ -1,0 +1,280 @@
+"""Runs batches: one task per batch, walking its durable state machine to an end.
+
+Each step reads the batch's row and does what its status asks, then the loop reads the row
+again, so a restart (which starts a task for every unfinished batch) resumes at the same
+step. ``validating`` checks the input file and stores its lines; ``in_progress`` runs the
+lines not yet done, at most ``concurrency`` at once across all batches, each through the
+endpoint's own service (the ``dispatch`` callable, built by the HTTP layer) at background
+priority; ``finalizing`` / ``cancelling`` / an expiry write the output and error files.
+A line's output is stored in the transaction that marks it done: no line runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from oasis.engines.worker import lower_priority
+from oasis.errors import NotFoundError
+from oasis.ids import new_id
+from oasis.services.batch_input import MAX_BYTES, check_input
+from oasis.services.files import FilesService
+from oasis.store.batches import BatchRepository, PendingLine, StoredBatch
+
+log = logging.getLogger(__name__)
+
+# ``(owner, url, body)`` → the status code and JSON body the endpoint answers with.
+Dispatch = Callable[[str, str, dict[str, Any]], Awaitable[tuple[int, Any]]]
+
+# The end state each finishing status leads to once the files are written.
+_ENDS = {"finalizing": "completed", "cancelling": "cancelled", "in_progress": "expired"}
+_CHUNK = 64 * 1024
+# Output files are as large as the batch's answers; the file size setting bounds uploads.
+_UNBOUNDED = 1 << 62
+_PAGE = 256
+
+
+class BatchRunner:
+    """The running batches of this process."""
+
+    def __init__(
+        self,
+        repo: BatchRepository,
+        files: FilesService,
+        dispatch: Dispatch,
+        *,
+        concurrency: int,
+    ) -> None:
+        self.repo = repo
+        self.files = files
+        self.dispatch = dispatch
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+        # Line results being stored; a cancel or shutdown waits for them (see _run_line).
+        self._writes: set[asyncio.Future[bool]] = set()
+        self.closing = False
+
+    def start(self, batch_id: str) -> None:
+        """Run the batch in a task of its own (unless one already runs it)."""
+        if self.closing or batch_id in self._tasks:
+            return
+        task = asyncio.create_task(self._run(batch_id), name=f"batch {batch_id}")
+        self._tasks[batch_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(batch_id, None))
+
+    def cancel(self, batch_id: str) -> None:
+        """Interrupt the batch's running lines; its task then writes the files of what ended."""
+        task = self._tasks.get(batch_id)
+        if task is None:
+            self.start(batch_id)  # e.g. a task that ended at an error: finish the cancel
+            return
+        self._cancelled.add(batch_id)
+        task.cancel()
+
+    async def recover(self) -> int:
+        """Start a task for every batch a previous process left unfinished."""
+        ids = await self.repo.unfinished()
+        for batch_id in ids:
+            self.start(batch_id)
+        if ids:
+            log.info("resuming %d unfinished batch(es)", len(ids))
+        return len(ids)
+
+    async def close(self) -> None:
+        """Stop every task at shutdown; unfinished lines stay pending for the next start."""
+        self.closing = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the line results being stored (they outlive a cancelled line)."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=10)
+
+    async def _run(self, batch_id: str) -> None:
+        lower_priority()
+        status = "validating"
+        while True:
+            try:
+                stored = await self.repo.get(None, batch_id)
+                if stored is None:
+                    return
+                status = stored.status
+                step = {
+                    "validating": self._validate,
+                    "in_progress": self._execute,
+                    "finalizing": self._finish,
+                    "cancelling": self._finish,
+                }.get(status)
+                if step is None:
+                    return
+                await step(stored)
+            except asyncio.CancelledError:
+                if batch_id not in self._cancelled or self.closing:
+                    raise
+                # A client's cancel: the row now says cancelling; go on to write the files.
+                self._cancelled.discard(batch_id)
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                await self._settle()  # so the files hold every line counted as done
+            except Exception:
+                log.exception("batch %s failed", batch_id)
+                error = {"code": "server_error", "message": "The batch failed on the server."}
+                await self.repo.transition(batch_id, "failed", [status], _now(), errors=[error])
+                return
+
+    async def _validate(self, stored: StoredBatch) -> None:
+        row = stored.row
+        try:
+            info = await self.files.get(stored.owner, row["input_file_id"])
+            if info.bytes > MAX_BYTES:
+                await self._reject(
+                    stored, "file_too_large", f"The input file is over {MAX_BYTES} bytes."
+                )
+                return
+            _, chunks = await self.files.stream(stored.owner, row["input_file_id"])
+        except NotFoundError:
+            await self._reject(stored, "invalid_file", "The input file no longer exists.")
+            return
+        check = await check_input(chunks, row["endpoint"])
+        if check.errors:
+            await self.repo.transition(
+                stored.id, "failed", ["validating"], _now(), errors=check.errors
+            )
+            return
+        await self.repo.start(stored.id, check.lines, check.model, _now())
+
+    async def _reject(self, stored: StoredBatch, code: str, message: str) -> None:
+        error = {"code": code, "message": message, "line": None, "param": "input_file_id"}
+        await self.repo.transition(stored.id, "failed", ["validating"], _now(), errors=[error])
+
+    async def _execute(self, stored: StoredBatch) -> None:
+        expires_at = int(stored.row["expires_at"])
+        lines = self._pending(stored.id)
+        taking = asyncio.Lock()
+        expired = False
+
+        async def drain() -> None:
+            nonlocal expired
+            while not expired:
+                async with taking:
+                    item = await anext(lines, None)
+                if item is None:
+                    return
+                if time.time() >= expires_at:
+                    expired = True
+                    return
+                async with self._slots:
+                    await self._run_line(stored, item)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(drain())
+        finally:
+            await lines.aclose()
+        if expired:
+            await self.repo.expire_pending(stored.id)
+            await self._finish(stored)  # status in_progress: ends as expired
+        else:
+            await self.repo.transition(stored.id, "finalizing", ["in_progress"], _now())
+
+    async def _pending(self, batch_id: str) -> AsyncGenerator[PendingLine, None]:
+        after = 0
+        while page := await self.repo.pending(batch_id, after=after, limit=_PAGE):
+            for item in page:
+                yield item
+            after = page[-1].line
+
+    async def _run_line(self, stored: StoredBatch, item: PendingLine) -> None:
+        status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+        result = {
+            "id": new_id("batch_req", nbytes=16),
+            "custom_id": item.custom_id,
+            "response": {
+                "status_code": status,
+                "request_id": new_id("req", nbytes=16),
+                "body": body,
+            },
+            "error": None,
+        }
+        # Shielded: once the answer exists, a cancel must not lose it half-written.
+        write = asyncio.ensure_future(
+            self.repo.finish_line(stored.id, item.line, failed=status >= 400, result=result)
+        )
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await asyncio.shield(write)
+
+    async def _finish(self, stored: StoredBatch) -> None:
+        """Write the output and error files, then take the batch to its end state."""
+        output_id = await self._write(stored, "output", self.repo.results(stored.id, failed=False))
+        error_id = await self._write(stored, "error", self.repo.results(stored.id, failed=True))
+        ended = await self.repo.transition(
+            stored.id,
+            _ENDS[stored.status],
+            [stored.status],
+            _now(),
+            output_file_id=output_id,
+            error_file_id=error_id,
+        )
+        if not ended:  # a cancel came while the files were written: the next step redoes them
+            for file_id in (output_id, error_id):
+                if file_id is not None:
+                    await self.files.delete(stored.owner, file_id)
+
+    async def _write(
+        self, stored: StoredBatch, kind: str, rows: AsyncIterator[tuple[str, Any]]
+    ) -> str | None:
+        """The lines of ``rows`` as a ``batch_output`` file; None when there are none."""
+        first = await anext(rows, None)
+        if first is None:
+            return None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            buffer = bytearray(_output_line(*first))
+            async for custom_id, result in rows:
+                buffer += _output_line(custom_id, result)
+                if len(buffer) >= _CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+            yield bytes(buffer)
+
+        created = await self.files.create(
+            stored.owner,
+            f"{stored.id}_{kind}.jsonl",
+            "batch_output",
+            chunks(),
+            stored.row["output_expires_after"],
+            max_bytes=_UNBOUNDED,
+        )
+        return created.id
+
+
+def _output_line(custom_id: str, result: dict[str, Any] | None) -> bytes:
+    if result is None:  # a line the batch expired before it ran
+        result = {
+            "id": new_id("batch_req", nbytes=16),
+            "custom_id": custom_id,
+            "response": None,
+            "error": {
+                "code": "batch_expired",
+                "message": "This line was not run before the batch's completion window ended.",
+            },
+        }
+    return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _now() -> int:
+    return int(time.time())

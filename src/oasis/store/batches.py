@@ -1,0 +1,262 @@
+"""Batches and their lines, per owner: the durable state of ``/v1/batches``.
+
+A batch's state moves only through :meth:`BatchRepository.transition`, a conditional update
+(``WHERE status IN ...``), so a cancel and the runner's own steps never both win. A line is
+done once, in the transaction that stores its output (:meth:`BatchRepository.finish_line`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, and_, case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from oasis.store.pagination import Page, fetch_page
+from oasis.store.tables import batch_lines, batches
+
+# The states a batch can still leave; the runner resumes these after a restart.
+UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
+TIMESTAMPS = (
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """``request_counts``: lines in the batch, lines done well, lines done with an error."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """One row of ``batches`` (``row`` holds every column by name) and its line counts."""
+
+    row: dict[str, Any]
+    counts: Counts
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def owner(self) -> str:
+        return str(self.row["owner"])
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
+
+
+@dataclass(frozen=True)
+class PendingLine:
+    """A line still to run: its number in the input file, its ``custom_id`` and body."""
+
+    line: int
+    custom_id: str
+    request: dict[str, Any]
+
+
+class BatchRepository:
+    """Rows of ``batches`` and ``batch_lines``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def insert(self, owner: str, values: dict[str, Any]) -> None:
+        """A new batch (``values`` holds its columns but ``owner``)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(batches.insert().values(owner=owner, **values))
+
+    async def get(self, owner: str | None, batch_id: str) -> StoredBatch | None:
+        """The batch (of ``owner``, or of anyone when ``owner`` is None) with its counts."""
+        where = batches.c.id == batch_id
+        if owner is not None:
+            where = and_(where, batches.c.owner == owner)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(batches).where(where))).first()
+            if row is None:
+                return None
+            counts = await _counts(conn, [batch_id])
+        return StoredBatch(_columns(row), counts.get(batch_id, Counts()))
+
+    async def page(self, owner: str, *, after: str | None, limit: int) -> Page[StoredBatch]:
+        """The owner's batches, newest first, ``after`` a batch id."""
+        async with self.engine.connect() as conn:
+            page = await fetch_page(
+                conn,
+                list(batches.c),
+                batches.c.owner == owner,
+                key=batches.c.pk,
+                cursor=batches.c.id,
+                after=after,
+                order="desc",
+                limit=limit,
+            )
+            counts = await _counts(conn, [row.id for row in page.data])
+        data = [StoredBatch(_columns(row), counts.get(row.id, Counts())) for row in page.data]
+        return Page(data, page.has_more)
+
+    async def unfinished(self) -> list[str]:
+        """Ids of every batch that has not reached an end state (for the runner at start-up)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(batches.c.id).where(batches.c.status.in_(UNFINISHED)).order_by(batches.c.pk)
+            )
+            return list(rows.scalars())
+
+    async def transition(
+        self, batch_id: str, to: str, allowed: Iterable[str], now: int, **values: Any
+    ) -> bool:
+        """Move the batch to ``to`` (stamping ``<to>_at``) if its status is in ``allowed``."""
+        stamp = f"{to}_at"
+        if stamp in TIMESTAMPS:
+            values[stamp] = now
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(batches)
+                .where(and_(batches.c.id == batch_id, batches.c.status.in_(tuple(allowed))))
+                .values(status=to, **values)
+            )
+        return bool(result.rowcount)
+
+    async def start(
+        self, batch_id: str, lines: list[PendingLine], model: str | None, now: int
+    ) -> bool:
+        """Store the validated lines and move ``validating`` → ``in_progress``, together.
+
+        False (and nothing stored) when the batch is no longer validating (cancelled).
+        """
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                update(batches)
+                .where(and_(batches.c.id == batch_id, batches.c.status == "validating"))
+                .values(status="in_progress", in_progress_at=now, model=model)
+            )
+            if not moved.rowcount:
+                return False
+            # Rows from an earlier, interrupted start were rolled back with its status.
+            for first in range(0, len(lines), 1000):
+                await conn.execute(
+                    insert(batch_lines),
+                    [
+                        {
+                            "batch_id": batch_id,
+                            "line": item.line,
+                            "custom_id": item.custom_id,
+                            "request": item.request,
+                            "done": False,
+                            "failed": False,
+                        }
+                        for item in lines[first : first + 1000]
+                    ],
+                )
+        return True
+
+    async def pending(self, batch_id: str, *, after: int, limit: int) -> list[PendingLine]:
+        """Up to ``limit`` lines not yet done, numbered past ``after``, in file order."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(batch_lines.c.line, batch_lines.c.custom_id, batch_lines.c.request)
+                .where(
+                    and_(
+                        batch_lines.c.batch_id == batch_id,
+                        batch_lines.c.done.is_(False),
+                        batch_lines.c.line > after,
+                    )
+                )
+                .order_by(batch_lines.c.line)
+                .limit(limit)
+            )
+            return [PendingLine(row.line, row.custom_id, row.request) for row in rows]
+
+    async def finish_line(
+        self, batch_id: str, line: int, *, failed: bool, result: dict[str, Any]
+    ) -> bool:
+        """Mark a line done with its output line; False if it was already done."""
+        async with self.engine.begin() as conn:
+            updated = await conn.execute(
+                update(batch_lines)
+                .where(
+                    and_(
+                        batch_lines.c.batch_id == batch_id,
+                        batch_lines.c.line == line,
+                        batch_lines.c.done.is_(False),
+                    )
+                )
+                .values(done=True, failed=failed, result=result)
+            )
+        return bool(updated.rowcount)
+
+    async def expire_pending(self, batch_id: str) -> None:
+        """Mark the lines not yet done as failed, with no output (the batch expired)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(batch_lines)
+                .where(and_(batch_lines.c.batch_id == batch_id, batch_lines.c.done.is_(False)))
+                .values(done=True, failed=True, result=None)
+            )
+
+    async def results(
+        self, batch_id: str, *, failed: bool, chunk: int = 500
+    ) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
+        """``(custom_id, output line)`` of the done lines that ``failed`` or not, in file
+        order; the output is None for a line the batch expired before it ran."""
+        where = and_(
+            batch_lines.c.batch_id == batch_id,
+            batch_lines.c.done.is_(True),
+            batch_lines.c.failed.is_(failed),
+        )
+        after = 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows = list(
+                    await conn.execute(
+                        select(batch_lines.c.line, batch_lines.c.custom_id, batch_lines.c.result)
+                        .where(and_(where, batch_lines.c.line > after))
+                        .order_by(batch_lines.c.line)
+                        .limit(chunk)
+                    )
+                )
+            for row in rows:
+                yield row.custom_id, row.result
+            if len(rows) < chunk:
+                return
+            after = rows[-1].line
+
+
+def _columns(row: Row[Any]) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+async def _counts(conn: AsyncConnection, ids: list[str]) -> dict[str, Counts]:
+    """``request_counts`` of each batch in ``ids``, counted from its lines (exact as they run)."""
+    if not ids:
+        return {}
+    done_well = and_(batch_lines.c.done.is_(True), batch_lines.c.failed.is_(False))
+    done_badly = and_(batch_lines.c.done.is_(True), batch_lines.c.failed.is_(True))
+    rows = await conn.execute(
+        select(
+            batch_lines.c.batch_id,
+            func.count().label("total"),
+            func.sum(case((done_well, 1), else_=0)).label("completed"),
+            func.sum(case((done_badly, 1), else_=0)).label("failed"),
+        )
+        .where(batch_lines.c.batch_id.in_(ids))
+        .group_by(batch_lines.c.batch_id)
+    )
+    return {
+        row.batch_id: Counts(int(row.total), int(row.completed or 0), int(row.failed or 0))
+        for row in rows
+    }
