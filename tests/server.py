@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from openai import OpenAI
 
 OASIS = str(Path(sys.executable).with_name("oasis"))
 
@@ -128,3 +129,28 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"oasis serve did not become healthy in {timeout}s:\n{server.log()}")
+
+
+def oasis_cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``oasis ARGS --data-dir DATA_DIR``; its stdout (the secret, the id), stripped."""
+    result = subprocess.run(
+        [OASIS, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OASIS_API_KEYS": "", **(env or {})},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"oasis {' '.join(args)} failed:\n{result.stderr}{result.stdout}")
+    return result.stdout.strip()
+
+
+def sdk_for(server: Server, key: str) -> OpenAI:
+    """The official SDK with strict validation, for ``key``."""
+    return OpenAI(
+        base_url=server.api_url,
+        api_key=key,
+        max_retries=0,
+        timeout=300,
+        _strict_response_validation=True,
+    )

@@ -16,6 +16,9 @@ from tests.server import Server
 from tests.smollm2 import NEVER_END
 
 MODEL = "gpt-4o-mini"
+# Token prompts in the model's own vocabulary go to its own id: under an OpenAI name they
+# are OpenAI's tokens (tests/test_openai_tokens.py).
+OWN = "smollm2-135m-instruct"
 PROMPT = "The capital of France is"
 
 
@@ -86,12 +89,12 @@ def test_several_prompts_and_choices_are_indexed_in_order(client: OpenAI) -> Non
 
 def test_token_prompt_equals_text_prompt(client: OpenAI, vocab: object) -> None:
     tokens = vocab.tokenize(PROMPT.encode(), add_bos=True)  # type: ignore[attr-defined]
-    as_text = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=6, temperature=0)
-    as_tokens = client.completions.create(model=MODEL, prompt=tokens, max_tokens=6, temperature=0)
+    as_text = client.completions.create(model=OWN, prompt=PROMPT, max_tokens=6, temperature=0)
+    as_tokens = client.completions.create(model=OWN, prompt=tokens, max_tokens=6, temperature=0)
     assert as_tokens.choices[0].text == as_text.choices[0].text
     assert as_tokens.usage is not None and as_tokens.usage.prompt_tokens == len(tokens)
     both = client.completions.create(
-        model=MODEL, prompt=[tokens, tokens], max_tokens=6, temperature=0
+        model=OWN, prompt=[tokens, tokens], max_tokens=6, temperature=0
     )
     assert [c.text for c in both.choices] == [as_text.choices[0].text] * 2
 
@@ -158,7 +161,7 @@ def test_echo_with_logprobs_scores_the_prompt(loose: OpenAI, vocab: object) -> N
     token the logprob the run reported for it."""
     prompt = vocab.tokenize(PROMPT.encode(), add_bos=True)  # type: ignore[attr-defined]
     run = loose.completions.create(
-        model=MODEL, prompt=prompt, max_tokens=1, logprobs=1, temperature=0
+        model=OWN, prompt=prompt, max_tokens=1, logprobs=1, temperature=0
     )
     generated = run.choices[0].logprobs
     assert generated is not None and generated.tokens and generated.token_logprobs
@@ -166,7 +169,7 @@ def test_echo_with_logprobs_scores_the_prompt(loose: OpenAI, vocab: object) -> N
     assert len(chosen) == 1
 
     scored = loose.completions.create(
-        model=MODEL, prompt=prompt + chosen, echo=True, logprobs=2, max_tokens=0
+        model=OWN, prompt=prompt + chosen, echo=True, logprobs=2, max_tokens=0
     )
     choice = scored.choices[0]
     lp = choice.logprobs
@@ -182,7 +185,7 @@ def test_echo_with_logprobs_scores_the_prompt(loose: OpenAI, vocab: object) -> N
     # Generation after a scored prompt goes on as usual, and streams the same entries.
     chunks = list(
         loose.completions.create(
-            model=MODEL,
+            model=OWN,
             prompt=prompt,
             echo=True,
             logprobs=1,

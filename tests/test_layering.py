@@ -15,6 +15,7 @@ FORBIDDEN = {
     "engines": ("services", "api", "wire", "responses", "tools"),
     "retrieval": ("engines", "services", "api", "wire", "responses", "tools", "store"),
     "tools": ("services", "api", "responses"),
+    "search": ("services", "api", "wire", "responses", "tools"),
 }
 
 

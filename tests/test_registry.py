@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +229,75 @@ def test_a_load_outlives_a_caller_that_gives_up(
         asyncio.run(scenario())
     loads = [r for r in caplog.records if r.getMessage().startswith("loading model")]
     assert len(loads) == 1
+
+
+def test_glob_aliases_and_openai_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "oasis.toml"
+    config.write_text(
+        '[aliases]\n"house-*" = "local-one"\n"gpt-4o*" = "local-one"\n'
+        '[[models]]\nid = "local-one"\npath = "weights/x.gguf"\n'
+        '[[models]]\nid = "painter"\nkind = "images"\npath = "weights/sd"\n'
+    )
+    registry = ModelRegistry.from_settings(load_settings(config))
+    # A config pattern leads where it says, and comes before the built-in defaults.
+    assert registry.resolve("house-large").spec.id == "local-one"
+    assert registry.resolve("gpt-4o-2024-08-06", kind="chat").spec.id == "local-one"
+    # Exact aliases still come before patterns (gpt-4o-mini is SmolLM2's own alias).
+    assert registry.resolve("gpt-4o-mini", kind="chat").spec.id == "smollm2-135m-instruct"
+    # The defaults: OpenAI's names of each kind reach the first served model of it.
+    for name, kind, model in [
+        ("gpt-5.6-luna", "chat", "smollm2-135m-instruct"),  # openai-agents' default
+        ("gpt-3.5-turbo-instruct", "chat", "smollm2-135m-instruct"),
+        ("o3-mini", "chat", "smollm2-135m-instruct"),
+        ("davinci-002", "chat", "smollm2-135m-instruct"),
+        ("text-embedding-3-large", "embeddings", "all-minilm-l6-v2"),
+        ("gpt-4o-mini-transcribe-2025-12-15", "speech-to-text", "whisper-base"),
+        ("gpt-4o-mini-tts-2025-12-15", "text-to-speech", "hibari"),
+        ("dall-e-3", "images", "painter"),
+        ("gpt-image-1.5", "images", "painter"),
+    ]:
+        assert registry.resolve(name, kind=kind).spec.id == model, name  # type: ignore[arg-type]
+    # Without an endpoint's kind the most specific pattern wins.
+    assert registry.resolve("gpt-image-1").spec.id == "painter"
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve("claude-3")
+    # Patterns match names without naming any: only concrete names are listed.
+    listed = [entry.name for entry in registry.served_names()]
+    assert "gpt-4o-mini" in listed and not [n for n in listed if "*" in n or "[" in n]
+    assert "house-*" in registry.aliases_of("local-one")
+
+
+def test_openai_image_names_without_an_image_model_say_so() -> None:
+    registry = ModelRegistry.from_settings(load_settings(None))
+    with pytest.raises(ModelNotFoundError) as info:
+        registry.resolve("dall-e-3", kind="images")
+    assert "no images model" in info.value.message
+
+
+def _oasis(*args: str) -> subprocess.CompletedProcess[str]:
+    # Piped, as into grep, with no COLUMNS to hint at a width.
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    result = subprocess.run([OASIS, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_cli_version_and_json_listing() -> None:
+    import oasis
+
+    assert _oasis("--version").stdout.strip() == f"oasis {oasis.__version__}"
+    listed = json.loads(_oasis("models", "list", "--json").stdout)
+    smol = next(m for m in listed if m["id"] == "smollm2-135m-instruct")
+    assert smol["kind"] == "chat" and "gpt-4o-mini" in smol["aliases"]
+    assert {"id", "kind", "engine", "aliases", "installed", "optional"} <= set(smol)
+
+
+def test_cli_table_is_not_cut_when_piped() -> None:
+    out = _oasis("models", "list").stdout
+    registry = ModelRegistry.from_settings(load_settings(None))
+    for spec in registry.specs():
+        # One line per model holds its id and every alias: `grep` finds each.
+        line = next(line for line in out.splitlines() if f" {spec.id} " in line)
+        for alias in registry.aliases_of(spec.id):
+            assert alias in line, (spec.id, alias)
+        assert "…" not in line

@@ -223,7 +223,8 @@ def test_named_function_is_the_one_called_even_when_sampling(client: OpenAI, see
     calls = completion.choices[0].message.tool_calls
     assert calls and [c.function.name for c in calls] == ["add_numbers"]
     _check_call(calls[0], SIGNATURES)
-    assert completion.choices[0].finish_reason == "tool_calls"
+    # As OpenAI: a call the client named ends with "stop", not "tool_calls".
+    assert completion.choices[0].finish_reason == "stop"
 
 
 def _allowed(mode: str, *names: str) -> dict[str, Any]:
@@ -326,7 +327,7 @@ def test_streamed_call_follows_the_chunk_rules(http: httpx.Client) -> None:
     assert len(tool_deltas) > 2  # the arguments arrive in fragments
     arguments = "".join(t["function"].get("arguments", "") for t in tool_deltas)
     jsonschema.validate(json.loads(arguments), SIGNATURES[3]["function"]["parameters"])
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"  # named: as OpenAI's
     assert chunks[-1]["choices"][0]["delta"] == {}
 
 

@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from oasis import __version__
+from oasis.access import Access
 from oasis.api import (
     audio,
     batches,
@@ -21,12 +22,15 @@ from oasis.api import (
     files,
     health,
     images,
+    metrics,
     models,
     responses,
     uploads,
+    usage,
     vector_stores,
 )
 from oasis.api.batch_lines import BatchDispatch
+from oasis.api.cors import SdkCorsMiddleware
 from oasis.api.deadlines import BodyDeadlineMiddleware
 from oasis.api.errors import install_error_handlers
 from oasis.api.middleware import (
@@ -37,15 +41,20 @@ from oasis.api.middleware import (
     RequestIdMiddleware,
     RouteLimit,
 )
+from oasis.api.observe import ObserveMiddleware
 from oasis.config import Settings
+from oasis.limits import Limiter
+from oasis.metrics import Metrics
 from oasis.models.registry import ModelRegistry
 from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
+from oasis.search import create_engine
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.batch_runner import BatchRunner
 from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
+from oasis.services.chat_search import ChatSearch
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
@@ -55,12 +64,15 @@ from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 from oasis.services.uploads import UploadsService
+from oasis.services.usage_report import UsageReport
 from oasis.services.vector_stores import VectorStoreService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.tools.outbound import create_http_client
+from oasis.tools import web_search
+from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
+from oasis.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +97,20 @@ def create_app(
     ``http_transport`` carries the outbound requests of tools (tests pass a
     ``httpx.MockTransport`` to stand in for the outside world).
     """
+    search_engine = create_engine(settings.web_search, http_transport)
+    web_search.install(search_engine, settings.web_search)
     load_plugins(settings.tool_plugins)
     registry = ModelRegistry.from_settings(settings)
     secret = settings.owner_secret
     owner_ids = OwnerIds(settings.data_dir, secret.get_secret_value() if secret else None)
+    access = Access(
+        settings.api_keys,
+        owner_ids,
+        default_rpm=settings.rate_limit_rpm,
+        default_tpm=settings.rate_limit_tpm,
+    )
+    meters = Metrics()
+    limiter = Limiter()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,12 +121,29 @@ def create_app(
         app.state.settings = settings
         app.state.models = manager
         app.state.core = core
-        app.state.chat = ChatService(core)
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
-        http = create_http_client(http_transport)
+        limiter.open(store.rate_windows)
+        access.open(store.keys, UsageRecorder(store.usage, limiter, meters))
+        app.state.metrics = meters
+        app.state.usage_report = UsageReport(store.usage)
+        meters.watch(
+            "oasis_queue_depth",
+            "Requests waiting for each loaded model.",
+            "model",
+            lambda: {model: waiting for model, (waiting, _) in manager.loads().items()},
+        )
+        meters.watch(
+            "oasis_active_sequences",
+            "Sequences each loaded model is running now.",
+            "model",
+            lambda: {model: running for model, (_, running) in manager.loads().items()},
+        )
+        urls = UrlPolicy(allow_private=settings.allow_private_urls)
+        http = create_http_client(http_transport, urls)
+        app.state.chat = ChatService(core, ChatSearch(http, urls))
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
@@ -127,7 +166,7 @@ def create_app(
         )
         file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
         app.state.responses = ResponsesService(
-            core, store, http, tool_services={"vector_stores": app.state.vector_stores}
+            core, store, http, urls, tool_services={"vector_stores": app.state.vector_stores}
         )
         app.state.uploads = upload_service
         housekeeping = Housekeeping(
@@ -144,6 +183,21 @@ def create_app(
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
+        meters.watch(
+            "oasis_background_jobs",
+            "Background responses and batches this process is running.",
+            "kind",
+            lambda: {
+                "responses": app.state.responses.jobs.running,
+                "batches": runner.running,
+            },
+        )
+        meters.watch(
+            "oasis_batch_lines_done",
+            "Batch lines this process finished since it started, by outcome.",
+            "outcome",
+            lambda: dict(runner.lines_done),
+        )
         try:
             await app.state.responses.jobs.recover()
             await app.state.vector_stores.ingestion.recover()
@@ -161,6 +215,8 @@ def create_app(
             await app.state.embeddings.close()
             await manager.close()
             await http.aclose()
+            if search_engine is not None:
+                await search_engine.close()
 
     app = FastAPI(
         title="oasis",
@@ -184,12 +240,14 @@ def create_app(
         files,
         uploads,
         batches,
+        usage,
+        metrics,
         vector_stores,
     )
     for module in routers:
         app.include_router(module.router)
-    # Added last = outermost: request ids wrap everything, then the body deadline (so
-    # every read of the body is timed), then auth (so no body is read for an
+    # Added last = outermost: metrics and access logs, then request ids, then the body
+    # deadline (so every read of the body is timed), then auth (so no body is read for an
     # unauthenticated client), then the body limit, then the disconnect watch.
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(
@@ -197,12 +255,13 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         routes=upload_routes(settings),
     )
-    app.add_middleware(
-        AuthMiddleware,
-        api_keys=settings.api_keys,
-        rate_limit_rpm=settings.rate_limit_rpm,
-        owner_ids=owner_ids,
-    )
+    app.add_middleware(AuthMiddleware, access=access, limiter=limiter)
     app.add_middleware(BodyDeadlineMiddleware, timeout=settings.body_timeout)
     app.add_middleware(RequestIdMiddleware)
+    # Outside the request ids, so a 500 that middleware makes is counted and logged too.
+    app.add_middleware(ObserveMiddleware, metrics=meters, json_log=settings.log_format == "json")
+    if settings.cors_origins:
+        # Outermost: a preflight carries no credentials, so it is answered before auth, and
+        # every answer (a 401 too) carries the headers that let the page read it.
+        app.add_middleware(SdkCorsMiddleware, origins=settings.cors_origins)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -9,11 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from oasis.config import ConfigError, Settings, load_settings
+from oasis import __version__
+from oasis.cli_admin import keys_app, projects_app, usage_table, when_keys_exist
+from oasis.cli_common import ConfigOpt, DataDirOpt, console, settings_from, table_console
+from oasis.config import Settings
 from oasis.errors import OasisError
 from oasis.models.assets import is_installed, resolve_source
 from oasis.models.registry import ModelRegistry, RegistryError
@@ -22,18 +25,28 @@ from oasis.models.specs import ModelSpec, PackagedAsset
 app = typer.Typer(help="oasis: the OpenAI API on your own hardware.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect and install models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
+app.command("usage")(usage_table)
+_settings = settings_from
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where state and caches live.")]
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"oasis {__version__}")
+        raise typer.Exit()
 
 
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """oasis: the OpenAI API on your own hardware."""
 
 
 def _registry(settings: Settings) -> ModelRegistry:
@@ -65,6 +78,12 @@ def serve(
             "dir; or postgresql://user:pass@host/db).",
         ),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="Access logs: 'text' (default) or 'json' (one line a request)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (default: the packaged models on 127.0.0.1:8000)."""
     overrides: dict[str, object] = {
@@ -72,22 +91,44 @@ def serve(
         "port": port,
         "data_dir": data_dir,
         "database_url": database_url,
+        "log_format": log_format,
     }
     if insecure:
         overrides["insecure"] = True
     if preload is not None:
         overrides["preload"] = [p for p in preload.split(",") if p]
     settings = _settings(config, **overrides)
-    if not settings.is_loopback and not settings.api_keys and not settings.insecure:
+    if (
+        not settings.is_loopback
+        and not settings.api_keys
+        and not settings.insecure
+        and not when_keys_exist(settings)
+    ):
         console.print(
             f"[red]error:[/red] refusing to serve on {settings.host} without API keys. Set "
-            "OASIS_API_KEYS (or api_keys in the config), or pass --insecure to serve openly."
+            "OASIS_API_KEYS (or api_keys in the config), create one with `oasis keys create`, "
+            "or pass --insecure to serve openly."
+        )
+        raise typer.Exit(2)
+    if "*" in settings.cors_origins and not settings.api_keys and not when_keys_exist(settings):
+        console.print(
+            '[red]error:[/red] refusing cors_origins = ["*"] without API keys: any web page '
+            "a user of this machine opens could drive the server. Set OASIS_API_KEYS (or "
+            "api_keys in the config), or list the origins that may call it."
         )
         raise typer.Exit(2)
     _registry(settings)  # fail on a bad config before binding the port
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_format == "json":
+        # Bare JSON lines on stdout, one per request, for log shippers to parse as they are.
+        access = logging.getLogger("oasis.access")
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     import uvicorn
 
     from oasis.api.deadlines import header_deadline_protocol
@@ -95,6 +136,8 @@ def serve(
 
     uvicorn.run(
         create_app(settings),
+        # The JSON access log replaces uvicorn's, which knows no key ids or tokens.
+        access_log=settings.log_format != "json",
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -105,10 +148,31 @@ def serve(
 
 
 @models_app.command("list")
-def list_models(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def list_models(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array of models, for scripts.")
+    ] = False,
+) -> None:
     """Show every model the registry knows, with its aliases and whether it is installed."""
     settings = _settings(config, data_dir=data_dir)
     registry = _registry(settings)
+    if as_json:
+        rows = [
+            {
+                "id": spec.id,
+                "kind": spec.kind,
+                "engine": spec.engine,
+                "aliases": registry.aliases_of(spec.id),
+                "installed": is_installed(spec),
+                "optional": spec.optional,
+                "description": spec.description,
+            }
+            for spec in registry.specs()
+        ]
+        print(json.dumps(rows, indent=2))
+        return
     table = Table("id", "kind", "engine", "aliases", "status")
     for spec in registry.specs():
         status = "installed" if is_installed(spec) else "not installed"
@@ -117,7 +181,7 @@ def list_models(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         table.add_row(
             spec.id, spec.kind, spec.engine, ", ".join(registry.aliases_of(spec.id)), status
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 def _prepare(spec: ModelSpec, settings: Settings) -> Path:

@@ -17,13 +17,22 @@ A config file looks like::
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from oasis.engines.cpu import available_cpus
 
@@ -72,6 +81,37 @@ class EmbeddingsSettings(BaseModel):
     max_pending_inputs: int = Field(default=65_536, ge=1)
 
 
+class WebSearchSettings(BaseModel):
+    """The search engine behind the ``web_search`` tool (the ``[web_search]`` table).
+
+    ``engine`` is ``searxng`` (``url`` of a SearXNG instance with its JSON API on),
+    ``brave`` or ``tavily`` (``api_key``), or ``ddgs`` (keyless metasearch; needs the
+    ``ddgs`` package). With no engine, a request with the tool gets a 400.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["searxng", "brave", "tavily", "ddgs"] | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+    # Results asked of the engine per search, and pages opened of them.
+    max_results: int = Field(default=8, ge=1, le=50)
+    # Seconds for the engine to answer, and for each page to arrive.
+    timeout: float = Field(default=15.0, gt=0)
+    page_timeout: float = Field(default=10.0, gt=0)
+    max_page_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _engine_needs(self) -> WebSearchSettings:
+        if self.engine == "searxng" and not self.url:
+            raise ValueError("engine 'searxng' needs `url` (OASIS_WEB_SEARCH_URL)")
+        if self.engine in {"brave", "tavily"} and not self.api_key:
+            raise ValueError(f"engine '{self.engine}' needs `api_key` (OASIS_WEB_SEARCH_API_KEY)")
+        if self.engine == "ddgs" and importlib.util.find_spec("ddgs") is None:
+            raise ValueError("engine 'ddgs' needs the package: pip install ddgs")
+        return self
+
+
 class VectorStoreSettings(BaseModel):
     """Vector stores and ``file_search`` (the ``[vector_stores]`` table)."""
 
@@ -99,6 +139,9 @@ class Settings(BaseModel):
     # in the data dir. Replicas sharing one database must share it (see oasis.owners).
     owner_secret: SecretStr | None = Field(default=None, min_length=16)
     insecure: bool = False
+    # Web origins whose pages may call the API from a browser (CORS); none by default.
+    # "*" (any page) is refused without api_keys: any web page could drive the server.
+    cors_origins: list[str] = Field(default_factory=list)
     # Bodies past this get 413. Audio uploads of 25 MB arrive multipart-encoded.
     max_body_bytes: int = 32 * 1024 * 1024
     # Files: the largest file ``POST /v1/files`` takes (OpenAI's limit, 512 MB), the largest
@@ -121,8 +164,13 @@ class Settings(BaseModel):
     queue_timeout: float | None = Field(default=None, gt=0)
     # Batch lines run at once, across all batches (each below interactive requests).
     batch_concurrency: int = Field(default=2, ge=1, le=256)
-    # Per API key; None turns rate limiting off.
-    rate_limit_rpm: int | None = None
+    # Requests and tokens per minute for each key that sets none of its own (config-file
+    # keys, tokens while no keys exist, database keys created without --rpm/--tpm); None
+    # is no limit. Counted in the database, so replicas share them.
+    rate_limit_rpm: int | None = Field(default=None, ge=1)
+    rate_limit_tpm: int | None = Field(default=None, ge=1)
+    # "json": one JSON access-log line per request (request id, key id, model, tokens).
+    log_format: Literal["text", "json"] = "text"
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
     threads: int = Field(default_factory=available_cpus)
     context_length: int = 8192
@@ -135,10 +183,14 @@ class Settings(BaseModel):
     # Modules imported at startup that register tool kinds (``oasis.tools.registry.register_tool``);
     # installed packages can use the ``oasis.tools`` entry-point group instead.
     tool_plugins: list[str] = Field(default_factory=list)
+    # Tools may connect to loopback, link-local and private addresses (a local MCP server,
+    # pages on an intranet). Off: such URLs in a request are refused.
+    allow_private_urls: bool = False
+    web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
@@ -188,15 +240,27 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         values.update(_read_config_file(config_file))
     env_map = {
         "OASIS_API_KEYS": "api_keys",
+        "OASIS_CORS_ORIGINS": "cors_origins",
         "OASIS_DATA_DIR": "data_dir",
         "OASIS_DATABASE_URL": "database_url",
         "OASIS_MAX_BODY_BYTES": "max_body_bytes",
         "OASIS_OWNER_SECRET": "owner_secret",
         "OASIS_THREADS": "threads",
+        "OASIS_ALLOW_PRIVATE_URLS": "allow_private_urls",
     }
     for env, key in env_map.items():
         if os.environ.get(env):
             values[key] = os.environ[env]
+    search_env = {
+        "OASIS_WEB_SEARCH_ENGINE": "engine",
+        "OASIS_WEB_SEARCH_URL": "url",
+        "OASIS_WEB_SEARCH_API_KEY": "api_key",
+    }
+    for env, key in search_env.items():
+        if os.environ.get(env):
+            section = values.get("web_search")
+            values["web_search"] = {**(section if isinstance(section, dict) else {})}
+            values["web_search"][key] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings.model_validate(values)

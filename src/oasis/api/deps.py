@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar, cast
 from fastapi import Depends, Request
 
 from oasis.config import Settings
+from oasis.metrics import Metrics
 from oasis.owners import ANONYMOUS
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
@@ -25,6 +26,7 @@ from oasis.services.generation import GenerationCore
 from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 from oasis.services.uploads import UploadsService
+from oasis.services.usage_report import UsageReport
 from oasis.services.vector_stores import VectorStoreService
 
 T = TypeVar("T")
@@ -54,7 +56,7 @@ IncludeDep = Annotated[frozenset[str], Depends(get_include)]
 
 
 async def get_owner(request: Request) -> str:
-    """The owner of whatever this request stores: an HMAC of its API key."""
+    """The owner of whatever this request stores: its key's project, or an HMAC of the key."""
     return str(getattr(request.state, "owner", ANONYMOUS))
 
 
@@ -76,6 +78,8 @@ FilesDep = Annotated[FilesService, Depends(_app_state("files", FilesService))]
 BatchesDep = Annotated[BatchesService, Depends(_app_state("batches", BatchesService))]
 UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsService))]
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
+UsageReportDep = Annotated[UsageReport, Depends(_app_state("usage_report", UsageReport))]
+MetricsDep = Annotated[Metrics, Depends(_app_state("metrics", Metrics))]
 VectorStoresDep = Annotated[
     VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))
 ]

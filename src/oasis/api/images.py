@@ -1,4 +1,4 @@
-"""``POST /v1/images/generations``, ``POST /v1/images/edits``, ``GET /v1/images/files/{name}``."""
+"""``POST /v1/images/generations``, ``/edits``, ``/variations``; ``GET /v1/images/files/{name}``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from oasis.api.sse import sse_response
 from oasis.services.images import EditUploads, PreparedImages
 from oasis.services.imaging import MEDIA_TYPES
 from oasis.wire.base import dump
-from oasis.wire.images import ImageEditRequest, ImageGenerationRequest
+from oasis.wire.images import ImageEditRequest, ImageGenerationRequest, ImageVariationRequest
 
 router = APIRouter(tags=["images"])
 
@@ -70,6 +70,14 @@ async def edit_image(request: Request, images: ImagesDep) -> Response:
     body = validate_fields(ImageEditRequest, fields)
     prepared = await images.prepare_edit(body, uploads)
     return await _respond(prepared, body.stream, request, images)
+
+
+@router.post("/v1/images/variations", response_model=None)
+async def image_variation(request: Request, images: ImagesDep) -> Response:
+    fields, uploads = await _edit_fields(request)
+    body = validate_fields(ImageVariationRequest, fields)
+    prepared = await images.prepare_variation(body, uploads)
+    return await _respond(prepared, False, request, images)
 
 
 @router.get("/v1/images/files/{name}")

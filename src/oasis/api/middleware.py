@@ -7,30 +7,30 @@ client disconnect still reaches the endpoint.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from oasis.access import Access
 from oasis.api.errors import error_json
+from oasis.caller import Caller, current_caller
 from oasis.errors import (
-    AuthenticationError,
     InvalidRequestError,
     OasisError,
     PayloadTooLargeError,
-    RateLimitError,
+    PermissionDeniedError,
 )
 from oasis.ids import new_id
-from oasis.owners import OwnerIds
+from oasis.limits import Limiter
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz", "/metrics"})
+ADMIN_PREFIX = "/v1/organization/"
 # Image URLs carry their own credential (a random name), like OpenAI's signed URLs, so a
 # browser can show them without an API key.
 OPEN_PREFIXES = ("/v1/images/files/",)
@@ -268,119 +268,59 @@ class CancelOnDisconnectMiddleware:
             work.cancel()  # only matters when this task itself was cancelled
 
 
-def go_duration(seconds: float) -> str:
-    """A duration as OpenAI's rate-limit headers write it: ``120ms``, ``1.5s``, ``1m0s``."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    minutes, rest = divmod(round(seconds, 3), 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
-
-
 class AuthMiddleware:
-    """Checks ``Authorization: Bearer`` against the configured keys; applies rate limits.
+    """Resolves ``Authorization: Bearer`` to a caller (:mod:`oasis.access`); applies limits.
 
-    With no keys configured every key is accepted. Either way the key's owner id (an HMAC,
-    :mod:`oasis.owners`) becomes the request's owner, so stored objects stay private to
-    the key that made them.
+    The caller's owner id becomes the request's owner, so stored objects stay private to
+    the key (or project) that made them; the caller itself is set in
+    :data:`oasis.caller.current_caller` for the services' usage records. Admin keys may
+    use the organization endpoints and nothing else; nothing else may use those.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        api_keys: list[str],
-        rate_limit_rpm: int | None,
-        owner_ids: OwnerIds,
-    ) -> None:
+    def __init__(self, app: ASGIApp, access: Access, limiter: Limiter) -> None:
         self.app = app
-        self._keys = [k.encode() for k in api_keys]
-        self.owner_ids = owner_ids
-        self.rate_limit_rpm = rate_limit_rpm
-        self._windows: dict[str, deque[float]] = {}
-
-    def _key_ok(self, token: str) -> bool:
-        candidate = token.encode()
-        ok = False
-        for key in self._keys:  # compare with every key: timing says nothing of which
-            ok |= hmac.compare_digest(candidate, key)
-        return ok
-
-    def _check_rate(self, owner: str) -> list[tuple[bytes, bytes]]:
-        """Count this request against ``owner``'s minute; the ``x-ratelimit-*`` headers.
-
-        Raises the 429 (with the same headers) when the minute is full. No limit, no headers.
-        """
-        if not self.rate_limit_rpm:
-            return []
-        now = time.monotonic()
-        if len(self._windows) > 10_000:
-            # With no keys configured any token is an owner: forget idle ones so that
-            # random tokens cannot grow this table without bound.
-            idle = [o for o, w in self._windows.items() if not w or now - w[-1] >= 60]
-            for stale in idle:
-                del self._windows[stale]
-        window = self._windows.setdefault(owner, deque())
-        while window and now - window[0] >= 60:
-            window.popleft()
-        if len(window) >= self.rate_limit_rpm:
-            retry = max(1, int(60 - (now - window[0])) + 1)
-            raise RateLimitError(
-                f"Rate limit reached for requests per min (RPM): Limit {self.rate_limit_rpm}, "
-                f"Used {len(window)}, Requested 1. Please try again in {retry}s.",
-                retry_after=retry,
-                headers=self._rate_headers(window, now),
-            )
-        window.append(now)
-        return [(k.encode(), v.encode()) for k, v in self._rate_headers(window, now).items()]
-
-    def _rate_headers(self, window: deque[float], now: float) -> dict[str, str]:
-        # As OpenAI sends them: the reset is the time until the whole minute's budget is
-        # back (until the newest request in the window leaves it).
-        reset = max(0.0, 60 - (now - window[-1])) if window else 0.0
-        return {
-            "x-ratelimit-limit-requests": str(self.rate_limit_rpm),
-            "x-ratelimit-remaining-requests": str(max(0, (self.rate_limit_rpm or 0) - len(window))),
-            "x-ratelimit-reset-requests": go_duration(reset),
-        }
+        self.access = access
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] in OPEN_PATHS
-            or scope["path"].startswith(OPEN_PREFIXES)
-        ):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         try:
-            token = _bearer_token(scope)
-            if self._keys:
-                if token is None:
-                    raise AuthenticationError(
-                        "You didn't provide an API key. You need to provide your API key in "
-                        "an Authorization header using Bearer auth (i.e. Authorization: "
-                        "Bearer YOUR_KEY)."
-                    )
-                if not self._key_ok(token):
-                    shown = f"{token[:3]}***{token[-4:]}" if len(token) > 8 else "***"
-                    raise AuthenticationError(
-                        f"Incorrect API key provided: {shown}.", code="invalid_api_key"
-                    )
-            owner = self.owner_ids.of(token)
-            limits = self._check_rate(owner)
+            caller, budgets = await self.access.authenticate(_bearer_token(scope))
+            _check_role(caller, path)
+            limits = await self.limiter.admit(budgets)
         except OasisError as exc:
             await send_error(send, exc)
             return
-        scope.setdefault("state", {})["owner"] = owner
-        if not limits:
-            await self.app(scope, receive, send)
-            return
+        state = scope.setdefault("state", {})
+        state["owner"] = caller.owner
+        state["caller"] = caller
 
         async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and limits:
                 message["headers"] = [*message.get("headers", []), *limits]
             await send(message)
 
-        await self.app(scope, receive, send_with_limits)
+        token = current_caller.set(caller)
+        try:
+            await self.app(scope, receive, send_with_limits)
+        finally:
+            current_caller.reset(token)
+
+
+def _check_role(caller: Caller, path: str) -> None:
+    if path.startswith(ADMIN_PREFIX) and not caller.admin:
+        raise PermissionDeniedError(
+            "This endpoint needs an admin key (create one with `oasis keys create --admin`).",
+            code="admin_key_required",
+        )
+    if caller.admin and not path.startswith(ADMIN_PREFIX):
+        raise PermissionDeniedError(
+            "Admin keys can only be used with the organization endpoints; use a project key.",
+            code="project_key_required",
+        )
 
 
 def _bearer_token(scope: Scope) -> str | None:

@@ -1,4 +1,5 @@
-"""``/v1/responses``: create, retrieve (or replay as a stream), delete, cancel, input items."""
+"""``/v1/responses``: create, retrieve (or replay as a stream), delete, cancel, input items,
+input tokens and compact."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ async def count_input_tokens(
     body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
 ) -> Response:
     return _json(dump(await service.input_tokens(body, owner)))
+
+
+@router.post("/v1/responses/compact", response_model=None)
+async def compact_conversation(
+    body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
+) -> Response:
+    return _json(dump(await service.compact(body, owner)))
 
 
 @router.get("/v1/responses/{response_id}", response_model=None)

@@ -32,6 +32,16 @@ class Engine(Protocol):
 
 
 @runtime_checkable
+class Queued(Protocol):
+    """An engine with a queue in front of its runtime (for the metrics)."""
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests waiting, sequences running) now."""
+        ...
+
+
+@runtime_checkable
 class EmbeddingEngine(Engine, Protocol):
     """A text embedding model: token ids in, one vector per input out.
 

@@ -288,6 +288,11 @@ class DiffusersEngine:
         images: list[Any] = pipe.image_processor.postprocess(decoded, output_type="pil")
         return images
 
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests waiting, sequences running) on this model's worker."""
+        return self._worker.load
+
     async def close(self) -> None:
         await self._worker.close()
 

@@ -337,6 +337,11 @@ class LlamaCppEngine:
         n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
         return buf.raw[: max(n, 0)]
 
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests waiting, sequences running) on this model's worker."""
+        return self._worker.load
+
     async def close(self) -> None:
         await self._worker.close()
         self._llm.close()

@@ -44,7 +44,7 @@ from oasis.core.tool_calls import (
     tool_dicts,
 )
 from oasis.core.types import GeneratedToken, OutputConstraint, SamplingParams
-from oasis.engines.base import TextEngine
+from oasis.engines.base import Queued, TextEngine
 from oasis.errors import InvalidRequestError
 
 
@@ -73,6 +73,11 @@ class LocalChatBackend:
         self.vocab_size: int | None = engine.vocab_size()
         self._template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
         self._reasons = reasoning.OPEN in self._template.source
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests waiting, sequences running) of the engine, if it reports them."""
+        return self.engine.load if isinstance(self.engine, Queued) else (0, 0)
 
     async def prepare(
         self, conversation: Conversation, options: GenerationOptions, *, param: str

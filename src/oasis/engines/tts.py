@@ -98,6 +98,11 @@ class HibariEngine:
 
         return self._worker.stream(job)
 
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests waiting, sequences running) on this model's worker."""
+        return self._worker.load
+
     async def close(self) -> None:
         await self._worker.close()
 

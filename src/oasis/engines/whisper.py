@@ -127,6 +127,11 @@ class FasterWhisperEngine:
                 )
             )
 
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests waiting, sequences running) on this model's worker."""
+        return self._worker.load
+
     async def close(self) -> None:
         await self._worker.close()
 

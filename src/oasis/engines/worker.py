@@ -120,6 +120,7 @@ class ModelWorker(Generic[T]):
         self._max_queue = max_queue
         self._max_wait = max_wait  # seconds a job may wait for its turn; None: no limit
         self._pending = 0
+        self._running = 0  # jobs in the thread now (written there, read on the loop)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._background_running = 0  # background jobs are not counted in _pending
         # Background jobs not yet handed to the executor: how to start each, how to fail it.
@@ -143,7 +144,11 @@ class ModelWorker(Generic[T]):
         try:
             if not cancelled.is_set():
                 emit(_STARTED)
-                job(emit, cancelled)
+                self._running += 1
+                try:
+                    job(emit, cancelled)
+                finally:
+                    self._running -= 1
         except OasisError as exc:
             emit(exc)
         except Exception as exc:  # a runtime failure must reach the waiting request
@@ -154,6 +159,14 @@ class ModelWorker(Generic[T]):
             # in this order), so a client that sends its next request at once gets it.
             emit(_RELEASE)
             emit(_DONE)
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(waiting, running): jobs queued behind the running one (batch jobs included),
+        and jobs running."""
+        running = self._running
+        queued = self._pending + self._background_running + len(self._deferred)
+        return max(0, queued - running), running
 
     def stream(self, job: Job[T]) -> AsyncIterator[T]:
         """Queue ``job`` now and return an iterator over what it emits, in order.

@@ -6,6 +6,7 @@ written for OpenAI work unchanged.
 
 from __future__ import annotations
 
+from oasis.config import ModelKind
 from oasis.models.specs import AssetPart, ModelSpec, PackagedAsset
 
 SMOLLM2 = ModelSpec(
@@ -122,3 +123,26 @@ HIBARI = ModelSpec(
 )  # fmt: skip
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (SMOLLM2, QWEN_CODER_05B, MINILM, WHISPER_BASE, HIBARI)
+
+# OpenAI's names, current, dated and legacy, as glob patterns leading each to the first
+# served model of its kind (the config's ``[aliases]`` can send them elsewhere). Exact
+# aliases above still come first, so ``gpt-4o-transcribe`` stays speech-to-text.
+DEFAULT_PATTERNS: tuple[tuple[str, ModelKind], ...] = (
+    ("gpt-*", "chat"),
+    ("chatgpt-*", "chat"),
+    ("o[1-9]", "chat"),
+    ("o[1-9]-*", "chat"),
+    ("codex-*", "chat"),
+    ("computer-use-*", "chat"),
+    ("davinci-*", "chat"),
+    ("babbage-*", "chat"),
+    ("text-davinci-*", "chat"),
+    ("text-embedding-*", "embeddings"),
+    ("whisper-*", "speech-to-text"),
+    ("gpt-4o*-transcribe*", "speech-to-text"),
+    ("tts-*", "text-to-speech"),
+    ("gpt-4o*-tts*", "text-to-speech"),
+    ("dall-e-*", "images"),
+    ("gpt-image-*", "images"),
+    ("chatgpt-image-*", "images"),
+)

@@ -3,17 +3,26 @@
 Built-in models come from :mod:`oasis.models.catalog`; the config file adds local-path or
 hub models and extra aliases. Lookups are by canonical id or alias, case-sensitive, as
 OpenAI's are.
+
+An alias may be a glob pattern (``"gpt-*"``, matched with :func:`fnmatch.fnmatchcase`), so
+the dated and future names clients send by default resolve without a list of every one.
+A name is looked up in this order: a model id, an exact alias, the patterns of the config
+file and of model specs, then the built-in defaults (:data:`DEFAULT_PATTERNS`), which lead
+OpenAI's names to the first served model of their kind. Among patterns, one that reaches a
+model of the kind the endpoint serves comes first, then the most specific (most literal
+characters). Patterns are never listed: ``GET /v1/models`` shows concrete names only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from oasis.config import ModelConfig, ModelKind, Settings
 from oasis.errors import ModelNotFoundError
 from oasis.models.assets import is_installed
-from oasis.models.catalog import BUILTIN_MODELS
+from oasis.models.catalog import BUILTIN_MODELS, DEFAULT_PATTERNS
 from oasis.models.specs import HubSource, LocalSource, ModelSpec, Source
 
 # The engine a config-file model gets when it names none.
@@ -28,6 +37,25 @@ DEFAULT_ENGINE_BY_KIND: dict[ModelKind, str] = {
 
 class RegistryError(Exception):
     """The configured models contradict each other (duplicate ids, dangling aliases)."""
+
+
+def is_pattern(name: str) -> bool:
+    """True when an alias is a glob pattern rather than one name."""
+    return any(c in name for c in "*?[")
+
+
+def _specificity(pattern: str) -> int:
+    return sum(c not in "*?[]" for c in pattern)
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A glob alias: to one model (``model_id``) or to the first served one of ``kind``."""
+
+    glob: str
+    model_id: str | None
+    kind: ModelKind | None
+    rank: int  # 0: config file and model specs, 1: built-in defaults
 
 
 @dataclass(frozen=True)
@@ -61,7 +89,12 @@ def spec_from_config(entry: ModelConfig) -> ModelSpec:
 class ModelRegistry:
     """Specs by id, plus an alias table. Immutable once built."""
 
-    def __init__(self, specs: list[ModelSpec], extra_aliases: dict[str, str] | None = None):
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        extra_aliases: dict[str, str] | None = None,
+        default_patterns: tuple[tuple[str, ModelKind], ...] = DEFAULT_PATTERNS,
+    ):
         self._specs: dict[str, ModelSpec] = {}
         for spec in specs:
             earlier = self._specs.get(spec.id)
@@ -71,16 +104,22 @@ class ModelRegistry:
                 raise RegistryError(f"model id `{spec.id}` is defined twice")
             self._specs[spec.id] = spec
         self._aliases: dict[str, str] = {}
+        globs: dict[str, str] = {}
         for spec in self._specs.values():
             for alias in spec.aliases:
-                self._aliases.setdefault(alias, spec.id)
+                (globs if is_pattern(alias) else self._aliases).setdefault(alias, spec.id)
         for alias, target in (extra_aliases or {}).items():
             if target not in self._specs:
                 raise RegistryError(f"alias `{alias}` points to unknown model `{target}`")
-            self._aliases[alias] = target  # config aliases win over built-in ones
+            # Config aliases win over built-in ones.
+            (globs if is_pattern(alias) else self._aliases)[alias] = target
         for alias in list(self._aliases):
             if alias in self._specs:
                 del self._aliases[alias]  # a real id always means itself
+        patterns = [_Pattern(g, target, None, 0) for g, target in globs.items()]
+        patterns += [_Pattern(g, None, kind, 1) for g, kind in default_patterns]
+        # Stable: among equally specific patterns the config file's order holds.
+        self._patterns = sorted(patterns, key=lambda p: (p.rank, -_specificity(p.glob)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelRegistry:
@@ -94,7 +133,31 @@ class ModelRegistry:
         return self._specs.get(model_id)
 
     def aliases_of(self, model_id: str) -> list[str]:
-        return [a for a, target in self._aliases.items() if target == model_id]
+        """Exact aliases, then the patterns that lead to ``model_id``."""
+        exact = [a for a, target in self._aliases.items() if target == model_id]
+        return exact + [p.glob for p in self._patterns if self._target(p) == model_id]
+
+    def _first_of(self, kind: ModelKind) -> str | None:
+        for spec in self._specs.values():
+            if spec.kind == kind and self.is_served(spec):
+                return spec.id
+        return None
+
+    def _target(self, pattern: _Pattern) -> str | None:
+        if pattern.model_id is not None:
+            return pattern.model_id
+        return None if pattern.kind is None else self._first_of(pattern.kind)
+
+    def _kind_of(self, pattern: _Pattern) -> ModelKind | None:
+        if pattern.model_id is not None:
+            return self._specs[pattern.model_id].kind
+        return pattern.kind
+
+    def _match(self, name: str, kind: ModelKind | None) -> _Pattern | None:
+        matches = [p for p in self._patterns if fnmatchcase(name, p.glob)]
+        fitting = [p for p in matches if kind is not None and self._kind_of(p) == kind]
+        best = fitting or matches
+        return best[0] if best else None
 
     def is_served(self, spec: ModelSpec) -> bool:
         """Optional packaged models are served only once their packages are installed."""
@@ -103,9 +166,15 @@ class ModelRegistry:
     def resolve(self, name: str, kind: ModelKind | None = None) -> ResolvedModel:
         """Find a served model by id or alias; 404 ``model_not_found`` otherwise."""
         model_id = name if name in self._specs else self._aliases.get(name)
+        hint = None
+        if model_id is None:
+            pattern = self._match(name, kind)
+            if pattern is not None:
+                model_id = self._target(pattern)
+                if model_id is None:
+                    hint = f"This server has no {pattern.kind} model configured."
         spec = self._specs.get(model_id) if model_id else None
         if spec is None or not self.is_served(spec):
-            hint = None
             if spec is not None:
                 hint = f"Install it with: oasis models install {spec.id}"
             raise ModelNotFoundError(name, hint)
@@ -116,7 +185,8 @@ class ModelRegistry:
         return ResolvedModel(name=name, spec=spec)
 
     def served_names(self) -> Iterator[ResolvedModel]:
-        """Every id and alias a client may use, canonical ids first."""
+        """Every id and exact alias a client may use, canonical ids first (patterns
+        match names without naming any, so they are not listed)."""
         served = [s for s in self._specs.values() if self.is_served(s)]
         for spec in served:
             yield ResolvedModel(spec.id, spec)

@@ -14,6 +14,7 @@ from oasis.core.types import GeneratedToken
 from oasis.ids import new_id
 from oasis.services.outputs import token_logprob
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
+from oasis.tools.citations import CitationScanner, Sources
 from oasis.types import Item
 
 
@@ -55,21 +56,25 @@ class ContentEmitter:
     """Items with content parts that stream as deltas: ``message`` (output_text, with
     logprobs) and ``reasoning`` (reasoning_text). At most one is open at a time."""
 
-    def __init__(self, items: Items, *, logprobs: bool) -> None:
+    def __init__(self, items: Items, *, logprobs: bool, sources: Sources | None = None) -> None:
         self.items = items
         self.logprobs = logprobs
         self.open: int | None = None  # output index of the open message/reasoning item
         self.pending_logprobs: list[Item] = []
-        self.citations: list[Item] = []  # annotations for the next message to close
+        # The turn's numbered sources (hosted tools fill it): the open message's [n]
+        # marks become url_citation annotations as they stream.
+        self.sources = sources if sources is not None else Sources()
+        self.citations = CitationScanner(self.sources)
+        self.file_citations: list[Item] = []  # annotations for the next message to close
 
     def cite(self, annotation: Item) -> None:
         """Annotate the next message that closes (a hosted tool's citation)."""
-        self.citations.append(dict(annotation))
+        self.file_citations.append(dict(annotation))
 
-    def _annotate(self, part: Item, common: Item) -> list[Any]:
-        """The pending citations added to ``part``; an offset-less one sits at the end."""
+    def _cite_files(self, part: Item, common: Item) -> list[Any]:
+        """The pending file citations added to ``part``; an offset-less one sits at the end."""
         events: list[Any] = []
-        for annotation in self.citations:
+        for annotation in self.file_citations:
             if annotation.get("type") == "file_citation":
                 annotation.setdefault("index", len(part["text"]))
             part["annotations"].append(annotation)
@@ -83,7 +88,7 @@ class ContentEmitter:
                     }
                 )
             )
-        self.citations = []
+        self.file_citations = []
         return events
 
     def close(self, status: str = "completed") -> list[Any]:
@@ -99,7 +104,7 @@ class ContentEmitter:
             "content_index": len(item["content"]) - 1,
         }
         if item["type"] == "message":
-            events += self._annotate(part, common)
+            events += self._cite_files(part, common)
             events.append(
                 self.items.event(
                     {
@@ -143,6 +148,7 @@ class ContentEmitter:
             "content": [],
         }
         events.append(self.items.add_item(item))
+        self.citations = CitationScanner(self.sources)
         part: Item = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         item["content"].append(part)
         index = len(self.items.output) - 1
@@ -187,6 +193,29 @@ class ContentEmitter:
                 }
             )
         )
+        if self.sources:
+            events += self._annotate(item, self.open)
+        return events
+
+    def _annotate(self, item: Item, index: int) -> list[Any]:
+        """``output_text.annotation.added`` for each citation the text now completes."""
+        part = item["content"][-1]
+        events: list[Any] = []
+        for citation in self.citations.scan(part["text"]):
+            annotation = citation.response_annotation()
+            part["annotations"].append(annotation)
+            events.append(
+                self.items.event(
+                    {
+                        "type": "response.output_text.annotation.added",
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "content_index": len(item["content"]) - 1,
+                        "annotation_index": len(part["annotations"]) - 1,
+                        "annotation": dict(annotation),
+                    }
+                )
+            )
         return events
 
     def reasoning(self, text: str) -> list[Any]:

@@ -32,6 +32,7 @@ from oasis.core.events import (
 from oasis.responses.emitters import ContentEmitter, FunctionCallEmitter, HostedItemEmitter
 from oasis.responses.include import shown, shown_all
 from oasis.tools.base import Cite, ItemAdded, ItemDone, ItemProgress
+from oasis.tools.citations import Sources
 from oasis.types import Item
 
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -68,7 +69,8 @@ class ResponseBuilder:
         self.completed_at: int | None = None
         self.seq = 0
         self._step_start = 0  # where the current generation step's output begins
-        self.content = ContentEmitter(self, logprobs=logprobs)
+        self.sources = Sources()  # numbered by hosted tools, cited by the answer
+        self.content = ContentEmitter(self, logprobs=logprobs, sources=self.sources)
         self.calls = FunctionCallEmitter(self)
         self.hosted_items = HostedItemEmitter(self)
 

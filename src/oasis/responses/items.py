@@ -27,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.ids import new_id
+from oasis.responses.compaction import expand
 from oasis.tools.base import ReplayedCall
 from oasis.types import Item
 from oasis.wire.base import validation_problem
@@ -246,6 +247,8 @@ async def normalize_input(
             out.append(await _referenced(raw, path, lookup))
         else:
             out.append(_checked(_normalize_item(raw, kind, path), path))
+            if kind == "compaction":
+                expand(out[-1], path)  # only this server's own compaction items are read
     return out
 
 
@@ -396,6 +399,9 @@ def to_conversation(
             open_turn = len(messages) - 1
         elif kind == "message":
             messages.append(Message(role=item["role"], content=_message_text(item)))
+            open_turn = None
+        elif kind == "compaction":  # made by /v1/responses/compact (responses/compaction.py)
+            messages += expand(item)
             open_turn = None
         elif kind == "function_call" or replayed is not None:
             if replayed is None:

@@ -112,6 +112,11 @@ class BackgroundJobs:
         self._jobs: dict[str, Job] = {}
         self.closing = False
 
+    @property
+    def running(self) -> int:
+        """How many background responses this process is running now."""
+        return len(self._jobs)
+
     def start(
         self, response_id: str, log_: EventLog, run: Callable[[Job], Coroutine[Any, Any, None]]
     ) -> None:

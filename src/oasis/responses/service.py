@@ -13,17 +13,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
 import httpx
-from openai.types.responses import Response
+from openai.types.responses import Response, ToolChoiceTypes
+from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
 from oasis.ids import new_id
+from oasis.responses import compaction
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.include import shown_all
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
@@ -33,6 +36,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store
 from oasis.tools.base import ConfiguredTool, ToolContext
+from oasis.tools.outbound import UrlPolicy
 from oasis.tools.registry import get_tool, replay_item
 from oasis.types import Item
 from oasis.wire.base import dump
@@ -40,6 +44,8 @@ from oasis.wire.responses import ResponseCreateRequest
 
 log = logging.getLogger(__name__)
 
+# The hosted tool types a ``tool_choice`` may name as ``{"type": ...}`` in a Response.
+_CHOICE_TYPES = frozenset(get_args(ToolChoiceTypes.model_fields["type"].annotation))
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 # How often a running background job writes its snapshot and events to the database.
 FLUSH_SECONDS = 0.25
@@ -148,8 +154,12 @@ def _tool_choice(
         return echo, str(mode), allowed
     hosted = [t for t in configured if t.type == kind and t.type != "function"]
     if hosted and set(choice) == {"type"}:
-        # A hosted tool by its type ({"type": "web_search_preview"}): call it.
-        return {"type": kind}, hosted[0].function.name, None
+        # A hosted tool by its type ({"type": "web_search_preview"}): call it. A type the
+        # API's ToolChoiceTypes lacks ({"type": "web_search"}) echoes as its equivalent.
+        echo_choice: Item = {"type": kind}
+        if kind not in _CHOICE_TYPES:
+            echo_choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": kind}]}
+        return echo_choice, hosted[0].function.name, None
     raise UnsupportedError(
         f"tool_choice of type {kind!r} is not supported by this server.", param="tool_choice"
     )
@@ -208,11 +218,13 @@ class ResponsesService:
         core: GenerationCore,
         store: Store,
         http: httpx.AsyncClient,
+        urls: UrlPolicy | None = None,
         tool_services: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
         self.store = store
         self.http = http  # the one client for tools' outbound requests
+        self.urls = urls or UrlPolicy()  # where those requests may go
         self.tool_services = dict(tool_services or {})  # what hosted tools may call
         self.jobs = BackgroundJobs(store)
 
@@ -322,6 +334,10 @@ class ResponsesService:
             "metadata": request.metadata or {},
             "temperature": 1.0 if request.temperature is None else request.temperature,
             "top_p": 1.0 if request.top_p is None else request.top_p,
+            # Not in the SDK's Response type (it keeps unknown fields), but in Open
+            # Responses' schema and OpenAI's answers: clients read them back.
+            "presence_penalty": request.presence_penalty or 0.0,
+            "frequency_penalty": request.frequency_penalty or 0.0,
             "parallel_tool_calls": request.parallel_tool_calls is not False,
             "previous_response_id": request.previous_response_id,
             "conversation": {"id": request.conversation_id} if request.conversation_id else None,
@@ -345,6 +361,8 @@ class ResponsesService:
             max_tokens=self.core.max_new_tokens(prompt, request.max_output_tokens),
             temperature=base["temperature"],
             top_p=base["top_p"],
+            presence_penalty=base["presence_penalty"],
+            frequency_penalty=base["frequency_penalty"],
             top_logprobs=(request.top_logprobs or 0) if request.wants_logprobs else None,
         )
         builder = ResponseBuilder(
@@ -390,7 +408,9 @@ class ResponsesService:
                 http=self.http,
                 owner=turn.owner,
                 response_id=turn.builder.id,
+                urls=self.urls,
                 history=tuple(entries),
+                sources=turn.builder.sources,
                 services=self.tool_services,
             ),
             max_output_tokens=request.max_output_tokens,
@@ -404,6 +424,7 @@ class ResponsesService:
         await self._persist(turn)
         for out in events:
             yield out
+        await record_usage(_usage_entry(turn))
 
     async def _persist(self, turn: Turn) -> None:
         if turn.job is not None:
@@ -647,6 +668,29 @@ class ResponsesService:
             object="response.input_tokens", input_tokens=prompt.prompt_tokens
         )
 
+    async def compact(self, request: ResponseCreateRequest, owner: str) -> CompactedResponse:
+        """``POST /v1/responses/compact``: the conversation (``previous_response_id`` and
+        ``input``) summarized into one compaction item (:mod:`oasis.responses.compaction`)."""
+        if not request.model:
+            raise InvalidRequestError(
+                "Missing required parameter: 'model'.",
+                param="model",
+                code="missing_required_parameter",
+            )
+        context = await self._context(request, owner)
+        new_items = await normalize_input(
+            request.input, lambda item_id: self.store.items.find(owner, item_id)
+        )
+        entries = context + new_items
+        if not entries:
+            raise InvalidRequestError(
+                "Nothing to compact: give 'input' or 'previous_response_id'.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        conversation = to_conversation(request.instructions, entries, (), replay_item)
+        return await compaction.compact(self.core, request.model, conversation, entries)
+
     async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
         if not request.previous_response_id:
             return None
@@ -658,6 +702,25 @@ class ResponsesService:
 
     async def close(self) -> None:
         await self.jobs.close()
+
+
+def _usage_entry(turn: Turn) -> UsageEntry:
+    """What a finished turn used, as its ``usage`` says; hosted tool calls counted."""
+    used = turn.builder.usage or {}
+    hosted = [
+        item
+        for item in turn.builder.output
+        if str(item.get("type", "")).endswith("_call")
+        and item.get("type") not in {"function_call", "custom_tool_call"}
+    ]
+    return UsageEntry(
+        "completions",
+        turn.prompt.model.spec.id,
+        input_tokens=int(used.get("input_tokens", 0)),
+        cached_tokens=int(used.get("input_tokens_details", {}).get("cached_tokens", 0)),
+        output_tokens=int(used.get("output_tokens", 0)),
+        tool_calls=len(hosted),
+    )
 
 
 def _encode(event: Any) -> Event:

@@ -59,6 +59,13 @@ class BatchRunner:
         # Line results being stored; a cancel or shutdown waits for them (see _run_line).
         self._writes: set[asyncio.Future[bool]] = set()
         self.closing = False
+        # Lines this process finished, by outcome (for the metrics' batch progress).
+        self.lines_done: dict[str, int] = {"completed": 0, "failed": 0}
+
+    @property
+    def running(self) -> int:
+        """How many batches this process is running now."""
+        return len(self._tasks)
 
     def start(self, batch_id: str) -> None:
         """Run the batch in a task of its own (unless one already runs it)."""
@@ -216,6 +223,7 @@ class BatchRunner:
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
         await asyncio.shield(write)
+        self.lines_done["failed" if status >= 400 else "completed"] += 1
 
     async def _finish(self, stored: StoredBatch) -> None:
         """Write the output and error files, then take the batch to its end state."""

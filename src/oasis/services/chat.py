@@ -17,6 +17,7 @@ from openai.types.chat.chat_completion_chunk import (
 )
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.core.conversation import Conversation, Message, ToolCall
 from oasis.core.events import (
     Finished,
@@ -30,15 +31,18 @@ from oasis.core.types import SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.ids import new_id
 from oasis.services.chat_fold import ChatCompletionFold, ServiceTier, with_reasoning
+from oasis.services.chat_search import ChatSearch
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import token_logprob, usage
 from oasis.services.sampling import choice_params
 from oasis.services.streams import Interleaved, begun
+from oasis.tools.citations import CitationScanner, Sources
 from oasis.tools.function import function_tools
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
     ChatMessage,
+    NamedToolChoice,
 )
 
 
@@ -182,6 +186,7 @@ class _Plan:
     prompt: PreparedPrompt
     choices: list[SamplingParams]
     want_logprobs: bool
+    sources: Sources | None = None  # web_search_options: what the answer may cite
 
     @property
     def model_name(self) -> str:
@@ -193,25 +198,39 @@ class _Plan:
         return self.request.functions is not None
 
     def finish_reason(self, finished: Finished) -> FinishReasonOut:
-        if finished.finish_reason == "tool_calls" and self.legacy_functions:
-            return "function_call"
+        if finished.finish_reason == "tool_calls":
+            if self.legacy_functions:
+                return "function_call"
+            if isinstance(self.request.tool_choice, NamedToolChoice):
+                # OpenAI ends a call it was told to make with "stop": the client chose it,
+                # the model did not (clients branch on this to tell the two apart).
+                return "stop"
         return finished.finish_reason
 
 
 class ChatService:
     """Runs chat completions, plain or streamed: one chunk stream, folded when not streamed."""
 
-    def __init__(self, core: GenerationCore) -> None:
+    def __init__(self, core: GenerationCore, search: ChatSearch | None = None) -> None:
         self.core = core
+        self.search = search  # for web_search_options
 
     async def _plan(self, request: ChatCompletionRequest) -> _Plan:
         if request.top_logprobs is not None and not request.logprobs:
             raise InvalidRequestError(
                 "`top_logprobs` requires `logprobs` to be true.", param="top_logprobs"
             )
-        prompt = await self.core.prepare(
-            request.model, to_conversation(request), generation_options(request)
-        )
+        conversation = to_conversation(request)
+        sources: Sources | None = None
+        if request.web_search_options is not None:
+            if self.search is None:
+                raise UnsupportedError(
+                    "web_search_options is not available here.", param="web_search_options"
+                )
+            conversation, sources = await self.search.ground(
+                request.web_search_options, conversation, owner="chat"
+            )
+        prompt = await self.core.prepare(request.model, conversation, generation_options(request))
         choices = choice_params(
             request,
             prompt.backend.vocab_size,
@@ -219,7 +238,7 @@ class ChatService:
             (request.top_logprobs or 0) if request.logprobs else None,
             request.n or 1,
         )
-        return _Plan(request, prompt, choices, bool(request.logprobs))
+        return _Plan(request, prompt, choices, bool(request.logprobs), sources)
 
     def _start(self, plan: _Plan) -> Interleaved:
         """Every choice queued now, together (a full queue answers 503 here)."""
@@ -274,6 +293,7 @@ class ChatService:
         completion_tokens = reasoning_tokens = 0
         cached: int | None = None  # the prompt counts once: as the first choice found it
         started: set[int] = set()  # the role goes out once per choice
+        texts: dict[int, list[str]] = {}  # with sources: each choice's text, to cite
         try:
             async for index, event in events:
                 first = index not in started
@@ -282,6 +302,8 @@ class ChatService:
                     yield chunk(index, ChoiceDelta(role="assistant", content="", refusal=None))
                     first = False
                 if isinstance(event, TextDelta):
+                    if plan.sources:
+                        texts.setdefault(index, []).append(event.text)
                     if not event.text and not (plan.want_logprobs and event.tokens):
                         continue
                     yield chunk(
@@ -330,6 +352,15 @@ class ChatService:
                         ),
                     )
                 elif isinstance(event, Finished):
+                    if plan.sources and texts.get(index):
+                        scanner = CitationScanner(plan.sources)
+                        found = scanner.scan("".join(texts[index]))
+                        if found:
+                            # All at once: the SDK's stream helper cannot merge a list of
+                            # unindexed objects sent in pieces.
+                            cited = ChoiceDelta()
+                            cited.annotations = [c.chat_annotation() for c in found]  # type: ignore[attr-defined]
+                            yield chunk(index, cited)
                     completion_tokens += event.completion_tokens
                     reasoning_tokens += event.reasoning_tokens
                     cached = event.cached_tokens if cached is None else cached
@@ -348,6 +379,16 @@ class ChatService:
                     plan.prompt.prompt_tokens, completion_tokens, reasoning_tokens, cached or 0
                 ),
             )
+        # After the last chunk, so the client does not wait for the write.
+        await record_usage(
+            UsageEntry(
+                "completions",
+                plan.prompt.model.spec.id,
+                input_tokens=plan.prompt.prompt_tokens,
+                cached_tokens=cached or 0,
+                output_tokens=completion_tokens,
+            )
+        )
 
 
 FinishReasonOut = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]

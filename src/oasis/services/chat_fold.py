@@ -7,7 +7,7 @@ so the two can never disagree about text, tool calls, reasoning or logprobs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from openai.types import CompletionUsage
 from openai.types.chat import (
@@ -20,7 +20,7 @@ from openai.types.chat import (
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
-from openai.types.chat.chat_completion_message import FunctionCall
+from openai.types.chat.chat_completion_message import Annotation, FunctionCall
 from openai.types.chat.chat_completion_message_function_tool_call import Function
 
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority"]
@@ -58,6 +58,7 @@ class _ChoiceFold:
     function_call: _Call | None = None  # the deprecated `functions` form
     logprobs: list[ChatCompletionTokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
+    annotations: list[Any] = field(default_factory=list)  # url citations, sent once
 
     def add(self, choice: ChunkChoice) -> None:
         delta = choice.delta
@@ -78,6 +79,7 @@ class _ChoiceFold:
                 self.function_call = _Call("", function.name)
             if function.arguments and self.function_call is not None:
                 self.function_call.arguments.append(function.arguments)
+        self.annotations += getattr(delta, "annotations", None) or []
         if choice.logprobs is not None and choice.logprobs.content:
             self.logprobs.extend(choice.logprobs.content)
         if choice.finish_reason is not None:
@@ -112,6 +114,8 @@ class _ChoiceFold:
             )
         else:
             message = ChatCompletionMessage(role="assistant", content=text, refusal=None)
+        if self.annotations:
+            message.annotations = [Annotation.model_validate(a) for a in self.annotations]
         return with_reasoning(message, reasoning)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from openai.types import Completion, CompletionChoice
 from openai.types.completion_choice import Logprobs
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.core.events import Finished, PromptScored, TextDelta
 from oasis.core.types import GeneratedToken, SamplingParams
 from oasis.errors import InvalidRequestError, UnsupportedError
@@ -318,3 +319,13 @@ class CompletionService:
                 usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
                 system_fingerprint=fingerprint,
             )
+        # After the last chunk, so the client does not wait for the write.
+        await record_usage(
+            UsageEntry(
+                "completions",
+                runs[0].prompt.model.spec.id,
+                input_tokens=self._prompt_tokens(runs, n),
+                cached_tokens=cached,
+                output_tokens=completion_tokens,
+            )
+        )

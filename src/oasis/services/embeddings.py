@@ -21,11 +21,13 @@ from numpy.typing import NDArray
 from openai.types import CreateEmbeddingResponse, Embedding
 from openai.types.create_embedding_response import Usage
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.config import EmbeddingsSettings
 from oasis.engines.base import EmbeddingEngine
 from oasis.errors import InvalidRequestError, OverloadedError, UnsupportedError
 from oasis.models.specs import ModelSpec
 from oasis.services.models import ModelManager
+from oasis.services.openai_tokens import decode_tokens, openai_encoding
 from oasis.wire.embeddings import EmbeddingInputs, EmbeddingRequest
 
 log = logging.getLogger(__name__)
@@ -190,11 +192,24 @@ class EmbeddingService:
         )
         spec = resolved.spec
         dimensions = self._dimensions(request.dimensions, engine, spec)
+        encoding = openai_encoding(resolved)
+        if inputs.token_arrays is not None and encoding is not None:
+            # OpenAI's token ids for OpenAI's name: embed the text they spell (off the
+            # event loop: the first use loads the encoding's ranks).
+            arrays = inputs.token_arrays
+            texts = await asyncio.to_thread(
+                lambda: [
+                    decode_tokens(tokens, encoding, resolved.name, f"input[{i}]")
+                    for i, tokens in enumerate(arrays)
+                ]
+            )
+            inputs = EmbeddingInputs(texts=texts)
         tokens = await self._tokens(inputs, engine, spec)
         vectors = await self._batcher(spec, engine).embed(tokens)
         if dimensions is not None and dimensions < engine.dimensions:
             vectors = shorten(vectors, dimensions)
         used = sum(len(t) for t in tokens)
+        await record_usage(UsageEntry("embeddings", spec.id, input_tokens=used))
         return build_response(vectors, resolved.name, used, request.encoding_format or "float")
 
     async def engine(self, model: str | None = None) -> EmbeddingEngine:

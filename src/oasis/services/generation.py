@@ -8,12 +8,14 @@ backend's business (:mod:`oasis.engines.local_chat` for llama.cpp).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from oasis import __version__
+from oasis.caller import token_ceiling
 from oasis.core.backend import ChatBackend, EventStream, Prompt
 from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, check_options
@@ -21,6 +23,7 @@ from oasis.core.types import SamplingParams
 from oasis.errors import UnsupportedError
 from oasis.models.registry import ResolvedModel
 from oasis.services.models import ModelManager
+from oasis.services.openai_tokens import decode_tokens, openai_encoding
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,11 @@ class GenerationCore:
     ) -> PreparedPrompt:
         """A raw prompt, no chat template: text (with the model's BOS) or token ids."""
         resolved, backend = await self._backend(model)
+        encoding = openai_encoding(resolved)
+        if not isinstance(prompt, str) and encoding is not None:
+            # OpenAI's token ids for OpenAI's name: the prompt is the text they spell.
+            tokens = prompt
+            prompt = await asyncio.to_thread(decode_tokens, tokens, encoding, resolved.name, param)
         if not isinstance(prompt, str) and not backend.supports_token_prompts:
             raise UnsupportedError(
                 f"`{resolved.spec.id}` takes prompts as text, not token ids.", param=param
@@ -94,9 +102,13 @@ class GenerationCore:
         return PreparedPrompt(resolved, backend, await backend.prepare_text(prompt, param=param))
 
     def max_new_tokens(self, prepared: PreparedPrompt, requested: int | None) -> int:
-        """The token budget: what was asked for, never past the end of the context."""
-        room = prepared.prompt.room
-        return room if requested is None else min(requested, room)
+        """The token budget: what was asked for, never past the end of the context nor
+        past the calling project's ceiling (``oasis projects create --max-tokens``)."""
+        budget = prepared.prompt.room
+        for cap in (requested, token_ceiling()):
+            if cap is not None:
+                budget = min(budget, cap)
+        return budget
 
     def generate(
         self,

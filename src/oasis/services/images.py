@@ -26,12 +26,18 @@ from openai.types.image_gen_completed_event import Usage as GenEventUsage
 from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
 from openai.types.images_response import Usage, UsageInputTokensDetails, UsageOutputTokensDetails
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.engines.base import FinishedImage, ImageEngine, ImageJob, PartialImage
 from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedError
 from oasis.services import imaging
 from oasis.services.image_files import ImageFileStore
 from oasis.services.models import ModelManager
-from oasis.wire.images import ImageEditRequest, ImageGenerationRequest, ImageRequest
+from oasis.wire.images import (
+    ImageEditRequest,
+    ImageGenerationRequest,
+    ImageRequest,
+    ImageVariationRequest,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -145,6 +151,28 @@ class ImagesService:
         job, text_tokens = await asyncio.to_thread(_edit_job, body, uploads, engine, options)
         return self._prepare("image_edit", body, engine, options, job, text_tokens)
 
+    async def prepare_variation(
+        self, body: ImageVariationRequest, uploads: EditUploads
+    ) -> PreparedImages:
+        """Check a variation (one picture, no mask) and load its model."""
+        if not uploads.images:
+            raise InvalidRequestError(
+                "Missing required parameter: 'image'.",
+                param="image",
+                code="missing_required_parameter",
+            )
+        if len(uploads.images) > 1:
+            raise InvalidRequestError(
+                "A variation takes one `image`.", param="image", code="invalid_value"
+            )
+        if body.stream:
+            raise UnsupportedError("Variations are not streamed.", param="stream")
+        engine, options = await self._engine(body.model)
+        job, text_tokens = await asyncio.to_thread(
+            _variation_job, body, uploads.images[0], engine, options
+        )
+        return self._prepare("image_edit", body, engine, options, job, text_tokens)
+
     def _prepare(
         self,
         kind: Literal["image_generation", "image_edit"],
@@ -218,6 +246,18 @@ class ImagesService:
             total_tokens=inputs + output,
         )
 
+    async def _record(self, prepared: PreparedImages, images: int) -> None:
+        used = self._usage(prepared, images)
+        await record_usage(
+            UsageEntry(
+                "images",
+                prepared.engine.spec.id,
+                input_tokens=used.input_tokens,
+                output_tokens=used.output_tokens,
+                images=images,
+            )
+        )
+
     async def create(self, prepared: PreparedImages, url_base: str) -> ImagesResponse:
         """Run the job to the end and answer with every picture."""
         encoded: dict[int, bytes] = {}
@@ -249,6 +289,7 @@ class ImagesService:
         )
         if prepared.safety_identifier:
             response.safety_identifier = prepared.safety_identifier
+        await self._record(prepared, len(data))
         return response
 
     def stream(self, prepared: PreparedImages) -> AsyncIterator[StreamEvent]:
@@ -269,6 +310,7 @@ class ImagesService:
             "quality": prepared.quality,
             "size": prepared.size,
         }
+        finished = 0
         async with aclosing(generated) as events:  # type: ignore[type-var]
             async for event in events:
                 payload = await asyncio.to_thread(self._finish, prepared, event.image)
@@ -288,6 +330,7 @@ class ImagesService:
                         )  # fmt: skip
                     if prepared.safety_identifier:
                         completed.safety_identifier = prepared.safety_identifier
+                    finished += 1
                     yield completed
                 elif edit:
                     yield ImageEditPartialImageEvent(
@@ -299,6 +342,7 @@ class ImagesService:
                         type="image_generation.partial_image", b64_json=b64, created_at=created,
                         partial_image_index=event.partial_index, **common,
                     )  # fmt: skip
+        await self._record(prepared, finished)
 
 
 def _decode_inputs(uploads: EditUploads) -> tuple[PILImage, PILImage | None]:
@@ -336,6 +380,25 @@ def _edit_job(
             param=source,
             code="unsupported_value",
         )
+    return _picture_job(body, picture, mask, engine, options)
+
+
+def _variation_job(
+    body: ImageVariationRequest, upload: bytes, engine: ImageEngine, options: dict[str, Any]
+) -> tuple[ImageJob, int]:
+    """A variation's job: the whole picture reworked (image to image); blocking."""
+    return _picture_job(body, imaging.read_image(upload, "image"), None, engine, options)
+
+
+def _picture_job(
+    body: ImageRequest,
+    picture: PILImage,
+    mask: PILImage | None,
+    engine: ImageEngine,
+    options: dict[str, Any],
+) -> tuple[ImageJob, int]:
+    """The job that reworks ``picture`` (where ``mask`` is white, if given), at the size
+    asked for or the picture's own shape fitted to the model; and its prompt tokens."""
     max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
     auto = imaging.fit_size(*picture.size, engine.size_multiple, max_pixels)
     width, height = _size(body.size, auto, engine, options)
@@ -346,7 +409,7 @@ def _edit_job(
         image=picture.convert("RGB").resize((width, height)),
         mask=mask.resize((width, height)) if mask is not None else None,
     )
-    return job, engine.count_tokens(body.prompt)
+    return job, engine.count_tokens(body.prompt) if body.prompt else 0
 
 
 def _size(

@@ -8,7 +8,7 @@ import logging
 from typing import TypeVar
 
 from oasis.config import ModelKind, Settings
-from oasis.engines.base import Engine
+from oasis.engines.base import Engine, Queued
 from oasis.engines.registry import get_engine_factory
 from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
 from oasis.models.registry import ModelRegistry, ResolvedModel
@@ -104,6 +104,14 @@ class ModelManager:
             raise ModelUnavailableError(
                 f"The model `{spec.id}` could not be loaded: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def loads(self) -> dict[str, tuple[int, int]]:
+        """Per loaded model: (requests waiting, sequences running) on its worker."""
+        found: dict[str, tuple[int, int]] = {}
+        for model_id, engine in self._engines.items():
+            if isinstance(engine, Queued):  # a remote engine has no queue here to report
+                found[model_id] = engine.load
+        return found
 
     async def preload(self) -> None:
         """Load the models named in ``settings.preload``; failures are logged, not fatal."""

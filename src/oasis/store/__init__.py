@@ -14,8 +14,12 @@ from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
+from oasis.store.keys import KeyRepository
+from oasis.store.projects import ProjectRepository
+from oasis.store.rate_windows import RateWindowRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
 from oasis.store.uploads import UploadRepository
+from oasis.store.usage import UsageRepository
 from oasis.store.vector_stores import VectorStoreRepository
 
 __all__ = [
@@ -25,12 +29,16 @@ __all__ = [
     "FileRepository",
     "ItemPage",
     "ItemRepository",
+    "KeyRepository",
+    "ProjectRepository",
+    "RateWindowRepository",
     "ResponseRepository",
     "Store",
     "StoredConversation",
     "StoredFile",
     "StoredResponse",
     "UploadRepository",
+    "UsageRepository",
 ]
 
 
@@ -43,6 +51,10 @@ class Store:
         self.conversations = ConversationRepository(engine)
         self.items = ItemRepository(engine)
         self.events = EventLogRepository(engine)
+        self.projects = ProjectRepository(engine)
+        self.keys = KeyRepository(engine)
+        self.usage = UsageRepository(engine)
+        self.rate_windows = RateWindowRepository(engine)
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
         self.batches = BatchRepository(engine)

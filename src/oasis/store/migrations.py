@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -195,6 +196,68 @@ def _v4_drop_unwritten_columns(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text("ALTER TABLE items ALTER COLUMN item_id TYPE TEXT"))
         conn.execute(text("ALTER TABLE responses ALTER COLUMN previous_response_id TYPE TEXT"))
+
+
+def _v8_keys_usage_limits(conn: Connection) -> None:
+    """Projects, database API keys, usage records and rate-limit windows (new tables only).
+
+    Spelled out here rather than taken from :mod:`oasis.store.tables`, which may move on.
+    """
+    step = MetaData()
+    Table(
+        "projects",
+        step,
+        Column("id", String(64), primary_key=True),
+        Column("name", String(256), nullable=False, unique=True),
+        Column("created_at", Integer, nullable=False),
+        Column("rpm", Integer, nullable=True),
+        Column("tpm", Integer, nullable=True),
+        Column("max_tokens", Integer, nullable=True),
+    )
+    Table(
+        "api_keys",
+        step,
+        Column("id", String(64), primary_key=True),
+        Column("secret_hash", String(64), nullable=False, unique=True),
+        Column("redacted", String(64), nullable=False),
+        Column("name", String(256), nullable=True),
+        Column("project_id", String(64), nullable=True),
+        Column("admin", Boolean, nullable=False),
+        Column("created_at", Integer, nullable=False),
+        Column("expires_at", Integer, nullable=True),
+        Column("revoked_at", Integer, nullable=True),
+        Column("rpm", Integer, nullable=True),
+        Column("tpm", Integer, nullable=True),
+        Index("ix_api_keys_project", "project_id"),
+    )
+    Table(
+        "usage_records",
+        step,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        Column("created_at", Integer, nullable=False),
+        Column("owner", String(128), nullable=False),
+        Column("project_id", String(64), nullable=True),
+        Column("key_id", String(64), nullable=True),
+        Column("endpoint", String(32), nullable=False),
+        Column("model", String(256), nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("cached_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("characters", Integer, nullable=False),
+        Column("seconds", Float, nullable=False),
+        Column("images", Integer, nullable=False),
+        Column("tool_calls", Integer, nullable=False),
+        Index("ix_usage_records_time", "created_at"),
+    )
+    Table(
+        "rate_windows",
+        step,
+        Column("scope", String(160), primary_key=True),
+        Column("window", Integer, primary_key=True),
+        Column("requests", Integer, nullable=False),
+        Column("tokens", Integer, nullable=False),
+    )
+    step.create_all(conn)
 
 
 # The tables schema version 5 adds, frozen as released.
@@ -380,8 +443,9 @@ STEPS: list[Callable[[Connection], None]] = [
     _v4_drop_unwritten_columns,
     _v5_files_and_uploads,
     _v6_vector_stores,
-    # Versions 7-8 (stored chat completions, keys and usage) come from other branches;
-    # the batches step is version 9 once they are merged before it.
+    # Version 7 (stored chat completions) comes from another branch; the next step is
+    # version 8 and batches version 9 once it is merged before them.
+    _v8_keys_usage_limits,
     _v9_batches,
 ]
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -91,6 +92,69 @@ response_events = Table(
     Column("seq", Integer, primary_key=True),
     Column("type", String(96), nullable=False),
     Column("data", Text, nullable=False),
+)
+
+# Projects own what their keys store: a project's id is the owner id of its objects.
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created_at", Integer, nullable=False),
+    Column("rpm", Integer, nullable=True),  # requests per minute, all its keys together
+    Column("tpm", Integer, nullable=True),  # tokens per minute, all its keys together
+    Column("max_tokens", Integer, nullable=True),  # ceiling on one request's output tokens
+)
+
+# API keys issued by ``oasis keys create``: only a SHA-256 of the secret is kept. Admin
+# keys belong to no project and may only read the organization endpoints.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("redacted", String(64), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("project_id", String(64), nullable=True),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=True),
+    Column("revoked_at", Integer, nullable=True),
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Index("ix_api_keys_project", "project_id"),
+)
+
+# One row per request that used a model: what it cost, and whose it was.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Integer, nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("project_id", String(64), nullable=True),
+    Column("key_id", String(64), nullable=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("characters", Integer, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("images", Integer, nullable=False),
+    Column("tool_calls", Integer, nullable=False),
+    Index("ix_usage_records_time", "created_at"),
+)
+
+# Requests and tokens counted per limited scope (a key, a project, a config key's owner)
+# and one-minute window, so every replica on one database counts against one budget.
+rate_windows = Table(
+    "rate_windows",
+    metadata,
+    Column("scope", String(160), primary_key=True),
+    Column("window", Integer, primary_key=True),  # the minute's start, Unix seconds
+    Column("requests", Integer, nullable=False),
+    Column("tokens", Integer, nullable=False),
 )
 
 # Uploaded and server-made files (schema version 5). The bytes are a blob named by ``id`` in

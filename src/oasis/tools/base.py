@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import httpx
 
 from oasis.core.conversation import FunctionTool
+from oasis.tools.citations import Sources
+from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
 
 
@@ -44,16 +46,20 @@ class HostedCall:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may use: the one outbound HTTP client, whose request it is,
-    the turn's history (the stored items of the chain or conversation before this turn,
-    then this turn's input), where a kind finds its own earlier items, and the server's
-    services a tool may call, by name (``"vector_stores"``:
+    """What a running tool may use: the one outbound HTTP client (whose connections the
+    policy guards), the URL policy to check a URL before using it, whose request it is, the
+    turn's history (the stored items of the chain or conversation before this turn, then
+    this turn's input), where a kind finds its own earlier items, and the turn's numbered
+    sources (what a tool cites, the answer's annotations point at), and the
+    server's services a tool may call, by name (``"vector_stores"``:
     :class:`~oasis.services.vector_stores.VectorStoreService`)."""
 
     http: httpx.AsyncClient
     owner: str
     response_id: str
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
     history: Sequence[Item] = ()
+    sources: Sources = field(default_factory=Sources)
     services: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -19,6 +19,15 @@ from oasis.types import Item
 _BUILTIN: dict[str, str] = {
     "function": "oasis.tools.function:TOOL",
     "file_search": "oasis.tools.file_search:TOOL",
+    **dict.fromkeys(
+        [
+            "web_search",
+            "web_search_2025_08_26",
+            "web_search_preview",
+            "web_search_preview_2025_03_11",
+        ],
+        "oasis.tools.web_search:TOOL",
+    ),
 }
 _kinds: dict[str, ToolKind] = {}
 _by_item: dict[str, ToolKind | None] = {}  # output item type -> the kind that made it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Annotated, Any
 
@@ -44,9 +45,20 @@ def _check_metadata(value: dict[str, str]) -> dict[str, str]:
 Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
 
 
+# A timestamp key (``created``, ``created_at``, ``completed_at``, …) whose value pydantic
+# wrote as an integral float. The key must follow ``{`` or ``,`` so that text inside a
+# string (where a quote is escaped) never matches.
+_FLOAT_TIMESTAMP = re.compile(r'(?<=[{,])("(?:created|[a-z_]+_at)":-?[0-9]+)\.0(?=[,}])')
+
+
 def dump(model: BaseModel) -> str:
-    """An OpenAI type as its wire JSON: only the fields we set, by their wire names."""
-    return model.model_dump_json(exclude_unset=True, by_alias=True)
+    """An OpenAI type as its wire JSON: only the fields we set, by their wire names.
+
+    Timestamps are Unix seconds, integers on OpenAI's wire; the SDK types some of them as
+    ``float`` (``Response.created_at``), and typed clients in other languages (.NET, Go,
+    Rust's async-openai) fail to decode ``1741476542.0`` as an integer.
+    """
+    return _FLOAT_TIMESTAMP.sub(r"\1", model.model_dump_json(exclude_unset=True, by_alias=True))
 
 
 def lone_surrogate_at(value: Any) -> str | None:

@@ -113,6 +113,25 @@ class ResponseFormat(WireModel):
         return self
 
 
+class ApproximateLocation(WireModel):
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    timezone: str | None = None
+
+
+class UserLocation(WireModel):
+    type: Literal["approximate"]
+    approximate: ApproximateLocation
+
+
+class WebSearchOptions(WireModel):
+    """Search the web before answering, as OpenAI's search models do."""
+
+    user_location: UserLocation | None = None
+    search_context_size: Literal["low", "medium", "high"] | None = None
+
+
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -133,6 +152,7 @@ class ChatCompletionRequest(SamplingRequest):
     store: bool | None = None
     service_tier: str | None = None
     reasoning_effort: str | None = None
+    web_search_options: WebSearchOptions | None = None
 
     @property
     def token_limit(self) -> int | None:

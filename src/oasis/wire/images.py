@@ -1,4 +1,5 @@
-"""Request bodies of ``POST /v1/images/generations`` and ``/v1/images/edits``.
+"""Request bodies of ``POST /v1/images/generations``, ``/v1/images/edits`` and
+``/v1/images/variations``.
 
 Edits usually arrive as multipart form fields, all strings: pydantic's lax mode turns
 ``"2"`` into 2 and ``"true"`` into True, so one model serves both encodings.
@@ -54,3 +55,10 @@ class ImageEditRequest(ImageRequest):
     # The JSON variant names its pictures here instead of uploading them.
     images: list[ImageReference] | None = Field(default=None, min_length=1, max_length=16)
     mask: ImageReference | None = None
+
+
+class ImageVariationRequest(ImageRequest):
+    """Scalar fields of a variation: a picture reworked with no prompt (the uploaded
+    ``image`` travels beside it). A ``prompt``, an oasis extension, steers it."""
+
+    prompt: str = Field(default="", max_length=32000)

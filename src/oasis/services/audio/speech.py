@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oasis.audio.encode import OUTPUT_FORMATS, AudioEncoder, TempoStretcher
+from oasis.caller import UsageEntry, record_usage
 from oasis.engines.base import SynthesizedAudio, TextToSpeechEngine
 from oasis.errors import InvalidRequestError, ModelUnavailableError
 from oasis.services.models import ModelManager
@@ -165,6 +166,16 @@ class SpeechService:
         tail = await asyncio.to_thread(pipeline.finish)
         if tail:
             yield tail
+        usage = job.usage
+        await record_usage(
+            UsageEntry(
+                "audio_speeches",
+                job.engine.spec.id,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                characters=len(job.text),
+            )
+        )
 
     @staticmethod
     def _feed(pipeline: _Pipeline, piece: SynthesizedAudio) -> bytes:

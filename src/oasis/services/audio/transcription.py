@@ -37,6 +37,7 @@ from openai.types.audio.transcription_text_done_event import Usage, UsageInputTo
 from openai.types.audio.transcription_verbose import Usage as VerboseUsage
 
 from oasis.audio.decode import AudioChunk, AudioReader, InvalidAudioError
+from oasis.caller import UsageEntry, record_usage
 from oasis.engines.base import (
     DetectedLanguage,
     SpeechToTextEngine,
@@ -288,6 +289,16 @@ class TranscriptionService:
                 transcript.duration = run.reader.decoded_seconds
                 piece = await run.decoder.next_piece()
             transcript.duration = run.reader.decoded_seconds
+            await record_usage(
+                UsageEntry(
+                    "audio_transcriptions",
+                    run.engine.spec.id,
+                    input_tokens=math.ceil(transcript.duration * AUDIO_TOKENS_PER_SECOND)
+                    + transcript.prompt_tokens,
+                    output_tokens=transcript.output_tokens,
+                    seconds=transcript.duration,
+                )
+            )
         finally:
             closed = run.decoder.close()  # queued first, behind any decode still running
             if events is not None:
