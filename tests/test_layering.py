@@ -13,6 +13,8 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "oasis"
 FORBIDDEN = {
     "core": ("engines", "services", "api", "wire", "responses", "tools"),
     "engines": ("services", "api", "wire", "responses", "tools"),
+    "retrieval": ("engines", "services", "api", "wire", "responses", "tools", "store"),
+    "tools": ("services", "api", "responses"),
     "search": ("services", "api", "wire", "responses", "tools"),
 }
 

@@ -55,7 +55,6 @@ def test_bad_tools_are_400_naming_the_field(
 @pytest.mark.parametrize(
     "tool",
     [
-        {"type": "file_search", "vector_store_ids": ["vs_1"]},
         {
             "type": "computer_use_preview",
             "display_width": 8,

@@ -27,6 +27,7 @@ from oasis.api import (
     responses,
     uploads,
     usage,
+    vector_stores,
 )
 from oasis.api.batch_lines import BatchDispatch
 from oasis.api.cors import SdkCorsMiddleware
@@ -64,6 +65,7 @@ from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 from oasis.services.uploads import UploadsService
 from oasis.services.usage_report import UsageReport
+from oasis.services.vector_stores import VectorStoreService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
@@ -141,7 +143,6 @@ def create_app(
         )
         urls = UrlPolicy(allow_private=settings.allow_private_urls)
         http = create_http_client(http_transport, urls)
-        app.state.responses = ResponsesService(core, store, http, urls)
         app.state.chat = ChatService(core, ChatSearch(http, urls))
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
@@ -157,6 +158,16 @@ def create_app(
             max_part_bytes=settings.max_upload_part_bytes,
         )
         app.state.files = file_service
+        app.state.vector_stores = VectorStoreService.build(
+            store.vector_stores,
+            file_service,
+            app.state.embeddings,
+            settings.vector_stores.embedding_model,
+        )
+        file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
+        app.state.responses = ResponsesService(
+            core, store, http, urls, tool_services={"vector_stores": app.state.vector_stores}
+        )
         app.state.uploads = upload_service
         housekeeping = Housekeeping(
             [file_service.sweep, upload_service.sweep],
@@ -189,6 +200,7 @@ def create_app(
         )
         try:
             await app.state.responses.jobs.recover()
+            await app.state.vector_stores.ingestion.recover()
             housekeeping.start()
             await manager.preload()
             await runner.recover()
@@ -197,6 +209,7 @@ def create_app(
         finally:
             await runner.close()
             await housekeeping.close()
+            await app.state.vector_stores.ingestion.close()
             await app.state.responses.close()
             await store.close()
             await app.state.embeddings.close()
@@ -229,6 +242,7 @@ def create_app(
         batches,
         usage,
         metrics,
+        vector_stores,
     )
     for module in routers:
         app.include_router(module.router)

@@ -112,6 +112,17 @@ class WebSearchSettings(BaseModel):
         return self
 
 
+class VectorStoreSettings(BaseModel):
+    """Vector stores and ``file_search`` (the ``[vector_stores]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The embeddings model that indexes every store and embeds queries; None is the
+    # server's default embeddings model. Changing it leaves existing stores' vectors
+    # from the old model: re-attach their files to re-index them.
+    embedding_model: str | None = None
+
+
 class Settings(BaseModel):
     """Everything the server needs to start. Built by :func:`load_settings`."""
 
@@ -171,6 +182,7 @@ class Settings(BaseModel):
     models: list[ModelConfig] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     # Modules imported at startup that register tool kinds (``oasis.tools.registry.register_tool``);
     # installed packages can use the ``oasis.tools`` entry-point group instead.
     tool_plugins: list[str] = Field(default_factory=list)

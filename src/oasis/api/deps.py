@@ -27,6 +27,7 @@ from oasis.services.images import ImagesService
 from oasis.services.models import ModelManager
 from oasis.services.uploads import UploadsService
 from oasis.services.usage_report import UsageReport
+from oasis.services.vector_stores import VectorStoreService
 
 T = TypeVar("T")
 
@@ -79,4 +80,7 @@ UploadsDep = Annotated[UploadsService, Depends(_app_state("uploads", UploadsServ
 ImagesDep = Annotated[ImagesService, Depends(_app_state("images", ImagesService))]
 UsageReportDep = Annotated[UsageReport, Depends(_app_state("usage_report", UsageReport))]
 MetricsDep = Annotated[Metrics, Depends(_app_state("metrics", Metrics))]
+VectorStoresDep = Annotated[
+    VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))
+]
 OwnerDep = Annotated[str, Depends(get_owner)]

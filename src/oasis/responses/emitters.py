@@ -65,6 +65,31 @@ class ContentEmitter:
         # marks become url_citation annotations as they stream.
         self.sources = sources if sources is not None else Sources()
         self.citations = CitationScanner(self.sources)
+        self.file_citations: list[Item] = []  # annotations for the next message to close
+
+    def cite(self, annotation: Item) -> None:
+        """Annotate the next message that closes (a hosted tool's citation)."""
+        self.file_citations.append(dict(annotation))
+
+    def _cite_files(self, part: Item, common: Item) -> list[Any]:
+        """The pending file citations added to ``part``; an offset-less one sits at the end."""
+        events: list[Any] = []
+        for annotation in self.file_citations:
+            if annotation.get("type") == "file_citation":
+                annotation.setdefault("index", len(part["text"]))
+            part["annotations"].append(annotation)
+            events.append(
+                self.items.event(
+                    {
+                        "type": "response.output_text.annotation.added",
+                        **common,
+                        "annotation_index": len(part["annotations"]) - 1,
+                        "annotation": copy.deepcopy(annotation),
+                    }
+                )
+            )
+        self.file_citations = []
+        return events
 
     def close(self, status: str = "completed") -> list[Any]:
         if self.open is None:
@@ -79,6 +104,7 @@ class ContentEmitter:
             "content_index": len(item["content"]) - 1,
         }
         if item["type"] == "message":
+            events += self._cite_files(part, common)
             events.append(
                 self.items.event(
                     {

@@ -31,7 +31,7 @@ from oasis.core.events import (
 )
 from oasis.responses.emitters import ContentEmitter, FunctionCallEmitter, HostedItemEmitter
 from oasis.responses.include import shown, shown_all
-from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
+from oasis.tools.base import Cite, ItemAdded, ItemDone, ItemProgress
 from oasis.tools.citations import Sources
 from oasis.types import Item
 
@@ -220,8 +220,12 @@ class ResponseBuilder:
 
     # -- hosted tool items ----------------------------------------------------------------
 
-    def hosted(self, event: ItemAdded | ItemProgress | ItemDone) -> list[Any]:
-        """The item of a hosted tool call: opened, moved along, and closed."""
+    def hosted(self, event: ItemAdded | ItemProgress | ItemDone | Cite) -> list[Any]:
+        """The item of a hosted tool call: opened, moved along, and closed; a citation
+        waits for the answer's message."""
+        if isinstance(event, Cite):
+            self.content.cite(event.annotation)
+            return []
         return self.hosted_items.emit(event)
 
     def fail(self, message: str, code: str = "server_error") -> list[Any]:

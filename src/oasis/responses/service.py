@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
@@ -239,11 +239,13 @@ class ResponsesService:
         store: Store,
         http: httpx.AsyncClient,
         urls: UrlPolicy | None = None,
+        tool_services: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
         self.store = store
         self.http = http  # the one client for tools' outbound requests
         self.urls = urls or UrlPolicy()  # where those requests may go
+        self.tool_services = dict(tool_services or {})  # what hosted tools may call
         self.jobs = BackgroundJobs(store)
 
     # -- planning ---------------------------------------------------------------------
@@ -442,6 +444,7 @@ class ResponsesService:
                 urls=self.urls,
                 history=tuple(entries),
                 sources=turn.builder.sources,
+                services=self.tool_services,
             ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(

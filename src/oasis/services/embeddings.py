@@ -212,6 +212,25 @@ class EmbeddingService:
         await record_usage(UsageEntry("embeddings", spec.id, input_tokens=used))
         return build_response(vectors, resolved.name, used, request.encoding_format or "float")
 
+    async def engine(self, model: str | None = None) -> EmbeddingEngine:
+        """The loaded engine of ``model`` (the server's default embeddings model if None)."""
+        name = model or self.models.default_model("embeddings")
+        _, engine = await self.models.get(
+            name,
+            "embeddings",
+            EmbeddingEngine,  # type: ignore[type-abstract]
+        )
+        return engine
+
+    async def embed_texts(self, texts: list[str], model: str | None = None) -> NDArray[np.float32]:
+        """Vectors for server-side texts (document chunks, search queries), each cut to
+        the model's input limit, through the same batcher as ``/v1/embeddings``."""
+        engine = await self.engine(model)
+        within = max(engine.max_input_tokens - len(engine.with_special_tokens([])), 1)
+        bare = await asyncio.to_thread(engine.tokenize, texts, within)
+        inputs = [engine.with_special_tokens(tokens[:within]) for tokens in bare]
+        return await self._batcher(engine.spec, engine).embed(inputs)
+
     # --- validation ------------------------------------------------------------------
 
     def _check_inputs(self, inputs: EmbeddingInputs) -> None:

@@ -20,6 +20,7 @@ from oasis.store.rate_windows import RateWindowRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
 from oasis.store.uploads import UploadRepository
 from oasis.store.usage import UsageRepository
+from oasis.store.vector_stores import VectorStoreRepository
 
 __all__ = [
     "BatchRepository",
@@ -57,6 +58,7 @@ class Store:
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
         self.batches = BatchRepository(engine)
+        self.vector_stores = VectorStoreRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -197,7 +198,7 @@ def _v4_drop_unwritten_columns(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE responses ALTER COLUMN previous_response_id TYPE TEXT"))
 
 
-def _v8_keys_usage_limits(conn: Connection) -> None:
+def _v7_keys_usage_limits(conn: Connection) -> None:
     """Projects, database API keys, usage records and rate-limit windows (new tables only).
 
     Spelled out here rather than taken from :mod:`oasis.store.tables`, which may move on.
@@ -307,7 +308,7 @@ def _v5_files_and_uploads(conn: Connection) -> None:
     _V5.create_all(conn)
 
 
-# The tables schema version 9 adds, frozen as released.
+# The tables schema version 8 adds, frozen as released.
 _V9 = MetaData()
 Table(
     "batches",
@@ -351,9 +352,88 @@ Table(
 )
 
 
-def _v9_batches(conn: Connection) -> None:
+def _v8_batches(conn: Connection) -> None:
     """The Batch API: batches and the per-line progress that a restart resumes from."""
     _V9.create_all(conn)
+
+
+# Schema version 6 as released: vector stores, their files, file batches and chunks.
+_V6 = MetaData()
+Table(
+    "vector_stores",
+    _V6,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("expires_after", JSON, nullable=True),
+    Column("last_active_at", Integer, nullable=True),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Index("ix_vector_stores_owner", "owner", "pk"),
+)
+Table(
+    "vector_store_files",
+    _V6,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("vector_store_id", String(64), nullable=False),
+    Column("file_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("last_error", JSON, nullable=True),
+    Column("chunking", JSON, nullable=False),
+    Column("attributes", JSON, nullable=True),
+    Column("usage_bytes", Integer, nullable=False, server_default=text("0")),
+    Column("batch_id", String(64), nullable=True),
+    Index("ux_vector_store_files_file", "vector_store_id", "file_id", unique=True),
+    Index("ix_vector_store_files_status", "vector_store_id", "status"),
+    Index("ix_vector_store_files_batch", "batch_id"),
+    Index("ix_vector_store_files_owner_file", "owner", "file_id"),
+)
+Table(
+    "vector_store_file_batches",
+    _V6,
+    Column("id", String(64), primary_key=True),
+    Column("vector_store_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+)
+Table(
+    "vector_store_chunks",
+    _V6,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("vector_store_id", String(64), nullable=False),
+    Column("file_id", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    Index("ix_vector_store_chunks_file", "vector_store_id", "file_id"),
+)
+
+
+def _v6_vector_stores(conn: Connection) -> None:
+    """Vector stores, and keyword search over their chunks: an FTS5 table on SQLite, a
+    GIN index over the chunks' English text vectors on PostgreSQL."""
+    _V6.create_all(conn)
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            text(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS vector_store_chunks_fts "
+                "USING fts5(text, tokenize='porter unicode61')"
+            )
+        )
+    elif conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_tsv ON vector_store_chunks "
+                "USING gin (to_tsvector('english', text))"
+            )
+        )
 
 
 STEPS: list[Callable[[Connection], None]] = [
@@ -362,10 +442,9 @@ STEPS: list[Callable[[Connection], None]] = [
     _v3_keyed_owners,
     _v4_drop_unwritten_columns,
     _v5_files_and_uploads,
-    # Versions 6 and 7 (vector stores, stored chat completions) come from other branches;
-    # the next step is version 8 and batches version 9 once they are merged before them.
-    _v8_keys_usage_limits,
-    _v9_batches,
+    _v6_vector_stores,
+    _v7_keys_usage_limits,
+    _v8_batches,
 ]
 
 

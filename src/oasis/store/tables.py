@@ -7,6 +7,7 @@ definitions; ``tests/test_schema.py`` checks that the two agree.
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -14,10 +15,12 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    event,
     text,
 )
 
@@ -205,7 +208,7 @@ upload_parts = Table(
     Index("ix_upload_parts_upload", "upload_id"),
 )
 
-# Batches (schema version 9): one row per batch; ``status`` moves validating → in_progress →
+# Batches (schema version 8): one row per batch; ``status`` moves validating → in_progress →
 # finalizing → completed (or failed, cancelling → cancelled, expired), each step stamping
 # its ``<status>_at`` column. ``errors`` is the validation error list of a failed batch.
 batches = Table(
@@ -237,7 +240,7 @@ batches = Table(
     Index("ix_batches_status", "status"),
 )
 
-# The lines of a batch that passed validation (schema version 9): the request as the input
+# The lines of a batch that passed validation (schema version 8): the request as the input
 # file had it, and once run (``done``) the output line, written in the same transaction
 # that marks it done, so a restart runs exactly the lines not yet done.
 batch_lines = Table(
@@ -252,3 +255,84 @@ batch_lines = Table(
     Column("result", JSON, nullable=True),
     Index("ix_batch_lines_done", "batch_id", "done", "line"),
 )
+
+# Vector stores (schema version 6). Counts, status and usage are computed from the file
+# rows, never kept as counters; ``generation`` is bumped whenever the store's chunks
+# change, so every process knows when its cached vectors are stale.
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("expires_after", JSON, nullable=True),
+    Column("last_active_at", Integer, nullable=True),
+    Column("generation", Integer, nullable=False, default=0, server_default=text("0")),
+    Index("ix_vector_stores_owner", "owner", "pk"),
+)
+
+# One row per file attached to a store; ``id`` on the wire is the File id.
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("vector_store_id", String(64), nullable=False),
+    Column("file_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("last_error", JSON, nullable=True),
+    Column("chunking", JSON, nullable=False),
+    Column("attributes", JSON, nullable=True),
+    Column("usage_bytes", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("batch_id", String(64), nullable=True),
+    Index("ux_vector_store_files_file", "vector_store_id", "file_id", unique=True),
+    Index("ix_vector_store_files_status", "vector_store_id", "status"),
+    Index("ix_vector_store_files_batch", "batch_id"),
+    Index("ix_vector_store_files_owner_file", "owner", "file_id"),
+)
+
+vector_store_file_batches = Table(
+    "vector_store_file_batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("vector_store_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+)
+
+# The chunks of completed files: text for keyword search and results, and the
+# embedding as little-endian float32 bytes.
+vector_store_chunks = Table(
+    "vector_store_chunks",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("vector_store_id", String(64), nullable=False),
+    Column("file_id", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    Index("ix_vector_store_chunks_file", "vector_store_id", "file_id"),
+)
+
+# Keyword search: an FTS5 table on SQLite (rowid = chunk pk), a GIN index on PostgreSQL.
+CHUNKS_FTS = "vector_store_chunks_fts"
+CHUNKS_FTS_SQLITE = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {CHUNKS_FTS} USING fts5(text, tokenize='porter unicode61')"
+)
+CHUNKS_TSV_POSTGRESQL = (
+    "CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_tsv ON vector_store_chunks "
+    "USING gin (to_tsvector('english', text))"
+)
+for _ddl, _dialect in ((CHUNKS_FTS_SQLITE, "sqlite"), (CHUNKS_TSV_POSTGRESQL, "postgresql")):
+    event.listen(
+        vector_store_chunks,
+        "after_create",
+        DDL(_ddl).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
+    )

@@ -4,11 +4,11 @@ A *kind* (``function``, ``web_search``, ``mcp``…) turns the request's ``tools`
 its ``type`` into :class:`ConfiguredTool` s: what the response echoes, and the function
 schema the model calls it through. A hosted kind (``server_side``) also runs those calls:
 ``run`` yields :class:`ToolEvent` s — the output item it adds, its progress events, the item
-when done — and ends with :class:`ToolResult`, the text the model reads next step, or
-with :class:`AwaitingClient` when the call waits on the client (an approval), which ends
-the turn as a function call does. On later turns the stored item is shown to the model
-again through the kind's ``replay``. The Responses builder turns these into stream events,
-so a tool never numbers events itself.
+when done, citations for the answer — and ends with :class:`ToolResult`, the text the
+model reads next step, or with :class:`AwaitingClient` when the call waits on the client
+(an approval), which ends the turn as a function call does. On later turns the stored item
+is shown to the model again through the kind's ``replay``. The Responses builder turns
+these into stream events, so a tool never numbers events itself.
 
 A kind whose functions are known only at run time (``mcp``: a server's tools) configures
 its entries with ``function=None`` and implements :class:`PreparingKind`: before the first
@@ -19,7 +19,7 @@ the model, and the calls it already ran for the model.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,7 +57,9 @@ class ToolContext:
     policy guards), the URL policy to check a URL before using it, whose request it is, the
     turn's history (the stored items of the chain or conversation before this turn, then
     this turn's input), where a kind finds its own earlier items, and the turn's numbered
-    sources (what a tool cites, the answer's annotations point at)."""
+    sources (what a tool cites, the answer's annotations point at), and the
+    server's services a tool may call, by name (``"vector_stores"``:
+    :class:`~oasis.services.vector_stores.VectorStoreService`)."""
 
     http: httpx.AsyncClient
     owner: str
@@ -65,6 +67,7 @@ class ToolContext:
     urls: UrlPolicy = field(default_factory=UrlPolicy)
     history: Sequence[Item] = ()
     sources: Sources = field(default_factory=Sources)
+    services: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,14 @@ class ItemDone:
 
 
 @dataclass(frozen=True)
+class Cite:
+    """An annotation (``file_citation``, ``url_citation``) for the answer that follows the
+    call: it is added to the next message's text, at its end when ``index`` is absent."""
+
+    annotation: Item
+
+
+@dataclass(frozen=True)
 class ToolResult:
     """The last event of a run: what the model reads as the call's result."""
 
@@ -113,7 +124,7 @@ class AwaitingClient:
     model reads no result now, and the turn ends after this step."""
 
 
-ToolEvent = ItemAdded | ItemProgress | ItemDone | ToolResult | AwaitingClient
+ToolEvent = ItemAdded | ItemProgress | ItemDone | Cite | ToolResult | AwaitingClient
 
 
 @dataclass(frozen=True)

@@ -247,8 +247,8 @@ class McpToolKind:
             async for step in _call(target, request["arguments"], context, request["id"]):
                 if isinstance(step, ToolResult):
                     result = step.output
-                elif not isinstance(step, AwaitingClient):
-                    yield step
+                elif isinstance(step, (ItemAdded, ItemProgress, ItemDone)):
+                    yield step  # an approved call's item (an MCP call cites nothing)
             calls.append(ReplayedCall(name, request["arguments"], result))
         yield Offered(offered, calls, _forced(choice, offered))
 

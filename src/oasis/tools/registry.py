@@ -18,6 +18,7 @@ from oasis.types import Item
 # type -> "module:attr"; imported the first time a request uses that type.
 _BUILTIN: dict[str, str] = {
     "function": "oasis.tools.function:TOOL",
+    "file_search": "oasis.tools.file_search:TOOL",
     **dict.fromkeys(
         [
             "web_search",

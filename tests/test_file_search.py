@@ -1,0 +1,195 @@
+"""End to end: the ``file_search`` hosted tool in Responses, on the real chat and embeddings
+models, forced with ``tool_choice`` so the protocol is deterministic."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.responses_helpers import MODEL, check_order, sse_events
+
+DOCUMENTS = {
+    "lighthouse.txt": "The Fastnet lighthouse keeper's cat is named Biscuit. "
+    "Biscuit sleeps in the lantern room every afternoon.",
+    "orchard.txt": "The orchard grows Bramley apples and Conference pears; "
+    "harvest starts in late September.",
+    "engine.txt": "The steam engine in the museum was built in 1851 and restored in 1999.",
+}
+QUESTION = "What is the name of the lighthouse keeper's cat?"
+
+
+@pytest.fixture(scope="module")
+def library(client: OpenAI) -> Iterator[tuple[str, dict[str, str]]]:
+    store = client.vector_stores.create(name="library")
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        store.id,
+        files=[(name, io.BytesIO(text.encode())) for name, text in DOCUMENTS.items()],
+        poll_interval_ms=100,
+    )
+    assert batch.file_counts.completed == len(DOCUMENTS)
+    ids = {
+        f.filename: f.id for f in client.files.list(purpose="assistants") if f.filename in DOCUMENTS
+    }
+    yield store.id, ids
+    client.vector_stores.delete(store.id)
+
+
+def _request(store_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": MODEL,
+        "input": QUESTION,
+        "tools": [{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 2}],
+        "tool_choice": {"type": "file_search"},
+        "temperature": 0,
+        "max_output_tokens": 60,
+        **extra,
+    }
+
+
+def test_forced_file_search_cites_the_document(
+    client: OpenAI, library: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = library
+    response = client.responses.create(
+        **_request(store_id, include=["file_search_call.results"])  # type: ignore[arg-type]
+    )
+    call = response.output[0]
+    assert call.type == "file_search_call"
+    assert call.status == "completed" and call.queries
+    assert call.id.startswith("fs_")
+    assert call.results is not None and call.results[0].file_id == ids["lighthouse.txt"]
+    assert "Biscuit" in (call.results[0].text or "")
+    assert 0 <= (call.results[0].score or 0) <= 1
+    message = response.output[-1]
+    assert message.type == "message"
+    part = message.content[0]
+    assert part.type == "output_text"
+    cited = [a for a in part.annotations if a.type == "file_citation"]
+    assert cited and cited[0].file_id == ids["lighthouse.txt"]
+    assert cited[0].filename == "lighthouse.txt" and cited[0].index == len(part.text)
+    assert response.tools[0].type == "file_search"
+    # The search is what the store records as activity.
+    assert client.vector_stores.retrieve(store_id).last_active_at is not None
+    follow = client.responses.create(
+        model=MODEL,
+        input="Thanks!",
+        previous_response_id=response.id,
+        max_output_tokens=8,
+    )
+    items = client.responses.input_items.list(follow.id, order="asc").data
+    assert any(i.type == "file_search_call" and i.id == call.id for i in items)
+
+
+def test_results_only_when_included(client: OpenAI, library: tuple[str, dict[str, str]]) -> None:
+    store_id, _ = library
+    response = client.responses.create(**_request(store_id))  # type: ignore[arg-type]
+    call = response.output[0]
+    assert call.type == "file_search_call" and call.results is None
+
+
+def test_the_stream_orders_the_search_events(
+    http: httpx.Client, library: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = library
+    response = http.post("/v1/responses", json=_request(store_id, stream=True))
+    assert response.status_code == 200
+    events = sse_events(response)
+    check_order(events)
+    kinds = [e["type"] for e in events]
+    search = [k for k in kinds if k.startswith("response.file_search_call.")]
+    assert search == [
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+    ]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"] == {
+        "type": "file_search_call",
+        "id": added["item"]["id"],
+        "status": "in_progress",
+        "queries": [],
+        "results": None,
+    }
+    annotations = [e for e in events if e["type"] == "response.output_text.annotation.added"]
+    assert annotations[0]["annotation"]["file_id"] == ids["lighthouse.txt"]
+    assert [a["annotation_index"] for a in annotations] == list(range(len(annotations)))
+    assert kinds.index("response.output_text.annotation.added") < kinds.index(
+        "response.output_text.done"
+    )
+    done = [e for e in events if e["type"] == "response.content_part.done"][-1]
+    assert done["part"]["annotations"] == [a["annotation"] for a in annotations]
+
+
+def test_stream_helper_keeps_the_citations(
+    client: OpenAI, library: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = library
+    with client.responses.stream(**_request(store_id)) as stream:  # type: ignore[arg-type]
+        final = stream.get_final_response()
+    message = final.output[-1]
+    assert message.type == "message"
+    cited = [a.file_id for a in message.content[0].annotations]  # type: ignore[union-attr]
+    assert cited[0] == ids["lighthouse.txt"]
+
+
+def test_bad_tools_are_400s_and_missing_stores_fail_the_item(
+    client: OpenAI, http: httpx.Client
+) -> None:
+    bad = http.post(
+        "/v1/responses",
+        json={
+            "model": MODEL,
+            "input": "x",
+            "tools": [
+                {
+                    "type": "file_search",
+                    "vector_store_ids": ["vs_x"],
+                    "ranking_options": {"score_threshold": 2},
+                }
+            ],
+        },
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "tools[0].ranking_options.score_threshold"
+    bad = http.post(
+        "/v1/responses",
+        json={
+            "model": MODEL,
+            "input": "x",
+            "tools": [
+                {"type": "file_search", "vector_store_ids": ["vs_x"], "filters": {"type": "eq"}}
+            ],
+        },
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tools[0].filters.key"
+    response = client.responses.create(**_request("vs_missing"))  # type: ignore[arg-type]
+    assert response.status in {"completed", "incomplete"}  # the tool failed, not the response
+    call = response.output[0]
+    assert call.type == "file_search_call" and call.status == "failed"
+
+
+def test_a_stored_call_replays_as_the_call_and_its_passages() -> None:
+    from oasis.tools.registry import replay_item
+
+    item = {
+        "type": "file_search_call",
+        "id": "fs_1",
+        "status": "completed",
+        "queries": ["keeper's cat"],
+        "results": [
+            {"file_id": "file-1", "filename": "lighthouse.txt", "text": "Biscuit", "score": 0.9}
+        ],
+    }
+    replayed = replay_item(item)
+    assert replayed is not None
+    assert replayed.name == "file_search"
+    assert json.loads(replayed.arguments) == {"queries": ["keeper's cat"]}
+    assert replayed.output == "[1] lighthouse.txt:\nBiscuit"
+    failed = replay_item({**item, "status": "failed", "results": None})
+    assert failed is not None and "failed" in failed.output
