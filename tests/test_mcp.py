@@ -14,7 +14,7 @@ from openai import OpenAI
 
 from tests.mcp_server import running
 from tests.responses_helpers import MODEL, check_order, sse_events
-from tests.server import Server, free_port, start_server
+from tests.server import Server, free_port, sdk_for, start_server
 
 QUESTION = "Use the tool to add 2 and 3."
 
@@ -39,13 +39,7 @@ def mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def sdk(mcp_server: Server) -> Iterator[OpenAI]:
-    with OpenAI(
-        base_url=mcp_server.api_url,
-        api_key="sk-test",
-        _strict_response_validation=True,
-        max_retries=0,
-        timeout=300,
-    ) as client:
+    with sdk_for(mcp_server, "sk-test") as client:
         yield client
 
 

@@ -12,7 +12,7 @@ import pytest
 from openai import OpenAI
 
 from tests.responses_helpers import MODEL, check_order, sse_events
-from tests.server import Server, start_server
+from tests.server import Server, sdk_for, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH = {"tools": [{"type": "web_search_preview"}], "tool_choice": {"type": "web_search_preview"}}
@@ -32,13 +32,7 @@ def loop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def sdk(loop_server: Server) -> Iterator[OpenAI]:
-    with OpenAI(
-        base_url=loop_server.api_url,
-        api_key="sk-test",
-        _strict_response_validation=True,
-        max_retries=0,
-        timeout=300,
-    ) as client:
+    with sdk_for(loop_server, "sk-test") as client:
         yield client
 
 

@@ -14,7 +14,7 @@ from openai import OpenAI
 from oasis.core.events import Finished, TextDelta
 from oasis.responses.events import ResponseBuilder
 from tests.responses_helpers import MODEL, check_order, sse_events
-from tests.server import Server, start_server
+from tests.server import Server, sdk_for, start_server
 from tests.web_world import World, web_world
 
 QUESTION = "What is the capital of France?"
@@ -53,13 +53,7 @@ def search_server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Ite
 
 @pytest.fixture(scope="module")
 def sdk(search_server: Server) -> Iterator[OpenAI]:
-    with OpenAI(
-        base_url=search_server.api_url,
-        api_key="sk-test",
-        _strict_response_validation=True,
-        max_retries=0,
-        timeout=300,
-    ) as client:
+    with sdk_for(search_server, "sk-test") as client:
         yield client
 
 
