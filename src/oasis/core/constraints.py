@@ -11,15 +11,17 @@ and handles lazy constraints that switch on at a trigger such as ``<tool_call>``
 from __future__ import annotations
 
 import ctypes
+import json
 from typing import Any
 
 import numpy as np
 from llguidance import LLMatcher, LLTokenizer
 
-from oasis.core.conversation import FunctionTool
+from oasis.core.conversation import FunctionTool, InputFormat
 from oasis.core.json_schema import check_schema, compile_lark, json_rule, lark_literal
 from oasis.core.tool_calls import CALL_CLOSE, CALL_OPEN, FENCE_CLOSE, FENCE_OPEN
 from oasis.core.types import OutputConstraint
+from oasis.errors import InvalidRequestError
 
 # Any JSON value except an object with a "name" key: fenced JSON that is not a call.
 _NOT_A_CALL: dict[str, Any] = {
@@ -31,17 +33,89 @@ _NOT_A_CALL: dict[str, Any] = {
 
 
 def _call_body_rules(tools: tuple[FunctionTool, ...], params: list[str]) -> list[str]:
-    """Lark rules ``body`` (one call's JSON object) for any of ``tools``."""
-    alternatives: list[str] = []
+    """Lark rules for one call of any of ``tools``: ``fbody`` (a function call's JSON
+    object; the caller closes the call) and ``cbody`` (a custom tool's name, raw input and
+    closing tag; see :mod:`oasis.core.tool_calls`), each defined when such tools exist."""
+    functions: list[str] = []
+    customs: list[str] = []
     rules: list[str] = []
     for i, tool in enumerate(tools):
+        if tool.custom is not None:
+            head = json.dumps({"name": tool.name}, ensure_ascii=False) + "\n"
+            rules.append(_input_rule(f"input_{i}", tool.custom, params[i]))
+            customs.append(f"{lark_literal(head)} input_{i}")
+            continue
         schema = tool.parameters or {"type": "object", "properties": {}}
         check_schema(schema, param=params[i], strict=tool.strict)
         head = '{"name": "' + tool.name + '", "arguments": '
         rules.append(f"args_{i}: {json_rule(schema, strict=tool.strict)}")
-        alternatives.append(f"{lark_literal(head)} args_{i} {lark_literal('}')}")
-    rules.insert(0, "body: " + " | ".join(alternatives))
+        functions.append(f"{lark_literal(head)} args_{i} {lark_literal('}')}")
+    if customs:
+        rules.insert(0, "cbody: " + " | ".join(customs))
+    if functions:
+        rules.insert(0, "fbody: " + " | ".join(functions))
     return rules
+
+
+def _input_rule(name: str, custom: InputFormat, param: str) -> str:
+    """The rule ``name``: a custom tool's raw input, then the call's closing tag."""
+    close = "\n" + CALL_CLOSE
+    if custom.syntax == "lark":
+        check_grammar(custom, param)
+        return f"{name}: %lark {{\n{custom.definition}\n}} {lark_literal(close)}"
+    # Lazy: the input ends at the first closing tag (the regex's first full match).
+    pattern = "(?s:.*)" if custom.syntax == "text" else f"(?:{_unanchored(custom.definition)})"
+    if custom.syntax == "regex":
+        check_grammar(custom, param)
+    # The closing tag holds no regex metacharacters: it reads as itself.
+    return f"{name}[lazy]: {regex_literal(pattern + close)}"
+
+
+def check_grammar(custom: InputFormat, param: str) -> None:
+    """A 400 naming ``param`` unless the decoder can enforce ``custom``'s grammar."""
+    if custom.syntax == "text":
+        return
+    if not custom.definition.strip():
+        raise InvalidRequestError("The grammar's definition is empty.", param=param)
+    if custom.syntax == "lark":
+        lark = custom.definition
+    else:
+        lark = f"start: {regex_literal(_unanchored(custom.definition))}"
+    error = LLMatcher.validate_grammar(LLMatcher.grammar_from_lark(lark))
+    if error:
+        first = error.strip().splitlines()[0]
+        raise InvalidRequestError(
+            f"The {custom.syntax} grammar cannot be used for constrained decoding: {first}",
+            param=param,
+            code="invalid_grammar",
+        )
+
+
+def regex_literal(pattern: str) -> str:
+    """``pattern`` as a Lark ``/regex/`` literal (its slashes and line breaks escaped)."""
+    out: list[str] = []
+    escaped = False
+    for ch in pattern:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            out.append(ch)
+            escaped = True
+        else:
+            out.append({"/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, ch))
+    return "/" + "".join(out) + "/"
+
+
+def _unanchored(pattern: str) -> str:
+    """A whole-input regex without its ``^`` and ``$``: the decoder matches whole inputs
+    anyway, and an anchor before the closing tag would match nothing."""
+    pattern = pattern.removeprefix("^")
+    if pattern.endswith("$"):
+        body = pattern[:-1]
+        if (len(body) - len(body.rstrip("\\"))) % 2 == 0:  # not an escaped "$"
+            pattern = body
+    return pattern
 
 
 def tool_call_grammar(
@@ -64,7 +138,11 @@ def tool_call_grammar(
     or JSON text matching it, constrained from the first token.
     """
     body = _call_body_rules(tools, params)
-    call = f"call: {lark_literal(CALL_OPEN + chr(10))} body {lark_literal(chr(10) + CALL_CLOSE)}"
+    has_functions = any(t.custom is None for t in tools)
+    has_custom = any(t.custom is not None for t in tools)
+    closed = lark_literal(chr(10) + CALL_CLOSE)
+    ends = [f"fbody {closed}"] * has_functions + ["cbody"] * has_custom
+    call = f"call: {lark_literal(CALL_OPEN + chr(10))} ({' | '.join(ends)})"
     if forced or text_schema is not None:
         # One call per forced turn: a tiny model allowed more repeats its call until the
         # token budget runs out and leaves a broken one at the end. Several calls in one
@@ -77,25 +155,29 @@ def tool_call_grammar(
         lark = "\n".join([start, calls, call, *body])
         return OutputConstraint(compile_lark(lark, text_param if not forced else params[0]))
     # Lazy: the grammar covers what follows the trigger, up to the closing tag.
-    tail = (
-        f"start: {lark_literal(chr(10))}? body {lark_literal(chr(10))}? {lark_literal(CALL_CLOSE)}"
-    )
-    lark = "\n".join([tail, *body])
-    # Some models (Qwen2.5-Coder) write calls as a fenced JSON block instead. After a
-    # ```json fence the output is a call, or JSON that cannot be mistaken for one (no
-    # "name" key), then the closing fence.
-    fence = "\n".join(
-        [
-            f"start: {lark_literal(chr(10))}? (body | other) {lark_literal(chr(10) + FENCE_CLOSE)}",
-            f"other: {json_rule(_NOT_A_CALL, strict=False)}",
-            *body,
-        ]
-    )
+    newline = lark_literal(chr(10))
+    tails = [f"fbody {newline}? {lark_literal(CALL_CLOSE)}"] * has_functions + [
+        "cbody"
+    ] * has_custom
+    lark = "\n".join([f"start: {newline}? ({' | '.join(tails)})", *body])
+    alternates: tuple[tuple[str, str], ...] = ()
+    if has_functions:
+        # Some models (Qwen2.5-Coder) write calls as a fenced JSON block instead. After a
+        # ```json fence the output is a call, or JSON that cannot be mistaken for one (no
+        # "name" key), then the closing fence.
+        fence = "\n".join(
+            [
+                f"start: {newline}? (fbody | other) {lark_literal(chr(10) + FENCE_CLOSE)}",
+                f"other: {json_rule(_NOT_A_CALL, strict=False)}",
+                *body,
+            ]
+        )
+        alternates = ((FENCE_OPEN, compile_lark(fence, params[0])),)
     return OutputConstraint(
         compile_lark(lark, params[0]),
         trigger=CALL_OPEN,
         end_after_match=not parallel,
-        alternates=((FENCE_OPEN, compile_lark(fence, params[0])),),
+        alternates=alternates,
     )
 
 

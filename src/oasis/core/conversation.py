@@ -18,7 +18,8 @@ class ToolCall:
 
     id: str
     name: str
-    arguments: str
+    arguments: str  # a custom tool's call: its free-form input, as the model wrote it
+    custom: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,24 @@ class Message:
 
 
 @dataclass(frozen=True)
+class InputFormat:
+    """What a custom tool's free-form input must be: any text, or text a grammar accepts
+    (``syntax`` "lark" or "regex", its source in ``definition``)."""
+
+    syntax: Literal["text", "lark", "regex"] = "text"
+    definition: str = ""
+
+
+@dataclass(frozen=True)
 class FunctionTool:
+    """A tool the model may call: a function taking JSON ``parameters``, or (``custom``
+    set) a custom tool taking free-form text."""
+
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool = False
+    custom: InputFormat | None = None
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,13 @@ class ReasoningDelta:
 
 @dataclass(frozen=True)
 class ToolCallStarted:
-    """A tool call begins: ``index`` counts calls within this generation from 0."""
+    """A tool call begins: ``index`` counts calls within this generation from 0.
+    ``custom``: a custom tool's call, whose argument deltas are its raw input."""
 
     index: int
     id: str
     name: str
+    custom: bool = False
 
 
 @dataclass(frozen=True)

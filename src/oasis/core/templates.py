@@ -72,7 +72,13 @@ class ChatTemplate:
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": _json_or_text(call.arguments)},
+                    "function": {
+                        "name": call.name,
+                        # A custom call's input is text, even when it reads as JSON.
+                        "arguments": call.arguments
+                        if call.custom
+                        else _json_or_text(call.arguments),
+                    },
                 }
                 for call in message.tool_calls
             ]

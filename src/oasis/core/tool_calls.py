@@ -6,6 +6,16 @@ One wire format for calls, the Hermes/Qwen one that Qwen2.5's own template teach
     {"name": "get_weather", "arguments": {"city": "Paris"}}
     </tool_call>
 
+A custom tool (free-form text input) is called with its name alone, then the raw input::
+
+    <tool_call>
+    {"name": "run_sql"}
+    SELECT 1
+    </tool_call>
+
+The input is written as is, not as a JSON string, so that a grammar over it (Lark or a
+regex) constrains exactly what the tool receives.
+
 Models whose template renders tools in this format get their native template; any other
 model gets :func:`generic_tool_prompt` and the history spelled in the same markup, so one
 parser and one grammar serve every model.
@@ -34,15 +44,31 @@ def new_call_id() -> str:
 
 
 def tool_dicts(tools: tuple[FunctionTool, ...]) -> list[dict[str, Any]]:
-    """Tools as OpenAI-style dicts, the shape chat templates expect."""
+    """Tools as OpenAI-style dicts, the shape chat templates expect. A custom tool shows
+    as a function whose parameters are one string: its input, and what that must be."""
     out: list[dict[str, Any]] = []
     for tool in tools:
         function: dict[str, Any] = {"name": tool.name}
         if tool.description:
             function["description"] = tool.description
-        function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
+        if tool.custom is not None:
+            function["parameters"] = {"type": "string", "description": _input_rule(tool)}
+        else:
+            function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
         out.append({"type": "function", "function": function})
     return out
+
+
+def _input_rule(tool: FunctionTool) -> str:
+    """How a custom tool's input is described to the model."""
+    custom = tool.custom
+    assert custom is not None
+    if custom.syntax == "text":
+        return "Free-form text input (not JSON)."
+    return (
+        f"Free-form text input (not JSON) that this {custom.syntax} grammar accepts:\n"
+        f"{custom.definition}"
+    )
 
 
 def template_speaks_calls(source: str) -> bool:
@@ -67,12 +93,26 @@ def generic_tool_prompt(tools: tuple[FunctionTool, ...], tool_choice: str) -> st
         "<tool_call></tool_call> tags, like this:\n"
         '<tool_call>\n{"name": "<function-name>", "arguments": <arguments-json-object>}\n'
         "</tool_call>\n"
-        f"{when}"
+        f"{_custom_rule(tools)}{when}"
+    )
+
+
+def _custom_rule(tools: tuple[FunctionTool, ...]) -> str:
+    """How to call custom tools, when some are offered."""
+    if not any(t.custom is not None for t in tools):
+        return ""
+    return (
+        'A function whose parameters are {"type": "string"} takes raw text instead: write '
+        "its name alone, then the text on the following lines:\n"
+        '<tool_call>\n{"name": "<function-name>"}\n<the input text>\n</tool_call>\n'
     )
 
 
 def call_markup(call: ToolCall) -> str:
     """One past call, spelled as the model would have written it."""
+    if call.custom:
+        head = json.dumps({"name": call.name}, ensure_ascii=False)
+        return f"{CALL_OPEN}\n{head}\n{call.arguments}\n{CALL_CLOSE}"
     try:
         arguments: Any = json.loads(call.arguments) if call.arguments else {}
     except ValueError:
@@ -115,6 +155,9 @@ def spell_out_tool_turns(conversation: Conversation) -> Conversation:
 # --- reading calls back ----------------------------------------------------------------
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
+# A custom tool's call: its name alone, then the raw input on the next line.
+_CUSTOM_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*\}[ \t]*\n')
+_INPUT_CLOSES = ("\n" + CALL_CLOSE, CALL_CLOSE)
 
 
 @dataclass
@@ -127,6 +170,7 @@ class CallStarted:
     index: int
     id: str
     name: str
+    custom: bool = False
 
 
 @dataclass
@@ -198,13 +242,15 @@ class ToolCallParser:
     """Splits streamed model text into plain text and tool calls, incrementally.
 
     Markup never reaches the text. Trailing whitespace is held until real text follows,
-    so the blank lines around calls do not become content.
+    so the blank lines around calls do not become content. ``custom`` names the custom
+    tools, whose calls carry raw input (see the module docstring).
     """
 
+    custom: frozenset[str] = frozenset()
     calls: list[ToolCall] = field(default_factory=list)
     text: str = ""
     _buf: str = ""
-    _state: str = "text"  # text | head | args | tail | fence
+    _state: str = "text"  # text | head | args | tail | fence | input
     _held_space: str = ""
     _id: str = ""
     _name: str = ""
@@ -233,6 +279,9 @@ class ToolCallParser:
                 self._args += self._buf
                 out.append(CallArguments(len(self.calls), self._buf))
             self._done(out)
+        elif self._state == "input":
+            self._input(self._buf.removesuffix("\n"), out)
+            self._done(out, custom=True)
         self._buf = ""
         self._state = "text"
         return out
@@ -280,6 +329,15 @@ class ToolCallParser:
                 self._buf = buf[found.end() :]
                 self._state = "args"
                 return True
+            custom = _CUSTOM_HEAD.match(buf)
+            if custom and _unescape(custom.group(1)) in self.custom:
+                self._id = new_call_id()
+                self._name = _unescape(custom.group(1))
+                self._args = ""
+                out.append(CallStarted(len(self.calls), self._id, self._name, custom=True))
+                self._buf = buf[custom.end() :]
+                self._state = "input"
+                return True
             close = buf.find(CALL_CLOSE)
             if close >= 0:  # not our layout: read the whole block as JSON
                 self._finish_raw(buf[:close], out)
@@ -287,6 +345,18 @@ class ToolCallParser:
                 self._state = "text"
                 return True
             return False
+        if self._state == "input":
+            at, marker = _first_marker(buf, _INPUT_CLOSES)
+            if at < 0:
+                keep = held_back(buf, _INPUT_CLOSES)
+                self._input(buf[: len(buf) - keep], out)
+                self._buf = buf[len(buf) - keep :]
+                return False
+            self._input(buf[:at], out)
+            self._done(out, custom=True)
+            self._buf = buf[at + len(marker) :]
+            self._state = "text"
+            return True
         if self._state == "args":
             used, complete = self._scanner.feed(buf)
             piece = buf[:used]
@@ -317,11 +387,18 @@ class ToolCallParser:
         else:
             self._held_space = ""
 
-    def _done(self, out: list[ParsedEvent]) -> None:
-        if not self._args:  # cut off before its arguments: stream what the call will hold
+    def _input(self, piece: str, out: list[ParsedEvent]) -> None:
+        """Part of a custom call's raw input."""
+        if piece:
+            self._args += piece
+            out.append(CallArguments(len(self.calls), piece))
+
+    def _done(self, out: list[ParsedEvent], *, custom: bool = False) -> None:
+        if not self._args and not custom:
+            # Cut off before its arguments: stream what the call will hold.
             self._args = "{}"
             out.append(CallArguments(len(self.calls), self._args))
-        call = ToolCall(self._id, self._name, self._args)
+        call = ToolCall(self._id, self._name, self._args, custom=custom)
         out.append(CallDone(len(self.calls), call))
         self.calls.append(call)
 

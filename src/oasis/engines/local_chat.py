@@ -55,6 +55,7 @@ class LocalPrompt(Prompt):
     tokens: list[int]
     constraint: OutputConstraint | None = None
     parses_tool_calls: bool = False  # whether the output may hold tool-call markup
+    custom_tools: frozenset[str] = frozenset()  # names of the custom tools in play
     # Whether the model thinks in <think> … </think> first, and whether the prompt has
     # already opened that block.
     reasons: bool = False
@@ -100,6 +101,7 @@ class LocalChatBackend:
             tokens,
             constraint,
             parses_tool_calls=bool(tools),
+            custom_tools=frozenset(t.name for t in tools if t.custom is not None),
             reasons=self._reasons,
             thinking_open=self._reasons and text.rstrip().endswith(reasoning.OPEN),
         )
@@ -205,7 +207,7 @@ class LocalChatBackend:
     ) -> AsyncIterator[GenerationEvent]:
         """Text deltas as they become final, then one :class:`Finished`."""
         decoder = StopDecoder(stop)
-        parser = ToolCallParser() if prompt.parses_tool_calls else None
+        parser = ToolCallParser(prompt.custom_tools) if prompt.parses_tool_calls else None
         thinking = (
             reasoning.ReasoningSplitter(inside=prompt.thinking_open) if prompt.reasons else None
         )
@@ -337,7 +339,7 @@ def _translate(parsed: list[ParsedEvent], tokens: list[GeneratedToken]) -> list[
             out.append(TextDelta(item.text, tokens))
             tokens = []
         elif isinstance(item, CallStarted):
-            out.append(ToolCallStarted(item.index, item.id, item.name))
+            out.append(ToolCallStarted(item.index, item.id, item.name, item.custom))
         elif isinstance(item, CallArguments):
             out.append(ToolCallArgumentsDelta(item.index, item.delta))
         else:
