@@ -264,40 +264,64 @@ class ContentEmitter:
 
 
 class FunctionCallEmitter:
-    """``function_call`` items of one generation step, by the core's call index."""
+    """``function_call`` items of one generation step, by the core's call index, and
+    ``custom_tool_call`` items (whose ``input`` streams as the arguments would)."""
 
     def __init__(self, items: Items) -> None:
         self.items = items
         self.calls: dict[int, int] = {}  # core tool-call index -> output index
+        self.closed: set[int] = set()  # output indexes of the calls that are done
 
     def begin_step(self) -> None:
         """Call indexes count from 0 again in each step."""
         self.calls = {}
 
-    def started(self, index: int, call_id: str, name: str) -> list[Any]:
+    def started(self, index: int, call_id: str, name: str, custom: bool = False) -> list[Any]:
         events = self.items.close_open()
-        item: Item = {
-            "type": "function_call",
-            "id": new_id("fc"),
-            "call_id": call_id,
-            "name": name,
-            "arguments": "",
-            "status": "in_progress",
-        }
+        item: Item
+        if custom:
+            item = {
+                "type": "custom_tool_call",
+                "id": new_id("ctc"),
+                "call_id": call_id,
+                "name": name,
+                "input": "",
+                "status": "in_progress",  # beyond the output type; its stored form has it
+            }
+        else:
+            item = {
+                "type": "function_call",
+                "id": new_id("fc"),
+                "call_id": call_id,
+                "name": name,
+                "arguments": "",
+                "status": "in_progress",
+            }
         events.append(self.items.add_item(item))
         self.calls[index] = len(self.items.output) - 1
         return events
+
+    def is_open(self, index: int) -> bool:
+        """Whether the call at core ``index`` has an item that is not done yet."""
+        return index in self.calls and self.calls[index] not in self.closed
+
+    def written(self, index: int) -> str:
+        """What the open call at core ``index`` holds so far (arguments, or input)."""
+        item = self.items.output[self.calls[index]]
+        return str(item["input" if item["type"] == "custom_tool_call" else "arguments"])
 
     def delta(self, index: int, delta: str) -> list[Any]:
         if index not in self.calls or not delta:
             return []
         position = self.calls[index]
         item = self.items.output[position]
-        item["arguments"] += delta
+        custom = item["type"] == "custom_tool_call"
+        item["input" if custom else "arguments"] += delta
+        kind = "custom_tool_call_input" if custom else "function_call_arguments"
         return [
             self.items.event(
                 {
-                    "type": "response.function_call_arguments.delta",
+                    "type": f"response.{kind}.delta",
                     "item_id": item["id"],
                     "output_index": position,
                     "delta": delta,
@@ -305,23 +329,27 @@ class FunctionCallEmitter:
             )
         ]
 
-    def done(self, index: int, name: str, arguments: str, status: str = "completed") -> list[Any]:
+    def done(self, index: int, arguments: str, status: str = "completed") -> list[Any]:
+        """Close the call at core ``index`` with its whole ``arguments`` (a custom call's
+        input); ``status`` is what a function call's item says."""
         if index not in self.calls:
             return []
         position = self.calls[index]
         item = self.items.output[position]
-        item["arguments"] = arguments
+        if item["type"] == "custom_tool_call":
+            item["input"] = arguments
+            done: Item = {"type": "response.custom_tool_call_input.done", "input": arguments}
+        else:
+            item["arguments"] = arguments
+            done = {
+                "type": "response.function_call_arguments.done",
+                "name": item["name"],
+                "arguments": arguments,
+            }
         item["status"] = status
+        self.closed.add(position)
         return [
-            self.items.event(
-                {
-                    "type": "response.function_call_arguments.done",
-                    "item_id": item["id"],
-                    "output_index": position,
-                    "name": name,
-                    "arguments": arguments,
-                }
-            ),
+            self.items.event({**done, "item_id": item["id"], "output_index": position}),
             self.items.event(
                 {
                     "type": "response.output_item.done",

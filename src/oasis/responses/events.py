@@ -133,11 +133,11 @@ class ResponseBuilder:
         if isinstance(event, ReasoningDelta):
             return self.content.reasoning(event.text)
         if isinstance(event, ToolCallStarted):
-            return self.calls.started(event.index, event.id, event.name)
+            return self.calls.started(event.index, event.id, event.name, event.custom)
         if isinstance(event, ToolCallArgumentsDelta):
             return self.calls.delta(event.index, event.delta)
         if isinstance(event, ToolCallDone):
-            return self.calls.done(event.index, event.call.name, event.call.arguments)
+            return self.calls.done(event.index, event.call.arguments)
         return []
 
     def begin_step(self) -> None:
@@ -162,19 +162,15 @@ class ResponseBuilder:
             events += self.content.text(TextDelta(finished.text))
         for index, call in calls:
             if index not in self.calls.calls:
-                events += self.calls.started(index, call.id, call.name)
+                events += self.calls.started(index, call.id, call.name, call.custom)
                 events += self.calls.delta(index, call.arguments)
-            if self.output[self.calls.calls[index]]["status"] == "in_progress":
-                events += self.calls.done(index, call.name, call.arguments)
+            if self.calls.is_open(index):
+                events += self.calls.done(index, call.arguments)
         truncated = finished.finish_reason == "length"
-        for index, position in self.calls.calls.items():
-            if self.output[position]["status"] == "in_progress":
-                open_call = self.output[position]
+        for index in list(self.calls.calls):
+            if self.calls.is_open(index):
                 events += self.calls.done(
-                    index,
-                    open_call["name"],
-                    open_call["arguments"],
-                    "incomplete" if truncated else "completed",
+                    index, self.calls.written(index), "incomplete" if truncated else "completed"
                 )
         events += self.content.close("incomplete" if truncated else "completed")
         self._count(finished)

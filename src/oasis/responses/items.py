@@ -336,18 +336,22 @@ def _other_item(raw: Item, kind: str) -> Item:
 
 
 def check_call_ids(context: list[Item], new: list[Item], *, param: str = "input") -> None:
-    """Every ``function_call_output`` in ``new`` answers a call made earlier in the context,
-    and every ``mcp_approval_response`` an ``mcp_approval_request``."""
-    known = {i["call_id"] for i in context if i.get("type") == "function_call"}
+    """Every ``function_call_output`` (``custom_tool_call_output``) in ``new`` answers a
+    function (custom tool) call made earlier in the context, and every
+    ``mcp_approval_response`` an ``mcp_approval_request``."""
+    calls = {"function_call", "custom_tool_call"}
+    outputs = {"function_call_output": "function call", "custom_tool_call_output": "custom tool"}
+    known = {i["call_id"] for i in context if i.get("type") in calls}
     requests = {i["id"] for i in context if i.get("type") == "mcp_approval_request"}
     for index, item in enumerate(new):
-        if item.get("type") == "function_call":
+        kind = item.get("type")
+        if kind in calls:
             known.add(item["call_id"])
-        elif item.get("type") == "mcp_approval_request":
+        elif kind == "mcp_approval_request":
             requests.add(item["id"])
-        elif item.get("type") == "function_call_output" and item["call_id"] not in known:
+        elif kind in outputs and item["call_id"] not in known:
             raise InvalidRequestError(
-                f"No tool call found for function call output with call_id {item['call_id']}.",
+                f"No tool call found for {outputs[kind]} output with call_id {item['call_id']}.",
                 param=f"{param}[{index}].call_id",
                 code="invalid_value",
             )
@@ -416,10 +420,13 @@ def to_conversation(
         elif kind == "compaction":  # made by /v1/responses/compact (responses/compaction.py)
             messages += expand(item)
             open_turn = None
-        elif kind == "function_call" or replayed is not None:
-            if replayed is None:
+        elif kind in {"function_call", "custom_tool_call"} or replayed is not None:
+            if kind == "function_call":
                 call = ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"])
+            elif kind == "custom_tool_call":
+                call = ToolCall(item["call_id"], item["name"], item["input"], custom=True)
             else:
+                assert replayed is not None
                 call = ToolCall(
                     id=str(item.get("call_id") or item["id"]),
                     name=replayed.name,
@@ -440,7 +447,7 @@ def to_conversation(
                 # A hosted call's result follows it at once, as the model read it then.
                 messages.append(Message(role="tool", content=replayed.output, tool_call_id=call.id))
                 open_turn = None
-        elif kind == "function_call_output":
+        elif kind in {"function_call_output", "custom_tool_call_output"}:
             messages.append(
                 Message(
                     role="tool",

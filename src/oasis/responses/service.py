@@ -135,9 +135,10 @@ def _tool_choice(
         return "auto", "auto", None
     if isinstance(choice, str):
         return choice, choice, None
-    names = {t.function.name for t in configured if t.type == "function" and t.function}
     kind = choice.get("type")
-    if kind == "function":
+    if kind in ("function", "custom"):
+        # A named function, or a named custom tool ({"type": "custom", "name": ...}).
+        names = {t.function.name for t in configured if t.type == kind and t.function}
         name = choice.get("name")
         if name not in names:
             raise InvalidRequestError(
@@ -145,7 +146,7 @@ def _tool_choice(
                 param="tool_choice.name",
                 code="invalid_value",
             )
-        return {"type": "function", "name": name}, str(name), None
+        return {"type": kind, "name": name}, str(name), None
     if kind == "allowed_tools":
         # The core checks the names and the mode, as it does for chat.
         mode = choice.get("mode", "auto")
@@ -187,7 +188,7 @@ def _deferred_choice(choice: dict[str, Any], entries: list[ConfiguredTool]) -> I
 
 def _allowed_name(entry: dict[str, Any], configured: list[ConfiguredTool]) -> str:
     """The function name of one ``allowed_tools.tools`` entry (hosted ones by type)."""
-    if entry.get("type", "function") != "function":
+    if entry.get("type", "function") not in ("function", "custom"):
         for tool in configured:
             if tool.type == entry.get("type") and tool.function is not None:
                 return tool.function.name

@@ -18,7 +18,7 @@ from openai.types.chat.chat_completion_chunk import (
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
 from oasis.caller import UsageEntry, record_usage
-from oasis.core.conversation import Conversation, Message, ToolCall
+from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
 from oasis.core.events import (
     Finished,
     ReasoningDelta,
@@ -37,12 +37,14 @@ from oasis.services.outputs import token_logprob, usage
 from oasis.services.sampling import choice_params
 from oasis.services.streams import Interleaved, begun
 from oasis.tools.citations import CitationScanner, Sources
+from oasis.tools.custom import input_format
 from oasis.tools.function import function_tools
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
     ChatMessage,
     NamedToolChoice,
+    ToolCallParam,
 )
 
 
@@ -82,10 +84,7 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
     messages: list[Message] = []
     legacy_call: str | None = None
     for i, raw in enumerate(request.messages):
-        calls = tuple(
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
-            for c in raw.tool_calls or []
-        )
+        calls = tuple(_past_call(c) for c in raw.tool_calls or [])
         if raw.function_call is not None and raw.role == "assistant":
             legacy_call = f"call_legacy_{i}"
             function = raw.function_call
@@ -100,6 +99,40 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
             )
         )
     return Conversation(tuple(messages))
+
+
+def _past_call(call: ToolCallParam) -> ToolCall:
+    if call.custom is not None and call.type == "custom":
+        return ToolCall(call.id, call.custom.name, call.custom.input, custom=True)
+    assert call.function is not None  # the wire model checks the type's body is there
+    return ToolCall(call.id, call.function.name, call.function.arguments)
+
+
+def _tools(request: ChatCompletionRequest) -> tuple[FunctionTool, ...]:
+    """``tools``, checked: function definitions as both endpoints check them, custom
+    tools' formats (Chat spells a grammar under ``format.grammar``); names are unique."""
+    entries = list(enumerate(request.tools or []))
+    functions = [(i, tool.function) for i, tool in entries if tool.function is not None]
+    checked = function_tools(
+        [f for _, f in functions], lambda j: f"tools[{functions[j][0]}].function"
+    )
+    by_index = dict(zip((i for i, _ in functions), checked, strict=True))
+    names = {tool.name for tool in checked}
+    out: list[FunctionTool] = []
+    for i, tool in entries:
+        if tool.type == "function" and i in by_index:
+            out.append(by_index[i])
+            continue
+        custom = tool.custom
+        assert custom is not None  # the wire model checks the type's body is there
+        if custom.name in names:
+            raise InvalidRequestError(
+                f"Duplicate tool name '{custom.name}'.", param=f"tools[{i}].custom.name"
+            )
+        names.add(custom.name)
+        fmt = input_format(custom.format, f"tools[{i}].custom.format", nested=True)
+        out.append(FunctionTool(custom.name, custom.description, custom=fmt))
+    return tuple(out)
 
 
 def _response_format(request: ChatCompletionRequest) -> ResponseFormat:
@@ -155,9 +188,7 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
             "`function_call` chooses among `functions`, and none were given.",
             param="function_call",
         )
-    tools = function_tools(
-        [tool.function for tool in request.tools or []], lambda i: f"tools[{i}].function"
-    )
+    tools = _tools(request)
     allowed: frozenset[str] | None = None
     choice = request.tool_choice
     if choice is None:
@@ -165,12 +196,12 @@ def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
     elif isinstance(choice, str):
         tool_choice = choice
     elif isinstance(choice, AllowedToolsChoice):
-        allowed = frozenset(ref.function.name for ref in choice.allowed_tools.tools)
+        allowed = frozenset(ref.name for ref in choice.allowed_tools.tools)
         tool_choice = choice.allowed_tools.mode
     else:
-        tool_choice = choice.function.name
+        tool_choice = choice.name
     return GenerationOptions(
-        tools=tuple(tools),
+        tools=tools,
         tool_choice=tool_choice,
         allowed_tools=allowed,
         parallel_tool_calls=request.parallel_tool_calls is not False,
@@ -294,6 +325,9 @@ class ChatService:
         cached: int | None = None  # the prompt counts once: as the first choice found it
         started: set[int] = set()  # the role goes out once per choice
         texts: dict[int, list[str]] = {}  # with sources: each choice's text, to cite
+        # (choice, call index) of custom tools' calls. Their deltas carry ``custom``
+        # ({name, input}) and no ``type``: the SDK's chunk type knows function calls only.
+        custom_calls: set[tuple[int, int]] = set()
         try:
             async for index, event in events:
                 first = index not in started
@@ -328,29 +362,32 @@ class ChatService:
                     call = ChoiceDeltaFunctionCall(arguments=event.delta)
                     yield chunk(index, ChoiceDelta(function_call=call))
                 elif isinstance(event, ToolCallStarted):
-                    start = ChoiceDeltaToolCall(
-                        index=event.index,
-                        id=event.id,
-                        type="function",
-                        function=ChoiceDeltaToolCallFunction(name=event.name, arguments=""),
-                    )
+                    if event.custom:
+                        custom_calls.add((index, event.index))
+                        start = ChoiceDeltaToolCall(index=event.index, id=event.id)
+                        start.custom = {"name": event.name, "input": ""}  # type: ignore[attr-defined]
+                    else:
+                        start = ChoiceDeltaToolCall(
+                            index=event.index,
+                            id=event.id,
+                            type="function",
+                            function=ChoiceDeltaToolCallFunction(name=event.name, arguments=""),
+                        )
                     if first:
                         delta = ChoiceDelta(role="assistant", content=None, tool_calls=[start])
                     else:
                         delta = ChoiceDelta(tool_calls=[start])
                     yield chunk(index, delta)
                 elif isinstance(event, ToolCallArgumentsDelta):
-                    yield chunk(
-                        index,
-                        ChoiceDelta(
-                            tool_calls=[
-                                ChoiceDeltaToolCall(
-                                    index=event.index,
-                                    function=ChoiceDeltaToolCallFunction(arguments=event.delta),
-                                )
-                            ]
-                        ),
-                    )
+                    if (index, event.index) in custom_calls:
+                        piece = ChoiceDeltaToolCall(index=event.index)
+                        piece.custom = {"input": event.delta}  # type: ignore[attr-defined]
+                    else:
+                        piece = ChoiceDeltaToolCall(
+                            index=event.index,
+                            function=ChoiceDeltaToolCallFunction(arguments=event.delta),
+                        )
+                    yield chunk(index, ChoiceDelta(tool_calls=[piece]))
                 elif isinstance(event, Finished):
                     if plan.sources and texts.get(index):
                         scanner = CitationScanner(plan.sources)

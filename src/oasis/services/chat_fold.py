@@ -14,13 +14,16 @@ from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
+    ChatCompletionMessageCustomToolCall,
     ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageToolCallUnion,
     ChatCompletionTokenLogprob,
 )
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from openai.types.chat.chat_completion_message import Annotation, FunctionCall
+from openai.types.chat.chat_completion_message_custom_tool_call import Custom
 from openai.types.chat.chat_completion_message_function_tool_call import Function
 
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority"]
@@ -45,7 +48,19 @@ def with_reasoning(target: _Carrier, text: str | None) -> _Carrier:
 class _Call:
     id: str
     name: str
-    arguments: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)  # a custom tool's: its input
+    custom: bool = False
+
+
+def _tool_call(call: _Call) -> ChatCompletionMessageToolCallUnion:
+    text = "".join(call.arguments)
+    if call.custom:
+        return ChatCompletionMessageCustomToolCall(
+            id=call.id, type="custom", custom=Custom(name=call.name, input=text)
+        )
+    return ChatCompletionMessageFunctionToolCall(
+        id=call.id, type="function", function=Function(name=call.name, arguments=text)
+    )
 
 
 @dataclass
@@ -68,11 +83,14 @@ class _ChoiceFold:
         if reasoning:
             self.reasoning.append(reasoning)
         for call in delta.tool_calls or []:
+            custom = getattr(call, "custom", None)  # a custom tool's call (see chat.py)
             if call.id is not None:
-                name = call.function.name if call.function else None
-                self.calls[call.index] = _Call(call.id, name or "")
+                name = (custom or {}).get("name") or (call.function.name if call.function else None)
+                self.calls[call.index] = _Call(call.id, name or "", custom=custom is not None)
             if call.function and call.function.arguments:
                 self.calls[call.index].arguments.append(call.function.arguments)
+            if custom and custom.get("input"):
+                self.calls[call.index].arguments.append(custom["input"])
         function = delta.function_call
         if function is not None:
             if function.name is not None:
@@ -103,14 +121,7 @@ class _ChoiceFold:
                 role="assistant",
                 content=text or None,
                 refusal=None,
-                tool_calls=[
-                    ChatCompletionMessageFunctionToolCall(
-                        id=call.id,
-                        type="function",
-                        function=Function(name=call.name, arguments="".join(call.arguments)),
-                    )
-                    for _, call in sorted(self.calls.items())
-                ],
+                tool_calls=[_tool_call(call) for _, call in sorted(self.calls.items())],
             )
         else:
             message = ChatCompletionMessage(role="assistant", content=text, refusal=None)

@@ -18,6 +18,8 @@ from oasis.types import Item
 # type -> "module:attr"; imported the first time a request uses that type.
 _BUILTIN: dict[str, str] = {
     "function": "oasis.tools.function:TOOL",
+    "custom": "oasis.tools.custom:TOOL",
+    "image_generation": "oasis.tools.image_generation:TOOL",
     "file_search": "oasis.tools.file_search:TOOL",
     **dict.fromkeys(
         [

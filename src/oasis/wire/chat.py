@@ -22,10 +22,24 @@ class FunctionCallBody(WireModel):
     arguments: str = ""
 
 
+class CustomCallBody(WireModel):
+    name: str
+    input: str = ""
+
+
 class ToolCallParam(WireModel):
+    """A past call: of a function, or (``type: "custom"``) of a custom tool."""
+
     id: str
-    type: Literal["function"] = "function"
-    function: FunctionCallBody
+    type: Literal["function", "custom"] = "function"
+    function: FunctionCallBody | None = None
+    custom: CustomCallBody | None = None
+
+    @model_validator(mode="after")
+    def _body_needed(self) -> ToolCallParam:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type} tool call needs `{self.type}`")
+        return self
 
 
 class ChatMessage(WireModel):
@@ -69,9 +83,24 @@ class FunctionDefinition(WireModel):
     strict: bool | None = None
 
 
+class CustomDefinition(WireModel):
+    """A custom tool: free-form text input; ``format`` is checked by the service."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_\-]+$")
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
 class ChatTool(WireModel):
-    type: Literal["function"]
-    function: FunctionDefinition
+    type: Literal["function", "custom"]
+    function: FunctionDefinition | None = None
+    custom: CustomDefinition | None = None
+
+    @model_validator(mode="after")
+    def _definition_needed(self) -> ChatTool:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type} tool needs `{self.type}`")
+        return self
 
 
 class NamedToolChoiceFunction(WireModel):
@@ -79,8 +108,23 @@ class NamedToolChoiceFunction(WireModel):
 
 
 class NamedToolChoice(WireModel):
-    type: Literal["function"]
-    function: NamedToolChoiceFunction
+    """A function (or, ``type: "custom"``, a custom tool) the model must call."""
+
+    type: Literal["function", "custom"]
+    function: NamedToolChoiceFunction | None = None
+    custom: NamedToolChoiceFunction | None = None
+
+    @model_validator(mode="after")
+    def _name_needed(self) -> NamedToolChoice:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type} tool choice needs `{self.type}`")
+        return self
+
+    @property
+    def name(self) -> str:
+        named = self.function if self.type == "function" else self.custom
+        assert named is not None  # checked above
+        return named.name
 
 
 class AllowedTools(WireModel):
