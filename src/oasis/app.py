@@ -69,7 +69,7 @@ from oasis.services.vector_stores import VectorStoreService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.tools import web_search
+from oasis.tools import image_generation, web_search
 from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 from oasis.usage import UsageRecorder
@@ -183,6 +183,7 @@ def create_app(
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
         app.state.images = ImagesService(manager, ImageFileStore(pictures))
+        image_generation.install(app.state.images)
         meters.watch(
             "oasis_background_jobs",
             "Background responses and batches this process is running.",

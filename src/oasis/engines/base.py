@@ -149,6 +149,14 @@ class FinishedImage:
     image: Any
 
 
+# What a client is told when it needs an image model and the server has none.
+IMAGES_HINT = (
+    "No image model is configured. Add a diffusers model to the config file, e.g. "
+    '[[models]] id = "sd-turbo", kind = "images", path = "/models/sd-turbo", '
+    'aliases = ["gpt-image-1"] (see the README, "Images").'
+)
+
+
 @runtime_checkable
 class ImageEngine(Engine, Protocol):
     """A diffusion model: a prompt (and optionally a picture and mask) in, pictures out."""

@@ -27,7 +27,15 @@ from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
 from openai.types.images_response import Usage, UsageInputTokensDetails, UsageOutputTokensDetails
 
 from oasis.caller import UsageEntry, record_usage
-from oasis.engines.base import FinishedImage, ImageEngine, ImageJob, PartialImage
+from oasis.engines.base import (
+    IMAGES_HINT as CONFIGURE_HINT,
+)
+from oasis.engines.base import (
+    FinishedImage,
+    ImageEngine,
+    ImageJob,
+    PartialImage,
+)
 from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedError
 from oasis.services import imaging
 from oasis.services.image_files import ImageFileStore
@@ -50,11 +58,6 @@ StreamEvent = (
     | ImageEditCompletedEvent
 )
 
-CONFIGURE_HINT = (
-    "No image model is configured. Add a diffusers model to the config file, e.g. "
-    '[[models]] id = "sd-turbo", kind = "images", path = "/models/sd-turbo", '
-    'aliases = ["gpt-image-1"] (see the README, "Images").'
-)
 DEFAULT_MAX_PIXELS = 2048 * 2048
 TRANSPARENT_SUFFIX = ", isolated on a plain white background"
 _SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
@@ -105,9 +108,17 @@ class ImagesService:
 
     # --- preparation -----------------------------------------------------------------
 
-    async def _engine(self, name: str | None) -> tuple[ImageEngine, dict[str, Any]]:
+    def _served(self) -> list[Any]:
         registry = self.models.registry
-        served = [s for s in registry.specs() if s.kind == "images" and registry.is_served(s)]
+        return [s for s in registry.specs() if s.kind == "images" and registry.is_served(s)]
+
+    @property
+    def has_model(self) -> bool:
+        """Whether any image model is configured (and so a request may name none)."""
+        return bool(self._served())
+
+    async def _engine(self, name: str | None) -> tuple[ImageEngine, dict[str, Any]]:
+        served = self._served()
         if name is None:
             if not served:
                 raise ModelNotFoundError("(default image model)", CONFIGURE_HINT)
