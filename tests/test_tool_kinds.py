@@ -62,8 +62,6 @@ def test_bad_tools_are_400_naming_the_field(
             "environment": "browser",
         },
         {"type": "code_interpreter", "container": {"type": "auto"}},
-        {"type": "image_generation"},
-        {"type": "custom", "name": "grep"},
     ],
 )
 def test_valid_tools_of_kinds_not_run_here_are_refused_by_type(
