@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -15,6 +15,22 @@ Text = Annotated[str, Field()]
 class ContentPart(WireModel):
     type: str
     text: str | None = None
+
+
+class _Typed(Protocol):
+    @property
+    def type(self) -> str: ...
+
+
+_Model = TypeVar("_Model", bound=_Typed)
+
+
+def _with_body(model: _Model, what: str) -> _Model:
+    """``model``, whose field named by its ``type`` (``function``, ``custom``) must be set."""
+    kind = model.type
+    if getattr(model, kind) is None:
+        raise ValueError(f"a {kind} {what} needs `{kind}`")
+    return model
 
 
 class FunctionCallBody(WireModel):
@@ -37,9 +53,7 @@ class ToolCallParam(WireModel):
 
     @model_validator(mode="after")
     def _body_needed(self) -> ToolCallParam:
-        if getattr(self, self.type) is None:
-            raise ValueError(f"a {self.type} tool call needs `{self.type}`")
-        return self
+        return _with_body(self, "tool call")
 
 
 class ChatMessage(WireModel):
@@ -98,9 +112,7 @@ class ChatTool(WireModel):
 
     @model_validator(mode="after")
     def _definition_needed(self) -> ChatTool:
-        if getattr(self, self.type) is None:
-            raise ValueError(f"a {self.type} tool needs `{self.type}`")
-        return self
+        return _with_body(self, "tool")
 
 
 class NamedToolChoiceFunction(WireModel):
@@ -116,9 +128,7 @@ class NamedToolChoice(WireModel):
 
     @model_validator(mode="after")
     def _name_needed(self) -> NamedToolChoice:
-        if getattr(self, self.type) is None:
-            raise ValueError(f"a {self.type} tool choice needs `{self.type}`")
-        return self
+        return _with_body(self, "tool choice")
 
     @property
     def name(self) -> str:
