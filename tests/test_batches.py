@@ -143,6 +143,12 @@ def test_mixed_chat_batch_completes_with_output_and_error_files(client: OpenAI) 
         assert line["response"]["request_id"].startswith("req_")
         completion = ChatCompletion.model_validate(line["response"]["body"])
         assert completion.object == "chat.completion"
+    # The batch's usage is the sum of its lines' own (failed lines used no tokens).
+    usages = [ChatCompletion.model_validate(line["response"]["body"]).usage for line in output]
+    assert done.usage is not None
+    assert done.usage.input_tokens == sum(u.prompt_tokens for u in usages if u) > 0
+    assert done.usage.output_tokens == sum(u.completion_tokens for u in usages if u) > 0
+    assert done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens
 
     errors = {line["custom_id"]: line for line in lines_of(client, done.error_file_id)}
     assert set(errors) == {"no-messages", "hot"}
@@ -169,6 +175,10 @@ def test_embeddings_batch(client: OpenAI) -> None:
     assert done.status == "completed" and done.error_file_id is None
     output = lines_of(client, done.output_file_id)
     assert sorted(line["custom_id"] for line in output) == ["e0", "e1", "e2"]
+    assert done.usage is not None and done.usage.output_tokens == 0
+    assert done.usage.input_tokens == sum(
+        line["response"]["body"]["usage"]["prompt_tokens"] for line in output
+    )
     direct = client.embeddings.create(
         model="text-embedding-3-small", input=texts[0], encoding_format="float"
     )
