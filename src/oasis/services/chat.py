@@ -42,6 +42,7 @@ from oasis.tools.function import function_tools
 from oasis.wire.chat import (
     AllowedToolsChoice,
     ChatCompletionRequest,
+    ChatFunctionTool,
     ChatMessage,
     NamedToolChoice,
     ToolCallParam,
@@ -112,7 +113,7 @@ def _tools(request: ChatCompletionRequest) -> tuple[FunctionTool, ...]:
     """``tools``, checked: function definitions as both endpoints check them, custom
     tools' formats (Chat spells a grammar under ``format.grammar``); names are unique."""
     entries = list(enumerate(request.tools or []))
-    functions = [(i, tool.function) for i, tool in entries if tool.function is not None]
+    functions = [(i, tool.function) for i, tool in entries if isinstance(tool, ChatFunctionTool)]
     checked = function_tools(
         [f for _, f in functions], lambda j: f"tools[{functions[j][0]}].function"
     )
@@ -120,11 +121,10 @@ def _tools(request: ChatCompletionRequest) -> tuple[FunctionTool, ...]:
     names = {tool.name for tool in checked}
     out: list[FunctionTool] = []
     for i, tool in entries:
-        if tool.type == "function" and i in by_index:
+        if isinstance(tool, ChatFunctionTool):
             out.append(by_index[i])
             continue
         custom = tool.custom
-        assert custom is not None  # the wire model checks the type's body is there
         if custom.name in names:
             raise InvalidRequestError(
                 f"Duplicate tool name '{custom.name}'.", param=f"tools[{i}].custom.name"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from oasis.wire.base import Metadata, WireModel
 from oasis.wire.sampling import SamplingRequest
@@ -105,14 +105,28 @@ class CustomDefinition(WireModel):
     format: dict[str, Any] | None = None
 
 
-class ChatTool(WireModel):
-    type: Literal["function", "custom"]
-    function: FunctionDefinition | None = None
-    custom: CustomDefinition | None = None
+class ChatFunctionTool(WireModel):
+    type: Literal["function"]
+    function: FunctionDefinition
 
-    @model_validator(mode="after")
-    def _definition_needed(self) -> ChatTool:
-        return _with_body(self, "tool")
+
+class ChatCustomTool(WireModel):
+    type: Literal["custom"]
+    custom: CustomDefinition
+
+
+def _chat_tool_tag(value: Any) -> str:
+    # Tags are class names: capitalized, so error paths skip them (``tools[i].function``).
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "ChatCustomTool" if kind == "custom" else "ChatFunctionTool"
+
+
+ChatTool = Annotated[
+    Annotated[ChatFunctionTool, Tag("ChatFunctionTool")]
+    | Annotated[ChatCustomTool, Tag("ChatCustomTool")],
+    Discriminator(_chat_tool_tag),
+]
+"""One tool of ``tools``: a function, or a custom tool (free-form input)."""
 
 
 class NamedToolChoiceFunction(WireModel):
