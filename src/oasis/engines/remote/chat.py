@@ -32,6 +32,7 @@ from oasis.core.events import (
 from oasis.core.options import GenerationOptions, callable_tools, tools_in_play
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.remote.upstream import UpstreamPool, event_error
+from oasis.errors import EngineUnreachableError
 from oasis.ids import new_id
 from oasis.models.specs import ModelSpec
 
@@ -189,6 +190,10 @@ class RemoteChatBackend:
                     yield out
         finally:
             await answer.aclose()
+        if state.reason is None:
+            raise EngineUnreachableError(
+                f"The engine of `{self.spec.id}` ended its answer without a finish reason."
+            )
         for out in state.finish():
             yield out
 
@@ -323,11 +328,11 @@ class _Fold:
 
 def _message(message: Message) -> dict[str, Any]:
     """One message as chat ``messages`` spell it (``developer`` as ``system``, which every
-    chat template knows)."""
+    chat template knows; an assistant's calls with ``content`` "", not null, which some
+    servers refuse)."""
     role = "system" if message.role == "developer" else message.role
     out: dict[str, Any] = {"role": role, "content": message.content}
     if message.tool_calls:
-        out["content"] = message.content or None
         out["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in message.tool_calls
