@@ -18,7 +18,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.server import Server, free_port, sdk_for, start_server
+from tests.server import Server, free_port, sdk_for, start_server, write_config
 from tests.smollm2 import NEVER_END
 from tests.upstream_engine import Engine, RefusingEngine, start_engine, start_refusing_engine
 
@@ -26,6 +26,8 @@ MODEL = "remote-smol"
 PAIR = "remote-pair"  # two upstreams: the module's engine and one started by a test
 DEAD = "remote-dead"  # nothing listens at its URL
 REFUSING = "remote-refusing"  # refuses long prompts with a 400, the rest with a 500
+WRONG_KEY = "remote-wrong-key"  # the engine, with a key it does not take
+ENGINE_KEY = "sk-engine"
 WEATHER = {
     "type": "object",
     "properties": {"city": {"type": "string"}},
@@ -43,7 +45,7 @@ OPTIONS = {"structured_output": "json_object_schema", "health_interval": 0.5}
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    running = start_engine(tmp_path_factory.mktemp("engine"), n_ctx=2048)
+    running = start_engine(tmp_path_factory.mktemp("engine"), n_ctx=2048, api_key=ENGINE_KEY)
     yield running
     running.stop()
 
@@ -72,9 +74,10 @@ def server(
         "preload": [MODEL],
         "models": [
             {"id": MODEL, "kind": "chat", "url": engine.url, "upstream_model": "smol",
-             "options": OPTIONS},
-            {"id": PAIR, "kind": "chat", "engine": "openai",
+             "api_key": ENGINE_KEY, "options": OPTIONS},
+            {"id": PAIR, "kind": "chat", "engine": "openai", "api_key": ENGINE_KEY,
              "urls": [f"http://127.0.0.1:{second_port}/v1", engine.url], "options": OPTIONS},
+            {"id": WRONG_KEY, "kind": "chat", "url": engine.url, "api_key": "sk-wrong"},
             {"id": DEAD, "kind": "chat", "url": f"http://127.0.0.1:{free_port()}/v1",
              "api_key": "sk-upstream"},
             {"id": REFUSING, "kind": "chat", "url": refusing.url},
@@ -277,6 +280,18 @@ def test_dead_upstream_is_a_retryable_503(http: httpx.Client) -> None:
         assert "sk-upstream" not in answer.text
 
 
+def test_engine_refusing_our_key_is_a_config_503(http: httpx.Client) -> None:
+    answer = http.post(
+        "/v1/chat/completions",
+        json={"model": WRONG_KEY, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["x-should-retry"] == "false"  # fixing the config takes a person
+    error = answer.json()["error"]
+    assert error["code"] == "model_unavailable" and "api_key" in error["message"]
+    assert "sk-wrong" not in answer.text
+
+
 def test_hang_up_stops_the_upstream(server: Server, engine: Engine, client: OpenAI) -> None:
     before = engine.log().count("Disconnected from client")
     body = {
@@ -318,7 +333,7 @@ def test_two_urls_balanced_with_health_checks(
     # The first upstream is down: requests move to the live one (connect errors only).
     ask()
     ask()
-    second = start_engine(tmp_path, port=second_port, n_ctx=512)
+    second = start_engine(tmp_path, port=second_port, n_ctx=512, api_key=ENGINE_KEY)
     try:
         # The health check puts it back; requests then reach both.
         deadline = time.monotonic() + 60
@@ -333,3 +348,25 @@ def test_two_urls_balanced_with_health_checks(
     finally:
         second.stop()
     ask()  # down again: the live upstream still answers
+
+
+def test_config_of_remote_models(tmp_path: Path) -> None:
+    from oasis.config import ConfigError, load_settings
+    from oasis.models.registry import spec_from_config
+
+    def config(model: dict[str, Any]) -> Path:
+        return write_config(tmp_path / "oasis.toml", {"models": [model]})
+
+    settings = load_settings(
+        config({"id": "m", "url": "http://e:8000/v1/", "api_key": "sk-secret-engine-key"})
+    )
+    spec = spec_from_config(settings.models[0])
+    assert spec.engine == "openai" and spec.kind == "chat"
+    assert "sk-secret-engine-key" not in repr(spec)  # nor in fingerprints or logs
+    for wrong, says in [
+        ({"id": "m", "url": "http://e/v1", "path": "/m.gguf"}, "no `path`"),
+        ({"id": "m", "url": "http://e/v1", "urls": ["http://f/v1"]}, "not both"),
+        ({"id": "m", "url": "e:8000/v1"}, r"not an http\(s\) URL"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            load_settings(config(wrong))

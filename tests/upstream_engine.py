@@ -62,6 +62,7 @@ def start_engine(
     port: int | None = None,
     n_ctx: int = 4096,
     threads: int | None = None,
+    api_key: str | None = None,
     timeout: float = 120,
 ) -> Engine:
     """Start the server on the packaged model and wait until ``GET /v1/models`` answers."""
@@ -88,6 +89,9 @@ def start_engine(
     ]
     if threads is not None:
         cmd += ["--n_threads", str(threads)]
+    if api_key is not None:
+        cmd += ["--api_key", api_key]
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     with log_path.open("ab") as log_file:
         # Unbuffered: tests read its log (requests, "Disconnected from client") as it runs.
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -99,7 +103,7 @@ def start_engine(
             code = process.returncode
             raise RuntimeError(f"llama_cpp.server exited with {code}:\n{engine.log()}")
         try:
-            if httpx.get(f"{engine.url}/models", timeout=2).status_code == 200:
+            if httpx.get(f"{engine.url}/models", headers=headers, timeout=2).status_code == 200:
                 return engine
         except httpx.HTTPError:
             pass
