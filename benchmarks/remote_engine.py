@@ -32,12 +32,9 @@ from tests.smollm2 import NEVER_END  # noqa: E402
 from tests.upstream_engine import start_engine  # noqa: E402
 
 from harness import served, write_result  # noqa: E402
+from side_by_side import PROMPT, Run, measure_stream  # noqa: E402
 
-PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 MODEL = "remote-smollm2"
-
-# (time to first token, decode tokens/s after the first, tokens)
-Run = tuple[float, float, int]
 
 
 def stream_run(client: httpx.Client, path: str, model: str, tokens: int) -> Run:
@@ -51,23 +48,16 @@ def stream_run(client: httpx.Client, path: str, model: str, tokens: int) -> Run:
         "logit_bias": NEVER_END,
     }
     started = time.perf_counter()
-    first = last = 0.0
-    count = 0
     with client.stream("POST", path, json=body) as response:
         response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            choices = json.loads(line[6:]).get("choices") or []
-            if not (choices and (choices[0].get("delta") or {}).get("content")):
-                continue
-            now = time.perf_counter()
-            if count == 0:
-                first = now
-            last = now
-            count += 1
-    decode = (count - 1) / (last - first) if count > 1 and last > first else 0.0
-    return first - started, decode, count
+        return measure_stream((line for line in response.iter_lines() if _has_text(line)), started)
+
+
+def _has_text(line: str) -> bool:
+    if not line.startswith("data: {"):
+        return False
+    choices = json.loads(line[6:]).get("choices") or []
+    return bool(choices and (choices[0].get("delta") or {}).get("content"))
 
 
 def main() -> None:

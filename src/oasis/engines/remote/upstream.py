@@ -225,7 +225,10 @@ class UpstreamPool:
     async def _check_health(self) -> None:
         while True:
             await asyncio.sleep(self.config.health_interval)
-            await asyncio.gather(*(self._probe(u) for u in self.upstreams))
+            try:
+                await asyncio.gather(*(self._probe(u) for u in self.upstreams))
+            except Exception:  # a failed round must not end the checks for good
+                log.exception("health check of `%s` failed", self.config.model_id)
 
     async def _probe(self, upstream: Upstream) -> None:
         try:
