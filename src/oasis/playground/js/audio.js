@@ -59,7 +59,7 @@ export function initAudio() {
         if (transcribe.language.value.trim()) body.append("language", transcribe.language.value.trim());
         body.append("file", clip);
         const result = await call("POST", "audio/transcriptions", { form: body });
-        $("#transcript").textContent = result.text;
+        $("#transcript").textContent = result.text || "(no speech heard)";
       },
       transcribe.querySelector("button[type=submit]"),
     );

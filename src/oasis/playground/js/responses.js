@@ -74,7 +74,7 @@ function toolChoice(value) {
   return value;
 }
 
-function requestBody(form, input) {
+function requestBody(form, input, previous) {
   const tools = parseTools(form.tools.value);
   const conversation = form.conversation.value.trim();
   const chained = form.chain.checked && form.store.checked && !conversation;
@@ -89,14 +89,18 @@ function requestBody(form, input) {
     store: form.store.checked,
     background: form.background.checked || undefined,
     conversation: conversation || undefined,
-    previous_response_id: chained && lastResponseId ? lastResponseId : undefined,
+    // A conversation carries the history itself (the API refuses both).
+    previous_response_id: conversation
+      ? undefined
+      : previous || (chained && lastResponseId ? lastResponseId : undefined),
   });
 }
 
 /** One turn's box in the log: its input, its item cards, its final line. */
 class Turn {
   constructor(label, actions) {
-    this.actions = actions;
+    this.actions = actions(this);
+    this.responseId = null;
     this.cards = new Map(); // output_index -> ItemCard
     this.items = h("div", { class: "items" });
     this.footer = h("div", { class: "meta" });
@@ -132,6 +136,7 @@ class Turn {
 
   /** The response object as it stands (created, in progress, or final). */
   response(response, type = "") {
+    this.responseId = response.id;
     this.footer.textContent = `${response.id} · ${response.status}${type ? ` (${type})` : ""}`;
     if (!TERMINAL.has(response.status)) return;
     (response.output || []).forEach((item, index) => {
@@ -152,8 +157,8 @@ export function initResponses() {
   const statusNode = $("#responses-status");
   const button = composer.querySelector("button");
 
-  async function run(input, label) {
-    const body = requestBody(form, input);
+  async function run(input, label, previous) {
+    const body = requestBody(form, input, previous);
     const turn = new Turn(label, actions);
     let final = null;
     if (form.stream.checked) {
@@ -181,11 +186,13 @@ export function initResponses() {
     }
   }
 
-  function send(input, label) {
-    return guarded(statusNode, () => run(input, label), button);
+  function send(input, label, previous) {
+    return guarded(statusNode, () => run(input, label, previous), button);
   }
 
-  const actions = {
+  // A call's answer continues the response that made the call (which is not always the
+  // last one: a later turn may have started meanwhile).
+  const actions = (turn) => ({
     functionOutput(item) {
       const output = h("input", { placeholder: '{"temp_c": 18}', class: "grow" });
       return h(
@@ -194,7 +201,8 @@ export function initResponses() {
           class: "row reply",
           onsubmit: (event) => {
             event.preventDefault();
-            send([{ type: "function_call_output", call_id: item.call_id, output: output.value || "{}" }], `${item.name} → ${output.value || "{}"}`);
+            const result = output.value || "{}";
+            send([{ type: "function_call_output", call_id: item.call_id, output: result }], `${item.name} → ${result}`, turn.responseId);
           },
         },
         output,
@@ -203,10 +211,10 @@ export function initResponses() {
     },
     approval(item) {
       const answer = (approve) => () =>
-        send([{ type: "mcp_approval_response", approval_request_id: item.id, approve }], `${approve ? "approve" : "deny"} ${item.name}`);
+        send([{ type: "mcp_approval_response", approval_request_id: item.id, approve }], `${approve ? "approve" : "deny"} ${item.name}`, turn.responseId);
       return h("div", { class: "row" }, h("button", { type: "button", onclick: answer(true) }, "Approve"), h("button", { type: "button", onclick: answer(false) }, "Deny"));
     },
-  };
+  });
 
   for (const add of form.querySelectorAll("[data-tool]")) {
     add.addEventListener("click", () =>
