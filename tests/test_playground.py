@@ -1,0 +1,275 @@
+"""The playground page, driven in a real headless Chromium (Debian's ``chromium`` through
+Playwright; Playwright's own browser downloads are never used).
+
+The page is loaded from a server that requires an API key, so everything it shows came
+through the public API with the key typed into it. Screenshots of the main views are saved
+under pytest's tmp dir; the path is printed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+
+from tests.server import Server, sdk_for, start_server
+
+pytestmark = pytest.mark.slow
+
+KEY = "sk-playground-test"
+WAIT_MS = 600_000  # a generation on a loaded 2-core machine; this bounds a hang, not speed
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(
+        tmp_path_factory.mktemp("oasis-playground"),
+        config={"preload": ["smollm2-135m-instruct"]},
+        env={"OASIS_API_KEYS": KEY},
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_client(pg_server: Server) -> Iterator[OpenAI]:
+    with sdk_for(pg_server, KEY) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Path]:
+    """Where screenshots go; the path is printed when the module is done."""
+    folder = tmp_path_factory.mktemp("playground-screenshots")
+    yield folder
+    names = ", ".join(sorted(p.name for p in folder.iterdir()))
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\nplayground screenshots in {folder}: {names}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed: run scripts/install.sh")
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=executable, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class PageRecord:
+    """What a page did besides drawing: the URLs it asked for and the script errors it hit."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.urls: list[str] = []
+        self.errors: list[str] = []
+        self.event_streams: list[str] = []
+        page.on("request", lambda request: self.urls.append(request.url))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("response", self._response)
+
+    def _response(self, response: Response) -> None:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            self.event_streams.append(response.url)
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, pg_server: Server) -> Iterator[PageRecord]:
+    """One tab on the playground with the key entered, shared by the module's tests."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    record = PageRecord(context.new_page())
+    record.page.set_default_timeout(WAIT_MS)
+    record.page.goto(f"{pg_server.base_url}/")
+    record.page.wait_for_selector("body[data-ready=true]")
+    record.page.fill("#api-key", KEY)
+    record.page.click("#save-key")
+    record.page.wait_for_selector("#key-status.ok")
+    yield record
+    context.close()
+
+
+def shoot(page: Page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def turn_response_id(page: Page, turn: int) -> str:
+    """The response id in the footer of the Responses log's ``turn``-th turn (from 1)."""
+    footer = page.text_content(f"#responses-log .turn:nth-child({turn}) > .meta") or ""
+    return footer.split(" · ")[0]
+
+
+def test_root_sends_to_the_page_and_api_routes_are_untouched(pg_server: Server) -> None:
+    with httpx.Client(base_url=pg_server.base_url, timeout=30) as raw:
+        root = raw.get("/")
+        assert root.status_code == 307 and root.headers["location"] == "playground/"
+        page = raw.get("/playground/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert '<script type="module" src="js/app.js">' in page.text
+        script = raw.get("/playground/js/app.js")
+        assert script.status_code == 200
+        assert "javascript" in script.headers["content-type"]
+        # The API still needs the key, and unknown API paths are still enveloped 404s.
+        assert raw.get("/v1/models").status_code == 401
+        missing = raw.get("/v1/no-such-route", headers={"Authorization": f"Bearer {KEY}"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
+        assert raw.get("/playground/no-such-file.js").status_code == 404
+        assert raw.get("/health").json()["status"] == "ok"
+
+
+def test_page_asks_for_a_key_and_keeps_it(browser: Browser, pg_server: Server) -> None:
+    context = browser.new_context()
+    try:
+        record = PageRecord(context.new_page())
+        page = record.page
+        page.set_default_timeout(60_000)
+        page.goto(f"{pg_server.base_url}/")
+        assert page.url == f"{pg_server.base_url}/playground/"
+        page.wait_for_selector("#key-status.error")
+        assert page.text_content("#key-status") == "Enter an API key."
+        page.fill("#api-key", "sk-wrong")
+        page.click("#save-key")
+        expect(page.locator("#key-status")).to_contain_text("401")
+        page.fill("#api-key", KEY)
+        page.click("#save-key")
+        expect(page.locator("#key-status")).to_contain_text("models")
+        ids = page.eval_on_selector_all("#model-ids option", "options => options.map(o => o.value)")
+        assert "smollm2-135m-instruct" in ids and "gpt-4o-mini" in ids
+        page.reload()
+        page.wait_for_selector("#key-status.ok")
+        assert page.input_value("#api-key") == KEY  # kept in localStorage
+        assert record.errors == []
+        # Offline: every file and call stayed on this server.
+        assert record.urls and all(url.startswith(pg_server.base_url) for url in record.urls)
+    finally:
+        context.close()
+
+
+# Counts the distinct texts a node shows while a turn runs: more than one means the
+# answer was drawn piece by piece as the stream arrived, not once at the end.
+WATCH_TEXT = """selector => {
+  window.seenTexts = new Set();
+  const log = document.querySelector(selector);
+  new MutationObserver(() => {
+    for (const node of log.querySelectorAll('.message.assistant .text, .item .live')) {
+      if (node.textContent) window.seenTexts.add(node.textContent);
+    }
+    if (log.querySelector('.item.function_call:not(.done)')) window.sawLiveCall = true;
+  }).observe(log, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_chat_streams_its_answer_into_the_page(
+    page: PageRecord, pg_client: OpenAI, shots: Path
+) -> None:
+    tab = page.page
+    tab.click("nav button[data-view=chat]")
+    tab.fill("#chat-form input[name=temperature]", "0")
+    tab.fill("#chat-form input[name=max_completion_tokens]", "24")
+    tab.fill("#chat-form input[name=seed]", "7")
+    tab.evaluate(WATCH_TEXT, "#chat-log")
+    prompt = "Name three colours."
+    tab.fill("#chat-send textarea", prompt)
+    tab.click("#chat-send button")
+    tab.wait_for_selector("#chat-log .message.assistant .usage")
+    answer = tab.text_content("#chat-log .message.assistant .text")
+    assert tab.text_content("#chat-status") == ""
+    assert any(url.endswith("/v1/chat/completions") for url in page.event_streams)
+    assert len(tab.evaluate("[...window.seenTexts]")) > 1
+    # The page put the streamed pieces together into what a plain request answers.
+    same = pg_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt}],
+        temperature=0,
+        max_completion_tokens=24,
+        seed=7,
+    )
+    assert answer == same.choices[0].message.content
+    assert "tokens" in (tab.text_content("#chat-log .message.assistant .usage") or "")
+    shoot(tab, shots, "chat")
+
+
+def test_responses_turn_with_a_function_tool_shows_its_item(
+    page: PageRecord, pg_client: OpenAI, shots: Path
+) -> None:
+    tab = page.page
+    tab.click("nav button[data-view=responses]")
+    tab.click("button[data-tool=function]")
+    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
+    assert [tool["name"] for tool in tools] == ["get_weather"]
+    tab.select_option("#responses-form select[name=tool_choice]", "function:get_weather")
+    tab.fill("#responses-form input[name=temperature]", "0")
+    tab.fill("#responses-form input[name=max_output_tokens]", "64")
+    tab.evaluate(WATCH_TEXT, "#responses-log")
+    tab.fill("#responses-send textarea", "What is the weather in Paris?")
+    tab.click("#responses-send button")
+    call = tab.wait_for_selector("#responses-log .item.function_call.done")
+    assert call is not None
+    assert tab.evaluate("window.sawLiveCall === true")  # drawn before it was done
+    shown = call.query_selector(".call")
+    assert shown is not None
+    name, _, arguments = (shown.text_content() or "").partition("(")
+    assert name == "get_weather" and "city" in json.loads(arguments[:-1])
+    response_id = turn_response_id(tab, 1)
+    stored = pg_client.responses.retrieve(response_id)
+    assert stored.output[0].type == "function_call" and stored.status == "completed"
+    assert any(url.endswith("/v1/responses") for url in page.event_streams)
+
+    # Its output goes back on the response that made the call; the model answers in text.
+    tab.select_option("#responses-form select[name=tool_choice]", "none")
+    tab.fill("#responses-log .item.function_call .reply input", '{"temp_c": 18}')
+    tab.click("#responses-log .item.function_call .reply button")
+    tab.wait_for_selector("#responses-log .turn:nth-child(2) .item.message.done")
+    assert tab.text_content("#responses-status") == ""
+    second_id = turn_response_id(tab, 2)
+    assert pg_client.responses.retrieve(second_id).previous_response_id == response_id
+    shoot(tab, shots, "responses")
+
+    # The Stored view opens what this page made.
+    tab.click("nav button[data-view=stored]")
+    tab.click(f"#stored-responses button:text-is('{second_id}')")
+    tab.wait_for_selector("#stored-detail .item.function_call_output")
+    assert tab.text_content("#stored-detail h2") == second_id
+    shoot(tab, shots, "stored")
+
+
+def test_uploaded_file_is_listed_and_deleted(
+    page: PageRecord, pg_client: OpenAI, shots: Path
+) -> None:
+    tab = page.page
+    tab.click("nav button[data-view=files]")
+    tab.set_input_files(
+        "#file-upload input[name=file]",
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"oasis notes"}],
+    )
+    tab.click("#file-upload button[type=submit]")
+    row = tab.wait_for_selector("#files-table tbody tr:has(td:text-is('notes.txt'))")
+    assert row is not None
+    file_id = row.get_attribute("data-id")
+    assert file_id and file_id in (tab.text_content("#files-status") or "")
+    listed = pg_client.files.retrieve(file_id)
+    assert listed.filename == "notes.txt" and listed.bytes == len(b"oasis notes")
+    shoot(tab, shots, "files")
+    row.query_selector("button.danger").click()  # type: ignore[union-attr]
+    tab.wait_for_selector(f"#files-table tbody tr[data-id='{file_id}']", state="detached")
+    assert file_id not in [f.id for f in pg_client.files.list()]
+
+
+def test_playground_can_be_turned_off(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "data", config={"playground": False, "preload": []})
+    try:
+        with httpx.Client(base_url=srv.base_url, timeout=30) as raw:
+            assert raw.get("/").status_code == 404
+            assert raw.get("/playground/").status_code == 404
+            assert raw.get("/health").status_code == 200
+    finally:
+        srv.stop()
