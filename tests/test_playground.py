@@ -50,8 +50,10 @@ def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
     yield folder
     names = ", ".join(sorted(p.name for p in folder.iterdir()))
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\nplayground screenshots in {folder}: {names}")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # shown even when output is captured
+            reporter.write_line(f"\nplayground screenshots in {folder}: {names}")
 
 
 @pytest.fixture(scope="module")
