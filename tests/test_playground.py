@@ -28,9 +28,16 @@ WAIT_MS = 600_000  # a generation on a loaded 2-core machine; this bounds a hang
 
 @pytest.fixture(scope="module")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from tests.tiny_diffusion import TEXT_TO_IMAGE, image_model_configs
+
+    # A tiny, randomly initialised diffusers pipeline, aliased gpt-image-1.
+    images = image_model_configs(tmp_path_factory.mktemp("diffusers"))
     srv = start_server(
         tmp_path_factory.mktemp("oasis-playground"),
-        config={"preload": ["smollm2-135m-instruct"]},
+        config={
+            "preload": ["smollm2-135m-instruct"],
+            "models": [m for m in images if m["id"] == TEXT_TO_IMAGE],
+        },
         env={"OASIS_API_KEYS": KEY},
     )
     yield srv
@@ -62,7 +69,12 @@ def browser() -> Iterator[Browser]:
     if executable is None:
         pytest.fail("Debian's chromium is not installed: run scripts/install.sh")
     with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=executable, headless=True)
+        chromium = driver.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            # A microphone that plays a test tone, granted without a prompt.
+            args=["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+        )
         yield chromium
         chromium.close()
 
@@ -87,7 +99,9 @@ class PageRecord:
 @pytest.fixture(scope="module")
 def page(browser: Browser, pg_server: Server) -> Iterator[PageRecord]:
     """One tab on the playground with the key entered, shared by the module's tests."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["microphone"]
+    )
     record = PageRecord(context.new_page())
     record.page.set_default_timeout(WAIT_MS)
     record.page.goto(f"{pg_server.base_url}/")
@@ -101,6 +115,16 @@ def page(browser: Browser, pg_server: Server) -> Iterator[PageRecord]:
 
 def shoot(page: Page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def wait_until(page: Page, condition: str, seconds: float = 120) -> None:
+    """Polls ``condition`` (a JS expression) from the test side: Playwright's own
+    ``wait_for_function`` compiles it inside the page, which the page's policy forbids."""
+    for _ in range(int(seconds * 5)):
+        if page.evaluate(condition):
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"still false after {seconds} s: {condition}")
 
 
 def turn_response_id(page: Page, turn: int) -> str:
@@ -264,6 +288,57 @@ def test_uploaded_file_is_listed_and_deleted(
     row.query_selector("button.danger").click()  # type: ignore[union-attr]
     tab.wait_for_selector(f"#files-table tbody tr[data-id='{file_id}']", state="detached")
     assert file_id not in [f.id for f in pg_client.files.list()]
+
+
+def test_speech_plays_and_audio_is_transcribed(
+    page: PageRecord, pg_client: OpenAI, shots: Path
+) -> None:
+    tab = page.page
+    tab.click("nav button[data-view=audio]")
+    tab.fill("#speech-form textarea[name=input]", "Hello from the playground.")
+    tab.click("#speech-form button[type=submit]")
+    tab.wait_for_selector("#speech:not([hidden])")
+    assert tab.text_content("#speech-status") == ""
+    # The player holds real audio of the right length, not an error body.
+    wait_until(tab, "document.querySelector('#speech').duration > 0.5")
+    # A clip recorded from the (fake) microphone goes up in the browser's own format.
+    tab.click("#record")
+    tab.wait_for_timeout(1500)
+    tab.click("#record")
+    tab.wait_for_selector("#recording:not([hidden])")
+    expect(tab.locator("#transcribe-status")).to_contain_text("Recorded")
+    tab.click("#transcribe-form button[type=submit]")
+    expect(tab.locator("#transcript")).not_to_be_empty(timeout=WAIT_MS)
+    assert tab.text_content("#transcribe-status") == ""
+    # Spoken words come back as text.
+    speech = pg_client.audio.speech.create(
+        model="tts-1", voice="alloy", input="The weather is sunny today.", response_format="wav"
+    )
+    tab.set_input_files(
+        "#transcribe-form input[name=file]",
+        files=[{"name": "sunny.wav", "mimeType": "audio/wav", "buffer": speech.content}],
+    )
+    tab.evaluate("document.querySelector('#transcript').textContent = ''")
+    tab.click("#transcribe-form button[type=submit]")
+    expect(tab.locator("#transcript")).to_contain_text("sunny", ignore_case=True, timeout=WAIT_MS)
+    shoot(tab, shots, "audio")
+
+
+def test_images_are_generated_and_shown(page: PageRecord, shots: Path) -> None:
+    tab = page.page
+    tab.click("nav button[data-view=images]")
+    tab.fill("#image-form textarea[name=prompt]", "a lighthouse at dusk")
+    tab.select_option("#image-form select[name=size]", "256x256")
+    tab.fill("#image-form input[name=n]", "2")
+    tab.click("#image-form button[type=submit]")
+    tab.wait_for_selector("#image-results img")
+    assert tab.text_content("#image-status") == ""
+    wait_until(tab, "[...document.querySelectorAll('#image-results img')].every(i => i.complete)")
+    sizes = tab.eval_on_selector_all(
+        "#image-results img", "images => images.map(i => [i.naturalWidth, i.naturalHeight])"
+    )
+    assert sizes == [[256, 256], [256, 256]]
+    shoot(tab, shots, "images")
 
 
 def test_playground_can_be_turned_off(tmp_path: Path) -> None:

@@ -227,6 +227,13 @@ export function initResponses() {
     );
   }
   form.tools.addEventListener("input", () => refreshToolChoice(form));
+  $("#responses-new-conversation").addEventListener("click", () =>
+    guarded(statusNode, async () => {
+      const conversation = await call("POST", "conversations", { json: {} });
+      form.conversation.value = conversation.id;
+      remember("conversations", { id: conversation.id });
+    }),
+  );
   $("#responses-clear").addEventListener("click", () => {
     lastResponseId = null;
     $("#responses-log").replaceChildren();
