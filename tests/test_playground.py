@@ -9,6 +9,7 @@ under pytest's tmp dir; the path is printed at the end of the module.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +128,13 @@ def wait_until(page: Page, condition: str, seconds: float = 120) -> None:
     raise AssertionError(f"still false after {seconds} s: {condition}")
 
 
+def wait_turn_over(page: Page) -> None:
+    """Waits until the Responses turn has ended (its Send button is enabled again) and
+    checks that it ended without an error."""
+    page.wait_for_selector("#responses-send button:enabled")
+    assert page.text_content("#responses-status") == ""
+
+
 def turn_response_id(page: Page, turn: int) -> str:
     """The response id in the footer of the Responses log's ``turn``-th turn (from 1)."""
     footer = page.text_content(f"#responses-log .turn:nth-child({turn}) > .meta") or ""
@@ -180,16 +188,21 @@ def test_page_asks_for_a_key_and_keeps_it(browser: Browser, pg_server: Server) -
         context.close()
 
 
-# Counts the distinct texts a node shows while a turn runs: more than one means the
-# answer was drawn piece by piece as the stream arrived, not once at the end.
+# Records what the log shows while a turn runs: more than one distinct text means the answer
+# was drawn piece by piece as the stream arrived, not once at the end; the states are those
+# the item cards passed through (a hosted tool's "searching", say).
 WATCH_TEXT = """selector => {
   window.seenTexts = new Set();
+  window.seenStates = new Set();
   const log = document.querySelector(selector);
   new MutationObserver(() => {
     for (const node of log.querySelectorAll('.message.assistant .text, .item .live')) {
       if (node.textContent) window.seenTexts.add(node.textContent);
     }
     if (log.querySelector('.item.function_call:not(.done)')) window.sawLiveCall = true;
+    for (const state of log.querySelectorAll('.item .state')) {
+      window.seenStates.add(state.textContent);
+    }
   }).observe(log, {subtree: true, childList: true, characterData: true});
 }"""
 
@@ -240,6 +253,7 @@ def test_responses_turn_with_a_function_tool_shows_its_item(
     tab.click("#responses-send button")
     call = tab.wait_for_selector("#responses-log .item.function_call.done")
     assert call is not None
+    wait_turn_over(tab)
     assert tab.evaluate("window.sawLiveCall === true")  # drawn before it was done
     shown = call.query_selector(".call")
     assert shown is not None
@@ -255,7 +269,7 @@ def test_responses_turn_with_a_function_tool_shows_its_item(
     tab.fill("#responses-log .item.function_call .reply input", '{"temp_c": 18}')
     tab.click("#responses-log .item.function_call .reply button")
     tab.wait_for_selector("#responses-log .turn:nth-child(2) .item.message.done")
-    assert tab.text_content("#responses-status") == ""
+    wait_turn_over(tab)
     second_id = turn_response_id(tab, 2)
     assert pg_client.responses.retrieve(second_id).previous_response_id == response_id
     shoot(tab, shots, "responses")
@@ -288,6 +302,56 @@ def test_uploaded_file_is_listed_and_deleted(
     row.query_selector("button.danger").click()  # type: ignore[union-attr]
     tab.wait_for_selector(f"#files-table tbody tr[data-id='{file_id}']", state="detached")
     assert file_id not in [f.id for f in pg_client.files.list()]
+
+
+def test_file_search_over_a_vector_store_made_in_the_page(
+    page: PageRecord, pg_client: OpenAI, shots: Path
+) -> None:
+    tab = page.page
+    tab.click("nav button[data-view=files]")
+    text = b"The lighthouse keeper's cat is called Biscuit and sleeps on the lamp room stairs."
+    tab.set_input_files(
+        "#file-upload input[name=file]",
+        files=[{"name": "lighthouse.txt", "mimeType": "text/plain", "buffer": text}],
+    )
+    tab.select_option("#file-upload select[name=purpose]", "assistants")
+    tab.click("#file-upload button[type=submit]")
+    row = tab.wait_for_selector("#files-table tbody tr:has(td:text-is('lighthouse.txt'))")
+    file_id = row.get_attribute("data-id") if row else None
+    assert file_id
+
+    tab.click("nav button[data-view=vector-stores]")
+    tab.fill("#store-create input[name=name]", "library")
+    tab.fill("#store-create input[name=file_ids]", file_id)
+    tab.click("#store-create button[type=submit]")
+    # The view looks again while the file is ingested.
+    tab.wait_for_selector(f"#store-detail li:has-text('{file_id} · completed')")
+    store_id = pg_client.vector_stores.list().data[0].id
+    assert pg_client.vector_stores.retrieve(store_id).file_counts.completed == 1
+    tab.fill("#store-detail input[placeholder='search these files']", "cat name")
+    tab.click("#store-detail button:text-is('Search')")
+    expect(tab.locator("#store-detail .hit").first).to_contain_text("Biscuit")
+    shoot(tab, shots, "vector-stores")
+
+    # A hosted tool: its item shows its progress as it streams, then what it found.
+    tab.click("nav button[data-view=responses]")
+    tab.click("#responses-clear")
+    tab.fill("#responses-form textarea[name=tools]", "")
+    tab.click("button[data-tool=file_search]")  # lists the stores first
+    expect(tab.locator("#responses-form textarea[name=tools]")).to_have_value(re.compile("vs_"))
+    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
+    assert tools == [{"type": "file_search", "vector_store_ids": [store_id]}]
+    tab.select_option("#responses-form select[name=tool_choice]", "type:file_search")
+    tab.fill("#responses-form input[name=max_output_tokens]", "48")
+    tab.evaluate(WATCH_TEXT, "#responses-log")
+    tab.fill("#responses-send textarea", "What is the name of the lighthouse keeper's cat?")
+    tab.click("#responses-send button")
+    found = tab.wait_for_selector("#responses-log .item.file_search_call.done")
+    assert found is not None and "lighthouse.txt" in (found.text_content() or "")
+    tab.wait_for_selector("#responses-log .item.message.done")
+    wait_turn_over(tab)
+    assert "searching" in tab.evaluate("[...window.seenStates]")
+    shoot(tab, shots, "responses-file-search")
 
 
 def test_speech_plays_and_audio_is_transcribed(

@@ -29,9 +29,8 @@ export class ApiError extends Error {
 function url(path, query) {
   const target = new URL(path.replace(/^\//, ""), API_BASE);
   for (const [name, value] of Object.entries(query || {})) {
-    if (value !== undefined && value !== null && value !== "") {
-      target.searchParams.set(name, value);
-    }
+    if (value === undefined || value === null || value === "") continue;
+    for (const one of [].concat(value)) target.searchParams.append(name, one);
   }
   return target;
 }

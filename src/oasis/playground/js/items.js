@@ -2,6 +2,13 @@
 // stream events arrive and redrawn from the final item when it is done.
 import { h, fill, jsonBlock } from "./dom.js";
 
+/** The `include` values that show what hosted tools found (left out unless asked for). */
+export const TOOL_RESULTS = [
+  "web_search_call.action.sources",
+  "file_search_call.results",
+  "code_interpreter_call.outputs",
+];
+
 function partText(part) {
   if (part.type === "refusal") return `[refusal] ${part.refusal}`;
   if (part.type === "input_image") return `[image ${part.image_url || part.file_id || ""}]`;
@@ -51,7 +58,12 @@ function body(item, actions) {
     case "web_search_call": {
       const action = item.action || {};
       const what = action.query || action.url || action.pattern || "";
-      return h("div", { class: "call" }, `${action.type || "search"}: ${what}`);
+      return [
+        h("div", { class: "call" }, `${action.type || "search"}: ${what}`),
+        action.sources
+          ? h("ul", {}, action.sources.map((source) => h("li", {}, source.url || source.name || source.type)))
+          : null,
+      ];
     }
     case "file_search_call":
       return [

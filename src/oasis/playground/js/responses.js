@@ -3,7 +3,7 @@
 import { call, listAll, stream } from "./api.js";
 import { $, compact, guarded, h, numberOf, status } from "./dom.js";
 import { remember } from "./history.js";
-import { ItemCard } from "./items.js";
+import { ItemCard, TOOL_RESULTS } from "./items.js";
 
 const TERMINAL = new Set(["completed", "incomplete", "failed", "cancelled"]);
 
@@ -87,6 +87,7 @@ function requestBody(form, input, previous) {
     tools: tools.length ? tools : undefined,
     tool_choice: toolChoice(form.tool_choice.value),
     store: form.store.checked,
+    include: form.tool_results.checked ? TOOL_RESULTS : undefined,
     background: form.background.checked || undefined,
     conversation: conversation || undefined,
     // A conversation carries the history itself (the API refuses both).

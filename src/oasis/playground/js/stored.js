@@ -2,7 +2,7 @@
 import { call, listAll } from "./api.js";
 import { $, fill, guarded, h, jsonBlock, when } from "./dom.js";
 import { forget, recall, remember } from "./history.js";
-import { itemCards } from "./items.js";
+import { itemCards, TOOL_RESULTS } from "./items.js";
 
 const statusNode = () => $("#stored-status");
 
@@ -31,8 +31,9 @@ function deleteButton(label, work) {
 
 async function openResponse(id) {
   await guarded(statusNode(), async () => {
-    const response = await call("GET", `responses/${id}`);
-    const inputs = await listAll(`responses/${id}/input_items`, { order: "asc" });
+    const include = TOOL_RESULTS;
+    const response = await call("GET", `responses/${id}`, { query: { include } });
+    const inputs = await listAll(`responses/${id}/input_items`, { order: "asc", include });
     fill(
       $("#stored-detail"),
       h("h2", {}, response.id),
@@ -58,7 +59,7 @@ async function openResponse(id) {
 async function openConversation(id) {
   await guarded(statusNode(), async () => {
     const conversation = await call("GET", `conversations/${id}`);
-    const items = await listAll(`conversations/${id}/items`, { order: "asc" });
+    const items = await listAll(`conversations/${id}/items`, { order: "asc", include: TOOL_RESULTS });
     remember("conversations", { id });
     refreshLists();
     fill(

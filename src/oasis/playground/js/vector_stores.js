@@ -72,10 +72,17 @@ function addFileForm(id) {
   );
 }
 
+let shownStore = null; // the store whose detail is on screen
+
 async function open(id) {
+  shownStore = id;
   await guarded(statusNode(), async () => {
     const store = await call("GET", `vector_stores/${id}`);
     const files = await listAll(`vector_stores/${id}/files`, { limit: 100 });
+    if (files.some((file) => file.status === "in_progress")) {
+      // Ingestion runs in the background: look again until it is done.
+      setTimeout(() => shownStore === id && open(id), 1000);
+    }
     fill(
       $("#store-detail"),
       h("h2", {}, store.name || store.id),
@@ -115,6 +122,7 @@ async function open(id) {
           onclick: () =>
             guarded(statusNode(), async () => {
               await call("DELETE", `vector_stores/${id}`);
+              shownStore = null;
               fill($("#store-detail"));
               await refresh();
             }),
