@@ -46,6 +46,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install build-essential cmake
 fi
 
+# Debian's chromium for the browser tests of the playground: Playwright drives it through
+# executable_path and never downloads a browser of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        step "Installing Debian's chromium (browser tests)"
+        apt_install chromium
+    else
+        echo "    No chromium and no apt-get: the playground's browser tests will fail." >&2
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     step "Creating $VENV"
     "$PYTHON" -m venv "$VENV"

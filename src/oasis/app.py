@@ -24,6 +24,7 @@ from oasis.api import (
     images,
     metrics,
     models,
+    playground,
     responses,
     uploads,
     usage,
@@ -250,6 +251,8 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    if settings.playground:
+        playground.install(app)
     # Added last = outermost: metrics and access logs, then request ids, then the body
     # deadline (so every read of the body is timed), then auth (so no body is read for an
     # unauthenticated client), then the body limit, then the disconnect watch.

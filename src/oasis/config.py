@@ -190,6 +190,9 @@ class Settings(BaseModel):
     # pages on an intranet). Off: such URLs in a request are refused.
     allow_private_urls: bool = False
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
+    # The playground: a web page at ``/`` for trying the API with a key (static files, no
+    # API of its own). Off: ``/`` and ``/playground/`` are 404s.
+    playground: bool = True
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
@@ -251,6 +254,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "OASIS_PARALLEL": "parallel",
         "OASIS_THREADS": "threads",
         "OASIS_ALLOW_PRIVATE_URLS": "allow_private_urls",
+        "OASIS_PLAYGROUND": "playground",
     }
     for env, key in env_map.items():
         if os.environ.get(env):
