@@ -46,6 +46,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install build-essential cmake
 fi
 
+# Debian's chromium: the headless browser the browser tests drive through Playwright, which
+# cannot download browsers of its own here.
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        step "Installing Debian chromium (for the browser tests)"
+        apt_install chromium
+    else
+        echo "    No chromium and no apt-get: the browser tests will be skipped." >&2
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     step "Creating $VENV"
     "$PYTHON" -m venv "$VENV"

@@ -29,15 +29,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 WIDTH, HEIGHT = 640, 480
-TOOL = {
+TOOL: Any = {
     "type": "computer_use_preview",
     "display_width": WIDTH,
     "display_height": HEIGHT,
     "environment": "browser",
 }
-FORCED = {"type": "computer_use_preview"}
+FORCED: Any = {"type": "computer_use_preview"}
 TASK = "Click the Sign up button, then type your name into the name box."
-STEPS = 3
+STEPS = 2
+# Room for the longest action the grammar allows (a `type` of 200 characters).
+BUDGET = 400
+# The closing answer's budget: it may stop short (``incomplete``); its shape is the point.
+ANSWER = 32
 PAGE = b"""<!doctype html><html><head><title>Sign up</title><style>
 body { margin: 0; font: 16px sans-serif; height: 2000px }
 #go { position: absolute; left: 40px; top: 40px; width: 560px; height: 160px; font-size: 32px }
@@ -170,20 +174,28 @@ def _page_text(page: Any) -> dict[str, Any]:
 
 
 def _create(client: OpenAI, **body: Any) -> Any:
+    if body.get("tool_choice") == "none":
+        body.setdefault("max_output_tokens", ANSWER)
     return client.responses.create(
         model=MODEL,
-        tools=[TOOL],  # type: ignore[list-item]
+        tools=[TOOL],
         temperature=0,
-        max_output_tokens=128,
-        **body,
+        **{"max_output_tokens": BUDGET, **body},
     )
+
+
+def _answered(response: Any) -> None:
+    """The client let the model answer: the response is one message."""
+    assert response.status in {"completed", "incomplete"}
+    assert [item.type for item in response.output] == ["message"]
+    assert response.output_text.strip()
 
 
 def _call(response: Any) -> ResponseComputerToolCall:
     assert response.status == "completed"
     calls = [item for item in response.output if item.type == "computer_call"]
     assert len(calls) == 1 and response.output[-1] is calls[0], response.output
-    call = calls[0]
+    call: ResponseComputerToolCall = calls[0]
     assert call.status == "completed" and call.id.startswith("cu_")
     assert call.call_id and isinstance(call.pending_safety_checks, list)
     return call
@@ -197,13 +209,23 @@ def _output(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any)
     return output
 
 
+def _step(client: OpenAI, toolset: ComputerToolset, page: Any, previous: Any) -> Any:
+    """The next (forced) action, once the client has performed ``previous``'s call."""
+    return _create(
+        client,
+        previous_response_id=previous.id,
+        input=[_output(toolset, _call(previous), page)],
+        tool_choice=FORCED,
+    )
+
+
 @pytest.mark.slow
 def test_the_model_drives_a_real_browser(client: OpenAI, page: Any) -> None:
     toolset = ComputerToolset(PlaywrightComputer(page))
     response = _create(
         client,
         input=[{"role": "user", "content": TASK}, _page_text(page)],
-        tool_choice=FORCED,  # type: ignore[arg-type]
+        tool_choice=FORCED,
     )
     performed: list[str] = []
     for step in range(STEPS + 1):
@@ -224,9 +246,7 @@ def test_the_model_drives_a_real_browser(client: OpenAI, page: Any) -> None:
             tool_choice="none" if last else FORCED,
         )
     assert len(performed) == STEPS, performed
-    assert response.status == "completed"
-    assert [item.type for item in response.output] == ["message"]
-    assert response.output_text.strip()
+    _answered(response)
 
     # The chain holds every call and every screenshot sent back, stored whole.
     listed = client.responses.input_items.list(
@@ -248,16 +268,14 @@ def test_the_model_drives_a_real_browser(client: OpenAI, page: Any) -> None:
 
 
 @pytest.mark.slow
-def test_a_computer_call_streams_as_one_item(
-    client: OpenAI, http: httpx.Client, page: Any
-) -> None:
+def test_a_computer_call_streams_as_one_item(client: OpenAI, http: httpx.Client, page: Any) -> None:
     body = {
         "model": MODEL,
         "input": [{"role": "user", "content": TASK}, _page_text(page)],
         "tools": [TOOL],
         "tool_choice": FORCED,
         "temperature": 0,
-        "max_output_tokens": 128,
+        "max_output_tokens": BUDGET,
         "stream": True,
     }
     response = http.post("/v1/responses", json=body)
@@ -285,10 +303,10 @@ def test_a_computer_call_streams_as_one_item(
     with client.responses.stream(
         model=MODEL,
         input=TASK,
-        tools=[TOOL],  # type: ignore[list-item]
-        tool_choice=FORCED,  # type: ignore[arg-type]
+        tools=[TOOL],
+        tool_choice=FORCED,
         temperature=0,
-        max_output_tokens=128,
+        max_output_tokens=BUDGET,
     ) as stream:
         final = stream.get_final_response()
     _call(final)
@@ -314,23 +332,12 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
         assert answer.json()["error"]["param"] == "input[0].call_id"
 
     # Still on the site the run started on: no check.
-    second = _create(
-        client,
-        previous_response_id=first.id,
-        input=[_output(toolset, call, page)],
-        tool_choice=FORCED,
-    )
-    call = _call(second)
-    assert call.pending_safety_checks == []
+    second = _step(client, toolset, page, first)
+    assert _call(second).pending_safety_checks == []
 
     # The browser moved to another site: the next call waits for the user's approval.
     page.goto(site.replace("127.0.0.1", "localhost"))
-    third = _create(
-        client,
-        previous_response_id=second.id,
-        input=[_output(toolset, call, page)],
-        tool_choice=FORCED,
-    )
+    third = _step(client, toolset, page, second)
     call = _call(third)
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain" and "localhost" in (check.message or "")
@@ -349,10 +356,7 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     )
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
-    fourth = _create(
-        client, previous_response_id=third.id, input=[answered], tool_choice="none"
-    )
-    assert [item.type for item in fourth.output] == ["message"]
+    _answered(_create(client, previous_response_id=third.id, input=[answered], tool_choice="none"))
 
 
 @pytest.mark.slow
@@ -365,14 +369,13 @@ def test_a_stateless_client_replays_the_whole_history(client: OpenAI, page: Any)
     call = _call(response)
     history += [item.to_dict() for item in response.output]
     history.append(_output(toolset, call, page))
-    final = _create(client, input=history, tool_choice="none", store=False)
-    assert [item.type for item in final.output] == ["message"]
+    _answered(_create(client, input=history, tool_choice="none", store=False))
 
 
 def test_stored_calls_read_as_the_models_own_calls_and_their_results() -> None:
     """How a later turn shows the model its earlier actions: its call of ``computer``,
     then what the client reported."""
-    items = [
+    items: list[dict[str, Any]] = [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": TASK}]},
         {
             "type": "computer_call",

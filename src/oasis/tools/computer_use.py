@@ -59,9 +59,10 @@ MAX_SCROLL = 2000
 # Keys a keypress may name, spelled as OpenAI's computer-use models spell them; besides
 # these, any single printable character.
 NAMED_KEYS = (
-    "ENTER ESC TAB SPACE BACKSPACE DELETE HOME END PAGEUP PAGEDOWN ARROWUP ARROWDOWN "
-    "ARROWLEFT ARROWRIGHT CTRL ALT SHIFT CMD"
-).split()
+    *("ENTER", "ESC", "TAB", "SPACE", "BACKSPACE", "DELETE", "HOME", "END"),
+    *("PAGEUP", "PAGEDOWN", "ARROWUP", "ARROWDOWN", "ARROWLEFT", "ARROWRIGHT"),
+    *("CTRL", "ALT", "SHIFT", "CMD"),
+)
 KEY_PATTERN = "^(?:[!-~]|" + "|".join(NAMED_KEYS) + ")$"
 
 
