@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from openai import ComputerToolset, OpenAI
 from openai.types.responses import ResponseComputerToolCall
 
 from oasis.responses.items import to_conversation
+from oasis.tools.computer_use import Display, parse_action
 from oasis.tools.registry import replay_item
 from tests.responses_helpers import MODEL, check_order, sse_events
 
@@ -400,6 +402,22 @@ def test_stored_calls_read_as_the_models_own_calls_and_their_results() -> None:
     assert '"x": 5' in call.arguments
     assert messages[2].tool_call_id == "call_1"
     assert "http://example.test/" in messages[2].content
+
+
+def test_an_action_off_the_screen_or_of_no_known_kind_is_refused() -> None:
+    """What a model that ignores the grammar (a remote engine's) would be told."""
+    display = Display(WIDTH, HEIGHT, "browser")
+    move = {"type": "move", "x": WIDTH - 1, "y": 0}
+    assert parse_action(json.dumps({"action": move}), display) == move
+    for bad in (
+        {"action": {**move, "x": WIDTH}},
+        {"action": {"type": "drag", "path": [{"x": 1, "y": 1}, {"x": 1, "y": HEIGHT}]}},
+        {"action": {"type": "teleport"}},
+        {"action": {"type": "click", "x": 1, "y": 1}},
+        {},
+    ):
+        with pytest.raises(ValueError):
+            parse_action(json.dumps(bad), display)
 
 
 def test_a_bad_tool_is_a_400_naming_its_field(http: httpx.Client) -> None:
