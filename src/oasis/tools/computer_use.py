@@ -17,7 +17,8 @@ sends as input messages, and from the page URL a browser client reports
 
 Safety checks: when the page a browser client reports moves to another site than the one
 the run started on, the next call carries a pending ``irrelevant_domain`` check, which the
-client must acknowledge in its ``computer_call_output`` (a 400 otherwise).
+client must acknowledge in its ``computer_call_output`` (a 400 otherwise); once the user
+has acknowledged it, later calls on that site carry none.
 """
 
 from __future__ import annotations
@@ -162,21 +163,33 @@ def _site(url: Any) -> str | None:
 
 def safety_checks(history: Sequence[Item]) -> list[Item]:
     """The pending checks of the next call: ``irrelevant_domain`` when the page the client
-    last reported is on another site than the first page it reported."""
-    sites = [
-        site
-        for item in history
-        if item.get("type") == "computer_call_output"
-        and (site := _site((item.get("output") or {}).get("current_url")))
-    ]
-    if len(sites) < 2 or sites[-1] == sites[0]:
+    last reported is on another site than the first page it reported, unless the user
+    already acknowledged a check raised for that site."""
+    first: str | None = None
+    current: str | None = None
+    raised: dict[str, str] = {}  # check id -> the site it was raised for
+    trusted: set[str] = set()
+    for item in history:
+        if item.get("type") == "computer_call":
+            for check in item.get("pending_safety_checks") or []:
+                if check.get("code") == "irrelevant_domain" and current is not None:
+                    raised[str(check.get("id"))] = current
+        elif item.get("type") == "computer_call_output":
+            for check in item.get("acknowledged_safety_checks") or []:
+                if str(check.get("id")) in raised:
+                    trusted.add(raised[str(check.get("id"))])
+            site = _site((item.get("output") or {}).get("current_url"))
+            if site is not None:
+                first = first or site
+                current = site
+    if current is None or current == first or current in trusted:
         return []
     return [
         {
             "id": new_id("cu_sc"),
             "code": "irrelevant_domain",
             "message": (
-                f"The browser is on {sites[-1]}, not on {sites[0]} where this task started. "
+                f"The browser is on {current}, not on {first} where this task started. "
                 "Check that the next action belongs to the task before performing it."
             ),
         }
