@@ -163,7 +163,9 @@ class ToolKind(Protocol):
 
     @property
     def server_side(self) -> bool:
-        """True when the server runs its calls (hosted); False when the client does."""
+        """True when the loop hands its calls to :meth:`run` (hosted tools, and client-run
+        tools with an item of their own, such as ``computer_call``, whose run ends with
+        :class:`AwaitingClient`); False when a call is a plain ``function_call`` item."""
         ...
 
     @property
