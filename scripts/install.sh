@@ -46,14 +46,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install build-essential cmake
 fi
 
-# Debian's chromium for the browser tests of the playground: Playwright drives it through
-# executable_path and never downloads a browser of its own.
+# Debian's chromium: the headless browser the browser tests drive through Playwright, which
+# cannot download browsers of its own here.
 if ! command -v chromium >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
-        step "Installing Debian's chromium (browser tests)"
+        step "Installing Debian chromium (for the browser tests)"
         apt_install chromium
     else
-        echo "    No chromium and no apt-get: the playground's browser tests will fail." >&2
+        echo "    No chromium and no apt-get: the browser tests (playground, computer use) cannot run." >&2
     fi
 fi
 

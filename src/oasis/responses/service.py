@@ -746,7 +746,8 @@ def _usage_entry(turn: Turn) -> UsageEntry:
         item
         for item in turn.builder.output
         if str(item.get("type", "")).endswith("_call")
-        and item.get("type") not in {"function_call", "custom_tool_call"}
+        # Calls the client runs are not the server's tool calls.
+        and item.get("type") not in {"function_call", "custom_tool_call", "computer_call"}
     ]
     return UsageEntry(
         "completions",
