@@ -29,6 +29,7 @@ _BUILTIN: dict[str, str] = {
         "oasis.tools.web_search:TOOL",
     ),
     "mcp": "oasis.tools.mcp:TOOL",
+    "code_interpreter": "oasis.tools.code_interpreter:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}
 _by_item: dict[str, ToolKind | None] = {}  # output item type -> the kind that made it
