@@ -61,7 +61,6 @@ def test_bad_tools_are_400_naming_the_field(
             "display_height": 8,
             "environment": "browser",
         },
-        {"type": "code_interpreter", "container": {"type": "auto"}},
         {"type": "image_generation"},
         {"type": "custom", "name": "grep"},
     ],

@@ -107,7 +107,12 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         file_bytes=config.max_file_bytes,
         output_chars=config.max_output_chars,
     )
-    return Sandboxes(limits, max_kernels=config.max_kernels, idle_seconds=config.idle_seconds)
+    return Sandboxes(
+        limits,
+        max_kernels=config.max_kernels,
+        idle_seconds=config.idle_seconds,
+        bwrap=config.bwrap,
+    )
 
 
 def create_app(

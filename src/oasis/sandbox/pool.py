@@ -29,9 +29,15 @@ class Sandboxes:
     """Live kernels by container id."""
 
     def __init__(
-        self, limits: Limits | None = None, *, max_kernels: int = 8, idle_seconds: float = 600
+        self,
+        limits: Limits | None = None,
+        *,
+        max_kernels: int = 8,
+        idle_seconds: float = 600,
+        bwrap: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        self.configured_bwrap = bwrap
         self.max_kernels = max_kernels
         self.idle_seconds = idle_seconds
         self.unavailable: str | None = "the sandbox has not been checked yet"
@@ -42,7 +48,7 @@ class Sandboxes:
     async def probe(self) -> bool:
         """Check that a sandbox can be made here; log and keep the reason when not."""
         try:
-            self._bwrap = find_bwrap()
+            self._bwrap = find_bwrap(self.configured_bwrap)
             with tempfile.TemporaryDirectory(prefix="oasis-probe-") as work:
                 kernel = Kernel(self._bwrap, Path(work), self.limits)
                 try:
