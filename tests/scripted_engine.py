@@ -4,7 +4,8 @@ the ``scripted`` engine as a third-party engine would.
 
 Its one rule: when the ``python`` function (the code_interpreter tool) is offered and the
 last message is the user's, it calls ``python`` with the user's text as the code; after a
-tool result it answers ``Result: <the result>``; otherwise it answers ``ok``. So a test
+tool result it answers ``Result: <the result>``; otherwise it answers ``ok`` followed by
+the results of earlier calls it was shown (stored items replayed on a later turn). So a test
 sends the exact code it wants the sandbox to run, through the real server and SDK.
 """
 
@@ -57,7 +58,11 @@ class ScriptedBackend:
             arguments = json.dumps({"code": last.content})
             call = ToolCall(new_id("call"), "python", arguments)
             return ScriptedPrompt(text, len(text.split()), 100_000, call=call)
-        answer = f"Result: {last.content}" if last.role == "tool" else "ok"
+        seen = [m.content for m in conversation.messages if m.role == "tool"]
+        if last.role == "tool":
+            answer = f"Result: {last.content}"
+        else:  # what it read of earlier calls (replayed from stored items)
+            answer = "ok" + (f"; earlier results: {' / '.join(seen)}" if seen else "")
         return ScriptedPrompt(text, len(text.split()), 100_000, answer=answer)
 
     async def prepare_text(self, prompt: str | list[int], *, param: str) -> Prompt:
