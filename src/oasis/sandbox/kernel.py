@@ -53,8 +53,11 @@ class KernelError(RuntimeError):
 class Kernel:
     """A stateful Python kernel in its own sandbox, for one container's ``workdir``."""
 
-    def __init__(self, bwrap: str, workdir: Path, limits: Limits) -> None:
+    def __init__(
+        self, bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None
+    ) -> None:
         self.bwrap = bwrap
+        self.fonts = fonts
         self.workdir = workdir
         self.limits = limits
         self._process: asyncio.subprocess.Process | None = None
@@ -68,7 +71,7 @@ class Kernel:
 
     async def start(self) -> None:
         """Start the kernel and wait until it is ready for code."""
-        argv = command(self.bwrap, self.workdir, self.limits)
+        argv = command(self.bwrap, self.workdir, self.limits, self.fonts)
         self._group = PidsGroup(secrets.token_hex(6), self.limits.processes)
         self._process = await asyncio.create_subprocess_exec(
             *argv,

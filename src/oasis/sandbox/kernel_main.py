@@ -31,6 +31,18 @@ from typing import Any
 WORKDIR = "/mnt/data"
 
 
+def _seed_font_cache() -> None:
+    """Copy the prebuilt matplotlib font list (when the host bound one) into MPLCONFIGDIR."""
+    source = "/opt/oasis/matplotlib"
+    target = os.environ.get("MPLCONFIGDIR")
+    if target and os.path.isdir(source):
+        import contextlib
+        import shutil
+
+        with contextlib.suppress(OSError):  # else matplotlib builds its own, slower
+            shutil.copytree(source, target, dirs_exist_ok=True)
+
+
 def _apply_limits(limits: dict[str, int]) -> None:
     for name, value in limits.items():
         which = getattr(resource, name)
@@ -127,6 +139,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # stray writes to descriptor 1 go where stderr goes (the host drops it)
+    _seed_font_cache()
     _apply_limits(limits)
     os.chdir(WORKDIR)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}

@@ -24,6 +24,7 @@ from pathlib import Path
 KERNEL = Path(__file__).with_name("kernel_main.py")
 KERNEL_INSIDE = "/opt/oasis/kernel_main.py"
 WORKDIR = "/mnt/data"
+FONTS_INSIDE = "/opt/oasis/matplotlib"
 _SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
 
 
@@ -95,7 +96,14 @@ def runtime_paths() -> list[str]:
     return paths
 
 
-def command(bwrap: str, workdir: Path, limits: Limits) -> list[str]:
+def font_cache_dir() -> Path:
+    """Where matplotlib's font list for kernels is built once per machine (matplotlib
+    otherwise rebuilds it in every fresh kernel, which takes seconds)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "oasis" / "matplotlib"
+
+
+def command(bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None) -> list[str]:
     """The full command line of one kernel for the container whose files are ``workdir``."""
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     for path in _SYSTEM:
@@ -105,6 +113,8 @@ def command(bwrap: str, workdir: Path, limits: Limits) -> list[str]:
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     argv += ["--bind", str(workdir), WORKDIR, "--ro-bind", str(KERNEL), KERNEL_INSIDE]
+    if fonts is not None:  # copied to the writable MPLCONFIGDIR when the kernel starts
+        argv += ["--ro-bind", str(fonts), FONTS_INSIDE]
     argv += ["--chdir", WORKDIR, "--hostname", "sandbox", "--clearenv"]
     env = {
         "HOME": "/tmp",

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from oasis.sandbox.kernel import Execution, Kernel, KernelError
-from oasis.sandbox.launcher import Limits, SandboxUnavailable, find_bwrap
+from oasis.sandbox.launcher import Limits, SandboxUnavailable, find_bwrap, font_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class Sandboxes:
         self._bwrap: str | None = None
         self._kernels: dict[str, tuple[Kernel, float]] = {}
         self._lock = asyncio.Lock()
+        self.fonts: Path | None = None  # matplotlib's font list, once built
+        self._fonts_task: asyncio.Task[None] | None = None
 
     async def probe(self) -> bool:
         """Check that a sandbox can be made here; log and keep the reason when not."""
@@ -63,7 +66,38 @@ class Sandboxes:
             return False
         self.unavailable = None
         log.info("code_interpreter: sandbox ready (bubblewrap at %s)", self._bwrap)
+        self._fonts_task = asyncio.create_task(self._build_font_cache())
         return True
+
+    async def warmed(self) -> None:
+        """Wait for the background work of :meth:`probe` (the font cache) to end."""
+        if self._fonts_task is not None:
+            await self._fonts_task
+
+    async def _build_font_cache(self) -> None:
+        """Build matplotlib's font list once per machine, in the background (on the host:
+        only matplotlib's own code runs), for every later kernel to start from."""
+        target = font_cache_dir()
+        if any(target.glob("fontlist-*.json")):
+            self.fonts = target
+            return
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-c",
+                "import matplotlib; matplotlib.use('Agg'); import matplotlib.font_manager",
+                env={"MPLCONFIGDIR": str(target), "HOME": str(target), "PATH": "/usr/bin:/bin"},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await process.wait()
+        except OSError as exc:
+            log.debug("no matplotlib font cache for kernels: %s", exc)
+            return
+        if any(target.glob("fontlist-*.json")):
+            self.fonts = target
 
     async def execute(
         self, container_id: str, workdir: Path, code: str, *, memory_bytes: int
@@ -76,7 +110,7 @@ class Sandboxes:
             if entry is None:
                 await self._make_room()
                 limits = replace(self.limits, memory_bytes=memory_bytes)
-                kernel = Kernel(self._bwrap, workdir, limits)
+                kernel = Kernel(self._bwrap, workdir, limits, self.fonts)
             else:
                 kernel = entry[0]
             self._kernels[container_id] = (kernel, time.monotonic())
@@ -100,6 +134,8 @@ class Sandboxes:
 
     async def close(self) -> None:
         """Stop every kernel (server shutdown)."""
+        if self._fonts_task is not None:
+            self._fonts_task.cancel()
         for cid in list(self._kernels):
             await self.discard(cid)
 
