@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,7 +33,7 @@ from openai.types.containers import FileRetrieveResponse
 from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from oasis.ids import new_id
 from oasis.sandbox import MEMORY_LIMITS, Execution, Sandboxes
-from oasis.services import container_dirs as dirs
+from oasis.sandbox import workdir as dirs
 from oasis.services.files import FilesService
 from oasis.store.containers import ContainerRepository, StoredContainer, StoredContainerFile
 from oasis.wire.containers import ContainerCreateRequest, ContainerFileList, ContainerList
@@ -117,13 +117,7 @@ class ContainerService:
                 "Skills are not supported by this server.", param=f"{param}skills"
             )
         file_ids = list(body.file_ids or [])
-        for index, file_id in enumerate(file_ids):  # every id checked before anything is made
-            try:
-                await self.files.get(owner, file_id)
-            except NotFoundError:
-                raise NotFoundError(
-                    f"No such File object: {file_id}", param=f"{param}file_ids[{index}]"
-                ) from None
+        await self.check_files(owner, file_ids, param=f"{param}file_ids")
         now = int(time.time())
         minutes = body.expires_after.minutes if body.expires_after else DEFAULT_MINUTES
         stored = StoredContainer(
@@ -144,6 +138,17 @@ class ContainerService:
             await self._remove(owner, stored.id)
             raise
         return container_object(stored)
+
+    async def check_files(self, owner: str, file_ids: Sequence[str], *, param: str) -> None:
+        """Every id is one of the owner's Files: else a 404 naming ``param[i]`` (checked
+        before anything is made)."""
+        for index, file_id in enumerate(file_ids):
+            try:
+                await self.files.get(owner, file_id)
+            except NotFoundError:
+                raise NotFoundError(
+                    f"No such File object: {file_id}", param=f"{param}[{index}]"
+                ) from None
 
     async def get(self, owner: str, container_id: str) -> ContainerRetrieveResponse:
         return container_object(await self._stored(owner, container_id))
@@ -249,12 +254,15 @@ class ContainerService:
             return read()
 
         stored = await self._write(container_id, filename, chunks())
+        await self.repo.touch(container_id, int(time.time()))
         return file_object(stored)
 
     async def add_file(self, owner: str, container_id: str, file_id: str) -> FileRetrieveResponse:
         """Copy one of the owner's Files into the container."""
         await self._stored(owner, container_id)
-        return file_object(await self._copy_file(owner, container_id, file_id))
+        stored = await self._copy_file(owner, container_id, file_id)
+        await self.repo.touch(container_id, int(time.time()))
+        return file_object(stored)
 
     async def list_files(
         self, owner: str, container_id: str, *, after: str | None, order: str, limit: int

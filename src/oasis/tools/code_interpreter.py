@@ -23,13 +23,14 @@ import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from oasis.core.conversation import FunctionTool
-from oasis.errors import InvalidRequestError, NotFoundError, OasisError
+from oasis.errors import InvalidRequestError, OasisError
 from oasis.ids import new_id
 from oasis.sandbox import MEMORY_LIMITS, Sandboxes, SandboxUnavailable
-from oasis.services import container_dirs
+from oasis.sandbox.workdir import open_file
 from oasis.tools.base import (
     Cite,
     ConfiguredTool,
@@ -104,13 +105,7 @@ class CodeInterpreterKind:
             where = f"tools[{tool.index}].container"
             if choice.container_id is not None:
                 await service.ensure(owner, choice.container_id, param=where)
-            for i, file_id in enumerate(choice.file_ids):
-                try:
-                    await service.files.get(owner, file_id)
-                except NotFoundError:
-                    raise NotFoundError(
-                        f"No such File object: {file_id}", param=f"{where}.file_ids[{i}]"
-                    ) from None
+            await service.check_files(owner, choice.file_ids, param=f"{where}.file_ids")
 
     async def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         code = _code(call.arguments)
@@ -151,9 +146,9 @@ class CodeInterpreterKind:
         outputs: list[Item] = []
         if result.logs:
             outputs.append({"type": "logs", "logs": result.logs})
-        workdir = service.workdir(item["container_id"])
+        root = service.workdir(item["container_id"])
         for path in result.images:
-            url = _image_url(workdir, path)
+            url = _image_url(root, path)
             if url is not None:
                 outputs.append({"type": "image", "url": url})
         yield ItemProgress("response.code_interpreter_call.completed", item_status="completed")
@@ -286,9 +281,9 @@ def _code(arguments: str) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _image_url(workdir: Any, path: str) -> str | None:
+def _image_url(root: Path, path: str) -> str | None:
     """A figure the kernel saved, as a PNG data URL (None when it is gone or too large)."""
-    opened = container_dirs.open_file(workdir, path)
+    opened = open_file(root, path)
     if opened is None:
         return None
     handle, size = opened
