@@ -253,6 +253,11 @@ batch_lines = Table(
     Column("done", Boolean, nullable=False),
     Column("failed", Boolean, nullable=False),
     Column("result", JSON, nullable=True),
+    # Version 9: the line's token counts, summed into the batch's `usage`.
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cached_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
     Index("ix_batch_lines_done", "batch_id", "done", "line"),
 )
 
@@ -337,7 +342,7 @@ for _ddl, _dialect in ((CHUNKS_FTS_SQLITE, "sqlite"), (CHUNKS_TSV_POSTGRESQL, "p
         DDL(_ddl).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
     )
 
-# Containers (schema version 9): the sandboxes of code_interpreter. A container expires
+# Containers (schema version 10): the sandboxes of code_interpreter. A container expires
 # ``expires_minutes`` after ``last_active_at``; its files' bytes live in its working
 # directory under the data dir (the sandbox sees them at /mnt/data).
 containers = Table(
