@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
 
+from oasis.errors import NotFoundError
+from oasis.owners import OwnerIds
+from oasis.sandbox import Sandboxes
+from oasis.services.containers import ContainerService
+from oasis.services.files import FilesService
+from oasis.store import Store
+from oasis.store.blobs import BlobStore
+from oasis.store.containers import StoredContainer
+from oasis.store.db import open_database
+from oasis.wire.containers import ContainerCreateRequest
 from tests.conftest import SANDBOX_KEYS
 from tests.server import Server
 
@@ -136,3 +149,36 @@ def test_a_file_request_needs_bytes_or_a_file_id(raw: httpx.Client, box_client: 
     )
     assert too_big.status_code == 413, too_big.text
     assert box_client.containers.files.list(box.id).data == []  # nothing half-written stays
+
+
+def test_an_idle_container_expires_and_the_sweep_removes_it(tmp_path: Path) -> None:
+    """In process, on the real database and services: a container last used longer ago than
+    its ``expires_after`` is invisible at once, and the housekeeping sweep removes its row,
+    its directory and its kernel."""
+
+    async def run() -> None:
+        owner_ids = OwnerIds(tmp_path)
+        owner_ids.open()
+        engine = await open_database(None, tmp_path, owner_ids)
+        try:
+            store = Store(engine)
+            files = FilesService(store.files, BlobStore(tmp_path / "blobs"), max_file_bytes=1024)
+            service = ContainerService(
+                store.containers, files, Sandboxes(), tmp_path / "containers", max_file_bytes=1024
+            )
+            live = await service.create("owner", ContainerCreateRequest(name="live"))
+            old = int(time.time()) - 3600
+            stale = StoredContainer("cntr_stale", "stale", old, old, 1, "1g")
+            await store.containers.insert("owner", stale)
+            service.workdir(stale.id).mkdir(parents=True)
+            with pytest.raises(NotFoundError):
+                await service.get("owner", stale.id)
+            assert [c.id for c in (await service.list_containers("owner")).data] == [live.id]
+            assert await service.sweep() == 1
+            assert not service.workdir(stale.id).exists()
+            assert await store.containers.all_ids() == {live.id}
+            assert (await service.get("owner", live.id)).id == live.id
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
