@@ -90,6 +90,15 @@ def test_the_runtime_is_read_only(box_client: OpenAI, box: str) -> None:
     assert "WROTE" not in logs and logs.count("refused") == 2
 
 
+def test_the_code_is_nobody_without_capabilities(box_client: OpenAI, box: str) -> None:
+    code = (
+        "import os\n"
+        "print(os.getuid(), os.getgid())\n"
+        "print([l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1])"
+    )
+    assert _logs(box_client, box, code) == "65534 65534\n0000000000000000\n"
+
+
 def test_no_network(box_client: OpenAI, box: str, sandbox_server: Server) -> None:
     code = (
         "import socket\n"

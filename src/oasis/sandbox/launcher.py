@@ -2,8 +2,9 @@
 
 The sandbox is bubblewrap with every namespace unshared (user, PID, network, IPC, UTS,
 cgroup), so it has no network at all, sees its own process tree only, and dies with the
-server. Its file system is built from nothing: the Python runtime (the interpreter's
-prefixes, which hold numpy and matplotlib) and the system libraries are bound read-only,
+server; inside it the code runs as ``nobody`` with no capabilities. Its file system is
+built from nothing: the Python runtime (the interpreter's prefixes, which hold numpy and
+matplotlib) and the system libraries are bound read-only,
 ``/tmp`` is a small private tmpfs, and the container's working directory is the one
 writable place, at ``/mnt/data`` (where OpenAI's containers keep their files). The
 kernel lowers its own resource limits before it runs any code (CPU time, address space,
@@ -25,6 +26,7 @@ KERNEL = Path(__file__).with_name("kernel_main.py")
 KERNEL_INSIDE = "/opt/oasis/kernel_main.py"
 WORKDIR = "/mnt/data"
 FONTS_INSIDE = "/opt/oasis/matplotlib"
+SANDBOX_UID = 65534
 _SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
 
 
@@ -106,6 +108,8 @@ def font_cache_dir() -> Path:
 def command(bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None) -> list[str]:
     """The full command line of one kernel for the container whose files are ``workdir``."""
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    # Inside, the code is "nobody", not root (outside, it keeps the server's user).
+    argv += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     for path in _SYSTEM:
         argv += ["--ro-bind-try", path, path]
     for path in runtime_paths():

@@ -29,7 +29,7 @@ from typing import Any
 from oasis.core.conversation import FunctionTool
 from oasis.errors import InvalidRequestError, OasisError
 from oasis.ids import new_id
-from oasis.sandbox import MEMORY_LIMITS, Sandboxes, SandboxUnavailable
+from oasis.sandbox import MEMORY_LIMITS, KernelError, Sandboxes, SandboxUnavailable
 from oasis.sandbox.workdir import open_file
 from oasis.tools.base import (
     Cite,
@@ -137,7 +137,7 @@ class CodeInterpreterKind:
         if problem is None:
             try:
                 result, written = await service.run(context.owner, item["container_id"], code)
-            except (OasisError, SandboxUnavailable) as exc:
+            except (OasisError, SandboxUnavailable, KernelError) as exc:
                 problem = getattr(exc, "message", None) or str(exc)
         if problem is not None:
             yield ItemDone({**item, "status": "failed", "code": code, "outputs": []})
