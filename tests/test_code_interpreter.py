@@ -31,6 +31,12 @@ def raw(sandbox_server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(autouse=True)
+def _needs_the_sandbox(request: pytest.FixtureRequest) -> None:
+    if request.node.name != "test_without_a_sandbox_the_tool_is_refused":
+        request.getfixturevalue("sandbox_ready")
+
+
 def _run(client: OpenAI, code: str, tool: dict[str, Any] = AUTO, **extra: Any) -> Any:
     return client.responses.create(model=SCRIPTED, input=code, tools=[tool], **extra)
 

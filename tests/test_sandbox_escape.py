@@ -45,6 +45,9 @@ def _logs(client: OpenAI, container: str, code: str) -> str:
     return "".join(o.logs for o in call.outputs or [] if o.type == "logs")
 
 
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
+
 @pytest.fixture(autouse=True)
 def _server_stays_healthy(sandbox_server: Server, box_client: OpenAI, box: str) -> Iterator[None]:
     yield
