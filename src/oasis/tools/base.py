@@ -197,6 +197,14 @@ class PreparingKind(ToolKind, Protocol):
         refuses is a 400 naming its field); any kind may define this."""
         ...
 
+    async def check_access(
+        self, tools: Sequence[ConfiguredTool], owner: str, services: Mapping[str, Any]
+    ) -> None:
+        """Checks against the caller's own resources, before the response starts (a
+        container that is not ``owner``'s is a 400 naming its field; ``services`` as in
+        :class:`ToolContext`); any kind may define this."""
+        ...
+
     def prepare(
         self, tools: Sequence[ConfiguredTool], context: ToolContext, choice: Item | None
     ) -> AsyncIterator[PrepareEvent]:

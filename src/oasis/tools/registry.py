@@ -30,6 +30,7 @@ _BUILTIN: dict[str, str] = {
     ),
     "mcp": "oasis.tools.mcp:TOOL",
     "computer_use_preview": "oasis.tools.computer_use:TOOL",
+    "code_interpreter": "oasis.tools.code_interpreter:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}
 _by_item: dict[str, ToolKind | None] = {}  # output item type -> the kind that made it
