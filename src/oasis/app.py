@@ -16,6 +16,7 @@ from oasis.api import (
     audio,
     batches,
     chat,
+    chat_completions_store,
     completions,
     conversations,
     embeddings,
@@ -55,6 +56,7 @@ from oasis.services.batch_runner import BatchRunner
 from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.chat_search import ChatSearch
+from oasis.services.chat_store import StoredChatCompletions
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
@@ -143,7 +145,8 @@ def create_app(
         )
         urls = UrlPolicy(allow_private=settings.allow_private_urls)
         http = create_http_client(http_transport, urls)
-        app.state.chat = ChatService(core, ChatSearch(http, urls))
+        app.state.stored_chat = StoredChatCompletions(store.chat_completions)
+        app.state.chat = ChatService(core, ChatSearch(http, urls), app.state.stored_chat)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
@@ -231,6 +234,7 @@ def create_app(
         health,
         models,
         chat,
+        chat_completions_store,
         completions,
         responses,
         conversations,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.batches import BatchRepository
+from oasis.store.chat_completions import ChatCompletionRepository, StoredChatCompletion
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
@@ -24,6 +25,7 @@ from oasis.store.vector_stores import VectorStoreRepository
 
 __all__ = [
     "BatchRepository",
+    "ChatCompletionRepository",
     "ConversationRepository",
     "EventLogRepository",
     "FileRepository",
@@ -34,6 +36,7 @@ __all__ = [
     "RateWindowRepository",
     "ResponseRepository",
     "Store",
+    "StoredChatCompletion",
     "StoredConversation",
     "StoredFile",
     "StoredResponse",
@@ -59,6 +62,7 @@ class Store:
         self.uploads = UploadRepository(engine)
         self.batches = BatchRepository(engine)
         self.vector_stores = VectorStoreRepository(engine)
+        self.chat_completions = ChatCompletionRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -436,6 +436,38 @@ def _v6_vector_stores(conn: Connection) -> None:
         )
 
 
+# Schema version 10 as released: stored chat completions and their request messages.
+_V10 = MetaData()
+Table(
+    "chat_completions",
+    _V10,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_chat_completions_owner", "owner", "pk"),
+)
+Table(
+    "chat_completion_messages",
+    _V10,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("completion_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_chat_completion_messages_completion", "completion_id", "position"),
+)
+
+
+def _v10_chat_completions(conn: Connection) -> None:
+    """Stored Chat Completions (``store: true``) and the messages each was asked with."""
+    _V10.create_all(conn)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_conversation_positions,
@@ -445,6 +477,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _v6_vector_stores,
     _v7_keys_usage_limits,
     _v8_batches,
+    _v10_chat_completions,
 ]
 
 
