@@ -5,6 +5,7 @@ retrieves, updates and deletes it; each key sees only its own; a restart loses n
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +33,13 @@ class World:
         self.server = self._start()
 
     def _start(self) -> Server:
+        # OASIS_TEST_DATABASE_URL=postgresql://… runs these tests on PostgreSQL instead.
+        url = os.environ.get("OASIS_TEST_DATABASE_URL")
         return start_server(
             self.data_dir,
             config={"preload": [MODEL]},
             env={"OASIS_API_KEYS": ",".join(KEYS)},
+            args=["--database-url", url] if url else [],
         )
 
     def sdk(self, key: str = KEYS[0]) -> OpenAI:
@@ -209,6 +213,15 @@ def test_list_filters_by_model_and_metadata_and_pages(sdk: OpenAI) -> None:
     assert [c.id for c in newest.data] == made[::-1]
 
     assert [c.id for c in sdk.chat.completions.list(metadata=tag, model=MODEL).data] == made
+
+
+def test_metadata_keys_with_quotes_and_accents_filter(sdk: OpenAI) -> None:
+    # SQLite's JSON paths miss such keys (they are stored escaped); the filter must not.
+    tag = _tag()
+    odd = {**tag, 'naïve "key" \\ [0].x': "é"}
+    wanted = _create(sdk, odd).id
+    _create(sdk, tag)
+    assert [c.id for c in sdk.chat.completions.list(metadata=odd).data] == [wanted]
     assert sdk.chat.completions.list(metadata=tag, model="another-model").data == []
 
 

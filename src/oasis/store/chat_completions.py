@@ -1,7 +1,9 @@
 """Stored chat completions, per owner: the completion, its metadata and its request messages.
 
-``metadata`` filters compare one JSON member as text, which SQLAlchemy spells for both
-SQLite (``json_extract``) and PostgreSQL (``->>``), so a filtered page is still one query.
+A ``metadata`` filter is part of the page's one query: on PostgreSQL each pair compares
+``metadata ->> key``; on SQLite it looks the pair up in ``json_each(metadata)``, because
+SQLite before 3.45 matches a JSON path against keys as they are stored, escapes and all, so
+a key holding a quote, a backslash or a non-ASCII letter would never match by path.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.pagination import Page, fetch_page
@@ -93,7 +95,7 @@ class ChatCompletionRepository:
         if model is not None:
             where = and_(where, completions.c.model == model)
         for key, value in metadata.items():
-            where = and_(where, completions.c.metadata[key].as_string() == value)
+            where = and_(where, self._has_pair(key, value))
         async with self.engine.connect() as conn:
             page = await fetch_page(
                 conn,
@@ -106,6 +108,14 @@ class ChatCompletionRepository:
                 limit=limit,
             )
         return Page([StoredChatCompletion(r.body, r.metadata) for r in page.data], page.has_more)
+
+    def _has_pair(self, key: str, value: str) -> ColumnElement[bool]:
+        """The completion's metadata maps ``key`` to ``value``."""
+        if self.engine.dialect.name == "sqlite":
+            pairs = func.json_each(completions.c.metadata).table_valued("key", "value")
+            return exists().where(and_(pairs.c.key == key, pairs.c.value == value))
+        member: ColumnElement[str] = completions.c.metadata[key].as_string()
+        return member == value
 
     async def set_metadata(
         self, owner: str, completion_id: str, metadata: dict[str, str]
