@@ -6,21 +6,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
 
 from oasis.api.deps import OwnerDep, StoredChatDep
+from oasis.api.files import json_body
 from oasis.errors import InvalidRequestError
-from oasis.wire.base import dump, form_fields
+from oasis.wire.base import form_fields
 from oasis.wire.chat_store import ChatCompletionUpdateRequest
 
 router = APIRouter(tags=["chat"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
-
-
-def _json(model: BaseModel) -> Response:
-    return Response(dump(model), media_type="application/json")
 
 
 async def get_metadata_filter(request: Request) -> dict[str, str]:
@@ -51,28 +47,28 @@ async def list_chat_completions(
     page = await stored.list(
         owner, model=model, metadata=metadata, after=after, order=order, limit=limit
     )
-    return _json(page)
+    return json_body(page)
 
 
 @router.get("/v1/chat/completions/{completion_id}", response_model=None)
 async def retrieve_chat_completion(
     completion_id: str, stored: StoredChatDep, owner: OwnerDep
 ) -> Response:
-    return _json(await stored.get(owner, completion_id))
+    return json_body(await stored.get(owner, completion_id))
 
 
 @router.post("/v1/chat/completions/{completion_id}", response_model=None)
 async def update_chat_completion(
     completion_id: str, body: ChatCompletionUpdateRequest, stored: StoredChatDep, owner: OwnerDep
 ) -> Response:
-    return _json(await stored.update(owner, completion_id, body.metadata))
+    return json_body(await stored.update(owner, completion_id, body.metadata))
 
 
 @router.delete("/v1/chat/completions/{completion_id}", response_model=None)
 async def delete_chat_completion(
     completion_id: str, stored: StoredChatDep, owner: OwnerDep
 ) -> Response:
-    return _json(await stored.delete(owner, completion_id))
+    return json_body(await stored.delete(owner, completion_id))
 
 
 @router.get("/v1/chat/completions/{completion_id}/messages", response_model=None)
@@ -85,4 +81,4 @@ async def list_chat_completion_messages(
     order: Order = "asc",
 ) -> Response:
     page = await stored.messages(owner, completion_id, after=after, order=order, limit=limit)
-    return _json(page)
+    return json_body(page)
