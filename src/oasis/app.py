@@ -176,16 +176,20 @@ def create_app(
             [file_service.sweep, upload_service.sweep],
             once=[file_service.discard_orphans, upload_service.discard_orphans],
         )
+        pictures = blobs.section("images")
+        adopt_legacy_directory(settings.data_dir / "images", pictures)
+        app.state.images = ImagesService(manager, ImageFileStore(pictures))
         dispatch = BatchDispatch(
-            app.state.chat, app.state.completions, app.state.embeddings, app.state.responses
+            app.state.chat,
+            app.state.completions,
+            app.state.embeddings,
+            app.state.responses,
+            app.state.images,
         )
         runner = BatchRunner(
             store.batches, file_service, dispatch, concurrency=settings.batch_concurrency
         )
         app.state.batches = BatchesService(store.batches, file_service, runner)
-        pictures = blobs.section("images")
-        adopt_legacy_directory(settings.data_dir / "images", pictures)
-        app.state.images = ImagesService(manager, ImageFileStore(pictures))
         meters.watch(
             "oasis_background_jobs",
             "Background responses and batches this process is running.",

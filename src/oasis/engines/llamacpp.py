@@ -26,6 +26,7 @@ from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.cpu import CpuShare
+from oasis.engines.fanout import fan_out
 from oasis.engines.local_chat import LocalChatBackend
 from oasis.engines.scheduler import SharedPrompt, Slot, SlotPool, StepScheduler, common_prefix
 from oasis.engines.worker import Job, ModelWorker
@@ -181,7 +182,36 @@ class LlamaCppEngine:
     def generate_many(
         self, runs: Sequence[tuple[list[int], SamplingParams]]
     ) -> list[AsyncIterator[GeneratedToken]]:
-        """Queue every run now, as one request; up to ``parallel`` runs decode together."""
+        """Queue every run now, as one request; up to ``parallel`` runs decode together.
+
+        Greedy runs that repeat an earlier run (the choices of one prompt at temperature
+        0) are decoded once and share its tokens: they would be the same text anyway.
+        """
+        unique: list[tuple[list[int], SamplingParams]] = []
+        first_of: list[int] = []  # for each run, the unique run it reads
+        for prompt, params in runs:
+            same = next(
+                (
+                    i
+                    for i, (p, q) in enumerate(unique)
+                    if params.temperature <= 0.0 and q == params and p == prompt
+                ),
+                None,
+            )
+            if same is None:
+                same = len(unique)
+                unique.append((prompt, params))
+            first_of.append(same)
+        streams = self._queue_runs(unique)
+        readers: list[list[AsyncIterator[GeneratedToken]]] = [
+            fan_out(stream, first_of.count(i)) if first_of.count(i) > 1 else [stream]
+            for i, stream in enumerate(streams)
+        ]
+        return [readers[i].pop(0) for i in first_of]
+
+    def _queue_runs(
+        self, runs: Sequence[tuple[list[int], SamplingParams]]
+    ) -> list[AsyncIterator[GeneratedToken]]:
         share = SharedPrompt() if len(runs) > 1 else None
 
         def job_for(prompt: list[int], params: SamplingParams) -> Job[GeneratedToken]:

@@ -253,6 +253,11 @@ batch_lines = Table(
     Column("done", Boolean, nullable=False),
     Column("failed", Boolean, nullable=False),
     Column("result", JSON, nullable=True),
+    # Version 9: the line's token counts, summed into the batch's `usage`.
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cached_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
     Index("ix_batch_lines_done", "batch_id", "done", "line"),
 )
 
