@@ -19,6 +19,8 @@ from openai.types.chat import ChatCompletion
 
 from tests.responses_helpers import MODEL
 from tests.server import Server, sdk_for, start_server
+from tests.test_batches import create as create_batch
+from tests.test_batches import lines_of, upload, wait
 
 KEYS = ("sk-chat-store-a", "sk-chat-store-b")
 QUESTION = "What is 2+2? Answer with a number only."
@@ -293,6 +295,29 @@ def test_mistakes_are_4xx_naming_the_param(
         answer = raw.request(method, path, **kwargs)
     assert answer.status_code in {400, 404}, answer.text
     assert answer.json()["error"]["param"] == param
+
+
+def test_a_batch_line_with_store_is_kept_for_the_batchs_key(world: World, sdk: OpenAI) -> None:
+    tag = _tag()
+    line = {
+        "custom_id": "kept",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            **SHORT,
+            "messages": [{"role": "user", "content": QUESTION}],
+            "store": True,
+            "metadata": tag,
+        },
+    }
+    batch = create_batch(sdk, upload(sdk, [line]))
+    done = wait(sdk, batch.id)
+    assert done.status == "completed", done
+    answer = lines_of(sdk, done.output_file_id)[0]["response"]["body"]
+    listed = sdk.chat.completions.list(metadata=tag).data
+    assert [c.id for c in listed] == [answer["id"]]
+    with world.sdk(KEYS[1]) as other:
+        assert other.chat.completions.list(metadata=tag).data == []
 
 
 def test_stored_completions_survive_a_restart(world: World, sdk: OpenAI) -> None:
