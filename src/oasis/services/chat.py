@@ -233,6 +233,8 @@ class ChatService:
             raise InvalidRequestError(
                 "`top_logprobs` requires `logprobs` to be true.", param="top_logprobs"
             )
+        if request.store and self.stored is None:
+            raise UnsupportedError("This server does not store chat completions.", param="store")
         conversation = to_conversation(request)
         sources: Sources | None = None
         if request.web_search_options is not None:
@@ -328,6 +330,7 @@ class ChatService:
         )
         if fold is not None:
             fold.usage = final
+            # ``_plan`` refused ``store`` where there is nowhere to keep it.
             if plan.keep and self.stored is not None:
                 completion = fold.result(_service_tier(plan.request))
                 await self.stored.keep(plan.owner, plan.request, completion)
