@@ -21,6 +21,7 @@ from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.chat_store import StoredChatCompletions
 from oasis.services.completions import CompletionService
+from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
@@ -87,4 +88,5 @@ MetricsDep = Annotated[Metrics, Depends(_app_state("metrics", Metrics))]
 VectorStoresDep = Annotated[
     VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))
 ]
+ContainersDep = Annotated[ContainerService, Depends(_app_state("containers", ContainerService))]
 OwnerDep = Annotated[str, Depends(get_owner)]

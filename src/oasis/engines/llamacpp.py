@@ -24,6 +24,7 @@ import numpy as np
 
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
+from oasis.core.harmony import speaks_harmony
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.cpu import CpuShare
 from oasis.engines.fanout import fan_out
@@ -96,6 +97,9 @@ class LlamaCppEngine:
         self.bos_token = self._token_text(self._model.token_bos())
         self.eos_token = self._token_text(self._model.token_eos())
         self._pieces: dict[int, bytes] = {}
+        # gpt-oss marks its channels with control tokens; their text is what the harmony
+        # parser reads, so a harmony model's pieces keep them (others drop them).
+        self._special_pieces = speaks_harmony(self.chat_template or "")
         self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
@@ -142,14 +146,17 @@ class LlamaCppEngine:
         return str(self._model.token_get_text(token))
 
     def piece(self, token: int) -> bytes:
-        """The raw bytes of one token (control tokens give ``b""``), cached per id."""
+        """The raw bytes of one token, cached per id (control tokens give ``b""``, except
+        for a harmony model, whose markers are read)."""
         cached = self._pieces.get(token)
         if cached is not None:
             return cached
         size = 64
         while True:
             buf = ctypes.create_string_buffer(size)
-            n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            n = self._llama_cpp.llama_token_to_piece(
+                self._vocab, token, buf, size, 0, self._special_pieces
+            )
             if n >= 0:
                 break
             size = -n  # a negative result is the size the piece needs

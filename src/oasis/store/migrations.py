@@ -449,11 +449,46 @@ def _v6_vector_stores(conn: Connection) -> None:
         )
 
 
-# Schema version 10 as released: stored chat completions and their request messages.
+# Schema version 10 as released: containers and their files.
 _V10 = MetaData()
 Table(
-    "chat_completions",
+    "containers",
     _V10,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("last_active_at", Integer, nullable=False),
+    Column("expires_minutes", Integer, nullable=False),
+    Column("memory_limit", String(8), nullable=False),
+    Index("ix_containers_owner", "owner", "pk"),
+    Index("ix_containers_active", "last_active_at"),
+)
+Table(
+    "container_files",
+    _V10,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("container_id", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Index("ux_container_files_path", "container_id", "path", unique=True),
+)
+
+
+def _v10_containers(conn: Connection) -> None:
+    """The Containers API: containers (owned, expiring when idle) and their files."""
+    _V10.create_all(conn)
+
+
+# Schema version 11 as released: stored chat completions and their request messages.
+_V11 = MetaData()
+Table(
+    "chat_completions",
+    _V11,
     Column("pk", Integer, primary_key=True, autoincrement=True),
     Column("id", String(64), nullable=False, unique=True),
     Column("owner", String(128), nullable=False),
@@ -465,7 +500,7 @@ Table(
 )
 Table(
     "chat_completion_messages",
-    _V10,
+    _V11,
     Column("pk", Integer, primary_key=True, autoincrement=True),
     Column("completion_id", String(64), nullable=False),
     Column("owner", String(128), nullable=False),
@@ -476,9 +511,9 @@ Table(
 )
 
 
-def _v10_chat_completions(conn: Connection) -> None:
+def _v11_chat_completions(conn: Connection) -> None:
     """Stored Chat Completions (``store: true``) and the messages each was asked with."""
-    _V10.create_all(conn)
+    _V11.create_all(conn)
 
 
 STEPS: list[Callable[[Connection], None]] = [
@@ -491,7 +526,8 @@ STEPS: list[Callable[[Connection], None]] = [
     _v7_keys_usage_limits,
     _v8_batches,
     _v9_batch_line_usage,
-    _v10_chat_completions,
+    _v10_containers,
+    _v11_chat_completions,
 ]
 
 
