@@ -29,7 +29,9 @@ from oasis.limits import Limiter
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset(
+    {"/health", "/health/live", "/health/ready", "/healthz", "/readyz", "/metrics"}
+)
 ADMIN_PREFIX = "/v1/organization/"
 # Image URLs carry their own credential (a random name), like OpenAI's signed URLs, so a
 # browser can show them without an API key.
