@@ -32,7 +32,7 @@ SECRET = "replicas-share-this-owner-secret"
 LEASE_SECONDS = "2"
 LONG = {
     "input": "Write a very long story about a lighthouse keeper and the sea.",
-    "max_output_tokens": 400,
+    "max_output_tokens": 400,  # longer than any test waits: jobs end by cancel or kill
 }
 
 
@@ -178,7 +178,7 @@ def test_a_cancel_through_another_replica_stops_the_job(replicas: Replicas) -> N
 
 
 def test_a_background_stream_resumes_on_the_other_replica(replicas: Replicas) -> None:
-    body = {"model": MODEL, "background": True, "stream": True, **LONG}
+    body = {"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 120}
     with _api(replicas.servers[0]) as a, _api(replicas.servers[1]) as b:
         seen = _read_events(a, body, 4)  # then hang up while the job goes on
         response_id = seen[0]["response"]["id"]

@@ -51,6 +51,8 @@ _CHOICE_TYPES = frozenset(get_args(ToolChoiceTypes.model_fields["type"].annotati
 FLUSH_SECONDS = 0.25
 # How often a follower on another replica than the job's reads the event log for more.
 FOLLOW_POLL_SECONDS = 0.1
+# How long such a follower waits for the terminal event of a job whose row is final.
+TERMINAL_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -659,8 +661,14 @@ class ResponsesService:
         self, stored: StoredResponse, logged: list[Event]
     ) -> AsyncIterator[Event]:
         """The events of a job that another replica runs, read from the durable log as its
-        holder writes them, until its end (a terminal event, or a final or deleted row)."""
+        holder writes them, until its end: a terminal event, or a final or deleted row.
+
+        The holder stores the final row just before it logs the terminal event, so a
+        final row whose terminal event is not logged yet is read again for a while (a
+        cancelled one has none; a holder that died just then never logs it).
+        """
         last = -1
+        grace = asyncio.get_running_loop().time() + TERMINAL_GRACE_SECONDS
         while True:
             for event in logged:
                 yield event
@@ -668,7 +676,13 @@ class ResponsesService:
                 if event[1] in TERMINAL_EVENTS:
                     return
             row = await self.store.responses.get(stored.owner, stored.id)
-            ended = row is None or row.status in FINAL_STATUSES
+            if row is None or row.status == "cancelled":
+                ended = True
+            elif row.status in FINAL_STATUSES:
+                ended = asyncio.get_running_loop().time() > grace
+            else:
+                ended = False
+                grace = asyncio.get_running_loop().time() + TERMINAL_GRACE_SECONDS
             if not ended:
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
             logged = await self.store.events.after(stored.id, last)
