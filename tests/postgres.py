@@ -82,7 +82,11 @@ class Cluster:
         return out.stdout.strip()
 
     def stop(self) -> None:
-        self.run("pg_ctl", "-D", str(self.directory / "data"), "-m", "immediate", "stop")
+        """Stop the cluster and remove its files."""
+        try:
+            self.run("pg_ctl", "-D", str(self.directory / "data"), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def start_cluster() -> Cluster:
@@ -116,4 +120,3 @@ def postgres() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
-        shutil.rmtree(cluster.directory, ignore_errors=True)
