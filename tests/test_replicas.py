@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 KEY = "sk-replicas"
 SECRET = "replicas-share-this-owner-secret"
 # Short leases, so a dead replica's jobs are taken over within seconds.
-LEASE_SECONDS = "2"
+LEASE_SECONDS = "4"
 LONG = {
     "input": "Write a very long story about a lighthouse keeper and the sea.",
     "max_output_tokens": 400,  # longer than any test waits: jobs end by cancel or kill

@@ -64,7 +64,8 @@ class EventLog:
             await self._changed.wait()
 
 
-StopReason = Literal["cancel", "shutdown"]
+# "lost": another replica took the job over (this one's lease lapsed while it stalled).
+StopReason = Literal["cancel", "shutdown", "lost"]
 LEASE = "response"  # the lease kind of a background response
 INTERRUPTED = "The server stopped before this response finished."
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
@@ -131,8 +132,8 @@ class BackgroundJobs:
         adopted it (``lost``): either way its task stops; whoever ends it first wins."""
         job = self._jobs.get(response_id)
         if job is not None:
-            job.stop("cancel")
-        else:
+            job.stop("lost" if lost else "cancel")
+        elif not lost:
             self._stopped_early.add(response_id)
 
     @property

@@ -30,7 +30,15 @@ from oasis.responses import compaction
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.include import shown_all
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
-from oasis.responses.jobs import FINAL_STATUSES, LEASE, BackgroundJobs, Event, EventLog, Job
+from oasis.responses.jobs import (
+    FINAL_STATUSES,
+    INTERRUPTED,
+    LEASE,
+    BackgroundJobs,
+    Event,
+    EventLog,
+    Job,
+)
 from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.leases import Leases
@@ -552,13 +560,17 @@ class ResponsesService:
         async def start() -> None:
             # Leased before it is stored, so no other replica ever finds it unclaimed.
             await self.jobs.leases.claim(LEASE, turn.builder.id)
-            await self.store.responses.insert(
-                turn.owner,
-                turn.builder.snapshot(),
-                inputs=turn.context,
-                stream=turn.stream,
-                request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
-            )
+            try:
+                await self.store.responses.insert(
+                    turn.owner,
+                    turn.builder.snapshot(),
+                    inputs=turn.context,
+                    stream=turn.stream,
+                    request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
+                )
+            except BaseException:
+                await self.jobs.leases.release(LEASE, turn.builder.id)
+                raise
             if turn.stream:
                 await self.jobs.flush(turn.builder.id, events)
             self.jobs.start(turn.builder.id, events, lambda job: self._run_background(turn, job))
@@ -616,6 +628,8 @@ class ResponsesService:
             if job.stop_reason == "cancel":
                 builder.cancel()
                 await end([])
+            elif job.stop_reason == "lost":
+                await end(builder.fail(INTERRUPTED))
             else:
                 await end(builder.fail("The server shut down before this response finished."))
         except Exception:
