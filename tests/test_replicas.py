@@ -173,12 +173,27 @@ def test_a_cancel_through_another_replica_stops_the_job(replicas: Replicas) -> N
         assert cancelled.json()["status"] == "cancelled"
         body = a.get(f"/responses/{response_id}").json()
         assert body["status"] == "cancelled"
-        time.sleep(1.5)  # the job on A has stopped: nothing rewrites the row
+        # The job on A has stopped (it is not running on, unseen), and nothing rewrites
+        # the row.
+        deadline = time.monotonic() + 3  # (it lets its lease go just after its last write)
+        while _background_jobs(replicas.servers[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _background_jobs(replicas.servers[0]) == 0
+        time.sleep(1.5)
         assert a.get(f"/responses/{response_id}").json() == body
 
 
+def _background_jobs(server: Server) -> float:
+    """The background responses ``server`` is running, from its /metrics."""
+    text = httpx.get(f"{server.base_url}/metrics").text
+    for line in text.splitlines():
+        if line.startswith('oasis_background_jobs{kind="responses"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no oasis_background_jobs in /metrics")
+
+
 def test_a_background_stream_resumes_on_the_other_replica(replicas: Replicas) -> None:
-    body = {"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 120}
+    body = {"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 64}
     with _api(replicas.servers[0]) as a, _api(replicas.servers[1]) as b:
         seen = _read_events(a, body, 4)  # then hang up while the job goes on
         response_id = seen[0]["response"]["id"]
