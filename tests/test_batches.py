@@ -9,6 +9,8 @@ with its finished lines kept; live requests are served ahead of batch lines.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import sqlite3
 import time
@@ -19,9 +21,10 @@ from typing import Any
 import openai
 import pytest
 from openai import OpenAI
-from openai.types import Batch, CreateEmbeddingResponse
+from openai.types import Batch, CreateEmbeddingResponse, ImagesResponse
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
+from PIL import Image as PILImage
 
 from tests.server import Server, start_server
 
@@ -140,6 +143,12 @@ def test_mixed_chat_batch_completes_with_output_and_error_files(client: OpenAI) 
         assert line["response"]["request_id"].startswith("req_")
         completion = ChatCompletion.model_validate(line["response"]["body"])
         assert completion.object == "chat.completion"
+    # The batch's usage is the sum of its lines' own (failed lines used no tokens).
+    usages = [ChatCompletion.model_validate(line["response"]["body"]).usage for line in output]
+    assert done.usage is not None
+    assert done.usage.input_tokens == sum(u.prompt_tokens for u in usages if u) > 0
+    assert done.usage.output_tokens == sum(u.completion_tokens for u in usages if u) > 0
+    assert done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens
 
     errors = {line["custom_id"]: line for line in lines_of(client, done.error_file_id)}
     assert set(errors) == {"no-messages", "hot"}
@@ -166,6 +175,10 @@ def test_embeddings_batch(client: OpenAI) -> None:
     assert done.status == "completed" and done.error_file_id is None
     output = lines_of(client, done.output_file_id)
     assert sorted(line["custom_id"] for line in output) == ["e0", "e1", "e2"]
+    assert done.usage is not None and done.usage.output_tokens == 0
+    assert done.usage.input_tokens == sum(
+        line["response"]["body"]["usage"]["prompt_tokens"] for line in output
+    )
     direct = client.embeddings.create(
         model="text-embedding-3-small", input=texts[0], encoding_format="float"
     )
@@ -195,6 +208,45 @@ def test_responses_batch(client: OpenAI) -> None:
         response = Response.model_validate(line["response"]["body"])
         # Stored like any response made over HTTP, under the batch's key.
         assert client.responses.retrieve(response.id).id == response.id
+
+
+def test_image_batches_answer_inline_pictures(client: OpenAI, image_models: dict[str, str]) -> None:
+    def line(custom_id: str, url: str, **body: Any) -> dict[str, Any]:
+        body = {"model": image_models[body.pop("kind")], "prompt": "a red boat", **body}
+        return {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
+
+    generations = "/v1/images/generations"
+    lines = [
+        line("g0", generations, kind="text_to_image"),
+        line("g1", generations, kind="text_to_image", output_format="jpeg"),
+        line("link", generations, kind="text_to_image", response_format="url"),
+    ]
+    done = wait(client, create(client, upload(client, lines), endpoint=generations).id)
+    assert done.status == "completed"
+    output = {line["custom_id"]: line for line in lines_of(client, done.output_file_id)}
+    assert sorted(output) == ["g0", "g1"]
+    for custom_id, magic in (("g0", b"\x89PNG"), ("g1", b"\xff\xd8")):
+        result = ImagesResponse.model_validate(output[custom_id]["response"]["body"])
+        assert result.data is not None and result.data[0].b64_json is not None
+        assert base64.b64decode(result.data[0].b64_json).startswith(magic)
+    (failed,) = lines_of(client, done.error_file_id)
+    assert failed["custom_id"] == "link" and failed["response"]["status_code"] == 400
+    assert failed["response"]["body"]["error"]["param"] == "response_format"
+
+    picture = "data:image/png;base64," + base64.b64encode(_png((64, 64))).decode()
+    edits = "/v1/images/edits"
+    edit = line("e0", edits, kind="inpainting", images=[{"image_url": picture}])
+    done = wait(client, create(client, upload(client, [edit]), endpoint=edits).id)
+    assert done.status == "completed", done.errors
+    (edited,) = lines_of(client, done.output_file_id)
+    result = ImagesResponse.model_validate(edited["response"]["body"])
+    assert result.data is not None and result.data[0].b64_json
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_cancel_mid_run_keeps_finished_lines(client: OpenAI) -> None:

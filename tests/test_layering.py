@@ -16,6 +16,7 @@ FORBIDDEN = {
     "retrieval": ("engines", "services", "api", "wire", "responses", "tools", "store"),
     "tools": ("services", "api", "responses"),
     "search": ("services", "api", "wire", "responses", "tools"),
+    "sandbox": ("services", "api", "wire", "responses", "tools", "store", "engines"),
 }
 
 

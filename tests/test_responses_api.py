@@ -298,14 +298,14 @@ def test_truncation(client: OpenAI, http: httpx.Client) -> None:
             "input[0].content[0].text",
         ),
         ({"model": MODEL, "input": [{"type": "bogus_item"}]}, "input[0].type"),
-        # A hosted tool not served yet; web search without an engine names the entry.
+        # A container the key does not have; web search without an engine names the entry.
         (
             {
                 "model": MODEL,
                 "input": "hi",
                 "tools": [{"type": "code_interpreter", "container": "c"}],
             },
-            "tools[0].type",
+            "tools[0].container",
         ),
         ({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0]"),
         (

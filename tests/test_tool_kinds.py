@@ -55,13 +55,6 @@ def test_bad_tools_are_400_naming_the_field(
 @pytest.mark.parametrize(
     "tool",
     [
-        {
-            "type": "computer_use_preview",
-            "display_width": 8,
-            "display_height": 8,
-            "environment": "browser",
-        },
-        {"type": "code_interpreter", "container": {"type": "auto"}},
         {"type": "image_generation"},
         {"type": "custom", "name": "grep"},
     ],

@@ -117,6 +117,13 @@ def test_store_objects_are_exact(client: OpenAI, corpus: tuple[str, dict[str, st
     assert client.vector_stores.files.list(store_id, filter="failed").data == []
     paged = [f.id for f in client.vector_stores.files.list(store_id, limit=1, order="asc")]
     assert paged == list(ids.values())
+    # `before` pages back towards the start, each page still in the order asked for.
+    order = list(ids.values())
+    for sort, expected in (("asc", order[:-1]), ("desc", order[:0:-1])):
+        anchor = order[-1] if sort == "asc" else order[0]
+        back = client.vector_stores.files.list(store_id, before=anchor, order=sort, limit=2)
+        assert [f.id for f in back.data] == expected[-2:]
+        assert back.has_more == (len(expected) > 2)
     content = client.vector_stores.files.content(ids["saturn.html"], vector_store_id=store_id)
     assert "sixth planet" in content.data[0].text  # type: ignore[operator]
 

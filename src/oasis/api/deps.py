@@ -20,6 +20,7 @@ from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
+from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
@@ -83,4 +84,5 @@ MetricsDep = Annotated[Metrics, Depends(_app_state("metrics", Metrics))]
 VectorStoresDep = Annotated[
     VectorStoreService, Depends(_app_state("vector_stores", VectorStoreService))
 ]
+ContainersDep = Annotated[ContainerService, Depends(_app_state("containers", ContainerService))]
 OwnerDep = Annotated[str, Depends(get_owner)]

@@ -48,8 +48,11 @@ async def list_stores(
     limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
+    before: str | None = None,
 ) -> Response:
-    return _json(await service.list_stores(owner, order=order, after=after, limit=limit))
+    return _json(
+        await service.list_stores(owner, order=order, after=after, limit=limit, before=before)
+    )
 
 
 @router.get("/v1/vector_stores/{store_id}", response_model=None)
@@ -95,11 +98,12 @@ async def list_files(
     limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
+    before: str | None = None,
     filter: FileStatus | None = None,  # noqa: A002 - the API's name
 ) -> Response:
     return _json(
         await service.list_files(
-            owner, store_id, status=filter, order=order, after=after, limit=limit
+            owner, store_id, status=filter, order=order, after=after, limit=limit, before=before
         )
     )
 
@@ -166,6 +170,7 @@ async def list_batch_files(
     limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
+    before: str | None = None,
     filter: FileStatus | None = None,  # noqa: A002 - the API's name
 ) -> Response:
     await service.retrieve_batch(owner, store_id, batch_id)
@@ -178,5 +183,6 @@ async def list_batch_files(
             after=after,
             limit=limit,
             batch_id=batch_id,
+            before=before,
         )
     )

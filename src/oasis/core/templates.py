@@ -89,6 +89,7 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
         extra_system: str | None = None,
+        builtin_tools: list[str] | None = None,
     ) -> str:
         """The prompt text for ``conversation``, ending where the assistant speaks next."""
         messages = [self._message_dict(m) for m in conversation.messages]
@@ -108,6 +109,8 @@ class ChatTemplate:
         }
         if tools:
             variables["tools"] = tools
+        if builtin_tools:  # gpt-oss templates describe these built-ins (e.g. "browser")
+            variables["builtin_tools"] = builtin_tools
         try:
             return self._template.render(**variables)
         except TemplateError as exc:

@@ -24,8 +24,10 @@ import numpy as np
 
 from oasis.config import Settings
 from oasis.core.constraints import ConstraintState, tokenizer_from_pieces
+from oasis.core.harmony import speaks_harmony
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.cpu import CpuShare
+from oasis.engines.fanout import fan_out
 from oasis.engines.local_chat import LocalChatBackend
 from oasis.engines.scheduler import SharedPrompt, Slot, SlotPool, StepScheduler, common_prefix
 from oasis.engines.worker import Job, ModelWorker
@@ -95,6 +97,9 @@ class LlamaCppEngine:
         self.bos_token = self._token_text(self._model.token_bos())
         self.eos_token = self._token_text(self._model.token_eos())
         self._pieces: dict[int, bytes] = {}
+        # gpt-oss marks its channels with control tokens; their text is what the harmony
+        # parser reads, so a harmony model's pieces keep them (others drop them).
+        self._special_pieces = speaks_harmony(self.chat_template or "")
         self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
@@ -141,14 +146,17 @@ class LlamaCppEngine:
         return str(self._model.token_get_text(token))
 
     def piece(self, token: int) -> bytes:
-        """The raw bytes of one token (control tokens give ``b""``), cached per id."""
+        """The raw bytes of one token, cached per id (control tokens give ``b""``, except
+        for a harmony model, whose markers are read)."""
         cached = self._pieces.get(token)
         if cached is not None:
             return cached
         size = 64
         while True:
             buf = ctypes.create_string_buffer(size)
-            n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            n = self._llama_cpp.llama_token_to_piece(
+                self._vocab, token, buf, size, 0, self._special_pieces
+            )
             if n >= 0:
                 break
             size = -n  # a negative result is the size the piece needs
@@ -181,7 +189,36 @@ class LlamaCppEngine:
     def generate_many(
         self, runs: Sequence[tuple[list[int], SamplingParams]]
     ) -> list[AsyncIterator[GeneratedToken]]:
-        """Queue every run now, as one request; up to ``parallel`` runs decode together."""
+        """Queue every run now, as one request; up to ``parallel`` runs decode together.
+
+        Greedy runs that repeat an earlier run (the choices of one prompt at temperature
+        0) are decoded once and share its tokens: they would be the same text anyway.
+        """
+        unique: list[tuple[list[int], SamplingParams]] = []
+        first_of: list[int] = []  # for each run, the unique run it reads
+        for prompt, params in runs:
+            same = next(
+                (
+                    i
+                    for i, (p, q) in enumerate(unique)
+                    if params.temperature <= 0.0 and q == params and p == prompt
+                ),
+                None,
+            )
+            if same is None:
+                same = len(unique)
+                unique.append((prompt, params))
+            first_of.append(same)
+        streams = self._queue_runs(unique)
+        readers: list[list[AsyncIterator[GeneratedToken]]] = [
+            fan_out(stream, first_of.count(i)) if first_of.count(i) > 1 else [stream]
+            for i, stream in enumerate(streams)
+        ]
+        return [readers[i].pop(0) for i in first_of]
+
+    def _queue_runs(
+        self, runs: Sequence[tuple[list[int], SamplingParams]]
+    ) -> list[AsyncIterator[GeneratedToken]]:
         share = SharedPrompt() if len(runs) > 1 else None
 
         def job_for(prompt: list[int], params: SamplingParams) -> Job[GeneratedToken]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oasis.core import reasoning
@@ -30,6 +30,7 @@ from oasis.core.events import (
     ToolCallDone,
     ToolCallStarted,
 )
+from oasis.core.harmony import BROWSER_TOOLS, HarmonyParser, ThoughtPiece, speaks_harmony
 from oasis.core.options import GenerationOptions, ResponseFormat, callable_tools, tools_in_play
 from oasis.core.templates import ChatTemplate
 from oasis.core.tool_calls import (
@@ -59,6 +60,9 @@ class LocalPrompt(Prompt):
     # already opened that block.
     reasons: bool = False
     thinking_open: bool = False
+    # A gpt-oss model speaking harmony, and the built-in tools it calls by other names.
+    harmony: bool = False
+    harmony_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 class LocalChatBackend:
@@ -73,6 +77,7 @@ class LocalChatBackend:
         self.vocab_size: int | None = engine.vocab_size()
         self._template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
         self._reasons = reasoning.OPEN in self._template.source
+        self._harmony = speaks_harmony(self._template.source)
 
     @property
     def load(self) -> tuple[int, int]:
@@ -84,10 +89,13 @@ class LocalChatBackend:
     ) -> LocalPrompt:
         """Render ``conversation`` with the model's template and check that it fits."""
         tools = tools_in_play(options)
-        constraint = _constraint_for(options, tools)
+        # Our grammars start the output at the answer; harmony opens with a channel header,
+        # so a harmony model's tools and formats are asked for, not enforced.
+        constraint = None if self._harmony else _constraint_for(options, tools)
+        aliases = _browser_aliases(tools) if self._harmony else {}
 
         def render_and_tokenize() -> tuple[str, list[int]]:
-            text = self._render(conversation, options, tools)
+            text = self._render(conversation, options, tools, builtin=aliases)
             return text, self._fitting_tokens(text, param, add_bos=False)
 
         # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,
@@ -102,6 +110,8 @@ class LocalChatBackend:
             parses_tool_calls=bool(tools),
             reasons=self._reasons,
             thinking_open=self._reasons and text.rstrip().endswith(reasoning.OPEN),
+            harmony=self._harmony,
+            harmony_aliases=aliases,
         )
 
     def _render(
@@ -109,12 +119,21 @@ class LocalChatBackend:
         conversation: Conversation,
         options: GenerationOptions,
         tools: tuple[FunctionTool, ...],
+        *,
+        builtin: Mapping[str, str] | None = None,
     ) -> str:
-        """The prompt: the model's own template, with tools natively or in a generic prompt."""
+        """The prompt: the model's own template, with tools natively or in a generic prompt.
+
+        ``builtin`` maps a harmony built-in tool to the offered function it stands for;
+        those functions are offered as the built-in (``browser``), as gpt-oss was trained.
+        """
         extra: list[str] = []
-        # A template that speaks our call format renders past calls and results itself,
-        # whether or not tools are offered this turn.
-        native = template_speaks_calls(self._template.source)
+        # A template that speaks our call format (or harmony) renders past calls and
+        # results itself, whether or not tools are offered this turn.
+        native = template_speaks_calls(self._template.source) or self._harmony
+        stands_in = set((builtin or {}).values())
+        builtin_tools = sorted({name.split(".")[0] for name in builtin or {}})
+        tools = tuple(t for t in tools if t.name not in stands_in)
         if tools and not native:
             extra.append(generic_tool_prompt(tools, options.tool_choice))
         if options.response_format.type != "text":
@@ -127,6 +146,7 @@ class LocalChatBackend:
             conversation,
             tools=tool_dicts(tools) if native and tools else None,
             extra_system="\n\n".join(extra) or None,
+            builtin_tools=builtin_tools or None,
         )
 
     async def prepare_text(self, prompt: str | list[int], *, param: str) -> LocalPrompt:
@@ -205,9 +225,13 @@ class LocalChatBackend:
     ) -> AsyncIterator[GenerationEvent]:
         """Text deltas as they become final, then one :class:`Finished`."""
         decoder = StopDecoder(stop)
-        parser = ToolCallParser() if prompt.parses_tool_calls else None
+        # A harmony model marks reasoning, answer and calls itself: one parser reads all.
+        harmony = HarmonyParser(prompt.harmony_aliases) if prompt.harmony else None
+        parser = ToolCallParser() if prompt.parses_tool_calls and harmony is None else None
         thinking = (
-            reasoning.ReasoningSplitter(inside=prompt.thinking_open) if prompt.reasons else None
+            reasoning.ReasoningSplitter(inside=prompt.thinking_open)
+            if prompt.reasons and harmony is None
+            else None
         )
         produced = cached = 0
         reason: FinishReason = "length"
@@ -227,7 +251,11 @@ class LocalChatBackend:
                     break
                 produced += 1
                 chunk = decoder.feed(token)
-                for event in _split(thinking, parser, chunk.text, chunk.tokens):
+                for event in (
+                    _harmony_split(harmony, chunk.text, chunk.tokens)
+                    if harmony
+                    else _split(thinking, parser, chunk.text, chunk.tokens)
+                ):
                     yield event
                 if decoder.stopped:
                     reason = "stop"
@@ -237,13 +265,32 @@ class LocalChatBackend:
         if scored:  # nothing was generated (max_tokens 0)
             yield PromptScored(scored)
         tail = decoder.flush()
-        for event in _split(thinking, parser, tail.text, tail.tokens, final=True):
+        for event in (
+            _harmony_split(harmony, tail.text, tail.tokens, final=True)
+            if harmony
+            else _split(thinking, parser, tail.text, tail.tokens, final=True)
+        ):
             yield event
-        thought = (thinking.reasoning or None) if thinking else None
+        if harmony is not None:
+            thought = harmony.reasoning or None
+        else:
+            thought = (thinking.reasoning or None) if thinking else None
         # The thinking's own token count (re-tokenized: the splitter works on text).
         thought_tokens = (
             min(len(self.engine.tokenize(thought, add_bos=False)), produced) if thought else 0
         )
+        if harmony is not None:
+            yield Finished(
+                "tool_calls" if harmony.calls and reason == "stop" else reason,
+                harmony.text,
+                prompt.token_count,
+                produced,
+                tool_calls=tuple(harmony.calls),
+                reasoning=thought,
+                reasoning_tokens=thought_tokens,
+                cached_tokens=cached,
+            )
+            return
         if parser is None:
             answer = thinking.answer if thinking else decoder.text
             yield Finished(
@@ -321,6 +368,22 @@ def _split(
     return out
 
 
+def _harmony_split(
+    harmony: HarmonyParser, text: str, tokens: list[GeneratedToken], *, final: bool = False
+) -> list[GenerationEvent]:
+    """A harmony stream's pieces: reasoning as ReasoningDelta, the rest as parsed events."""
+    parsed = harmony.feed(text) + (harmony.finish() if final else [])
+    out: list[GenerationEvent] = []
+    for item in parsed:
+        if isinstance(item, ThoughtPiece):
+            out.append(ReasoningDelta(item.text))
+        else:
+            out.extend(_translate([item], tokens))
+            if isinstance(item, TextPiece):
+                tokens = []  # logprobs ride on the answer's first delta
+    return out
+
+
 def _parsed(
     parser: ToolCallParser | None, text: str, tokens: list[GeneratedToken]
 ) -> list[GenerationEvent]:
@@ -378,6 +441,12 @@ def _constraint_for(
         text_strict=fmt.strict or fmt.type == "json_object",
         text_param=schema_param,
     )
+
+
+def _browser_aliases(tools: tuple[FunctionTool, ...]) -> dict[str, str]:
+    """The harmony built-ins that stand for offered functions (web search → browser)."""
+    offered = {t.name for t in tools}
+    return {builtin: name for builtin, name in BROWSER_TOOLS.items() if name in offered}
 
 
 def _has_tool_turns(conversation: Conversation) -> bool:

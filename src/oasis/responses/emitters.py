@@ -77,6 +77,8 @@ class ContentEmitter:
         for annotation in self.file_citations:
             if annotation.get("type") == "file_citation":
                 annotation.setdefault("index", len(part["text"]))
+            elif annotation.get("type") == "container_file_citation":
+                _span_of_filename(annotation, part["text"])
             part["annotations"].append(annotation)
             events.append(
                 self.items.event(
@@ -367,3 +369,14 @@ class HostedItemEmitter:
                 }
             )
         ]
+
+
+def _span_of_filename(annotation: Item, text: str) -> None:
+    """A container file's citation covers the file's name where the text mentions it (the
+    last mention), else sits empty at the end of the text."""
+    if "start_index" in annotation:
+        return
+    name = str(annotation.get("filename") or "")
+    at = text.rfind(name) if name else -1
+    start, end = (at, at + len(name)) if at >= 0 else (len(text), len(text))
+    annotation["start_index"], annotation["end_index"] = start, end

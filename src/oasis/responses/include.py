@@ -28,6 +28,12 @@ def _null(key: str) -> Callable[[Item], None]:
     return clear
 
 
+def _drop_screenshot(item: Item) -> None:
+    output = item.get("output")
+    if isinstance(output, dict):
+        output.pop("image_url", None)
+
+
 def _drop_encrypted(item: Item) -> None:
     item.pop("encrypted_content", None)
 
@@ -38,6 +44,7 @@ _OPTIONAL_PARTS: dict[str, tuple[str, Callable[[Item], None]]] = {
     "file_search_call": ("file_search_call.results", _null("results")),
     "code_interpreter_call": ("code_interpreter_call.outputs", _null("outputs")),
     "reasoning": ("reasoning.encrypted_content", _drop_encrypted),
+    "computer_call_output": ("computer_call_output.output.image_url", _drop_screenshot),
 }
 
 

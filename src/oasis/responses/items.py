@@ -28,12 +28,12 @@ from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCal
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.ids import new_id
 from oasis.responses.compaction import expand
-from oasis.tools.base import ReplayedCall
+from oasis.tools.base import ReplayedCall, ReplayedOutput
 from oasis.types import Item
 from oasis.wire.base import validation_problem
 
 ItemLookup = Callable[[str], Awaitable[Item | None]]
-Replay = Callable[[Item], ReplayedCall | None]
+Replay = Callable[[Item], ReplayedCall | ReplayedOutput | None]
 
 RESPONSE_ITEM: TypeAdapter[Any] = TypeAdapter(ResponseItem)
 CONVERSATION_ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
@@ -330,6 +330,14 @@ def _other_item(raw: Item, kind: str) -> Item:
     needs; :func:`_checked` then holds it to the SDK's type."""
     item = {key: value for key, value in raw.items() if value is not None}
     item["id"] = _given(raw, "id", new_id(_OTHER_PREFIXES.get(kind, "item")))
+    output = item.get("output")
+    if (
+        kind == "computer_call_output"
+        and isinstance(output, dict)
+        and output.get("type") == "input_image"
+    ):
+        # OpenAI's computer-use sample app sends its screenshot as an input image.
+        item["output"] = {**output, "type": "computer_screenshot"}
     if "status" in _OTHER_FORMS[kind][0].model_fields and "status" not in item:
         item["status"] = "completed"
     return item
@@ -337,12 +345,18 @@ def _other_item(raw: Item, kind: str) -> Item:
 
 def check_call_ids(context: list[Item], new: list[Item], *, param: str = "input") -> None:
     """Every ``function_call_output`` in ``new`` answers a call made earlier in the context,
-    and every ``mcp_approval_response`` an ``mcp_approval_request``."""
+    every ``mcp_approval_response`` an ``mcp_approval_request``, and every
+    ``computer_call_output`` a ``computer_call``, acknowledging its pending safety checks."""
     known = {i["call_id"] for i in context if i.get("type") == "function_call"}
     requests = {i["id"] for i in context if i.get("type") == "mcp_approval_request"}
+    computer = {i["call_id"]: i for i in context if i.get("type") == "computer_call"}
     for index, item in enumerate(new):
         if item.get("type") == "function_call":
             known.add(item["call_id"])
+        elif item.get("type") == "computer_call":
+            computer[item["call_id"]] = item
+        elif item.get("type") == "computer_call_output":
+            _check_computer_output(item, computer, f"{param}[{index}]")
         elif item.get("type") == "mcp_approval_request":
             requests.add(item["id"])
         elif item.get("type") == "function_call_output" and item["call_id"] not in known:
@@ -360,6 +374,32 @@ def check_call_ids(context: list[Item], new: list[Item], *, param: str = "input"
                 param=f"{param}[{index}].approval_request_id",
                 code="invalid_value",
             )
+
+
+def _check_computer_output(item: Item, calls: dict[str, Item], path: str) -> None:
+    """A ``computer_call_output`` answers a known ``computer_call`` and acknowledges every
+    safety check that call left pending."""
+    call = calls.get(item["call_id"])
+    if call is None:
+        raise InvalidRequestError(
+            f"No computer call found for computer call output with call_id {item['call_id']}.",
+            param=f"{path}.call_id",
+            code="invalid_value",
+        )
+    acknowledged = {check.get("id") for check in item.get("acknowledged_safety_checks") or []}
+    missing = [
+        str(check.get("id"))
+        for check in call.get("pending_safety_checks") or []
+        if check.get("id") not in acknowledged
+    ]
+    if missing:
+        raise InvalidRequestError(
+            f"The computer call {item['call_id']} has pending safety checks that were not "
+            f"acknowledged: {', '.join(missing)}. Show them to the user and, if they approve, "
+            "list them in acknowledged_safety_checks.",
+            param=f"{path}.acknowledged_safety_checks",
+            code="invalid_value",
+        )
 
 
 def _message_text(item: Item) -> str:
@@ -416,6 +456,12 @@ def to_conversation(
         elif kind == "compaction":  # made by /v1/responses/compact (responses/compaction.py)
             messages += expand(item)
             open_turn = None
+        elif isinstance(replayed, ReplayedOutput):
+            # The client's answer to a call of an earlier turn (a computer action's screenshot).
+            messages.append(
+                Message(role="tool", content=replayed.output, tool_call_id=replayed.call_id)
+            )
+            open_turn = None
         elif kind == "function_call" or replayed is not None:
             if replayed is None:
                 call = ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"])
@@ -436,7 +482,7 @@ def to_conversation(
                 tool_calls=(*turn.tool_calls, call),
                 reasoning=turn.reasoning,
             )
-            if replayed is not None:
+            if replayed is not None and replayed.output is not None:
                 # A hosted call's result follows it at once, as the model read it then.
                 messages.append(Message(role="tool", content=replayed.output, tool_call_id=call.id))
                 open_turn = None

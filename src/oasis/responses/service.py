@@ -308,7 +308,7 @@ class ResponsesService:
         )
         check_call_ids(context, new_items)
         configured = _configure_tools(request)
-        await self._check_tools(configured)
+        await self._check_tools(configured, owner)
         tools = tuple(t.function for t in configured if t.function is not None)
         choice_echo, choice, allowed = _tool_choice(request, configured)
         if choice == "required" and any(t.function is None for t in configured):
@@ -329,8 +329,9 @@ class ResponsesService:
         echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
         return Prepared(prompt, context, new_items, echo, configured, options)
 
-    async def _check_tools(self, configured: list[ConfiguredTool]) -> None:
-        """The checks a kind makes with the URL policy (a 400 naming the field)."""
+    async def _check_tools(self, configured: list[ConfiguredTool], owner: str) -> None:
+        """The checks a kind makes with the URL policy, and with the caller's own
+        resources (``check_access``: a container the key owns); a 400 naming the field."""
         by_type: dict[str, list[ConfiguredTool]] = {}
         for tool in configured:
             by_type.setdefault(tool.type, []).append(tool)
@@ -338,6 +339,9 @@ class ResponsesService:
             check = getattr(get_tool(type_), "check", None)
             if check is not None:
                 await check(entries, self.urls)
+            check_access = getattr(get_tool(type_), "check_access", None)
+            if check_access is not None:
+                await check_access(entries, owner, self.tool_services)
 
     async def _prompt(
         self, request: ResponseCreateRequest, entries: list[Item], options: GenerationOptions
@@ -802,7 +806,8 @@ def _usage_entry(turn: Turn) -> UsageEntry:
         item
         for item in turn.builder.output
         if str(item.get("type", "")).endswith("_call")
-        and item.get("type") not in {"function_call", "custom_tool_call"}
+        # Calls the client runs are not the server's tool calls.
+        and item.get("type") not in {"function_call", "custom_tool_call", "computer_call"}
     ]
     return UsageEntry(
         "completions",

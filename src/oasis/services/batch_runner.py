@@ -28,7 +28,7 @@ from oasis.ids import new_id
 from oasis.services.batch_input import MAX_BYTES, check_input
 from oasis.services.files import FilesService
 from oasis.services.leases import Leases
-from oasis.store.batches import BatchRepository, PendingLine, StoredBatch
+from oasis.store.batches import BatchRepository, LineTokens, PendingLine, StoredBatch
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,9 @@ class BatchRunner:
         }
         # Shielded: once the answer exists, a cancel must not lose it half-written.
         write = asyncio.ensure_future(
-            self.repo.finish_line(stored.id, item.line, failed=status >= 400, result=result)
+            self.repo.finish_line(
+                stored.id, item.line, failed=status >= 400, result=result, tokens=line_tokens(body)
+            )
         )
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
@@ -314,6 +316,29 @@ def _output_line(custom_id: str, result: dict[str, Any] | None) -> bytes:
             },
         }
     return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def line_tokens(body: Any) -> LineTokens:
+    """The tokens an answer's ``usage`` counts, whichever endpoint's shape it has (chat
+    and completions say prompt/completion, Responses and images input/output)."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return LineTokens()
+
+    def number(*path: str) -> int:
+        value: Any = usage
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, int) else 0
+
+    return LineTokens(
+        input_tokens=number("input_tokens") or number("prompt_tokens"),
+        cached_tokens=number("input_tokens_details", "cached_tokens")
+        or number("prompt_tokens_details", "cached_tokens"),
+        output_tokens=number("output_tokens") or number("completion_tokens"),
+        reasoning_tokens=number("output_tokens_details", "reasoning_tokens")
+        or number("completion_tokens_details", "reasoning_tokens"),
+    )
 
 
 def _now() -> int:

@@ -16,7 +16,7 @@ from oasis.ids import new_id
 from oasis.services.batch_input import MAX_BYTES
 from oasis.services.batch_runner import BatchRunner
 from oasis.services.files import FilesService
-from oasis.store.batches import TIMESTAMPS, BatchRepository, StoredBatch
+from oasis.store.batches import TIMESTAMPS, BatchRepository, LineTokens, StoredBatch
 from oasis.wire.batches import BatchCreateRequest, BatchList
 
 COMPLETION_WINDOW = 24 * 3600  # the only window there is: "24h"
@@ -46,8 +46,20 @@ def batch_object(stored: StoredBatch) -> Batch:
             "failed": stored.counts.failed,
         },
         "metadata": row["metadata"],
+        "usage": _usage(stored.counts.tokens),
     }
     return Batch.model_validate(fields)
+
+
+def _usage(tokens: LineTokens) -> dict[str, Any]:
+    """The batch's ``usage``: the sum of its finished lines' own ``usage``."""
+    return {
+        "input_tokens": tokens.input_tokens,
+        "input_tokens_details": {"cached_tokens": tokens.cached_tokens},
+        "output_tokens": tokens.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": tokens.reasoning_tokens},
+        "total_tokens": tokens.input_tokens + tokens.output_tokens,
+    }
 
 
 class BatchesService:

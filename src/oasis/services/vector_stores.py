@@ -193,9 +193,9 @@ class VectorStoreService:
         return store_object(await self._store(owner, store_id))
 
     async def list_stores(
-        self, owner: str, *, order: str, after: str | None, limit: int
+        self, owner: str, *, order: str, after: str | None, limit: int, before: str | None = None
     ) -> dict[str, Any]:
-        page = await self.repo.page(owner, order=order, after=after, limit=limit)
+        page = await self.repo.page(owner, order=order, after=after, limit=limit, before=before)
         return cursor_list(
             [store_object(s) for s in page.data], page.has_more, [s.id for s in page.data]
         )
@@ -287,10 +287,18 @@ class VectorStoreService:
         after: str | None,
         limit: int,
         batch_id: str | None = None,
+        before: str | None = None,
     ) -> dict[str, Any]:
         await self._store(owner, store_id)
         page: Page[StoredFile] = await self.repo.file_page(
-            owner, store_id, status=status, batch_id=batch_id, order=order, after=after, limit=limit
+            owner,
+            store_id,
+            status=status,
+            batch_id=batch_id,
+            order=order,
+            after=after,
+            limit=limit,
+            before=before,
         )
         return cursor_list(
             [file_object(f) for f in page.data], page.has_more, [f.file_id for f in page.data]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.batches import BatchRepository
+from oasis.store.containers import ContainerRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
@@ -62,6 +63,7 @@ class Store:
         self.uploads = UploadRepository(engine)
         self.batches = BatchRepository(engine)
         self.vector_stores = VectorStoreRepository(engine)
+        self.containers = ContainerRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

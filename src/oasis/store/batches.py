@@ -8,7 +8,7 @@ done once, in the transaction that stores its output (:meth:`BatchRepository.fin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlalchemy import Row, and_, case, func, insert, select, update
@@ -31,12 +31,24 @@ TIMESTAMPS = (
 
 
 @dataclass(frozen=True)
+class LineTokens:
+    """What one line's model work counted, as its answer's ``usage`` reports it."""
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class Counts:
-    """``request_counts``: lines in the batch, lines done well, lines done with an error."""
+    """``request_counts`` (lines in the batch, done well, done with an error) and the
+    tokens of the lines done so far."""
 
     total: int = 0
     completed: int = 0
     failed: int = 0
+    tokens: LineTokens = LineTokens()
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,13 @@ class BatchRepository:
             return [PendingLine(row.line, row.custom_id, row.request) for row in rows]
 
     async def finish_line(
-        self, batch_id: str, line: int, *, failed: bool, result: dict[str, Any]
+        self,
+        batch_id: str,
+        line: int,
+        *,
+        failed: bool,
+        result: dict[str, Any],
+        tokens: LineTokens = LineTokens(),
     ) -> bool:
         """Mark a line done with its output line; False if it was already done."""
         async with self.engine.begin() as conn:
@@ -195,7 +213,7 @@ class BatchRepository:
                         batch_lines.c.done.is_(False),
                     )
                 )
-                .values(done=True, failed=failed, result=result)
+                .values(done=True, failed=failed, result=result, **asdict(tokens))
             )
         return bool(updated.rowcount)
 
@@ -252,11 +270,20 @@ async def _counts(conn: AsyncConnection, ids: list[str]) -> dict[str, Counts]:
             func.count().label("total"),
             func.sum(case((done_well, 1), else_=0)).label("completed"),
             func.sum(case((done_badly, 1), else_=0)).label("failed"),
+            *(func.sum(batch_lines.c[name]).label(name) for name in _TOKEN_COLUMNS),
         )
         .where(batch_lines.c.batch_id.in_(ids))
         .group_by(batch_lines.c.batch_id)
     )
     return {
-        row.batch_id: Counts(int(row.total), int(row.completed or 0), int(row.failed or 0))
+        row.batch_id: Counts(
+            int(row.total),
+            int(row.completed or 0),
+            int(row.failed or 0),
+            LineTokens(**{name: int(row._mapping[name] or 0) for name in _TOKEN_COLUMNS}),
+        )
         for row in rows
     }
+
+
+_TOKEN_COLUMNS = tuple(field.name for field in fields(LineTokens))

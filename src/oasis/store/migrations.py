@@ -309,10 +309,10 @@ def _v5_files_and_uploads(conn: Connection) -> None:
 
 
 # The tables schema version 8 adds, frozen as released.
-_V9 = MetaData()
+_V8 = MetaData()
 Table(
     "batches",
-    _V9,
+    _V8,
     Column("pk", Integer, primary_key=True, autoincrement=True),
     Column("id", String(64), nullable=False, unique=True),
     Column("owner", String(128), nullable=False),
@@ -340,7 +340,7 @@ Table(
 )
 Table(
     "batch_lines",
-    _V9,
+    _V8,
     Column("batch_id", String(64), primary_key=True),
     Column("line", Integer, primary_key=True),
     Column("custom_id", Text, nullable=False),
@@ -354,7 +354,20 @@ Table(
 
 def _v8_batches(conn: Connection) -> None:
     """The Batch API: batches and the per-line progress that a restart resumes from."""
-    _V9.create_all(conn)
+    _V8.create_all(conn)
+
+
+def _v9_batch_line_usage(conn: Connection) -> None:
+    """Each batch line's token counts, summed into the batch's ``usage`` as it runs.
+
+    Lines finished before this version count as zero: their usage is in their stored
+    output, but a batch that straddles an upgrade is rare enough not to re-read it."""
+    columns = {column["name"] for column in inspect(conn).get_columns("batch_lines")}
+    for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
+        if name not in columns:
+            conn.execute(
+                text(f"ALTER TABLE batch_lines ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+            )
 
 
 # Schema version 6 as released: vector stores, their files, file batches and chunks.
@@ -436,6 +449,41 @@ def _v6_vector_stores(conn: Connection) -> None:
         )
 
 
+# Schema version 10 as released: containers and their files.
+_V10 = MetaData()
+Table(
+    "containers",
+    _V10,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("last_active_at", Integer, nullable=False),
+    Column("expires_minutes", Integer, nullable=False),
+    Column("memory_limit", String(8), nullable=False),
+    Index("ix_containers_owner", "owner", "pk"),
+    Index("ix_containers_active", "last_active_at"),
+)
+Table(
+    "container_files",
+    _V10,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("container_id", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Index("ux_container_files_path", "container_id", "path", unique=True),
+)
+
+
+def _v10_containers(conn: Connection) -> None:
+    """The Containers API: containers (owned, expiring when idle) and their files."""
+    _V10.create_all(conn)
+
+
 def _v11_job_leases(conn: Connection) -> None:
     """Leases on background work, so replicas on one database claim each job once."""
     step = MetaData()
@@ -461,6 +509,8 @@ STEPS: list[Callable[[Connection], None]] = [
     _v6_vector_stores,
     _v7_keys_usage_limits,
     _v8_batches,
+    _v9_batch_line_usage,
+    _v10_containers,
     _v11_job_leases,
 ]
 

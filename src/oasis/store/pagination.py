@@ -35,22 +35,33 @@ async def fetch_page(
     after: str | None,
     order: str,
     limit: int,
+    before: str | None = None,
 ) -> Page[Row[Any]]:
     """Up to ``limit`` rows of ``columns`` matching ``where``, after ``after`` in ``order``.
 
-    One row more than asked is read to tell ``has_more`` without a count.
+    With ``before``, the page is the ``limit`` rows just before that row (still in
+    ``order``), and ``has_more`` says whether rows come before the page. One row more than
+    asked is read to tell ``has_more`` without a count.
     """
     descending = order == "desc"
-    if after is not None:
-        anchor = (
+
+    async def anchor_of(public_id: str) -> Any:
+        return (
             await conn.execute(
-                select(key).where(and_(where, cursor == after)).order_by(key).limit(1)
+                select(key).where(and_(where, cursor == public_id)).order_by(key).limit(1)
             )
         ).scalar()
-        if anchor is not None:
-            where = and_(where, key < anchor if descending else key > anchor)
-    ordering = key.desc() if descending else key.asc()
+
+    bounds = where
+    if after is not None and (anchor := await anchor_of(after)) is not None:
+        bounds = and_(bounds, key < anchor if descending else key > anchor)
+    backwards = False
+    if before is not None and (anchor := await anchor_of(before)) is not None:
+        bounds = and_(bounds, key > anchor if descending else key < anchor)
+        backwards = True  # read from the anchor outwards, then turn the page around
+    ordering = key.desc() if descending != backwards else key.asc()
     rows = list(
-        await conn.execute(select(*columns).where(where).order_by(ordering).limit(limit + 1))
+        await conn.execute(select(*columns).where(bounds).order_by(ordering).limit(limit + 1))
     )
-    return Page(rows[:limit], len(rows) > limit)
+    page = rows[:limit]
+    return Page(page[::-1] if backwards else page, len(rows) > limit)

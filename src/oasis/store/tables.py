@@ -267,6 +267,11 @@ batch_lines = Table(
     Column("done", Boolean, nullable=False),
     Column("failed", Boolean, nullable=False),
     Column("result", JSON, nullable=True),
+    # Version 9: the line's token counts, summed into the batch's `usage`.
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cached_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
     Index("ix_batch_lines_done", "batch_id", "done", "line"),
 )
 
@@ -350,3 +355,34 @@ for _ddl, _dialect in ((CHUNKS_FTS_SQLITE, "sqlite"), (CHUNKS_TSV_POSTGRESQL, "p
         "after_create",
         DDL(_ddl).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
     )
+
+# Containers (schema version 10): the sandboxes of code_interpreter. A container expires
+# ``expires_minutes`` after ``last_active_at``; its files' bytes live in its working
+# directory under the data dir (the sandbox sees them at /mnt/data).
+containers = Table(
+    "containers",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("last_active_at", Integer, nullable=False),
+    Column("expires_minutes", Integer, nullable=False),
+    Column("memory_limit", String(8), nullable=False),
+    Index("ix_containers_owner", "owner", "pk"),
+    Index("ix_containers_active", "last_active_at"),
+)
+
+container_files = Table(
+    "container_files",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("container_id", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Index("ux_container_files_path", "container_id", "path", unique=True),
+)

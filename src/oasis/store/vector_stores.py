@@ -219,7 +219,7 @@ class VectorStoreRepository:
         return StoredStore(*row, counts=counts, usage_bytes=usage)
 
     async def page(
-        self, owner: str, *, order: str, after: str | None, limit: int
+        self, owner: str, *, order: str, after: str | None, limit: int, before: str | None = None
     ) -> Page[StoredStore]:
         async with self.engine.connect() as conn:
             ids = await fetch_page(
@@ -231,6 +231,7 @@ class VectorStoreRepository:
                 after=after,
                 order=order,
                 limit=limit,
+                before=before,
             )
             found = [await self._get(conn, owner, row.id) for row in ids.data]
         return Page([s for s in found if s is not None], ids.has_more)
@@ -335,6 +336,7 @@ class VectorStoreRepository:
         order: str,
         after: str | None,
         limit: int,
+        before: str | None = None,
     ) -> Page[StoredFile]:
         where = and_(
             vector_store_files.c.vector_store_id == store_id, vector_store_files.c.owner == owner
@@ -353,6 +355,7 @@ class VectorStoreRepository:
                 after=after,
                 order=order,
                 limit=limit,
+                before=before,
             )
         return Page([_file(row) for row in page.data], page.has_more)
 

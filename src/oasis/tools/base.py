@@ -7,8 +7,10 @@ schema the model calls it through. A hosted kind (``server_side``) also runs tho
 when done, citations for the answer — and ends with :class:`ToolResult`, the text the
 model reads next step, or with :class:`AwaitingClient` when the call waits on the client
 (an approval), which ends the turn as a function call does. On later turns the stored item
-is shown to the model again through the kind's ``replay``. The Responses builder turns
-these into stream events, so a tool never numbers events itself.
+is shown to the model again through the kind's ``replay`` (a call the client answers,
+such as ``computer_call``, replays as the call, and the client's answer as its result).
+The Responses builder turns these into stream events, so a tool never numbers events
+itself.
 
 A kind whose functions are known only at run time (``mcp``: a server's tools) configures
 its entries with ``function=None`` and implements :class:`PreparingKind`: before the first
@@ -73,10 +75,20 @@ class ToolContext:
 @dataclass(frozen=True)
 class ReplayedCall:
     """How a stored hosted-tool item reads to the model on a later turn: a call of the
-    function the model saw, and the result it read."""
+    function the model saw, and the result it read (None: the client answers the call with
+    an item of its own, which replays as :class:`ReplayedOutput`)."""
 
     name: str
     arguments: str
+    output: str | None
+
+
+@dataclass(frozen=True)
+class ReplayedOutput:
+    """How a client's answer to a call (``computer_call_output``) reads to the model on a
+    later turn: the result of the call ``call_id``."""
+
+    call_id: str
     output: str
 
 
@@ -151,7 +163,9 @@ class ToolKind(Protocol):
 
     @property
     def server_side(self) -> bool:
-        """True when the server runs its calls (hosted); False when the client does."""
+        """True when the loop hands its calls to :meth:`run` (hosted tools, and client-run
+        tools with an item of their own, such as ``computer_call``, whose run ends with
+        :class:`AwaitingClient`); False when a call is a plain ``function_call`` item."""
         ...
 
     @property
@@ -168,7 +182,7 @@ class ToolKind(Protocol):
         """Run one call of a hosted tool; see the module docstring."""
         ...
 
-    def replay(self, item: Item) -> ReplayedCall | None:
+    def replay(self, item: Item) -> ReplayedCall | ReplayedOutput | None:
         """How a stored item of one of :attr:`item_types` reads to the model on a later
         turn (``previous_response_id``, conversations); None when the model does not see
         it. Stored items are complete (whatever ``include`` showed the client)."""
@@ -181,6 +195,14 @@ class PreparingKind(ToolKind, Protocol):
     async def check(self, tools: Sequence[ConfiguredTool], urls: UrlPolicy) -> None:
         """Checks that need the network, before the response starts (a URL the policy
         refuses is a 400 naming its field); any kind may define this."""
+        ...
+
+    async def check_access(
+        self, tools: Sequence[ConfiguredTool], owner: str, services: Mapping[str, Any]
+    ) -> None:
+        """Checks against the caller's own resources, before the response starts (a
+        container that is not ``owner``'s is a 400 naming its field; ``services`` as in
+        :class:`ToolContext`); any kind may define this."""
         ...
 
     def prepare(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 
 from oasis.plugins import load_target, plugin_target
-from oasis.tools.base import ReplayedCall, ToolKind
+from oasis.tools.base import ReplayedCall, ReplayedOutput, ToolKind
 from oasis.types import Item
 
 # type -> "module:attr"; imported the first time a request uses that type.
@@ -29,6 +29,8 @@ _BUILTIN: dict[str, str] = {
         "oasis.tools.web_search:TOOL",
     ),
     "mcp": "oasis.tools.mcp:TOOL",
+    "computer_use_preview": "oasis.tools.computer_use:TOOL",
+    "code_interpreter": "oasis.tools.code_interpreter:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}
 _by_item: dict[str, ToolKind | None] = {}  # output item type -> the kind that made it
@@ -62,7 +64,7 @@ def get_tool(type_: str) -> ToolKind | None:
     return kind
 
 
-def replay_item(item: Item) -> ReplayedCall | None:
+def replay_item(item: Item) -> ReplayedCall | ReplayedOutput | None:
     """How a stored hosted-tool ``item`` reads to the model on a later turn (through the
     kind whose ``item_types`` lists its type); None when no kind claims it or the model
     does not see it."""

@@ -11,9 +11,14 @@ from oasis.wire.base import Metadata, WireModel
 from oasis.wire.files import ExpiresAfter
 
 # The endpoints a batch line may call here (the API's list less moderations and videos,
-# which oasis does not serve, and images, which need a server URL to answer with).
+# which oasis does not serve).
 BatchEndpoint = Literal[
-    "/v1/responses", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"
+    "/v1/responses",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/images/generations",
+    "/v1/images/edits",
 ]
 
 

@@ -1,0 +1,213 @@
+"""gpt-oss's harmony format mapped onto our items, proved on a scripted engine.
+
+No gpt-oss weights can be installed here. The scripted engine (tests/scripted_tokens.py)
+plays the model token by token, with harmony's markers as single tokens as in gpt-oss's
+vocabulary; everything else is the real server: the local chat backend renders the
+template and parses the channels, Responses and Chat build their items, and web search
+runs against the loopback world. ``analysis`` becomes reasoning, ``commentary`` calls
+become function or hosted tool calls, ``final`` becomes the message, and web search is
+offered as gpt-oss's own ``browser`` tool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from tests.scripted_tokens import install_plugin
+from tests.server import Server, sdk_for, start_server
+from tests.web_world import World, web_world
+
+MODEL = "gpt-oss-scripted"
+REPO = Path(__file__).resolve().parent.parent
+
+# The shape of gpt-oss's own template, reduced to what these tests render: the browser
+# namespace when asked for it, functions in a developer message, past calls and results.
+TEMPLATE = """<|start|>system<|message|>You are a helpful assistant.
+{%- if builtin_tools and 'browser' in builtin_tools %}
+
+# Tools
+
+## browser
+
+namespace browser {
+type search = (_: {query: string, topn?: number}) => any;
+} // namespace browser
+{%- endif %}
+# Valid channels: analysis, commentary, final.<|end|>
+{%- if tools %}<|start|>developer<|message|># Tools
+
+## functions
+
+namespace functions {
+{%- for tool in tools %}
+type {{ tool.function.name }} = (_: {{ tool.function.parameters | tojson }}) => any;
+{%- endfor %}
+} // namespace functions<|end|>
+{%- endif %}
+{%- for message in messages %}
+{%- if message.role == 'assistant' and message.tool_calls %}
+{%- for call in message.tool_calls %}<|start|>assistant<|channel|>commentary \
+to=functions.{{ call.function.name }} <|constrain|>json<|message|>\
+{{ call.function.arguments | tojson }}<|call|>
+{%- endfor %}
+{%- elif message.role == 'tool' %}<|start|>functions.{{ message.name or 'tool' }} \
+to=assistant<|channel|>commentary<|message|>{{ message.content }}<|end|>
+{%- elif message.role == 'assistant' %}<|start|>assistant<|channel|>final<|message|>\
+{{ message.content }}<|end|>
+{%- else %}<|start|>{{ message.role }}<|message|>{{ message.content }}<|end|>
+{%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|start|>assistant{% endif %}"""
+
+# Trigger (the latest one found in the prompt wins) → what the "model" says. A reply ends
+# where gpt-oss's end-of-generation token (<|return|> or <|call|>) would come.
+REPLIES = {
+    "Say hello": "<|channel|>analysis<|message|>The user wants a greeting.<|end|>"
+    "<|start|>assistant<|channel|>final<|message|>Hello there!",
+    "weather in Paris": "<|channel|>analysis<|message|>I should look it up.<|end|>"
+    "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
+    '<|message|>{"city": "Paris"}',
+    "sunny, 21 C": "<|channel|>final<|message|>It is sunny in Paris.",
+    # Offered only as the browser namespace: without it this reply is never chosen.
+    "namespace browser": "<|channel|>analysis<|message|>Search first.<|end|>"
+    "<|start|>assistant<|channel|>analysis to=browser.search code"
+    '<|message|>{"query": "capital of France"}',
+    "Paris travel facts": "<|channel|>final<|message|>Paris [1]",
+}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with web_world() as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("harmony")
+    script = root / "gpt-oss-script.json"
+    script.write_text(json.dumps({"chat_template": TEMPLATE, "replies": REPLIES}))
+    site = install_plugin(root / "site")
+    path = os.pathsep.join(p for p in (str(site), str(REPO), os.environ.get("PYTHONPATH")) if p)
+    srv = start_server(
+        root / "data",
+        config={"models": [{"id": MODEL, "engine": "scripted-tokens", "path": str(script)}]},
+        env={
+            "PYTHONPATH": path,
+            "OASIS_ALLOW_PRIVATE_URLS": "1",
+            "OASIS_WEB_SEARCH_ENGINE": "searxng",
+            "OASIS_WEB_SEARCH_URL": world.url,
+        },
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(server: Server) -> Iterator[OpenAI]:
+    with sdk_for(server, "sk-test") as client:
+        yield client
+
+
+def test_analysis_is_reasoning_and_final_is_the_message(sdk: OpenAI) -> None:
+    with sdk.responses.stream(model=MODEL, input="Say hello") as stream:
+        events = list(stream)
+    response = stream.get_final_response()
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    reasoning = response.output[0]
+    assert reasoning.type == "reasoning"
+    assert "".join(c.text for c in reasoning.content or []) == "The user wants a greeting."
+    assert response.output_text == "Hello there!"  # no marker leaks into the text
+    assert "response.reasoning_text.delta" in {e.type for e in events}
+    chat = sdk.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Say hello"}]
+    )
+    message = chat.choices[0].message
+    assert message.content == "Hello there!"
+    assert message.reasoning_content == "The user wants a greeting."  # type: ignore[attr-defined]
+
+
+def test_a_commentary_call_is_a_function_call_and_its_output_continues(sdk: OpenAI) -> None:
+    first = sdk.responses.create(
+        model=MODEL,
+        input="What is the weather in Paris?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    call = first.output[-1]
+    assert call.type == "function_call"
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}
+    second = sdk.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert second.output_text == "It is sunny in Paris."
+
+    chat = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[{"type": "function", "function": {k: v for k, v in WEATHER.items() if k != "type"}}],  # type: ignore[list-item,misc]
+    )
+    choice = chat.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (tool_call,) = choice.message.tool_calls or []
+    assert tool_call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(tool_call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
+
+
+def test_web_search_is_offered_as_the_browser_tool(sdk: OpenAI, world: World) -> None:
+    response = sdk.responses.create(
+        model=MODEL,
+        input="Which city is the capital of France?",
+        tools=[{"type": "web_search"}],
+        max_tool_calls=1,
+    )
+    kinds = [item.type for item in response.output]
+    assert kinds[0] == "reasoning" and "web_search_call" in kinds, kinds
+    search = next(item for item in response.output if item.type == "web_search_call")
+    assert search.action.type == "search"  # type: ignore[union-attr]
+    assert search.action.query == "capital of France"  # type: ignore[union-attr]
+    assert world.searches[-1]["q"] == ["capital of France"]
+    message = response.output[-1]
+    assert message.type == "message" and response.output_text == "Paris [1]"
+    (citation,) = message.content[0].annotations  # type: ignore[union-attr]
+    assert citation.type == "url_citation"
+    assert citation.url == world.results()[0]["url"]
+
+
+def test_the_parser_reads_markers_cut_across_pieces() -> None:
+    from oasis.core.harmony import HarmonyParser, ThoughtPiece
+    from oasis.core.tool_calls import CallArguments, CallDone, CallStarted, TextPiece
+
+    stream = (
+        "<|channel|>analysis<|message|>a < b<|end|><|start|>assistant<|channel|>commentary "
+        'to=browser.search code<|message|>{"query": "x"}<|call|>'
+        "<|start|>assistant<|channel|>final<|message|>Done."
+    )
+    parser = HarmonyParser({"browser.search": "web_search"})
+    events = [e for ch in stream for e in parser.feed(ch)] + parser.finish()
+    assert "".join(e.text for e in events if isinstance(e, ThoughtPiece)) == "a < b"
+    assert "".join(e.text for e in events if isinstance(e, TextPiece)) == "Done."
+    (started,) = [e for e in events if isinstance(e, CallStarted)]
+    assert started.name == "web_search"
+    assert "".join(e.delta for e in events if isinstance(e, CallArguments)) == '{"query": "x"}'
+    (done,) = [e for e in events if isinstance(e, CallDone)]
+    assert done.call.arguments == '{"query": "x"}' and parser.calls == [done.call]
+    assert parser.text == "Done." and parser.reasoning == "a < b"
