@@ -193,7 +193,7 @@ def _background_jobs(server: Server) -> float:
 
 
 def test_a_background_stream_resumes_on_the_other_replica(replicas: Replicas) -> None:
-    body = {"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 64}
+    body = {"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 96}
     with _api(replicas.servers[0]) as a, _api(replicas.servers[1]) as b:
         seen = _read_events(a, body, 4)  # then hang up while the job goes on
         response_id = seen[0]["response"]["id"]

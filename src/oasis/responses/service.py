@@ -673,10 +673,10 @@ class ResponsesService:
         logged = await self.store.events.after(response_id, start)
         if stored.status in FINAL_STATUSES:
             return _iterate(logged)
-        return self._follow_log(stored, logged)
+        return self._follow_log(stored, logged, start)
 
     async def _follow_log(
-        self, stored: StoredResponse, logged: list[Event]
+        self, stored: StoredResponse, logged: list[Event], after: int
     ) -> AsyncIterator[Event]:
         """The events of a job that another replica runs, read from the durable log as its
         holder writes them, until its end: a terminal event, or a final or deleted row.
@@ -685,7 +685,7 @@ class ResponsesService:
         final row whose terminal event is not logged yet is read again for a while (a
         cancelled one has none; a holder that died just then never logs it).
         """
-        last = -1
+        last = after
         grace = asyncio.get_running_loop().time() + TERMINAL_GRACE_SECONDS
         while True:
             for event in logged:
