@@ -10,7 +10,8 @@ also reads its context back from the database) before starting a new chain.
 The engine: with ``--engine-url`` every replica serves the model through that one
 OpenAI-compatible server (``engine = "openai"``), as a deployment does; without it each
 replica loads the packaged model in-process, so two replicas also have two engines on the
-same cores, and the figure says what the API and database layers allow on this machine.
+same cores (each gets its share of the threads), and the figure says what the API and
+database layers allow on this machine.
 
     .venv/bin/python benchmarks/replicas.py --seconds 20 --clients 8
 
@@ -20,6 +21,7 @@ Writes benchmarks/results/replicas.json.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -95,13 +97,17 @@ def run(cluster: Cluster, replicas: int, args: argparse.Namespace, work: Path) -
     url = cluster.database()
     model = MODEL if args.engine_url is None else "remote"
     servers: list[Server] = []
+    env = {"OASIS_API_KEYS": KEY, "OASIS_OWNER_SECRET": "bench-owner-secret-x"}
+    if args.engine_url is None:
+        # In-process engines share the cores: oversubscribed llama.cpp threads spin.
+        env["OASIS_THREADS"] = str(max(1, (os.cpu_count() or 1) // replicas))
     try:
         for i in range(replicas):
             servers.append(
                 start_server(
                     work / f"n{replicas}-r{i}",
                     config=_config(args.engine_url, args.upstream_model),
-                    env={"OASIS_API_KEYS": KEY, "OASIS_OWNER_SECRET": "bench-owner-secret-x"},
+                    env=env,
                     args=["--database-url", url],
                     timeout=300,
                 )
