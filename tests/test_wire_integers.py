@@ -158,10 +158,20 @@ def answers(http: httpx.Client) -> Collected:
         _answer_schema("/responses/input_tokens", "post"),
     )
     chat = {"model": CHAT, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
-    got.json(
+    stored = got.json(
         "POST /chat/completions",
-        http.post("/v1/chat/completions", json=chat),
+        http.post("/v1/chat/completions", json={**chat, "store": True}),
         _answer_schema("/chat/completions", "post"),
+    )
+    got.json(
+        "GET /chat/completions",
+        http.get("/v1/chat/completions", params={"limit": 5}),
+        _answer_schema("/chat/completions", "get"),
+    )
+    got.json(
+        "GET /chat/completions/{id}",
+        http.get(f"/v1/chat/completions/{stored['id']}"),
+        _answer_schema("/chat/completions/{completion_id}", "get"),
     )
     got.stream(
         "POST /chat/completions stream",

@@ -16,6 +16,7 @@ from oasis.api import (
     audio,
     batches,
     chat,
+    chat_completions_store,
     completions,
     containers,
     conversations,
@@ -58,6 +59,7 @@ from oasis.services.batch_runner import BatchRunner
 from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
 from oasis.services.chat_search import ChatSearch
+from oasis.services.chat_store import StoredChatCompletions
 from oasis.services.completions import CompletionService
 from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
@@ -177,7 +179,8 @@ def create_app(
         )
         urls = UrlPolicy(allow_private=settings.allow_private_urls)
         http = create_http_client(http_transport, urls)
-        app.state.chat = ChatService(core, ChatSearch(http, urls))
+        app.state.stored_chat = StoredChatCompletions(store.chat_completions)
+        app.state.chat = ChatService(core, ChatSearch(http, urls), app.state.stored_chat)
         app.state.conversations = ConversationService(store)
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
@@ -311,6 +314,7 @@ def create_app(
         health,
         models,
         chat,
+        chat_completions_store,
         completions,
         responses,
         conversations,

@@ -51,7 +51,8 @@ class ConfigError(Exception):
 
 
 class ModelConfig(BaseModel):
-    """A model added by the config file: a local path, or a hub id when online."""
+    """A model added by the config file: a local path, a hub id when online, or an
+    OpenAI-compatible server (``url`` or several ``urls``, engine ``openai``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -61,8 +62,31 @@ class ModelConfig(BaseModel):
     path: Path | None = None
     hub: str | None = None
     hub_file: str | None = None
+    # A remote engine: its base URL (ending in /v1), or several replicas of it.
+    url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+    api_key: SecretStr | None = None
+    # The model name the remote server knows; None sends the id.
+    upstream_model: str | None = None
     aliases: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        remote = bool(self.url or self.urls)
+        if self.url and self.urls:
+            raise ValueError(f"model `{self.id}`: give either `url` or `urls`, not both")
+        if remote and (self.path is not None or self.hub is not None):
+            raise ValueError(f"model `{self.id}`: a remote model has no `path` or `hub`")
+        for url in [self.url or "", *self.urls]:
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"model `{self.id}`: `{url}` is not an http(s) URL")
+        return self
+
+    @property
+    def remote_urls(self) -> list[str]:
+        """The base URLs of a remote model (none for a local one)."""
+        return [self.url] if self.url else list(self.urls)
 
 
 class EmbeddingsSettings(BaseModel):

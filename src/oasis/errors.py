@@ -14,7 +14,8 @@ turns it into the OpenAI envelope ``{"error": {message, type, param, code}}``::
     ├── PayloadTooLargeError         413
     ├── RateLimitError               429 (Retry-After)
     └── OverloadedError              503 (Retry-After)
-        └── ModelUnavailableError    503 a model's files or runtime cannot be loaded
+        ├── ModelUnavailableError    503 a model's files or runtime cannot be loaded
+        └── EngineUnreachableError   503 a remote engine is down or failed (x-should-retry)
 
 Engines translate their runtime's exceptions into these at their boundary, so nothing
 above an engine ever catches a llama.cpp or torch exception.
@@ -132,3 +133,15 @@ class ModelUnavailableError(OverloadedError):
     def __init__(self, message: str) -> None:
         super().__init__(message, code="model_unavailable")
         self.headers = {"x-should-retry": "false"}
+
+
+class EngineUnreachableError(OverloadedError):
+    """A remote engine could not be reached, or answered with a server error.
+
+    Unlike a missing file this may pass (a restart, another replica taking over), so the
+    SDK is told to retry: ``x-should-retry: true``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="engine_unavailable")
+        self.headers = {**self.headers, "x-should-retry": "true"}

@@ -45,8 +45,8 @@ class BatchDispatch:
         responses: ResponsesService,
         images: ImagesService,
     ) -> None:
-        async def chat_line(_: str, body: dict[str, Any]) -> str:
-            return dump(await chat.create(ChatCompletionRequest.model_validate(body)))
+        async def chat_line(owner: str, body: dict[str, Any]) -> str:
+            return dump(await chat.create(ChatCompletionRequest.model_validate(body), owner))
 
         async def completion_line(_: str, body: dict[str, Any]) -> str:
             return dump(await completions.create(CompletionRequest.model_validate(body)))

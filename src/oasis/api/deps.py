@@ -19,6 +19,7 @@ from oasis.responses.service import ResponsesService
 from oasis.services.audio import SpeechService, TranscriptionService
 from oasis.services.batches import BatchesService
 from oasis.services.chat import ChatService
+from oasis.services.chat_store import StoredChatCompletions
 from oasis.services.completions import CompletionService
 from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
@@ -65,6 +66,9 @@ SettingsDep = Annotated[Settings, Depends(_app_state("settings", Settings))]
 ModelsDep = Annotated[ModelManager, Depends(_app_state("models", ModelManager))]
 CoreDep = Annotated[GenerationCore, Depends(_app_state("core", GenerationCore))]
 ChatDep = Annotated[ChatService, Depends(_app_state("chat", ChatService))]
+StoredChatDep = Annotated[
+    StoredChatCompletions, Depends(_app_state("stored_chat", StoredChatCompletions))
+]
 CompletionsDep = Annotated[CompletionService, Depends(_app_state("completions", CompletionService))]
 ResponsesDep = Annotated[ResponsesService, Depends(_app_state("responses", ResponsesService))]
 ConversationsDep = Annotated[

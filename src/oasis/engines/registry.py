@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "hibari": "oasis.engines.tts:create_engine",
     "sentence-transformers": "oasis.engines.embeddings:create_engine",
     "diffusers": "oasis.engines.diffusion:create_engine",
+    "openai": "oasis.engines.remote:create_engine",
 }
 _factories: dict[str, EngineFactory] = {}
 

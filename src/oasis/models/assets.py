@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oasis.errors import ModelUnavailableError
-from oasis.models.specs import AssetPart, HubSource, LocalSource, ModelSpec, PackagedAsset
+from oasis.models.specs import (
+    AssetPart,
+    HubSource,
+    LocalSource,
+    ModelSpec,
+    PackagedAsset,
+    RemoteSource,
+)
 
 _CHUNK = 4 * 1024 * 1024
 _lock = threading.Lock()
@@ -192,6 +199,11 @@ def resolve_source(spec: ModelSpec, data_dir: Path, progress: Progress | None = 
                 f"The model `{spec.id}` is configured at {source.path}, which does not exist."
             )
         return source.path
+    if isinstance(source, RemoteSource):
+        raise ModelUnavailableError(
+            f"The model `{spec.id}` is served by {', '.join(source.urls)}: it has no local "
+            f"files, and its engine `{spec.engine}` needs some (use engine `openai`)."
+        )
     return resolve_hub(source, data_dir)
 
 

@@ -23,7 +23,7 @@ from oasis.config import ModelConfig, ModelKind, Settings
 from oasis.errors import ModelNotFoundError
 from oasis.models.assets import is_installed
 from oasis.models.catalog import BUILTIN_MODELS, DEFAULT_PATTERNS
-from oasis.models.specs import HubSource, LocalSource, ModelSpec, Source
+from oasis.models.specs import HubSource, LocalSource, ModelSpec, RemoteSource, Source
 
 # The engine a config-file model gets when it names none.
 DEFAULT_ENGINE_BY_KIND: dict[ModelKind, str] = {
@@ -33,6 +33,9 @@ DEFAULT_ENGINE_BY_KIND: dict[ModelKind, str] = {
     "text-to-speech": "hibari",
     "images": "diffusers",
 }
+
+# The engine a config-file model with a `url` gets when it names none.
+REMOTE_ENGINE = "openai"
 
 
 class RegistryError(Exception):
@@ -69,16 +72,23 @@ class ResolvedModel:
 def spec_from_config(entry: ModelConfig) -> ModelSpec:
     """Turn one ``[[models]]`` table of the config file into a spec."""
     source: Source
-    if entry.path is not None:
+    engine = entry.engine or DEFAULT_ENGINE_BY_KIND[entry.kind]
+    if entry.remote_urls:
+        key = entry.api_key.get_secret_value() if entry.api_key else None
+        source = RemoteSource(
+            tuple(u.rstrip("/") for u in entry.remote_urls), entry.upstream_model or entry.id, key
+        )
+        engine = entry.engine or REMOTE_ENGINE
+    elif entry.path is not None:
         source = LocalSource(entry.path)
     elif entry.hub is not None:
         source = HubSource(entry.hub, entry.hub_file)
     else:
-        raise RegistryError(f"model `{entry.id}` needs either `path` or `hub`")
+        raise RegistryError(f"model `{entry.id}` needs `path`, `hub` or `url`")
     return ModelSpec(
         id=entry.id,
         kind=entry.kind,
-        engine=entry.engine or DEFAULT_ENGINE_BY_KIND[entry.kind],
+        engine=engine,
         source=source,
         aliases=tuple(entry.aliases),
         owned_by="user",

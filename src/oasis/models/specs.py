@@ -46,7 +46,16 @@ class HubSource:
     filename: str | None = None
 
 
-Source = PackagedAsset | LocalSource | HubSource
+@dataclass(frozen=True)
+class RemoteSource:
+    """An OpenAI-compatible server: one or several base URLs (``…/v1``) serving one model."""
+
+    urls: tuple[str, ...]
+    upstream_model: str
+    api_key: str | None = field(default=None, repr=False)  # never in logs or fingerprints
+
+
+Source = PackagedAsset | LocalSource | HubSource | RemoteSource
 
 
 @dataclass(frozen=True)

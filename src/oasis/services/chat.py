@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.ids import new_id
 from oasis.services.chat_fold import ChatCompletionFold, ServiceTier, with_reasoning
 from oasis.services.chat_search import ChatSearch
+from oasis.services.chat_store import StoredChatCompletions
 from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.outputs import token_logprob, usage
 from oasis.services.sampling import choice_params
@@ -186,7 +187,13 @@ class _Plan:
     prompt: PreparedPrompt
     choices: list[SamplingParams]
     want_logprobs: bool
+    owner: str  # whose completion it is, if it is kept
     sources: Sources | None = None  # web_search_options: what the answer may cite
+
+    @property
+    def keep(self) -> bool:
+        """``store: true``: the whole completion is kept once it is done."""
+        return bool(self.request.store)
 
     @property
     def model_name(self) -> str:
@@ -211,15 +218,23 @@ class _Plan:
 class ChatService:
     """Runs chat completions, plain or streamed: one chunk stream, folded when not streamed."""
 
-    def __init__(self, core: GenerationCore, search: ChatSearch | None = None) -> None:
+    def __init__(
+        self,
+        core: GenerationCore,
+        search: ChatSearch | None = None,
+        stored: StoredChatCompletions | None = None,
+    ) -> None:
         self.core = core
         self.search = search  # for web_search_options
+        self.stored = stored  # where ``store: true`` keeps completions
 
-    async def _plan(self, request: ChatCompletionRequest) -> _Plan:
+    async def _plan(self, request: ChatCompletionRequest, owner: str) -> _Plan:
         if request.top_logprobs is not None and not request.logprobs:
             raise InvalidRequestError(
                 "`top_logprobs` requires `logprobs` to be true.", param="top_logprobs"
             )
+        if request.store and self.stored is None:
+            raise UnsupportedError("This server does not store chat completions.", param="store")
         conversation = to_conversation(request)
         sources: Sources | None = None
         if request.web_search_options is not None:
@@ -238,35 +253,46 @@ class ChatService:
             (request.top_logprobs or 0) if request.logprobs else None,
             request.n or 1,
         )
-        return _Plan(request, prompt, choices, bool(request.logprobs), sources)
+        return _Plan(request, prompt, choices, bool(request.logprobs), owner, sources)
 
     def _start(self, plan: _Plan) -> Interleaved:
         """Every choice queued now, together (a full queue answers 503 here)."""
         runs = [(plan.prompt, params) for params in plan.choices]
         return Interleaved(self.core.generate_all(runs, plan.request.stop_list))
 
-    async def create(self, request: ChatCompletionRequest) -> ChatCompletion:
-        """A whole completion: the stream's chunks, folded."""
-        plan = await self._plan(request)
+    async def create(self, request: ChatCompletionRequest, owner: str) -> ChatCompletion:
+        """A whole completion: the stream's chunks, folded (and kept, with ``store``)."""
+        plan = await self._plan(request, owner)
         fold = ChatCompletionFold(logprobs=plan.want_logprobs)
-        chunks = self._chunks(plan, self._start(plan), include_usage=True)
+        chunks = self._chunks(plan, self._start(plan), include_usage=False, fold=fold)
         try:
-            async for chunk in chunks:
-                fold.add(chunk)
+            async for _ in chunks:
+                pass
         finally:
             await chunks.aclose()
         return fold.result(_service_tier(request))
 
-    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(
+        self, request: ChatCompletionRequest, owner: str
+    ) -> AsyncIterator[ChatCompletionChunk]:
         """Validate, prepare and queue now (errors are still HTTP errors), then stream."""
-        plan = await self._plan(request)
+        plan = await self._plan(request, owner)
+        fold = ChatCompletionFold(logprobs=plan.want_logprobs) if plan.keep else None
         return await begun(
-            self._chunks(plan, self._start(plan), include_usage=request.include_usage)
+            self._chunks(plan, self._start(plan), include_usage=request.include_usage, fold=fold)
         )
 
     async def _chunks(
-        self, plan: _Plan, events: Interleaved, *, include_usage: bool
+        self,
+        plan: _Plan,
+        events: Interleaved,
+        *,
+        include_usage: bool,
+        fold: ChatCompletionFold | None = None,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        """The completion's chunks; each goes into ``fold`` too, and with ``store`` the
+        folded whole is kept before the stream ends (a client that reads it back as soon
+        as its stream ends finds it)."""
         completion_id = new_completion_id()
         created = int(time.time())
         extra = {"usage": None} if include_usage else {}
@@ -290,8 +316,53 @@ class ChatService:
                 **extra,
             )
 
-        completion_tokens = reasoning_tokens = 0
-        cached: int | None = None  # the prompt counts once: as the first choice found it
+        tally = _Tally()
+        choices = self._choice_chunks(plan, events, chunk, tally)
+        try:
+            async for piece in choices:
+                if fold is not None:
+                    fold.add(piece)
+                yield piece
+        finally:
+            await choices.aclose()  # which closes the events: every choice stops
+        # As the backend counted it when it finished (a remote engine counts only then).
+        prompt_tokens = tally.prompt if tally.prompt is not None else plan.prompt.prompt_tokens
+        final = usage(prompt_tokens, tally.completion, tally.reasoning, tally.cached or 0)
+        if fold is not None:
+            fold.usage = final
+            # ``_plan`` refused ``store`` where there is nowhere to keep it.
+            if plan.keep and self.stored is not None:
+                completion = fold.result(_service_tier(plan.request))
+                await self.stored.keep(plan.owner, plan.request, completion)
+        if include_usage:
+            yield ChatCompletionChunk(
+                id=completion_id,
+                object="chat.completion.chunk",
+                created=created,
+                model=plan.model_name,
+                choices=[],
+                system_fingerprint=fingerprint,
+                usage=final,
+            )
+        # After the last chunk, so the client does not wait for the write.
+        await record_usage(
+            UsageEntry(
+                "completions",
+                plan.prompt.model.spec.id,
+                input_tokens=prompt_tokens,
+                cached_tokens=tally.cached or 0,
+                output_tokens=tally.completion,
+            )
+        )
+
+    async def _choice_chunks(
+        self,
+        plan: _Plan,
+        events: Interleaved,
+        chunk: Callable[..., ChatCompletionChunk],
+        tally: _Tally,
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        """Every choice's chunks, in the order its events come; ``tally`` sums the usage."""
         started: set[int] = set()  # the role goes out once per choice
         texts: dict[int, list[str]] = {}  # with sources: each choice's text, to cite
         try:
@@ -361,34 +432,28 @@ class ChatService:
                             cited = ChoiceDelta()
                             cited.annotations = [c.chat_annotation() for c in found]  # type: ignore[attr-defined]
                             yield chunk(index, cited)
-                    completion_tokens += event.completion_tokens
-                    reasoning_tokens += event.reasoning_tokens
-                    cached = event.cached_tokens if cached is None else cached
+                    tally.add(event)
                     yield chunk(index, ChoiceDelta(), finish_reason=plan.finish_reason(event))
         finally:
             await events.aclose()  # every choice stops when the client goes or one fails
-        if include_usage:
-            yield ChatCompletionChunk(
-                id=completion_id,
-                object="chat.completion.chunk",
-                created=created,
-                model=plan.model_name,
-                choices=[],
-                system_fingerprint=fingerprint,
-                usage=usage(
-                    plan.prompt.prompt_tokens, completion_tokens, reasoning_tokens, cached or 0
-                ),
-            )
-        # After the last chunk, so the client does not wait for the write.
-        await record_usage(
-            UsageEntry(
-                "completions",
-                plan.prompt.model.spec.id,
-                input_tokens=plan.prompt.prompt_tokens,
-                cached_tokens=cached or 0,
-                output_tokens=completion_tokens,
-            )
-        )
+
+
+@dataclass
+class _Tally:
+    """What the choices used, summed as each finishes."""
+
+    completion: int = 0
+    reasoning: int = 0
+    cached: int | None = None  # the prompt counts once: as the first choice found it
+    prompt: int | None = None
+
+    def add(self, finished: Finished) -> None:
+        self.completion += finished.completion_tokens
+        self.reasoning += finished.reasoning_tokens
+        if self.cached is None:
+            self.cached = finished.cached_tokens
+        if self.prompt is None:
+            self.prompt = finished.prompt_tokens
 
 
 FinishReasonOut = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]

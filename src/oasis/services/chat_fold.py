@@ -126,18 +126,18 @@ class ChatCompletionFold:
         self._logprobs = logprobs
         self._choices: dict[int, _ChoiceFold] = {}
         self._last: ChatCompletionChunk | None = None
-        self._usage: CompletionUsage | None = None
+        self.usage: CompletionUsage | None = None  # the final chunk's, or set directly
 
     def add(self, chunk: ChatCompletionChunk) -> None:
         self._last = chunk
         if chunk.usage is not None:
-            self._usage = chunk.usage
+            self.usage = chunk.usage
         for choice in chunk.choices:
             self._choices.setdefault(choice.index, _ChoiceFold()).add(choice)
 
     def result(self, service_tier: ServiceTier) -> ChatCompletion:
-        """The completion; the chunks must have included the final usage chunk."""
-        assert self._last is not None and self._usage is not None
+        """The completion; the usage must be known (the final usage chunk, or set)."""
+        assert self._last is not None and self.usage is not None
         choices = [
             Choice(
                 index=index,
@@ -155,7 +155,7 @@ class ChatCompletionFold:
             created=self._last.created,
             model=self._last.model,
             choices=choices,
-            usage=self._usage,
+            usage=self.usage,
             system_fingerprint=self._last.system_fingerprint,
             service_tier=service_tier,
         )

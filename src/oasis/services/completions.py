@@ -208,9 +208,6 @@ class CompletionService:
             runs += [_Run(p * n + i, prepared, choice) for i, choice in enumerate(params)]
         return runs
 
-    def _prompt_tokens(self, runs: list[_Run], n: int) -> int:
-        return sum(run.prompt.prompt_tokens for run in runs[::n])  # each prompt counts once
-
     def _start(self, request: CompletionRequest, runs: list[_Run]) -> Interleaved:
         """Every choice of every prompt queued now, together (a full queue answers 503)."""
         streams = self.core.generate_all([(r.prompt, r.params) for r in runs], request.stop_list)
@@ -269,7 +266,9 @@ class CompletionService:
                 )
             )
 
-        completion_tokens = cached = 0
+        # Prompt tokens as the backend counted them when it finished (a remote engine
+        # counts only then); each prompt counts once, as its first choice found it.
+        completion_tokens = cached = prompt_tokens = 0
         n = request.n or 1
         want = request.logprobs is not None
         echoes = [run.prompt.text if request.echo else "" for run in runs]
@@ -297,8 +296,9 @@ class CompletionService:
                         yield part(index, event.text)
                 elif isinstance(event, Finished):
                     completion_tokens += event.completion_tokens
-                    if index % n == 0:  # a prompt counts once, as its first choice found it
+                    if index % n == 0:
                         cached += event.cached_tokens
+                        prompt_tokens += event.prompt_tokens
                     yield chunk(
                         CompletionChoice(
                             index=index,
@@ -316,7 +316,7 @@ class CompletionService:
                 created=created,
                 model=model,
                 choices=[],
-                usage=usage(self._prompt_tokens(runs, n), completion_tokens, cached_tokens=cached),
+                usage=usage(prompt_tokens, completion_tokens, cached_tokens=cached),
                 system_fingerprint=fingerprint,
             )
         # After the last chunk, so the client does not wait for the write.
@@ -324,7 +324,7 @@ class CompletionService:
             UsageEntry(
                 "completions",
                 runs[0].prompt.model.spec.id,
-                input_tokens=self._prompt_tokens(runs, n),
+                input_tokens=prompt_tokens,
                 cached_tokens=cached,
                 output_tokens=completion_tokens,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.batches import BatchRepository
+from oasis.store.chat_completions import ChatCompletionRepository, StoredChatCompletion
 from oasis.store.containers import ContainerRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
 from oasis.store.events import EventLogRepository
@@ -26,6 +27,7 @@ from oasis.store.vector_stores import VectorStoreRepository
 
 __all__ = [
     "BatchRepository",
+    "ChatCompletionRepository",
     "ConversationRepository",
     "EventLogRepository",
     "FileRepository",
@@ -37,6 +39,7 @@ __all__ = [
     "RateWindowRepository",
     "ResponseRepository",
     "Store",
+    "StoredChatCompletion",
     "StoredConversation",
     "StoredFile",
     "StoredResponse",
@@ -64,6 +67,7 @@ class Store:
         self.batches = BatchRepository(engine)
         self.vector_stores = VectorStoreRepository(engine)
         self.containers = ContainerRepository(engine)
+        self.chat_completions = ChatCompletionRepository(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -484,7 +484,39 @@ def _v10_containers(conn: Connection) -> None:
     _V10.create_all(conn)
 
 
-def _v11_job_leases(conn: Connection) -> None:
+# Schema version 11 as released: stored chat completions and their request messages.
+_V11 = MetaData()
+Table(
+    "chat_completions",
+    _V11,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_chat_completions_owner", "owner", "pk"),
+)
+Table(
+    "chat_completion_messages",
+    _V11,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("completion_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_chat_completion_messages_completion", "completion_id", "position"),
+)
+
+
+def _v11_chat_completions(conn: Connection) -> None:
+    """Stored Chat Completions (``store: true``) and the messages each was asked with."""
+    _V11.create_all(conn)
+
+
+def _v12_job_leases(conn: Connection) -> None:
     """Leases on background work, so replicas on one database claim each job once."""
     step = MetaData()
     Table(
@@ -511,7 +543,8 @@ STEPS: list[Callable[[Connection], None]] = [
     _v8_batches,
     _v9_batch_line_usage,
     _v10_containers,
-    _v11_job_leases,
+    _v11_chat_completions,
+    _v12_job_leases,
 ]
 
 

@@ -386,3 +386,29 @@ container_files = Table(
     Column("source", String(16), nullable=False),
     Index("ux_container_files_path", "container_id", "path", unique=True),
 )
+
+# Chat completions created with ``store: true``: the completion as returned (``body``, its
+# ``metadata`` kept apart so an update rewrites one column), and the request's messages.
+chat_completions = Table(
+    "chat_completions",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_chat_completions_owner", "owner", "pk"),
+)
+chat_completion_messages = Table(
+    "chat_completion_messages",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("completion_id", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_chat_completion_messages_completion", "completion_id", "position"),
+)
