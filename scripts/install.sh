@@ -46,6 +46,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install build-essential cmake
 fi
 
+# PostgreSQL: the replica tests start a throwaway cluster of their own (initdb + pg_ctl).
+# Only the server binaries are needed; Debian's package also starts a cluster of its own,
+# which the tests leave alone.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        step "Installing PostgreSQL (Debian), for the replica tests"
+        apt_install postgresql
+    else
+        echo "    PostgreSQL not found: the replica tests will be skipped." >&2
+    fi
+fi
+
 # Debian's chromium: the headless browser the browser tests drive through Playwright, which
 # cannot download browsers of its own here.
 if ! command -v chromium >/dev/null 2>&1; then

@@ -16,6 +16,9 @@ from openai import OpenAI
 
 from tests.server import Server, sdk_for, start_server
 
+# The ``postgres`` fixture: a PostgreSQL cluster of the tests' own, started when used.
+pytest_plugins = ["tests.postgres"]
+
 
 def _wanted(request: pytest.FixtureRequest, fixture: str) -> bool:
     """True when a collected test uses ``fixture`` (so optional test models get built)."""

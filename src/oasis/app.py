@@ -68,6 +68,7 @@ from oasis.services.generation import GenerationCore
 from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
 from oasis.services.images import ImagesService
+from oasis.services.leases import Leases
 from oasis.services.models import ModelManager
 from oasis.services.uploads import UploadsService
 from oasis.services.usage_report import UsageReport
@@ -156,6 +157,10 @@ def create_app(
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
         store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
+        app.state.store = store
+        # Replicas may share a PostgreSQL database: background work is leased there.
+        shared = store.engine.dialect.name == "postgresql"
+        leases = Leases(store.leases if shared else None, ttl=settings.lease_seconds)
         limiter.open(store.rate_windows)
         access.open(store.keys, UsageRecorder(store.usage, limiter, meters))
         app.state.metrics = meters
@@ -195,6 +200,7 @@ def create_app(
             file_service,
             app.state.embeddings,
             settings.vector_stores.embedding_model,
+            leases,
         )
         file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
         app.state.containers = ContainerService(
@@ -213,6 +219,7 @@ def create_app(
                 "vector_stores": app.state.vector_stores,
                 "containers": app.state.containers,
             },
+            leases=leases,
         )
         app.state.uploads = upload_service
         housekeeping = Housekeeping(
@@ -235,7 +242,21 @@ def create_app(
             app.state.images,
         )
         runner = BatchRunner(
-            store.batches, file_service, dispatch, concurrency=settings.batch_concurrency
+            store.batches,
+            file_service,
+            dispatch,
+            concurrency=settings.batch_concurrency,
+            leases=leases,
+        )
+        # With replicas, each adopts the background work of one that died (its leases
+        # expired) every half lease.
+        adoption = Housekeeping(
+            [
+                app.state.responses.jobs.adopt_orphans,
+                app.state.vector_stores.ingestion.recover,
+                runner.recover,
+            ],
+            interval=settings.lease_seconds / 2,
         )
         app.state.batches = BatchesService(store.batches, file_service, runner)
         meters.watch(
@@ -254,6 +275,7 @@ def create_app(
             lambda: dict(runner.lines_done),
         )
         try:
+            leases.start()  # renews from the first claim on (only when shared)
             if settings.code_interpreter.enabled:
                 await sandboxes.probe()
             await app.state.responses.jobs.recover()
@@ -261,13 +283,17 @@ def create_app(
             housekeeping.start()
             await manager.preload()
             await runner.recover()
+            if shared:
+                adoption.start()
             log.info("oasis %s ready", __version__)
             yield
         finally:
+            await adoption.close()
             await runner.close()
             await housekeeping.close()
             await app.state.vector_stores.ingestion.close()
             await app.state.responses.close()
+            await leases.close()
             await sandboxes.close()
             await store.close()
             await app.state.embeddings.close()

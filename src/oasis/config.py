@@ -1,5 +1,9 @@
 """Server settings: defaults, then a config file (TOML or YAML), then environment, then CLI.
 
+Every setting can come from the environment as ``OASIS_<NAME>`` (``OASIS_PORT=8000``,
+``OASIS_PRELOAD=a,b``), one inside a table as ``OASIS_<TABLE>_<NAME>``
+(``OASIS_EMBEDDINGS_BATCH_SIZE=64``), and ``OASIS_MODELS`` / ``OASIS_ALIASES`` as JSON.
+
 A config file looks like::
 
     api_keys = ["sk-local-1"]
@@ -19,10 +23,12 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import (
     BaseModel,
@@ -33,6 +39,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from oasis.engines.cpu import available_cpus
 
@@ -216,6 +223,10 @@ class Settings(BaseModel):
     # is no limit. Counted in the database, so replicas share them.
     rate_limit_rpm: int | None = Field(default=None, ge=1)
     rate_limit_tpm: int | None = Field(default=None, ge=1)
+    # Replicas on one PostgreSQL: seconds a replica's claim on a background job (a
+    # response, a batch, a file being indexed) lasts without renewal. It renews several
+    # times per lease; when it dies, another replica takes its jobs over after this long.
+    lease_seconds: float = Field(default=10.0, ge=0.5, le=3600)
     # "json": one JSON access-log line per request (request id, key id, model, tokens).
     log_format: Literal["text", "json"] = "text"
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
@@ -284,6 +295,52 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _env_value(field: FieldInfo, raw: str) -> Any:
+    """One setting's text from the environment: JSON for a list or table written as JSON,
+    comma-separated words for a list, else the text (pydantic converts numbers, booleans
+    and paths)."""
+    if raw.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"cannot parse {raw!r} as JSON: {exc}") from exc
+    if get_origin(field.annotation) is list:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every setting found in ``environ``: ``OASIS_<NAME>`` for a top-level one,
+    ``OASIS_<TABLE>_<NAME>`` for one in a table (``OASIS_EMBEDDINGS_BATCH_SIZE``).
+    Empty variables are ignored. ``models`` and ``aliases`` take JSON."""
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(f"OASIS_{name.upper()}")
+        if raw:
+            values[name] = _env_value(field, raw)
+        table = field.annotation
+        if isinstance(table, type) and issubclass(table, BaseModel) and name not in values:
+            section = {
+                key: _env_value(sub, environ[f"OASIS_{name}_{key}".upper()])
+                for key, sub in table.model_fields.items()
+                if environ.get(f"OASIS_{name}_{key}".upper())
+            }
+            if section:
+                values[name] = section
+    return values
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` on top; a table in both is merged key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "aliases":
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Merge defaults, the config file, ``OASIS_*`` environment variables and CLI overrides."""
     values: dict[str, Any] = {}
@@ -292,31 +349,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     )
     if config_file is not None:
         values.update(_read_config_file(config_file))
-    env_map = {
-        "OASIS_API_KEYS": "api_keys",
-        "OASIS_CORS_ORIGINS": "cors_origins",
-        "OASIS_DATA_DIR": "data_dir",
-        "OASIS_DATABASE_URL": "database_url",
-        "OASIS_MAX_BODY_BYTES": "max_body_bytes",
-        "OASIS_OWNER_SECRET": "owner_secret",
-        "OASIS_PARALLEL": "parallel",
-        "OASIS_THREADS": "threads",
-        "OASIS_ALLOW_PRIVATE_URLS": "allow_private_urls",
-        "OASIS_PLAYGROUND": "playground",
-    }
-    for env, key in env_map.items():
-        if os.environ.get(env):
-            values[key] = os.environ[env]
-    search_env = {
-        "OASIS_WEB_SEARCH_ENGINE": "engine",
-        "OASIS_WEB_SEARCH_URL": "url",
-        "OASIS_WEB_SEARCH_API_KEY": "api_key",
-    }
-    for env, key in search_env.items():
-        if os.environ.get(env):
-            section = values.get("web_search")
-            values["web_search"] = {**(section if isinstance(section, dict) else {})}
-            values["web_search"][key] = os.environ[env]
+    values = _merge(values, env_settings(os.environ))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings.model_validate(values)

@@ -31,7 +31,18 @@ log = logging.getLogger(__name__)
 
 # The playground's page and its static files are public: the page asks its user for a key
 # and sends it with each API call it makes.
-OPEN_PATHS = frozenset({"/health", "/healthz", "/readyz", "/metrics", "/", "/playground"})
+OPEN_PATHS = frozenset(
+    {
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/",
+        "/playground",
+    }
+)
 ADMIN_PREFIX = "/v1/organization/"
 # Image URLs carry their own credential (a random name), like OpenAI's signed URLs, so a
 # browser can show them without an API key.

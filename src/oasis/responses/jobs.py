@@ -3,7 +3,13 @@
 The response row is the durable job record: it is stored ``queued`` before the task
 starts and every state change is written back. Events of a streamed background response
 go to an in-memory :class:`EventLog` (for live followers) and, in batches, to the
-``response_events`` table (for replay after the job ends or the server restarts).
+``response_events`` table (for replay after the job ends or the server restarts, and
+for followers on other replicas).
+
+With replicas (:mod:`oasis.services.leases`) the replica that stores a job leases it and
+runs it; a cancel that arrives elsewhere reaches it as a stop request on the lease; a job
+whose replica died is adopted by another, which records it ``failed`` (as a restart
+does on SQLite).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from oasis.store import Store
+from oasis.services.leases import Leases
+from oasis.store import Store, StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,11 @@ class EventLog:
             await self._changed.wait()
 
 
-StopReason = Literal["cancel", "shutdown"]
+# "lost": another replica took the job over (this one's lease lapsed while it stalled).
+StopReason = Literal["cancel", "shutdown", "lost"]
+LEASE = "response"  # the lease kind of a background response
+INTERRUPTED = "The server stopped before this response finished."
+FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 
 
 @dataclass
@@ -107,10 +118,23 @@ class Job:
 class BackgroundJobs:
     """The running background responses of this process."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, leases: Leases | None = None) -> None:
         self.store = store
+        self.leases = leases or Leases(None)
         self._jobs: dict[str, Job] = {}
         self.closing = False
+        # Stop requests that came for a job before its task began (see _stop_requested).
+        self._stopped_early: set[str] = set()
+        self.leases.on_stop(LEASE, self._stop_requested)
+
+    def _stop_requested(self, response_id: str, lost: bool) -> None:
+        """Another replica cancelled a job this one leased (maybe before it began), or
+        adopted it (``lost``): either way its task stops; whoever ends it first wins."""
+        job = self._jobs.get(response_id)
+        if job is not None:
+            job.stop("lost" if lost else "cancel")
+        elif not lost:
+            self._stopped_early.add(response_id)
 
     @property
     def running(self) -> int:
@@ -128,15 +152,20 @@ class BackgroundJobs:
         job.task = asyncio.create_task(self._main(job, run), name=f"response {response_id}")
         self._jobs[response_id] = job
         job.task.add_done_callback(lambda _: self._jobs.pop(response_id, None))
+        if response_id in self._stopped_early:
+            self._stopped_early.discard(response_id)
+            job.stop("cancel")
 
-    @staticmethod
-    async def _main(job: Job, run: Callable[[Job], Coroutine[Any, Any, None]]) -> None:
+    async def _main(self, job: Job, run: Callable[[Job], Coroutine[Any, Any, None]]) -> None:
         job.started = True
         if job.stop_reason is not None and job.task is not None:
             # Stopped before it began: the cancellation lands at run's first await, inside
             # its own handler, which records the end state.
             job.task.cancel()
-        await run(job)
+        try:
+            await run(job)
+        finally:
+            await asyncio.shield(self.leases.release(LEASE, job.response_id))
 
     def live(self, response_id: str) -> EventLog | None:
         job = self._jobs.get(response_id)
@@ -168,26 +197,74 @@ class BackgroundJobs:
 
         Their generation died with that process; resuming would re-run the model from
         scratch with different sampling, so an honest ``failed`` is recorded instead.
+        With replicas, only the jobs no live replica holds are theirs to end (see
+        :meth:`adopt_orphans`).
         """
+        if self.leases.shared:
+            return await self.adopt_orphans()
         count = 0
         for row in await self.store.responses.unfinished():
-            body = dict(row.body)
-            body["status"] = "failed"
-            body["error"] = {
-                "code": "server_error",
-                "message": "The server stopped before this response finished.",
-            }
-            await self.store.responses.update_snapshot(row.owner, body)
-            if row.stream:
-                seq = await self.store.events.last_seq(row.id) + 1
-                event = {"type": "response.failed", "sequence_number": seq, "response": body}
-                await self.store.events.append(
-                    row.id, [(seq, "response.failed", json.dumps(event))]
-                )
-            count += 1
+            count += await self.end_orphan(row, "failed")
         if count:
             log.warning("marked %d interrupted background response(s) as failed", count)
         return count
+
+    async def adopt_orphans(self) -> int:
+        """Replicas: end the jobs whose replica died (their lease expired) as ``failed``."""
+        rows = {row.id: row for row in await self.store.responses.unfinished()}
+        count = 0
+        for response_id in await self.leases.orphans(LEASE, list(rows)):
+            if response_id in self._jobs or not await self.leases.claim(LEASE, response_id):
+                continue
+            try:
+                count += await self.end_orphan(rows[response_id], "failed")
+            finally:
+                await self.leases.release(LEASE, response_id)
+        if count:
+            log.warning("marked %d background response(s) of a stopped replica failed", count)
+        return count
+
+    async def end_orphan(self, row: StoredResponse, status: Literal["failed", "cancelled"]) -> int:
+        """Record the end of a job that no task runs; 1 if this wrote it, else 0.
+
+        ``failed`` gets the error and (for a streamed job) a ``response.failed`` event for
+        followers; ``cancelled`` gets neither, as when a running job is cancelled.
+        """
+        body = {**row.body, "status": status}
+        if status == "failed":
+            body["error"] = {"code": "server_error", "message": INTERRUPTED}
+        if not await self.store.responses.update_snapshot(row.owner, body):
+            return 0  # it ended meanwhile
+        if row.stream and status == "failed":
+            seq = await self.store.events.last_seq(row.id) + 1
+            event = {"type": "response.failed", "sequence_number": seq, "response": body}
+            await self.store.events.append(row.id, [(seq, "response.failed", json.dumps(event))])
+        return 1
+
+    async def stop_anywhere(self, row: StoredResponse, poll: float = 0.1) -> None:
+        """Cancel a job that no task of this process runs, and wait until it has ended.
+
+        If another replica runs it, that replica is asked to stop it (through the lease)
+        and records the end itself; if none does (it never started, or its replica died),
+        the end is recorded here. Returns once the row is final or gone.
+        """
+        if await self.leases.request_stop(LEASE, row.id):
+            deadline = asyncio.get_running_loop().time() + 3 * self.leases.ttl
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(poll)
+                now = await self.store.responses.get(row.owner, row.id)
+                if now is None or now.status in FINAL_STATUSES:
+                    return
+                if not await self.leases.running_elsewhere(LEASE, row.id):
+                    break  # its replica died before it could stop it
+        if not await self.leases.claim(LEASE, row.id):
+            return  # another replica is ending it right now
+        try:
+            latest = await self.store.responses.get(row.owner, row.id)
+            if latest is not None:
+                await self.end_orphan(latest, "cancelled")
+        finally:
+            await self.leases.release(LEASE, row.id)
 
     async def close(self) -> None:
         """Stop every job at shutdown; the next start marks them failed (see recover)."""

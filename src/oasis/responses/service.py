@@ -30,11 +30,20 @@ from oasis.responses import compaction
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
 from oasis.responses.include import shown_all
 from oasis.responses.items import check_call_ids, normalize_input, to_conversation
-from oasis.responses.jobs import BackgroundJobs, Event, EventLog, Job
+from oasis.responses.jobs import (
+    FINAL_STATUSES,
+    INTERRUPTED,
+    LEASE,
+    BackgroundJobs,
+    Event,
+    EventLog,
+    Job,
+)
 from oasis.responses.loop import MAX_HOSTED_CALLS, LoopState, run_steps
 from oasis.services.generation import GenerationCore, PreparedPrompt
+from oasis.services.leases import Leases
 from oasis.services.streams import begun, failure_message, guarded
-from oasis.store import ItemPage, Store
+from oasis.store import ItemPage, Store, StoredResponse
 from oasis.tools.base import ConfiguredTool, ToolContext
 from oasis.tools.outbound import UrlPolicy
 from oasis.tools.registry import get_tool, replay_item
@@ -46,9 +55,12 @@ log = logging.getLogger(__name__)
 
 # The hosted tool types a ``tool_choice`` may name as ``{"type": ...}`` in a Response.
 _CHOICE_TYPES = frozenset(get_args(ToolChoiceTypes.model_fields["type"].annotation))
-FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 # How often a running background job writes its snapshot and events to the database.
 FLUSH_SECONDS = 0.25
+# How often a follower on another replica than the job's reads the event log for more.
+FOLLOW_POLL_SECONDS = 0.1
+# How long such a follower waits for the terminal event of a job whose row is final.
+TERMINAL_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -241,13 +253,14 @@ class ResponsesService:
         http: httpx.AsyncClient,
         urls: UrlPolicy | None = None,
         tool_services: Mapping[str, Any] | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.core = core
         self.store = store
         self.http = http  # the one client for tools' outbound requests
         self.urls = urls or UrlPolicy()  # where those requests may go
         self.tool_services = dict(tool_services or {})  # what hosted tools may call
-        self.jobs = BackgroundJobs(store)
+        self.jobs = BackgroundJobs(store, leases)
 
     # -- planning ---------------------------------------------------------------------
 
@@ -550,13 +563,19 @@ class ResponsesService:
             events.append(_encode(event))
 
         async def start() -> None:
-            await self.store.responses.insert(
-                turn.owner,
-                turn.builder.snapshot(),
-                inputs=turn.context,
-                stream=turn.stream,
-                request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
-            )
+            # Leased before it is stored, so no other replica ever finds it unclaimed.
+            await self.jobs.leases.claim(LEASE, turn.builder.id)
+            try:
+                await self.store.responses.insert(
+                    turn.owner,
+                    turn.builder.snapshot(),
+                    inputs=turn.context,
+                    stream=turn.stream,
+                    request=turn.request.model_dump(mode="json", exclude_unset=True, by_alias=True),
+                )
+            except BaseException:
+                await self.jobs.leases.release(LEASE, turn.builder.id)
+                raise
             if turn.stream:
                 await self.jobs.flush(turn.builder.id, events)
             self.jobs.start(turn.builder.id, events, lambda job: self._run_background(turn, job))
@@ -614,6 +633,8 @@ class ResponsesService:
             if job.stop_reason == "cancel":
                 builder.cancel()
                 await end([])
+            elif job.stop_reason == "lost":
+                await end(builder.fail(INTERRUPTED))
             else:
                 await end(builder.fail("The server shut down before this response finished."))
         except Exception:
@@ -650,12 +671,49 @@ class ResponsesService:
         live = self.jobs.live(response_id)
         if live is not None:
             return live.follow(start)
-        return _iterate(await self.store.events.after(response_id, start))
+        logged = await self.store.events.after(response_id, start)
+        if stored.status in FINAL_STATUSES:
+            return _iterate(logged)
+        return self._follow_log(stored, logged, start)
+
+    async def _follow_log(
+        self, stored: StoredResponse, logged: list[Event], after: int
+    ) -> AsyncIterator[Event]:
+        """The events of a job that another replica runs, read from the durable log as its
+        holder writes them, until its end: a terminal event, or a final or deleted row.
+
+        The holder stores the final row just before it logs the terminal event, so a
+        final row whose terminal event is not logged yet is read again for a while (a
+        cancelled one has none; a holder that died just then never logs it).
+        """
+        last = after
+        grace = asyncio.get_running_loop().time() + TERMINAL_GRACE_SECONDS
+        while True:
+            for event in logged:
+                yield event
+                last = event[0]
+                if event[1] in TERMINAL_EVENTS:
+                    return
+            row = await self.store.responses.get(stored.owner, stored.id)
+            if row is None or row.status == "cancelled":
+                ended = True
+            elif row.status in FINAL_STATUSES:
+                ended = asyncio.get_running_loop().time() > grace
+            else:
+                ended = False
+                grace = asyncio.get_running_loop().time() + TERMINAL_GRACE_SECONDS
+            if not ended:
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            logged = await self.store.events.after(stored.id, last)
+            if ended and not logged:
+                return
 
     async def delete(self, response_id: str, owner: str) -> None:
-        if await self.store.responses.get(owner, response_id) is None:
+        stored = await self.store.responses.get(owner, response_id)
+        if stored is None:
             raise _not_found(response_id)
-        await self.jobs.cancel(response_id)
+        if not await self.jobs.cancel(response_id) and stored.status not in FINAL_STATUSES:
+            await self.jobs.stop_anywhere(stored)
         await self.store.responses.delete(owner, response_id)
 
     async def cancel(self, response_id: str, owner: str) -> Response:
@@ -665,13 +723,11 @@ class ResponsesService:
         if not stored.background:
             raise InvalidRequestError("Only background responses can be cancelled.")
         if stored.status not in FINAL_STATUSES and not await self.jobs.cancel(response_id):
-            # No job of this process runs it (it has not started yet, or its server
-            # stopped). The write only changes a row that is still unfinished, so it never
-            # rewrites an end that a job recorded meanwhile, and a job that starts later
-            # finds it cancelled and does not run.
-            await self.store.responses.update_snapshot(
-                owner, {**stored.body, "status": "cancelled"}
-            )
+            # No job of this process runs it: another replica's (asked to stop through its
+            # lease), or none (it has not started yet, or its server stopped). The write
+            # only changes a row that is still unfinished, so it never rewrites an end that
+            # a job recorded meanwhile, and a job that starts later finds it cancelled.
+            await self.jobs.stop_anywhere(stored)
         return await self.retrieve(response_id, owner)
 
     async def input_items(

@@ -7,6 +7,10 @@ lines not yet done, at most ``concurrency`` at once across all batches, each thr
 endpoint's own service (the ``dispatch`` callable, built by the HTTP layer) at background
 priority; ``finalizing`` / ``cancelling`` / an expiry write the output and error files.
 A line's output is stored in the transaction that marks it done: no line runs twice.
+
+With replicas (:mod:`oasis.services.leases`) a batch runs where its lease is held; a
+cancel that arrives at another replica reaches the holder as a stop request, and the
+batches of a replica that died are adopted by the others' sweeps and resumed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from oasis.errors import NotFoundError
 from oasis.ids import new_id
 from oasis.services.batch_input import MAX_BYTES, check_input
 from oasis.services.files import FilesService
+from oasis.services.leases import Leases
 from oasis.store.batches import BatchRepository, LineTokens, PendingLine, StoredBatch
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ _CHUNK = 64 * 1024
 # Output files are as large as the batch's answers; the file size setting bounds uploads.
 _UNBOUNDED = 1 << 62
 _PAGE = 256
+LEASE = "batch"  # the lease kind of a batch
 
 
 class BatchRunner:
@@ -48,8 +54,10 @@ class BatchRunner:
         dispatch: Dispatch,
         *,
         concurrency: int,
+        leases: Leases | None = None,
     ) -> None:
         self.repo = repo
+        self.leases = leases or Leases(None)
         self.files = files
         self.dispatch = dispatch
         self.concurrency = concurrency
@@ -61,6 +69,7 @@ class BatchRunner:
         self.closing = False
         # Lines this process finished, by outcome (for the metrics' batch progress).
         self.lines_done: dict[str, int] = {"completed": 0, "failed": 0}
+        self.leases.on_stop(LEASE, self._stop_requested)
 
     @property
     def running(self) -> int:
@@ -75,18 +84,33 @@ class BatchRunner:
         self._tasks[batch_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(batch_id, None))
 
-    def cancel(self, batch_id: str) -> None:
-        """Interrupt the batch's running lines; its task then writes the files of what ended."""
+    async def cancel(self, batch_id: str) -> None:
+        """Interrupt the batch's running lines; its task then writes the files of what ended.
+
+        A batch that another replica runs is asked to stop there through its lease.
+        """
         task = self._tasks.get(batch_id)
         if task is None:
-            self.start(batch_id)  # e.g. a task that ended at an error: finish the cancel
+            if not await self.leases.request_stop(LEASE, batch_id):
+                self.start(batch_id)  # e.g. a task that ended at an error: finish the cancel
             return
         self._cancelled.add(batch_id)
         task.cancel()
 
+    def _stop_requested(self, batch_id: str, lost: bool) -> None:
+        task = self._tasks.get(batch_id)
+        if task is None:
+            return
+        if not lost:
+            self._cancelled.add(batch_id)  # a cancel: go on to write the files
+        task.cancel()
+
     async def recover(self) -> int:
-        """Start a task for every batch a previous process left unfinished."""
+        """Start a task for every batch a previous process (or a replica that died) left
+        unfinished; with replicas, only those no live replica holds."""
         ids = await self.repo.unfinished()
+        if self.leases.shared:
+            ids = [i for i in await self.leases.orphans(LEASE, ids) if i not in self._tasks]
         for batch_id in ids:
             self.start(batch_id)
         if ids:
@@ -109,6 +133,14 @@ class BatchRunner:
             await asyncio.wait(list(self._writes), timeout=10)
 
     async def _run(self, batch_id: str) -> None:
+        if not await self.leases.claim(LEASE, batch_id):
+            return  # another replica runs it
+        try:
+            await self._steps(batch_id)
+        finally:
+            await asyncio.shield(self.leases.release(LEASE, batch_id))
+
+    async def _steps(self, batch_id: str) -> None:
         lower_priority()
         status = "validating"
         while True:

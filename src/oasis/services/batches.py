@@ -134,7 +134,7 @@ class BatchesService:
             stored.id, "cancelling", ["validating", "in_progress"], int(time.time())
         )
         if moved:
-            self.runner.cancel(stored.id)
+            await self.runner.cancel(stored.id)
         return await self.get(owner, batch_id)
 
     async def _stored(self, owner: str, batch_id: str) -> StoredBatch:

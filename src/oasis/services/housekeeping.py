@@ -53,4 +53,4 @@ class Housekeeping:
                 log.exception("housekeeping job %s failed", getattr(job, "__qualname__", job))
                 continue
             if removed:
-                log.info("housekeeping: %s removed %d", getattr(job, "__qualname__", job), removed)
+                log.info("housekeeping: %s handled %d", getattr(job, "__qualname__", job), removed)

@@ -4,8 +4,10 @@ Files wait in a queue served by a few worker tasks. The database is the truth: a
 ``in_progress`` until one transaction stores its chunks and marks it ``completed`` (or it
 is marked ``failed`` with a ``last_error``), so a file that was in the queue when the
 server stopped is simply queued again at start-up (:meth:`Ingestion.recover`) and
-finished then. Two replicas recovering the same file both do the work; the second
-finds it no longer ``in_progress`` and writes nothing.
+finished then. With replicas (:mod:`oasis.services.leases`) the file is indexed by the
+one that leases it; the files of a replica that died are adopted by the others' sweeps.
+Should two ever index one file, the second finds it no longer ``in_progress`` and writes
+nothing.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from oasis.retrieval.chunking import chunk_text
 from oasis.retrieval.parsing import DocumentError, extract_text
 from oasis.retrieval.ranking import to_blob, unit_rows
 from oasis.services.embeddings import EmbeddingService
+from oasis.services.leases import Leases
 from oasis.store.vector_stores import NewChunk, StoredFile, VectorStoreRepository
 
 log = logging.getLogger(__name__)
 
 WORKERS = 2
 EMBED_SLICE = 512  # chunks handed to the embeddings batcher at once
+LEASE = "ingestion"  # the lease kind of a file being indexed
 
 
 class FileSource(Protocol):
@@ -54,25 +58,38 @@ class Ingestion:
         files: FileSource,
         embeddings: EmbeddingService,
         model: str | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.repo = repo
+        self.leases = leases or Leases(None)
         self.files = files
         self.embeddings = embeddings
         self.model = model
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()  # in the queue or being indexed here
         self._workers: list[asyncio.Task[None]] = []
 
     def submit(self, owner: str, store_id: str, file_id: str) -> None:
-        """Queue an attached (``in_progress``) file."""
+        """Queue an attached (``in_progress``) file (once while it waits or runs)."""
+        key = (owner, store_id, file_id)
+        if key in self._queued:
+            return
+        self._queued.add(key)
         if not self._workers:
             self._workers = [
                 asyncio.create_task(self._work(), name=f"ingest-{i}") for i in range(WORKERS)
             ]
-        self._queue.put_nowait((owner, store_id, file_id))
+        self._queue.put_nowait(key)
 
     async def recover(self) -> int:
-        """Queue every file left ``in_progress`` (by a server that stopped); how many."""
+        """Queue every file left ``in_progress`` (by a server that stopped); how many.
+
+        With replicas, only the files no live replica is indexing.
+        """
         pending = await self.repo.in_progress()
+        if self.leases.shared:
+            orphans = set(await self.leases.orphans(LEASE, [_job_id(*_key(r)) for r in pending]))
+            pending = [r for r in pending if _job_id(*_key(r)) in orphans]
         for row in pending:
             self.submit(row.owner, row.vector_store_id, row.file_id)
         if pending:
@@ -82,8 +99,13 @@ class Ingestion:
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
+            job_id = _job_id(*key)
             try:
-                await self._ingest(*key)
+                if await self.leases.claim(LEASE, job_id):
+                    try:
+                        await self._ingest(*key)
+                    finally:
+                        await asyncio.shield(self.leases.release(LEASE, job_id))
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad file must not stop the worker
@@ -93,6 +115,7 @@ class Ingestion:
                         *key, "server_error", "The server failed while indexing this file."
                     )
             finally:
+                self._queued.discard(key)
                 self._queue.task_done()
 
     async def _ingest(self, owner: str, store_id: str, file_id: str) -> None:
@@ -155,3 +178,11 @@ class Ingestion:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+
+
+def _key(row: StoredFile) -> Key:
+    return row.owner, row.vector_store_id, row.file_id
+
+
+def _job_id(_owner: str, store_id: str, file_id: str) -> str:
+    return f"{store_id}:{file_id}"

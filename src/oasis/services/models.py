@@ -113,6 +113,33 @@ class ModelManager:
                 found[model_id] = engine.load
         return found
 
+    async def unready(self) -> list[str]:
+        """Why this server cannot serve yet (empty when it can): preloaded models that are
+        not loaded, and loaded engines that say they cannot reach their runtime.
+
+        An engine declares that it can tell by having ``async reachable() -> bool`` (a
+        remote engine asks its upstream servers); others are ready once loaded.
+        """
+        problems: list[str] = []
+        for name in self.settings.preload:
+            try:
+                spec = self.registry.resolve(name).spec
+            except OasisError:
+                continue  # preload logged it; nothing to wait for
+            if spec.id not in self._engines:
+                problems.append(f"model {spec.id} is not loaded")
+        for model_id, engine in list(self._engines.items()):
+            reachable = getattr(engine, "reachable", None)
+            if reachable is None:
+                continue
+            try:
+                ok = bool(await reachable())
+            except Exception:
+                ok = False
+            if not ok:
+                problems.append(f"model {model_id} cannot reach its engine")
+        return problems
+
     async def preload(self) -> None:
         """Load the models named in ``settings.preload``; failures are logged, not fatal."""
         for name in self.settings.preload:

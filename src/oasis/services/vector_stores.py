@@ -24,6 +24,7 @@ from oasis.retrieval.parsing import DocumentError, extract_text
 from oasis.retrieval.ranking import Ranking, ranking_of
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.ingestion import FileSource, Ingestion
+from oasis.services.leases import Leases
 from oasis.services.vector_search import Hit, VectorSearch, rewrite
 from oasis.store.pagination import Page
 from oasis.store.vector_stores import StoredBatch, StoredFile, StoredStore, VectorStoreRepository
@@ -136,12 +137,13 @@ class VectorStoreService:
         files: FileSource,
         embeddings: EmbeddingService,
         model: str | None,
+        leases: Leases | None = None,
     ) -> VectorStoreService:
         """The service with its ingestion worker and search, all on ``model``'s vectors."""
         return cls(
             repo,
             files,
-            Ingestion(repo, files, embeddings, model),
+            Ingestion(repo, files, embeddings, model, leases),
             VectorSearch(repo, embeddings, model),
         )
 

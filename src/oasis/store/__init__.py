@@ -17,6 +17,7 @@ from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
 from oasis.store.keys import KeyRepository
+from oasis.store.leases import LeaseRepository
 from oasis.store.projects import ProjectRepository
 from oasis.store.rate_windows import RateWindowRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
@@ -33,6 +34,7 @@ __all__ = [
     "ItemPage",
     "ItemRepository",
     "KeyRepository",
+    "LeaseRepository",
     "ProjectRepository",
     "RateWindowRepository",
     "ResponseRepository",
@@ -57,6 +59,7 @@ class Store:
         self.events = EventLogRepository(engine)
         self.projects = ProjectRepository(engine)
         self.keys = KeyRepository(engine)
+        self.leases = LeaseRepository(engine)
         self.usage = UsageRepository(engine)
         self.rate_windows = RateWindowRepository(engine)
         self.files = FileRepository(engine)

@@ -516,6 +516,22 @@ def _v11_chat_completions(conn: Connection) -> None:
     _V11.create_all(conn)
 
 
+def _v12_job_leases(conn: Connection) -> None:
+    """Leases on background work, so replicas on one database claim each job once."""
+    step = MetaData()
+    Table(
+        "leases",
+        step,
+        Column("kind", String(16), primary_key=True),
+        Column("job_id", String(160), primary_key=True),
+        Column("holder", String(128), nullable=False),
+        Column("expires_at", Float, nullable=False),
+        Column("stop", Boolean, nullable=False),
+        Index("ix_leases_holder", "holder"),
+    )
+    step.create_all(conn)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_conversation_positions,
@@ -528,6 +544,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _v9_batch_line_usage,
     _v10_containers,
     _v11_chat_completions,
+    _v12_job_leases,
 ]
 
 
@@ -560,7 +577,19 @@ def _run_steps(conn: Connection) -> int:
     return version
 
 
+# The PostgreSQL advisory lock that replicas starting together take around migrating
+# (any fixed 64-bit number; this one spells "oasis" in ASCII).
+MIGRATION_LOCK = 0x6F61736973
+
+
 async def migrate(engine: AsyncEngine, owner_ids: OwnerIds) -> int:
-    """Bring the database to the newest schema; returns the version it is at."""
+    """Bring the database to the newest schema; returns the version it is at.
+
+    On PostgreSQL, replicas starting at once queue on an advisory lock held until the
+    migrating transaction ends: the first runs the steps, the others then find the schema
+    current and run none. (SQLite serializes writers by itself.)
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         return await conn.run_sync(_migrate, owner_ids)

@@ -94,6 +94,20 @@ response_events = Table(
     Column("data", Text, nullable=False),
 )
 
+# Background work claimed by one replica: a response job, a batch, a file being indexed.
+# The holder renews ``expires_at`` while it runs; another replica takes over an expired
+# lease. ``stop`` asks the holder to stop (a cancel that arrived through another replica).
+leases = Table(
+    "leases",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("job_id", String(160), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("stop", Boolean, nullable=False),
+    Index("ix_leases_holder", "holder"),
+)
+
 # Projects own what their keys store: a project's id is the owner id of its objects.
 projects = Table(
     "projects",

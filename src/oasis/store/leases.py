@@ -1,0 +1,118 @@
+"""Leases on background work: which replica runs a job, until when.
+
+A lease is a row ``(kind, job_id)`` naming its holder and the time it expires. Claiming
+locks the row with ``SELECT … FOR UPDATE SKIP LOCKED``, so of several replicas reaching
+for one job at once exactly one gets it; a new lease is an insert that a concurrent one
+makes fail. The holder renews its leases while it works; once a lease has expired (its
+holder died), any replica may claim it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oasis.store.tables import leases
+
+
+@dataclass(frozen=True)
+class Renewed:
+    """A lease its holder still has, and whether another replica asked it to stop."""
+
+    kind: str
+    job_id: str
+    stop: bool
+
+
+class LeaseRepository:
+    """Claim, renew, release and ask to stop; times are seconds since the epoch."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def claim(self, kind: str, job_id: str, holder: str, ttl: float) -> bool:
+        """Take the lease if nobody holds it, it has expired, or ``holder`` has it already."""
+        now = time.time()
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(leases.c.holder, leases.c.expires_at)
+                    .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
+                    .with_for_update(skip_locked=True)
+                )
+            ).first()
+            if row is None:
+                # No lease, or another replica is claiming it right now (the row is
+                # locked and skipped): the insert then conflicts and does nothing.
+                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                result = await conn.execute(
+                    insert(leases)
+                    .values(
+                        kind=kind, job_id=job_id, holder=holder, expires_at=now + ttl, stop=False
+                    )
+                    .on_conflict_do_nothing()
+                )
+                return bool(result.rowcount)
+            if row.holder != holder and row.expires_at >= now:
+                return False
+            await conn.execute(
+                update(leases)
+                .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
+                .values(holder=holder, expires_at=now + ttl, stop=False)
+            )
+            return True
+
+    async def renew(self, holder: str, ttl: float) -> list[Renewed]:
+        """Extend every lease ``holder`` has; the leases it still has."""
+        async with self.engine.begin() as conn:
+            rows = await conn.execute(
+                update(leases)
+                .where(leases.c.holder == holder)
+                .values(expires_at=time.time() + ttl)
+                .returning(leases.c.kind, leases.c.job_id, leases.c.stop)
+            )
+            return [Renewed(r.kind, r.job_id, bool(r.stop)) for r in rows]
+
+    async def release(self, kind: str, job_id: str, holder: str) -> None:
+        """Give the lease up (the job ended); one another replica took over stays."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(leases).where(
+                    and_(
+                        leases.c.kind == kind,
+                        leases.c.job_id == job_id,
+                        leases.c.holder == holder,
+                    )
+                )
+            )
+
+    async def request_stop(self, kind: str, job_id: str) -> bool:
+        """Ask the holder of a live lease to stop the job; False if no live lease exists."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(leases)
+                .where(
+                    and_(
+                        leases.c.kind == kind,
+                        leases.c.job_id == job_id,
+                        leases.c.expires_at >= time.time(),
+                    )
+                )
+                .values(stop=True)
+            )
+            return bool(result.rowcount)
+
+    async def live(self, kind: str) -> set[str]:
+        """The job ids of ``kind`` whose leases have not expired."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(leases.c.job_id).where(
+                    and_(leases.c.kind == kind, leases.c.expires_at >= time.time())
+                )
+            )
+            return set(rows.scalars())

@@ -1,0 +1,242 @@
+"""Replicas: several ``oasis serve`` processes on one PostgreSQL behave as one server.
+
+The cluster is started by the tests (:mod:`tests.postgres`). Stored responses chain,
+cancel and stream across replicas; a background job whose replica is killed is ended by
+another; replicas started together migrate once; rate limits are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from oasis.store.migrations import STEPS
+from tests.postgres import Cluster
+from tests.responses_helpers import MODEL, SHORT, check_order, sse_events
+from tests.server import Server, oasis_cli, sdk_for, start_server
+
+pytestmark = pytest.mark.slow
+
+KEY = "sk-replicas"
+SECRET = "replicas-share-this-owner-secret"
+# Short leases, so a dead replica's jobs are taken over within seconds.
+LEASE_SECONDS = "4"
+LONG = {
+    "input": "Write a very long story about a lighthouse keeper and the sea.",
+    "max_output_tokens": 400,  # longer than any test waits: jobs end by cancel or kill
+}
+
+
+FINAL = {"completed", "incomplete", "failed", "cancelled"}
+
+
+def _replica(
+    data_dir: Path, url: str, *, preload: list[str], env: dict[str, str] | None = None
+) -> Server:
+    return start_server(
+        data_dir,
+        config={"preload": preload},
+        env={
+            "OASIS_API_KEYS": KEY,
+            "OASIS_OWNER_SECRET": SECRET,
+            "OASIS_LEASE_SECONDS": LEASE_SECONDS,
+            **(env or {}),
+        },
+        args=["--database-url", url],
+    )
+
+
+def _start_together(count: int, data_dir: Path, url: str, **kwargs: Any) -> list[Server]:
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(_replica, data_dir / f"r{i}", url, **kwargs) for i in range(count)]
+        return [f.result() for f in futures]
+
+
+def _api(server: Server) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.api_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300
+    )
+
+
+def _wait(api: httpx.Client, response_id: str, statuses: set[str], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = api.get(f"/responses/{response_id}").json()
+        if body["status"] in statuses or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+@dataclass
+class Replicas:
+    url: str
+    servers: list[Server]
+
+
+@pytest.fixture(scope="module")
+def replicas(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+    """Three replicas started at once on a new, empty database (they migrate it
+    together); models load on first use. The last one is killed by a test."""
+    url = postgres.database()
+    servers = _start_together(3, tmp_path_factory.mktemp("replicas"), url, preload=[])
+    try:
+        yield Replicas(url, servers)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _read_events(api: httpx.Client, body: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """POST a streamed request, read ``count`` events, hang up."""
+    seen: list[dict[str, Any]] = []
+    with api.stream("POST", "/responses", json=body) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[len("data: ") :]))
+            if len(seen) >= count:
+                break
+    return seen
+
+
+def test_replicas_started_together_on_an_empty_database_migrate_once(
+    replicas: Replicas, postgres: Cluster
+) -> None:
+    versions = postgres.psql(replicas.url, "SELECT version FROM oasis_schema_version")
+    assert versions.splitlines() == [str(len(STEPS))]
+    for server in replicas.servers:
+        ready = httpx.get(f"{server.base_url}/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert httpx.get(f"{server.base_url}/health/live").json()["status"] == "ok"
+
+
+def test_rate_limits_hold_across_replicas(replicas: Replicas) -> None:
+    data_dir = replicas.servers[0].data_dir
+    env = {"OASIS_DATABASE_URL": replicas.url, "OASIS_OWNER_SECRET": SECRET}
+    oasis_cli(data_dir, "projects", "create", "limited", env=env)
+    key = oasis_cli(data_dir, "keys", "create", "--project", "limited", "--rpm", "5", env=env)
+    servers = replicas.servers
+
+    def call(i: int) -> int:
+        url = f"{servers[i % len(servers)].api_url}/models"
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.get(url, headers=headers, timeout=60).status_code
+
+    for _attempt in range(2):  # again if a minute turned mid-way (windows are minutes)
+        minute = int(time.time() // 60)
+        with ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(call, range(12)))
+        if int(time.time() // 60) == minute:
+            break
+        time.sleep(max(0.0, (minute + 2) * 60 - time.time()) + 0.5)
+    # Five a minute for the key, across the three replicas together.
+    assert sorted(codes) == [200] * 5 + [429] * 7
+
+
+def test_a_response_stored_through_one_replica_is_used_through_another(replicas: Replicas) -> None:
+    a, b = (sdk_for(s, KEY) for s in replicas.servers[:2])
+    first = a.responses.create(model=MODEL, **SHORT, max_output_tokens=8)  # type: ignore[call-overload]
+    assert b.responses.retrieve(first.id).output_text == first.output_text
+    second = b.responses.create(
+        model=MODEL,
+        input="And 3+3?",
+        previous_response_id=first.id,
+        temperature=0,
+        max_output_tokens=8,
+    )
+    # The chain was rebuilt on B from what A stored: A's turn is B's context.
+    inputs = [item.model_dump() for item in a.responses.input_items.list(second.id)]
+    assert any("2+2" in json.dumps(item) for item in inputs)
+    b.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        a.responses.retrieve(first.id)
+    assert a.responses.retrieve(second.id).id == second.id
+
+
+def test_a_cancel_through_another_replica_stops_the_job(replicas: Replicas) -> None:
+    with _api(replicas.servers[0]) as a, _api(replicas.servers[1]) as b:
+        created = a.post("/responses", json={"model": MODEL, "background": True, **LONG})
+        response_id = created.json()["id"]
+        assert _wait(a, response_id, {"in_progress"} | FINAL)["status"] == "in_progress"
+        time.sleep(0.5)  # let it write some output
+        cancelled = b.post(f"/responses/{response_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        # B answers once A's job has recorded its end: the cancel is not just a row edit.
+        assert cancelled.json()["status"] == "cancelled"
+        body = a.get(f"/responses/{response_id}").json()
+        assert body["status"] == "cancelled"
+        # The job on A has stopped (it is not running on, unseen), and nothing rewrites
+        # the row.
+        deadline = time.monotonic() + 3  # (it lets its lease go just after its last write)
+        while _background_jobs(replicas.servers[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _background_jobs(replicas.servers[0]) == 0
+        time.sleep(1.5)
+        assert a.get(f"/responses/{response_id}").json() == body
+
+
+def _background_jobs(server: Server) -> float:
+    """The background responses ``server`` is running, from its /metrics."""
+    text = httpx.get(f"{server.base_url}/metrics").text
+    for line in text.splitlines():
+        if line.startswith('oasis_background_jobs{kind="responses"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no oasis_background_jobs in /metrics")
+
+
+def test_a_background_stream_resumes_on_the_other_replica(replicas: Replicas) -> None:
+    body = {"model": MODEL, "background": True, "stream": True, **LONG, "max_output_tokens": 96}
+    with _api(replicas.servers[0]) as a, _api(replicas.servers[1]) as b:
+        seen = _read_events(a, body, 4)  # then hang up while the job goes on
+        response_id = seen[0]["response"]["id"]
+        after = seen[-1]["sequence_number"]
+        assert b.get(f"/responses/{response_id}").json()["status"] == "in_progress"
+        resumed = b.get(
+            f"/responses/{response_id}", params={"stream": "true", "starting_after": after}
+        )
+        assert resumed.status_code == 200, resumed.text
+        events = sse_events(resumed)
+        # Every event after the last one seen, as A produced it, to the end.
+        numbers = [e["sequence_number"] for e in events]
+        assert numbers == list(range(after + 1, after + 1 + len(events)))
+        assert events[-1]["type"] in {"response.completed", "response.incomplete"}
+        check_order(sse_events(b.get(f"/responses/{response_id}", params={"stream": "true"})))
+        final = events[-1]["response"]
+        assert a.get(f"/responses/{response_id}").json()["output"] == final["output"]
+
+
+def test_a_job_whose_replica_is_killed_is_ended_by_another(replicas: Replicas) -> None:
+    # The third replica runs the jobs, and dies mid-run (so this test comes last).
+    doomed = replicas.servers[2]
+    try:
+        with _api(doomed) as c, _api(replicas.servers[0]) as a:
+            plain = c.post("/responses", json={"model": MODEL, "background": True, **LONG})
+            plain_id = plain.json()["id"]
+            streamed = _read_events(
+                c, {"model": MODEL, "background": True, "stream": True, **LONG}, 3
+            )
+            streamed_id = streamed[0]["response"]["id"]
+            for response_id in (plain_id, streamed_id):
+                assert _wait(a, response_id, {"in_progress"} | FINAL)["status"] == "in_progress"
+            doomed.kill()
+            # Another replica takes the jobs over once their leases run out (seconds).
+            for response_id in (plain_id, streamed_id):
+                ended = _wait(a, response_id, FINAL, timeout=60)
+                assert ended["status"] == "failed", ended
+                assert ended["error"]["code"] == "server_error"
+            # A follower of the stream sees it end, on a replica that never ran it.
+            events = sse_events(a.get(f"/responses/{streamed_id}", params={"stream": "true"}))
+            assert events[0]["type"] == "response.created"
+            assert events[-1]["type"] == "response.failed"
+            numbers = [e["sequence_number"] for e in events]
+            assert numbers == list(range(len(events)))
+    finally:
+        doomed.kill()
