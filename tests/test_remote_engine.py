@@ -267,6 +267,11 @@ def test_upstream_500_is_a_retryable_503(http: httpx.Client) -> None:
     assert error["code"] == "engine_unavailable" and "CUDA out of memory" in error["message"]
 
 
+def test_ready_asks_the_upstream(http: httpx.Client) -> None:
+    ready = http.get("/health/ready")
+    assert ready.status_code == 200, ready.text  # the preloaded remote model's server answers
+
+
 def test_dead_upstream_is_a_retryable_503(http: httpx.Client) -> None:
     for stream in (False, True):
         answer = http.post(

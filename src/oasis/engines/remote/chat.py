@@ -205,6 +205,10 @@ class RemoteChatBackend:
         for out in state.finish():
             yield out
 
+    async def reachable(self) -> bool:
+        """For ``/health/ready``: whether an upstream server answers."""
+        return await self.pool.reachable()
+
     async def close(self) -> None:
         await self.pool.close()
 

@@ -247,6 +247,12 @@ class UpstreamPool:
             return
         upstream.mark(response.status_code < 500, f"GET /models answered {response.status_code}")
 
+    async def reachable(self) -> bool:
+        """Whether any upstream answers ``GET /models`` now (probed afresh: readiness must
+        not wait for the next periodic check)."""
+        await asyncio.gather(*(self._probe(u) for u in self.upstreams))
+        return any(u.healthy for u in self.upstreams)
+
     async def close(self) -> None:
         if self._health is not None:
             self._health.cancel()
