@@ -239,3 +239,29 @@ def test_a_cancelled_stream_frees_its_slot_while_the_others_finish(two_slots: Se
             thread.join()
     assert reply.choices[0].message.content is not None
     assert after_served
+
+
+def test_a_prompt_cache_key_keeps_a_shared_prefix_in_use(client: OpenAI) -> None:
+    """Two prompts that share only a system-like prefix (less than half of what the first
+    left cached): without a key the second goes to another sequence and evaluates it all;
+    with the same ``prompt_cache_key`` it reuses the first one's prefix."""
+
+    def cached_after(prefix: str, key: str | None) -> tuple[int, int]:
+        shared = prefix + ", ".join(str(7 * i) for i in range(60)) + ".\n"
+        long_tail = "Notes: " + ", ".join(str(13 * i) for i in range(150)) + ".\n"
+        extra: dict[str, Any] = {} if key is None else {"extra_body": {"prompt_cache_key": key}}
+        first = client.completions.create(
+            model=MODEL, prompt=shared + long_tail, max_tokens=2, temperature=0, **extra
+        )
+        second = client.completions.create(
+            model=MODEL, prompt=shared + "Question: sum?\n", max_tokens=2, temperature=0, **extra
+        )
+        assert first.usage is not None and second.usage is not None
+        details = second.usage.prompt_tokens_details
+        assert details is not None and details.cached_tokens is not None
+        return details.cached_tokens, first.usage.prompt_tokens
+
+    without, _ = cached_after("Ledger of the north depot: ", None)
+    assert without < 10  # the shared part was evaluated again, in another sequence
+    keyed, first_prompt = cached_after("Ledger of the south depot: ", "depot-south")
+    assert 100 < keyed < first_prompt / 2  # the shared part came from the first's cache

@@ -47,6 +47,9 @@ class SamplingParams:
     prompt_logprobs: int | None = None
     # An output constraint (see :class:`OutputConstraint`), or None for free text.
     constraint: OutputConstraint | None = None
+    # The request's ``prompt_cache_key``: requests that share one share a long prefix, so
+    # an engine with several caches keeps them together (a hint; it changes no output).
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)

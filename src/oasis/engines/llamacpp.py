@@ -401,7 +401,7 @@ class LlamaCppEngine:
         llama_cpp = self._llama_cpp
         sampler = self._build_sampler(params)
         state = self._constraint_state(params)  # before joining: the first takes a second
-        slot = self._slots.acquire(prompt)
+        slot = self._slots.acquire(prompt, params.cache_key)
         scheduler = self._scheduler
         try:
             # Waiting for another choice happens before joining: no step waits for us.

@@ -213,6 +213,7 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     busy: bool = False
     used: int = 0  # when it was last handed out (a counter), for least-recently-used
+    key: str | None = None  # the prompt_cache_key of the last request it served
 
 
 class SlotPool:
@@ -223,22 +224,26 @@ class SlotPool:
         self._lock = threading.Lock()
         self._clock = 0
 
-    def acquire(self, prompt: Sequence[int]) -> Slot:
+    def acquire(self, prompt: Sequence[int], key: str | None = None) -> Slot:
         """A free slot for ``prompt``: the one holding the longest prefix of it when that
         keeps at least half of what the slot holds (a continued conversation), else the
         least recently used, so that a prompt sharing only a system prompt with a cached
-        conversation does not evict it. There is always a free slot: the worker runs no
-        more generations at once than there are slots."""
+        conversation does not evict it. A ``key`` (``prompt_cache_key``) says the prefix
+        is worth more than the rest: a slot that served the same key is reused whenever it
+        shares any prefix, its tail given up. There is always a free slot: the worker runs
+        no more generations at once than there are slots."""
         with self._lock:
             free = [slot for slot in self._slots if not slot.busy]
             assert free, "more generations than slots"
             best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), -slot.used))
-            if 2 * common_prefix(best.tokens, prompt) < len(best.tokens):
+            shared = common_prefix(best.tokens, prompt)
+            same_key = key is not None and best.key == key and shared > 0
+            if 2 * shared < len(best.tokens) and not same_key:
                 # Among equals the lowest index: sequences with consecutive ids decode in
                 # one ubatch (see StepScheduler._run).
                 best = min(free, key=lambda slot: (slot.used, slot.index))
             self._clock += 1
-            best.busy, best.used = True, self._clock
+            best.busy, best.used, best.key = True, self._clock, key
             return best
 
     def release(self, slot: Slot) -> None:

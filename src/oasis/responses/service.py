@@ -415,6 +415,7 @@ class ResponsesService:
             presence_penalty=base["presence_penalty"],
             frequency_penalty=base["frequency_penalty"],
             top_logprobs=(request.top_logprobs or 0) if request.wants_logprobs else None,
+            cache_key=request.prompt_cache_key,
         )
         builder = ResponseBuilder(
             base, logprobs=request.wants_logprobs, include=frozenset(request.include or ())

@@ -41,6 +41,7 @@ def choice_params(
         frequency_penalty=request.frequency_penalty or 0.0,
         logit_bias=checked_logit_bias(vocab, request.logit_bias),
         top_logprobs=top_logprobs,
+        cache_key=request.prompt_cache_key,
     )
     return [
         replace(base, seed=None if request.seed is None else request.seed + i) for i in range(count)

@@ -27,6 +27,7 @@ class SamplingRequest(WireModel):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     user: str | None = None
+    prompt_cache_key: str | None = None
 
     @field_validator("stop")
     @classmethod
