@@ -19,6 +19,9 @@ from openai import OpenAI
 OASIS = str(Path(sys.executable).with_name("oasis"))
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -111,6 +114,10 @@ def start_server(
         cmd += ["--config", str(config_path)]
     cmd += args or []
     full_env = {**os.environ, "OASIS_API_KEYS": "", **(env or {})}
+    # The repository root last on the path: test plugins (``tests.scripted_engine``) import
+    # in the server as a third-party module would, after the code under test.
+    paths = [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO_ROOT)])
     log_path = data_dir / f"server-{port}.log"
     with log_path.open("ab") as log_file:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
