@@ -108,7 +108,8 @@ def test_prompt_cache_key_is_accepted_and_echoed(client: OpenAI) -> None:
 def test_the_model_names_clients_send_by_default_resolve(client: OpenAI) -> None:
     # openai-agents' default model, and OpenAI's own /v1/completions example.
     response = client.responses.create(model="gpt-5.6-luna", input="Hi", max_output_tokens=8)
-    assert response.model == "gpt-5.6-luna" and response.status == "incomplete"
+    # Sampled: the reply may end inside 8 tokens or be cut there.
+    assert response.model == "gpt-5.6-luna" and response.status in {"completed", "incomplete"}
     completion = client.completions.create(
         model="gpt-3.5-turbo-instruct", prompt="Say this is a test", max_tokens=4
     )
