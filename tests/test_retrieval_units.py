@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, Integer, MetaData, Table, create_engine, se
 from oasis.errors import InvalidRequestError
 from oasis.retrieval.chunking import chunk_text
 from oasis.retrieval.filters import check_filter, to_sql
+from oasis.retrieval.keywords import KeywordIndex, query_terms
 from oasis.retrieval.parsing import DocumentError, extract_text
 from oasis.retrieval.ranking import VectorIndex, fuse, to_blob, unit_rows
 from oasis.wire.vector_stores import check_chunking
@@ -162,12 +163,46 @@ def test_bad_filters_name_their_path() -> None:
 def test_vector_top_matches_brute_force_and_fusion_is_bounded() -> None:
     rng = np.random.default_rng(7)
     vectors = unit_rows(rng.standard_normal((500, 16)).astype(np.float32))
-    rows = [(i + 10, f"file-{i % 7}", to_blob(v)) for i, v in enumerate(vectors)]
+    rows = [(i + 10, f"file-{i % 7}", to_blob(v), f"text {i}") for i, v in enumerate(vectors)]
     index = VectorIndex.build(rows, 16)
     query = unit_rows(rng.standard_normal((1, 16)).astype(np.float32))[0]
     brute = np.argsort(-(vectors @ query))[:10] + 10
     assert [pk for pk, _ in index.top(query, None, 10)] == list(brute)
-    only = index.top(query, {"file-3"}, 5)
-    assert all((pk - 10) % 7 == 3 for pk, _ in only)
+    only = index.top(query, index.mask({"file-3"}), 5)
+    assert len(only) == 5 and all((pk - 10) % 7 == 3 for pk, _ in only)
+    assert index.chunk(17) == ("file-0", "text 7")
     fused = fuse([[1, 2, 3], [1, 3]], [1.0, 1.0])
     assert fused[0] == (1, 1.0) and all(0 < s <= 1 for _, s in fused)
+
+
+def test_keyword_ranks_equal_fts5_bm25() -> None:
+    """The in-memory BM25 ranks chunks as SQLite FTS5's own bm25() does on the same texts
+    (same tokenizer, stemming included), and honours the mask."""
+    import random
+    import sqlite3
+
+    words = "river rivers running runs bridge city mayor budget bread school harbour".split()
+    rng = random.Random(3)
+    texts = [" ".join(rng.choices(words, k=rng.randint(3, 30))) for _ in range(300)]
+    texts += ["The Harbour bridge", "", "naïve café"]
+    index = KeywordIndex.build(texts)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
+    conn.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", enumerate(texts))
+    for query in ("rivers run", "harbour", "BRIDGE budget school mayor", "cafe", "nothing"):
+        terms = query_terms(query)
+        match = " OR ".join(f'"{t}"' for t in terms)
+        expected = conn.execute(
+            "SELECT rowid, bm25(t) FROM t WHERE t MATCH ? ORDER BY bm25(t), rowid", (match,)
+        ).fetchall()
+        scores = index.scores(terms)
+        got = sorted(np.flatnonzero(scores > 0), key=lambda i: (-scores[i], i))
+        assert [int(i) for i in got] == [r for r, _ in expected], query
+        # FTS5's bm25() is the negated score.
+        assert np.allclose([-scores[r] for r, _ in expected], [s for _, s in expected], rtol=1e-4)
+    rows = [(i, f"f{i % 2}", to_blob(np.ones(2, np.float32)), t) for i, t in enumerate(texts)]
+    vectors = VectorIndex.build(rows, 2)
+    odd = vectors.keyword_top(["harbour"], vectors.mask({"f1"}), 500)
+    even = vectors.keyword_top(["harbour"], vectors.mask({"f0"}), 500)
+    assert odd and all(pk % 2 == 1 for pk in odd) and all(pk % 2 == 0 for pk in even)
+    assert set(odd) | set(even) == set(vectors.keyword_top(["harbour"], None, 500))

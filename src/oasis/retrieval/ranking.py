@@ -1,5 +1,5 @@
-"""Hybrid ranking: dense vectors scored by a numpy scan, keyword ranks from the database,
-fused by reciprocal rank.
+"""Hybrid ranking: dense vectors scored by a numpy scan, keyword ranks by BM25 over
+in-memory postings (:mod:`oasis.retrieval.keywords`), fused by reciprocal rank.
 
 Scores are in [0, 1]. With fusion, a chunk's score is its fused reciprocal-rank score over
 the best possible one (first in every list), so 1.0 means "first by meaning and by
@@ -8,7 +8,6 @@ words"; with the ranker ``none``, the score is the cosine similarity, clipped at
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oasis.errors import InvalidRequestError
+from oasis.retrieval.keywords import KeywordIndex
 
 # The usual reciprocal-rank constant: ranks past the first few count for little.
 RRF_K = 60
 # How many candidates each list contributes to the fusion, per result asked for.
 CANDIDATES_PER_RESULT = 4
-_WORDS = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -83,43 +82,88 @@ def to_blob(vector: NDArray[np.float32]) -> bytes:
 
 @dataclass(frozen=True)
 class VectorIndex:
-    """The chunks of one vector store: ids, the file each belongs to, and unit vectors."""
+    """The chunks of one vector store, in memory: ids, the file each belongs to, unit
+    vectors (one float32 matrix), texts and keyword postings."""
 
     chunk_ids: NDArray[np.int64]
     file_ids: tuple[str, ...]  # by file position
     file_of: NDArray[np.int32]  # each chunk's file position
     vectors: NDArray[np.float32]
+    texts: tuple[str, ...]
+    keywords: KeywordIndex
+    positions: dict[int, int]  # chunk id -> its row
 
     @classmethod
-    def build(cls, rows: Sequence[tuple[int, str, bytes]], dimensions: int) -> VectorIndex:
-        """From ``(chunk id, file id, float32 blob)`` rows."""
+    def build(cls, rows: Sequence[tuple[int, str, bytes, str]], dimensions: int) -> VectorIndex:
+        """From ``(chunk id, file id, float32 blob, text)`` rows."""
         positions: dict[str, int] = {}
         file_of = np.fromiter(
-            (positions.setdefault(f, len(positions)) for _, f, _ in rows), np.int32, len(rows)
+            (positions.setdefault(row[1], len(positions)) for row in rows), np.int32, len(rows)
         )
-        vectors = np.frombuffer(b"".join(blob for _, _, blob in rows), dtype="<f4")
+        vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype="<f4")
+        texts = tuple(row[3] for row in rows)
         return cls(
-            np.fromiter((pk for pk, _, _ in rows), np.int64, len(rows)),
+            np.fromiter((row[0] for row in rows), np.int64, len(rows)),
             tuple(positions),
             file_of,
             vectors.reshape(len(rows), dimensions).astype(np.float32, copy=False),
+            texts,
+            KeywordIndex.build(texts),
+            {row[0]: i for i, row in enumerate(rows)},
         )
 
+    def chunk(self, chunk_id: int) -> tuple[str, str]:
+        """The file id and text of a chunk."""
+        row = self.positions[chunk_id]
+        return self.file_ids[self.file_of[row]], self.texts[row]
+
+    @property
+    def nbytes(self) -> int:
+        """About how much memory the index holds."""
+        k = self.keywords
+        arrays = (self.chunk_ids, self.file_of, self.vectors, k.chunks, k.weights, k.starts)
+        return sum(a.nbytes for a in arrays) + sum(len(t) for t in self.texts)
+
+    def mask(self, allowed: set[str] | None) -> NDArray[np.bool_] | None:
+        """Which chunks belong to ``allowed`` files (None: every chunk may be returned)."""
+        if allowed is None:
+            return None
+        keep = np.fromiter((f in allowed for f in self.file_ids), bool, len(self.file_ids))
+        result: NDArray[np.bool_] = keep[self.file_of]
+        return result
+
     def top(
-        self, query: NDArray[np.float32], allowed: set[str] | None, k: int
+        self, query: NDArray[np.float32], mask: NDArray[np.bool_] | None, k: int
     ) -> list[tuple[int, float]]:
         """The ``k`` chunks most similar to the unit vector ``query``: (chunk id, cosine),
-        best first, among the chunks of ``allowed`` files (None: every file)."""
+        best first, among the chunks ``mask`` keeps (None: every chunk)."""
         if not len(self.chunk_ids) or k <= 0:
             return []
-        scores = self.vectors @ query
-        if allowed is not None:
-            keep = np.fromiter((f in allowed for f in self.file_ids), bool, len(self.file_ids))
-            scores = np.where(keep[self.file_of], scores, -np.inf)
-        k = min(k, len(scores))
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [(int(self.chunk_ids[i]), float(scores[i])) for i in best if np.isfinite(scores[i])]
+        # einsum runs on this thread: a BLAS product would wake BLAS's thread pool, which
+        # on a busy machine made one 10,000-row scan several times slower.
+        scores: NDArray[np.float32] = np.einsum("ij,j->i", self.vectors, query)
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        return [(int(self.chunk_ids[i]), float(scores[i])) for i in _best(scores, k)]
+
+    def keyword_top(
+        self, terms: Sequence[str], mask: NDArray[np.bool_] | None, k: int
+    ) -> list[int]:
+        """Chunk ids best first by BM25 for any of ``terms``, among those ``mask`` keeps."""
+        if not len(self.chunk_ids) or k <= 0 or not terms:
+            return []
+        scores = self.keywords.scores(terms)
+        keep = scores > 0 if mask is None else (scores > 0) & mask
+        scores = np.where(keep, scores, -np.inf)
+        return [int(self.chunk_ids[i]) for i in _best(scores, k)]
+
+
+def _best(scores: NDArray[np.floating[Any]], k: int) -> list[int]:
+    """Positions of the ``k`` highest finite scores, best first (ties by position)."""
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.lexsort((best, -scores[best]))]
+    return [int(i) for i in best if np.isfinite(scores[i])]
 
 
 def fuse(
@@ -135,11 +179,3 @@ def fuse(
         for rank, chunk in enumerate(items):
             scores[chunk] = scores.get(chunk, 0.0) + weight / (k + rank + 1)
     return sorted(((c, s / best) for c, s in scores.items()), key=lambda cs: -cs[1])
-
-
-def keywords(text: str) -> list[str]:
-    """The words of a query, lower-cased and unique, in order (safe to quote in SQL)."""
-    seen: dict[str, None] = {}
-    for word in _WORDS.findall(text.lower()):
-        seen.setdefault(word, None)
-    return list(seen)

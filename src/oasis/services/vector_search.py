@@ -1,11 +1,12 @@
 """Hybrid search over one vector store: dense vectors plus keywords, fused by rank.
 
-The files a search may return are chosen in the database (completed files whose
-attributes pass the filter); each query's vector is scored against the store's chunks in
-one numpy product (the store's vectors are cached per process and reloaded when the
-store's ``generation`` changes, so every replica sees new chunks); keyword ranks come
-from SQLite FTS5 or PostgreSQL full-text search. See :mod:`oasis.retrieval.ranking` for
-how scores are made.
+Each store's chunks are held in memory per process (:class:`VectorIndex`: one float32
+matrix of unit vectors and BM25 keyword postings), loaded on the first search and
+reloaded when the store's ``generation`` in the database changes (every write of chunks
+bumps it, so every replica sees another's ingestion; the caller reads it with the store).
+A filtered search asks the database which files pass (``filters`` run in SQL) and masks
+the rest. The index holds file names and attributes too, so changing attributes bumps
+the generation as well. See :mod:`oasis.retrieval.ranking` for how scores are made.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from oasis.retrieval.keywords import query_terms
 from oasis.retrieval.ranking import (
     CANDIDATES_PER_RESULT,
     Ranking,
     VectorIndex,
     fuse,
-    keywords,
     unit_rows,
 )
 from oasis.services.embeddings import EmbeddingService
-from oasis.store.vector_stores import ChunkHit, VectorStoreRepository
+from oasis.store.vector_stores import ChunkHit, FileLabel, VectorStoreRepository
 
 # Words a rewritten query drops: they carry no meaning for retrieval.
 _STOPWORDS = frozenset(
@@ -63,23 +64,27 @@ class VectorSearch:
         self.repo = repo
         self.embeddings = embeddings
         self.model = model
-        self._indexes: dict[str, tuple[int, VectorIndex]] = {}
+        self._indexes: dict[str, tuple[int, VectorIndex, dict[str, FileLabel]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def index(self, store_id: str, generation: int) -> VectorIndex:
+    async def index(
+        self, store_id: str, generation: int
+    ) -> tuple[VectorIndex, dict[str, FileLabel]]:
+        """The store's chunks and its files' labels as of ``generation`` (loaded if the
+        one held is older)."""
         cached = self._indexes.get(store_id)
         if cached is not None and cached[0] == generation:
-            return cached[1]
+            return cached[1], cached[2]
         lock = self._locks.setdefault(store_id, asyncio.Lock())
         async with lock:
             cached = self._indexes.get(store_id)
             if cached is not None and cached[0] == generation:
-                return cached[1]
-            rows = await self.repo.index_rows(store_id)
+                return cached[1], cached[2]
+            rows, labels = await self.repo.index_rows(store_id)
             dimensions = len(rows[0][2]) // 4 if rows else 1
             index = await asyncio.to_thread(VectorIndex.build, rows, dimensions)
-            self._indexes[store_id] = (generation, index)
-            return index
+            self._indexes[store_id] = (generation, index, labels)
+            return index, labels
 
     def forget(self, store_id: str) -> None:
         self._indexes.pop(store_id, None)
@@ -113,18 +118,22 @@ class VectorSearch:
         ranking: Ranking,
     ) -> list[Hit]:
         """:meth:`search` with the queries' unit vectors already made."""
-        allowed = await self.repo.matching_files(store_id, filters)
-        if not allowed:
-            return []
-        index = await self.index(store_id, generation)
+        allowed = None
+        if filters is not None:
+            allowed = await self.repo.matching_files(store_id, filters)
+            if not allowed:
+                return []
+        # Without a filter every indexed chunk may be returned: chunks are written in the
+        # transaction that completes their file and dropped with it.
+        index, labels = await self.index(store_id, generation)
+        mask = index.mask(allowed)
         depth = max(limit * CANDIDATES_PER_RESULT, 20)
-        everything = allowed if filters is not None else None
-        dense = [index.top(v, everything, depth) for v in vectors]
+        dense = [index.top(v, mask, depth) for v in vectors]
         if ranking.hybrid:
             lists: list[list[int]] = []
             weights: list[float] = []
             for query, found in zip(queries, dense, strict=True):
-                words = await self.repo.keyword_ranks(store_id, keywords(query), everything, depth)
+                words = index.keyword_top(query_terms(query), mask, depth)
                 lists += [[pk for pk, _ in found], words]
                 weights += [ranking.embedding_weight, ranking.text_weight]
             scored = fuse(lists, weights)
@@ -135,6 +144,11 @@ class VectorSearch:
                     best[pk] = max(best.get(pk, 0.0), max(similarity, 0.0))
             scored = sorted(best.items(), key=lambda cs: -cs[1])
         scored = [(pk, min(score, 1.0)) for pk, score in scored if score >= ranking.score_threshold]
-        scored = scored[:limit]
-        chunks = await self.repo.chunks(store_id, [pk for pk, _ in scored])
-        return [Hit(chunks[pk], score) for pk, score in scored if pk in chunks]
+        hits = []
+        for pk, score in scored[:limit]:
+            file_id, text = index.chunk(pk)
+            label = labels.get(file_id)
+            if label is None:  # detached while the index loaded; the next search reloads
+                continue
+            hits.append(Hit(ChunkHit(pk, file_id, label.filename, label.attributes, text), score))
+        return hits

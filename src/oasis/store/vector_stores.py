@@ -8,16 +8,13 @@ indexed or not at all, and re-running its ingestion (after a restart) is safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
-    Integer,
     and_,
-    column,
     delete,
     func,
     insert,
@@ -103,6 +100,12 @@ class NewChunk:
     text: str
     tokens: int
     embedding: bytes  # little-endian float32
+
+
+@dataclass(frozen=True)
+class FileLabel:
+    filename: str
+    attributes: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -368,6 +371,9 @@ class VectorStoreRepository:
                 .where(_one_file(owner, store_id, file_id))
                 .values(attributes=attributes)
             )
+            # Searches hold attributes in memory with the chunks: a new generation reloads.
+            if result.rowcount:
+                await self._bump(conn, store_id)
         return bool(result.rowcount)
 
     async def remove_file(self, owner: str, store_id: str, file_id: str) -> bool:
@@ -414,6 +420,7 @@ class VectorStoreRepository:
         ids = list((await conn.execute(select(vector_store_chunks.c.pk).where(where))).scalars())
         if not ids:
             return 0
+        # Chunks written before keyword search moved into memory have FTS5 rows too.
         if self.dialect == "sqlite":
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
@@ -470,29 +477,26 @@ class VectorStoreRepository:
             await self._bump(conn, store_id)
         return True
 
+    @staticmethod
     async def _insert_chunks(
-        self, conn: AsyncConnection, store_id: str, file_id: str, chunks: Sequence[NewChunk]
+        conn: AsyncConnection, store_id: str, file_id: str, chunks: Sequence[NewChunk]
     ) -> None:
-        for position, chunk in enumerate(chunks):
-            pk = (
-                await conn.execute(
-                    insert(vector_store_chunks)
-                    .values(
-                        vector_store_id=store_id,
-                        file_id=file_id,
-                        position=position,
-                        text=chunk.text,
-                        tokens=chunk.tokens,
-                        embedding=chunk.embedding,
-                    )
-                    .returning(vector_store_chunks.c.pk)
-                )
-            ).scalar_one()
-            if self.dialect == "sqlite":
-                await conn.execute(
-                    text(f"INSERT INTO {CHUNKS_FTS} (rowid, text) VALUES (:pk, :text)"),
-                    {"pk": pk, "text": chunk.text},
-                )
+        if not chunks:
+            return
+        await conn.execute(
+            insert(vector_store_chunks),
+            [
+                {
+                    "vector_store_id": store_id,
+                    "file_id": file_id,
+                    "position": position,
+                    "text": chunk.text,
+                    "tokens": chunk.tokens,
+                    "embedding": chunk.embedding,
+                }
+                for position, chunk in enumerate(chunks)
+            ],
+        )
 
     async def fail_file(
         self, owner: str, store_id: str, file_id: str, code: str, message: str
@@ -580,17 +584,32 @@ class VectorStoreRepository:
 
     # -- search -----------------------------------------------------------------------
 
-    async def index_rows(self, store_id: str) -> list[tuple[int, str, bytes]]:
-        """Every chunk of the store as (chunk id, file id, embedding blob)."""
+    async def index_rows(
+        self, store_id: str
+    ) -> tuple[list[tuple[int, str, bytes, str]], dict[str, FileLabel]]:
+        """Every chunk of the store as (chunk id, file id, embedding blob, text), and the
+        name and attributes of each of its files."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(
                     vector_store_chunks.c.pk,
                     vector_store_chunks.c.file_id,
                     vector_store_chunks.c.embedding,
-                ).where(vector_store_chunks.c.vector_store_id == store_id)
+                    vector_store_chunks.c.text,
+                )
+                .where(vector_store_chunks.c.vector_store_id == store_id)
+                .order_by(vector_store_chunks.c.pk)
             )
-            return [(int(pk), str(f), bytes(e)) for pk, f, e in rows]
+            chunks = [(int(pk), str(f), bytes(e), str(t)) for pk, f, e, t in rows]
+            files = await conn.execute(
+                select(
+                    vector_store_files.c.file_id,
+                    vector_store_files.c.filename,
+                    vector_store_files.c.attributes,
+                ).where(vector_store_files.c.vector_store_id == store_id)
+            )
+            labels = {str(f): FileLabel(str(name), attrs) for f, name, attrs in files}
+        return chunks, labels
 
     async def matching_files(self, store_id: str, spec: dict[str, Any] | None) -> set[str]:
         """The completed files of the store whose attributes pass the filter ``spec``."""
@@ -603,68 +622,3 @@ class VectorStoreRepository:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(vector_store_files.c.file_id).where(where))
             return {str(f) for f in rows.scalars()}
-
-    async def keyword_ranks(
-        self, store_id: str, words: list[str], files: Iterable[str] | None, limit: int
-    ) -> list[int]:
-        """Chunk ids best first by full-text rank for any of ``words``."""
-        if not words:
-            return []
-        chunks = vector_store_chunks
-        where = chunks.c.vector_store_id == store_id
-        if files is not None:
-            where = and_(where, chunks.c.file_id.in_(list(files)))
-        if self.dialect == "sqlite":
-            query = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-            fts = text(
-                f"SELECT rowid AS pk, bm25({CHUNKS_FTS}) AS rank FROM {CHUNKS_FTS} "
-                f"WHERE {CHUNKS_FTS} MATCH :query"
-            ).columns(column("pk", Integer), column("rank", Float))
-            hits = fts.subquery("hits")
-            statement = (
-                select(chunks.c.pk)
-                .join(hits, hits.c.pk == chunks.c.pk)
-                .where(where)
-                .order_by(hits.c.rank)
-                .limit(limit)
-            )
-            params = {"query": query}
-        else:
-            # websearch_to_tsquery never fails on odd input, as to_tsquery can.
-            tsquery = func.websearch_to_tsquery("english", " or ".join(words))
-            vector = func.to_tsvector("english", chunks.c.text)
-            statement = (
-                select(chunks.c.pk)
-                .where(and_(where, vector.op("@@")(tsquery)))
-                .order_by(func.ts_rank_cd(vector, tsquery).desc())
-                .limit(limit)
-            )
-            params = {}
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(statement, params)
-            return [int(pk) for pk in rows.scalars()]
-
-    async def chunks(self, store_id: str, chunk_ids: list[int]) -> dict[int, ChunkHit]:
-        """The text, file name and attributes of these chunks."""
-        if not chunk_ids:
-            return {}
-        chunks, files = vector_store_chunks, vector_store_files
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    chunks.c.pk,
-                    chunks.c.file_id,
-                    files.c.filename,
-                    files.c.attributes,
-                    chunks.c.text,
-                )
-                .join(
-                    files,
-                    and_(
-                        files.c.vector_store_id == chunks.c.vector_store_id,
-                        files.c.file_id == chunks.c.file_id,
-                    ),
-                )
-                .where(and_(chunks.c.vector_store_id == store_id, chunks.c.pk.in_(chunk_ids)))
-            )
-            return {int(r[0]): ChunkHit(int(r[0]), *r[1:]) for r in rows}
