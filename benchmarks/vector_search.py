@@ -143,9 +143,9 @@ async def _owner(engine: object, store_id: str) -> str:
 async def index_path(
     db: Path, store_id: str, queries: list[str], vectors: np.ndarray, hybrid: bool
 ) -> list[float]:
-    """Seconds per search in process, from the query vector on (the filter query, the
-    cached vectors' scan, the keyword query, fusion and the chunks' rows): the search
-    without the query's embedding and HTTP."""
+    """Seconds per search in process, from the query vector on (the scan of the cached
+    vectors, the query's keyword terms and their postings, fusion and the hits): the
+    search without the query's embedding, the store's row and HTTP."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from oasis.retrieval.ranking import Ranking

@@ -190,6 +190,63 @@ def test_a_stored_call_replays_as_the_call_and_its_passages() -> None:
     assert replayed is not None
     assert replayed.name == "file_search"
     assert json.loads(replayed.arguments) == {"queries": ["keeper's cat"]}
-    assert replayed.output == "[1] lighthouse.txt:\nBiscuit"
+    assert replayed.output.endswith("\n\n[1] lighthouse.txt:\nBiscuit")
     failed = replay_item({**item, "status": "failed", "results": None})
     assert failed is not None and "failed" in failed.output
+
+
+def test_file_marks_become_citations_where_they_stood() -> None:
+    """The builder drops a file's [n] marks (and the spaces before them) from the text as
+    it streams, a mark split across deltas included, and puts a file_citation at each
+    mark's place; a number no source has stays; the end-of-text fallback then stays out."""
+    from oasis.core.events import Finished, TextDelta
+    from oasis.responses.events import ResponseBuilder
+    from oasis.tools.base import Cite
+
+    builder = ResponseBuilder({"id": "resp_1", "status": "in_progress"})
+    assert builder.sources.add_file("file-a", "a.txt") == 1
+    assert builder.sources.add_file("file-b", "b.txt") == 2
+    assert builder.sources.add_file("file-a", "a.txt") == 1
+    builder.hosted(Cite({"type": "file_citation", "file_id": "file-a", "filename": "a.txt"}))
+    events: list[Any] = []
+    for piece in ["The cat is Biscuit [", "1]. Pears [2", "] grow [9] here [1]", " "]:
+        events += builder.feed(TextDelta(piece))
+    events += builder.finish_step(Finished("stop", "", prompt_tokens=1, completion_tokens=1))
+    part = builder.output[0]["content"][0]
+    text = part["text"]
+    assert text == "The cat is Biscuit. Pears grow [9] here "
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == text and "[1" not in "".join(deltas)
+    cited = [(a["file_id"], text[: a["index"]]) for a in part["annotations"]]
+    assert cited == [
+        ("file-a", "The cat is Biscuit"),
+        ("file-b", "The cat is Biscuit. Pears"),
+        ("file-a", "The cat is Biscuit. Pears grow [9] here"),
+    ]
+    assert all(a["type"] == "file_citation" and a["filename"] for a in part["annotations"])
+    added = [e for e in events if e.type == "response.output_text.annotation.added"]
+    assert [e.annotation.model_dump() for e in added] == part["annotations"]
+    # Each annotation comes after the text up to its index has been sent.
+    sent = 0
+    for event in events:
+        if event.type == "response.output_text.delta":
+            sent += len(event.delta)
+        elif event.type == "response.output_text.annotation.added":
+            assert event.annotation.index <= sent
+
+
+def test_without_marks_the_files_read_are_cited_at_the_end() -> None:
+    from oasis.core.events import Finished, TextDelta
+    from oasis.responses.events import ResponseBuilder
+    from oasis.tools.base import Cite
+
+    builder = ResponseBuilder({"id": "resp_1", "status": "in_progress"})
+    builder.sources.add_file("file-a", "a.txt")
+    builder.hosted(Cite({"type": "file_citation", "file_id": "file-a", "filename": "a.txt"}))
+    builder.feed(TextDelta("Biscuit, as [ the file says"))
+    builder.finish_step(Finished("stop", "", prompt_tokens=1, completion_tokens=1))
+    part = builder.output[0]["content"][0]
+    assert part["text"] == "Biscuit, as [ the file says"
+    assert part["annotations"] == [
+        {"type": "file_citation", "file_id": "file-a", "filename": "a.txt", "index": 27}
+    ]

@@ -296,11 +296,12 @@ def test_citations_become_annotations_with_exact_offsets() -> None:
     ]
     added = [e for e in events if e.type == "response.output_text.annotation.added"]
     assert [e.annotation_index for e in added] == [0, 1, 2]
-    # Each annotation is announced after the delta that completes its mark.
+    # Each annotation is announced after the delta that completes its mark (a tail that
+    # may still become a mark waits for the next delta).
     kinds = [e.type for e in events]
     first_added = kinds.index("response.output_text.annotation.added")
     assert kinds[first_added - 1] == "response.output_text.delta"
-    assert events[first_added - 1].delta == "1]. The Seine [2"
+    assert events[first_added - 1].delta == " [1]. The Seine"
     done = next(e for e in events if e.type == "response.content_part.done")
     assert len(done.part.annotations) == 3  # every event passed the SDK's own types
 

@@ -14,7 +14,7 @@ from oasis.core.types import GeneratedToken
 from oasis.ids import new_id
 from oasis.services.outputs import token_logprob
 from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
-from oasis.tools.citations import CitationScanner, Sources
+from oasis.tools.citations import Citation, CitationScanner, Sources
 from oasis.types import Item
 
 
@@ -62,7 +62,7 @@ class ContentEmitter:
         self.open: int | None = None  # output index of the open message/reasoning item
         self.pending_logprobs: list[Item] = []
         # The turn's numbered sources (hosted tools fill it): the open message's [n]
-        # marks become url_citation annotations as they stream.
+        # marks become url_citation / file_citation annotations as they stream.
         self.sources = sources if sources is not None else Sources()
         self.citations = CitationScanner(self.sources)
         self.file_citations: list[Item] = []  # annotations for the next message to close
@@ -72,10 +72,15 @@ class ContentEmitter:
         self.file_citations.append(dict(annotation))
 
     def _cite_files(self, part: Item, common: Item) -> list[Any]:
-        """The pending file citations added to ``part``; an offset-less one sits at the end."""
+        """The pending citations of hosted tools added to ``part``. A ``file_citation``
+        without an offset is the fallback for a text that cites no file by its mark: it
+        sits at the end, and only when no mark was cited."""
         events: list[Any] = []
+        marked = any(a.get("type") == "file_citation" for a in part["annotations"])
         for annotation in self.file_citations:
             if annotation.get("type") == "file_citation":
+                if marked and "index" not in annotation:
+                    continue
                 annotation.setdefault("index", len(part["text"]))
             elif annotation.get("type") == "container_file_citation":
                 _span_of_filename(annotation, part["text"])
@@ -96,10 +101,13 @@ class ContentEmitter:
     def close(self, status: str = "completed") -> list[Any]:
         if self.open is None:
             return []
+        events: list[Any] = []
+        if self.items.output[self.open]["type"] == "message" and self.citations.held:
+            text, found = self.citations.flush()
+            events += self._send(text, []) + self._annotate(found)
         index, self.open = self.open, None
         item = self.items.output[index]
         part = item["content"][-1]
-        events: list[Any] = []
         common = {
             "item_id": item["id"],
             "output_index": index,
@@ -177,33 +185,49 @@ class ContentEmitter:
         if self.open is None or self.items.output[self.open]["type"] != "message":
             events += self.open_message()
         assert self.open is not None
+        text, found = delta.text, list[Citation]()
+        if self.sources:
+            # Marks naming a source become annotations; a file's mark leaves the text.
+            if not self.citations.held:  # sources may have arrived after the first words
+                self.citations.sent = len(self.items.output[self.open]["content"][-1]["text"])
+            text, found = self.citations.feed(text)
+        events += self._send(text, entries)
+        return events + self._annotate(found)
+
+    def _send(self, text: str, entries: list[Item]) -> list[Any]:
+        """``output_text.delta`` for ``text`` in the open message (none for no text)."""
+        if not text:
+            self.pending_logprobs += entries
+            return []
+        assert self.open is not None
         item = self.items.output[self.open]
         part = item["content"][-1]
         entries = self.pending_logprobs + entries
         self.pending_logprobs = []
-        part["text"] += delta.text
+        part["text"] += text
         part["logprobs"] += entries
-        events.append(
+        return [
             self.items.event(
                 {
                     "type": "response.output_text.delta",
                     "item_id": item["id"],
                     "output_index": self.open,
                     "content_index": len(item["content"]) - 1,
-                    "delta": delta.text,
+                    "delta": text,
                     "logprobs": [_delta_logprob(lp) for lp in entries],
                 }
             )
-        )
-        if self.sources:
-            events += self._annotate(item, self.open)
-        return events
+        ]
 
-    def _annotate(self, item: Item, index: int) -> list[Any]:
-        """``output_text.annotation.added`` for each citation the text now completes."""
+    def _annotate(self, found: list[Citation]) -> list[Any]:
+        """``output_text.annotation.added`` for each citation of the open message."""
+        if not found:
+            return []
+        assert self.open is not None
+        item = self.items.output[self.open]
         part = item["content"][-1]
         events: list[Any] = []
-        for citation in self.citations.scan(part["text"]):
+        for citation in found:
             annotation = citation.response_annotation()
             part["annotations"].append(annotation)
             events.append(
@@ -211,7 +235,7 @@ class ContentEmitter:
                     {
                         "type": "response.output_text.annotation.added",
                         "item_id": item["id"],
-                        "output_index": index,
+                        "output_index": self.open,
                         "content_index": len(item["content"]) - 1,
                         "annotation_index": len(part["annotations"]) - 1,
                         "annotation": dict(annotation),

@@ -2,11 +2,14 @@
 
 The model calls it as a function taking ``queries``; a run searches every store of the
 tool (hybrid search, the tool's ``filters`` and ``ranking_options``), keeps the best
-``max_num_results`` chunks, and hands them to the model as numbered passages. The
-``file_search_call`` item carries the queries and the results (stored whole; a client sees
-the results when its request includes ``file_search_call.results``); each file whose
-passages the model read is cited (``file_citation``) at the end of the answer. On later
-turns the item replays as the same call and passages. A store that is missing, another
+``max_num_results`` chunks, and hands them to the model as passages numbered in the
+turn's sources (one number per file, shared with web pages). The ``file_search_call`` item
+carries the queries and the results (stored whole; a client sees the results when its
+request includes ``file_search_call.results``). Where the answer writes a passage's
+``[n]``, the mark leaves the text and a ``file_citation`` sits at its place
+(:mod:`oasis.tools.citations`); an answer that cites no file by number gets one
+``file_citation`` per file it read, at its end. On later turns the item replays as the
+same call and passages. A store that is missing, another
 key's or expired fails the item (the response goes on, as with any tool failure).
 """
 
@@ -132,7 +135,8 @@ class FileSearch:
             for h in hits
         ]
         yield ItemDone({**item, "status": "completed", "queries": queries, "results": results})
-        passages, read = _passages(results)
+        numbers = [context.sources.add_file(r["file_id"], r["filename"]) for r in results]
+        passages, read = _passages(results, numbers)
         for file_id, filename in read.items():
             yield Cite({"type": "file_citation", "file_id": file_id, "filename": filename})
         yield ToolResult(passages)
@@ -142,7 +146,8 @@ class FileSearch:
         arguments = json.dumps({"queries": list(item.get("queries") or [])})
         if item.get("status") != "completed":
             return ReplayedCall(_FUNCTION.name, arguments, "The search failed.")
-        passages, _ = _passages(list(item.get("results") or []))
+        results = list(item.get("results") or [])
+        passages, _ = _passages(results, _numbers(results))
         return ReplayedCall(_FUNCTION.name, arguments, passages)
 
 
@@ -160,15 +165,21 @@ def _queries(arguments: str) -> list[str]:
     return queries or [arguments.strip() or "*"]
 
 
-def _passages(results: list[Item]) -> tuple[str, dict[str, str]]:
-    """The text the model reads (from ``file_search_call`` results), within
-    :data:`PASSAGE_BUDGET`, and the files it quotes."""
+def _numbers(results: list[Item]) -> list[int]:
+    """Each result's number when no turn numbers them (a replay): one per file, from 1."""
+    files: dict[str, int] = {}
+    return [files.setdefault(str(r.get("file_id")), len(files) + 1) for r in results]
+
+
+def _passages(results: list[Item], numbers: list[int]) -> tuple[str, dict[str, str]]:
+    """The text the model reads (from ``file_search_call`` results, each under its
+    number), within :data:`PASSAGE_BUDGET`, and the files it quotes."""
     if not results:
         return "No passages in the files matched the search.", {}
-    parts: list[str] = []
+    parts = ["Passages from the user's files. Cite a passage by its number, like [1]."]
     read: dict[str, str] = {}
     used = 0
-    for number, result in enumerate(results, start=1):
+    for number, result in zip(numbers, results, strict=True):
         text = str(result.get("text") or "")[: max(PASSAGE_BUDGET - used, 0)]
         if not text:
             break
