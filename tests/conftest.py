@@ -39,6 +39,8 @@ def session_config(
     return {
         "preload": ["smollm2-135m-instruct"],
         "models": [embeddings_by_path(), *image_models],
+        # Generous on a busy machine: a file_search waits for a file attached just before.
+        "vector_stores": {"search_wait_seconds": 120},
     }
 
 

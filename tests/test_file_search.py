@@ -22,6 +22,8 @@ DOCUMENTS = {
     "engine.txt": "The steam engine in the museum was built in 1851 and restored in 1999.",
 }
 QUESTION = "What is the name of the lighthouse keeper's cat?"
+# The tiny model copies this, and so cites the first passage by its number.
+ECHO = 'Repeat exactly this text and nothing else: "Biscuit [1]"'
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +126,79 @@ def test_the_stream_orders_the_search_events(
     )
     done = [e for e in events if e["type"] == "response.content_part.done"][-1]
     assert done["part"]["annotations"] == [a["annotation"] for a in annotations]
+
+
+def test_a_cited_passage_puts_its_citation_where_the_mark_was(
+    http: httpx.Client, library: tuple[str, dict[str, str]]
+) -> None:
+    """The answer's [1] leaves the text; its file_citation's index is where it stood, and
+    the stream's deltas and annotation events add up to the final item."""
+    store_id, ids = library
+    body = _request(store_id, input=ECHO, stream=True, max_tool_calls=1)
+    response = http.post("/v1/responses", json=body)
+    assert response.status_code == 200
+    events = sse_events(response)
+    check_order(events)
+    final = events[-1]["response"]
+    call, message = final["output"][0], final["output"][-1]
+    assert call["type"] == "file_search_call" and message["type"] == "message"
+    part = message["content"][0]
+    text = part["text"]
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == text
+    added = [
+        e["annotation"] for e in events if e["type"] == "response.output_text.annotation.added"
+    ]
+    assert added == part["annotations"]
+    assert "Biscuit" in text and "[1]" not in text, text
+    cited = [a for a in part["annotations"] if a["type"] == "file_citation"]
+    assert cited and cited[0]["file_id"] == ids["lighthouse.txt"], cited
+    assert text[: cited[0]["index"]].endswith("Biscuit"), (text, cited)
+    # The model cited by number, so no citation waits at the end of the text.
+    assert all(a["index"] < len(text) or text.endswith("Biscuit") for a in cited)
+
+
+def test_a_file_attached_just_before_the_question_is_searched(client: OpenAI) -> None:
+    """The tool waits (bounded, ``search_wait_seconds``) for files still being indexed,
+    as a user who attaches a file and asks at once expects."""
+    store = client.vector_stores.create(name="fresh")
+    # Twenty-odd small chunks: indexing takes longer than the model's forced call.
+    filler = " ".join(
+        f"Note {i}: the archive keeps ledger number {i * 7} on shelf {i}." for i in range(120)
+    )
+    text = filler + " The zeppelin hangar in Friedrichshafen is painted teal."
+    upload = client.files.create(
+        file=("zeppelin.txt", io.BytesIO(text.encode())), purpose="assistants"
+    )
+    attached = client.vector_stores.files.create(
+        vector_store_id=store.id,
+        file_id=upload.id,
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0},
+        },
+    )
+    assert attached.status == "in_progress"
+    try:
+        response = client.responses.create(
+            model=MODEL,
+            input="What colour is the zeppelin hangar?",
+            tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+            tool_choice={"type": "file_search"},
+            include=["file_search_call.results"],
+            max_tool_calls=1,
+            temperature=0,
+            max_output_tokens=16,
+        )
+        call = response.output[0]
+        assert call.type == "file_search_call" and call.status == "completed"
+        assert call.results and {r.file_id for r in call.results} == {upload.id}
+        assert client.vector_stores.files.retrieve(upload.id, vector_store_id=store.id).status == (
+            "completed"
+        )
+    finally:
+        client.vector_stores.delete(store.id)
+        client.files.delete(upload.id)
 
 
 def test_stream_helper_keeps_the_citations(

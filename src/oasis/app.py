@@ -201,6 +201,7 @@ def create_app(
             app.state.embeddings,
             settings.vector_stores.embedding_model,
             leases,
+            search_wait=settings.vector_stores.search_wait_seconds,
         )
         file_service.on_delete.append(app.state.vector_stores.detach_everywhere)
         app.state.containers = ContainerService(

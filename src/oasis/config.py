@@ -175,6 +175,9 @@ class VectorStoreSettings(BaseModel):
     # server's default embeddings model. Changing it leaves existing stores' vectors
     # from the old model: re-attach their files to re-index them.
     embedding_model: str | None = None
+    # How long a file_search tool call waits for files of its stores that are still being
+    # indexed (a file attached just before the question); 0 searches what is done at once.
+    search_wait_seconds: float = Field(default=5.0, ge=0, le=300)
 
 
 class Settings(BaseModel):

@@ -6,6 +6,7 @@ every count and status is read back from the database, so what a client sees is 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -115,6 +116,10 @@ def cursor_list(data: list[Any], has_more: bool, ids: list[str]) -> dict[str, An
     }
 
 
+# How often a search that waits for indexing looks again.
+_WAIT_STEP = 0.1
+
+
 class VectorStoreService:
     """Stores, their files and batches, and search; see the module docstring."""
 
@@ -124,11 +129,13 @@ class VectorStoreService:
         files: FileSource,
         ingestion: Ingestion,
         search_engine: VectorSearch,
+        search_wait: float = 0.0,
     ) -> None:
         self.repo = repo
         self.files = files
         self.ingestion = ingestion
         self.engine = search_engine
+        self.search_wait = search_wait  # what a file_search tool call waits for indexing
 
     @classmethod
     def build(
@@ -138,6 +145,8 @@ class VectorStoreService:
         embeddings: EmbeddingService,
         model: str | None,
         leases: Leases | None = None,
+        *,
+        search_wait: float = 0.0,
     ) -> VectorStoreService:
         """The service with its ingestion worker and search, all on ``model``'s vectors."""
         return cls(
@@ -145,6 +154,7 @@ class VectorStoreService:
             files,
             Ingestion(repo, files, embeddings, model, leases),
             VectorSearch(repo, embeddings, model),
+            search_wait,
         )
 
     # -- stores -----------------------------------------------------------------------
@@ -431,9 +441,16 @@ class VectorStoreService:
         limit: int,
         ranking: Ranking,
         param: str,
+        wait: float = 0.0,
     ) -> list[Hit]:
-        """Search one store of ``owner`` (404 naming ``param`` when it is not theirs)."""
+        """Search one store of ``owner`` (404 naming ``param`` when it is not theirs),
+        after waiting up to ``wait`` seconds for its files still being indexed."""
         stored = await self.repo.get(owner, store_id)
+        deadline = time.monotonic() + wait
+        while stored is not None and stored.counts.in_progress and time.monotonic() < deadline:
+            # Polled in the database: another replica may be the one indexing.
+            await asyncio.sleep(min(_WAIT_STEP, max(deadline - time.monotonic(), 0)))
+            stored = await self.repo.get(owner, store_id)
         if stored is None:
             raise NotFoundError(f"No vector store found with id '{store_id}'.", param=param)
         now = int(time.time())

@@ -16,6 +16,7 @@ key's or expired fails the item (the response goes on, as with any tool failure)
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -107,6 +108,8 @@ class FileSearch:
         yield ItemProgress("response.file_search_call.searching", item_status="searching")
         service = context.services["vector_stores"]
         hits: list[Any] = []
+        # One wait for indexing, shared by the stores (searched one after another).
+        deadline = time.monotonic() + service.search_wait
         try:
             for store_id in store_ids:
                 hits += await service.search_store(
@@ -117,6 +120,7 @@ class FileSearch:
                     limit=limit,
                     ranking=ranking,
                     param="tools.vector_store_ids",
+                    wait=max(deadline - time.monotonic(), 0.0),
                 )
         except OasisError as exc:
             yield ItemDone({**item, "status": "failed", "queries": queries})
