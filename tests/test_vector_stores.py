@@ -316,3 +316,47 @@ def test_ingestion_survives_a_restart(tmp_path: Path) -> None:
         assert "resuming 1 file(s)" in srv.log()
     finally:
         srv.stop()
+
+
+def test_search_sees_every_change_to_the_store(client: OpenAI) -> None:
+    """Searches run on each store's chunks held in memory; every change reaches them
+    (a file added or detached, new attributes, the store deleted), and the vector-only
+    scores are the cosines of the embeddings API's own vectors for the same texts."""
+    import numpy as np
+
+    texts = {
+        "alpha.txt": "The violet submarine docks at Pier Nine every Tuesday.",
+        "beta.txt": "The crimson glider lands on Hill Four when the wind drops.",
+    }
+    store = client.vector_stores.create(name="changes")
+    alpha = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=_file("alpha.txt", texts["alpha.txt"]), poll_interval_ms=100
+    )
+    query = "Where does the crimson glider land?"
+    first = client.vector_stores.search(store.id, query=query)  # loads the store's chunks
+    assert [r.file_id for r in first.data] == [alpha.id]
+    beta = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=_file("beta.txt", texts["beta.txt"]), poll_interval_ms=100
+    )
+    dense = client.vector_stores.search(store.id, query=query, ranking_options={"ranker": "none"})
+    assert [r.file_id for r in dense.data] == [beta.id, alpha.id]
+    vectors = client.embeddings.create(
+        model="text-embedding-3-small", input=[query, texts["beta.txt"], texts["alpha.txt"]]
+    ).data
+    q, *docs = (np.array(v.embedding) / np.linalg.norm(v.embedding) for v in vectors)
+    assert [r.score for r in dense.data] == pytest.approx([float(q @ d) for d in docs], abs=1e-4)
+
+    client.vector_stores.files.update(beta.id, vector_store_id=store.id, attributes={"team": "red"})
+    red = client.vector_stores.search(
+        store.id, query=query, filters={"type": "eq", "key": "team", "value": "red"}
+    )
+    assert [(r.file_id, r.attributes) for r in red.data] == [(beta.id, {"team": "red"})]
+    hybrid = client.vector_stores.search(store.id, query=query)
+    assert {r.file_id: r.attributes for r in hybrid.data}[beta.id] == {"team": "red"}
+
+    client.vector_stores.files.delete(beta.id, vector_store_id=store.id)
+    after = client.vector_stores.search(store.id, query=query)
+    assert [r.file_id for r in after.data] == [alpha.id]
+    client.vector_stores.delete(store.id)
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.search(store.id, query=query)

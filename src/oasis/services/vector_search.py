@@ -42,6 +42,11 @@ _STOPWORDS = frozenset(
 )
 
 
+# The most memory the stores' indexes hold in one process (about 600,000 chunks of
+# 384-dimensional vectors with their texts).
+CACHE_BYTES = 1 << 30
+
+
 @dataclass(frozen=True)
 class Hit:
     chunk: ChunkHit
@@ -70,21 +75,35 @@ class VectorSearch:
     async def index(
         self, store_id: str, generation: int
     ) -> tuple[VectorIndex, dict[str, FileLabel]]:
-        """The store's chunks and its files' labels as of ``generation`` (loaded if the
-        one held is older)."""
-        cached = self._indexes.get(store_id)
-        if cached is not None and cached[0] == generation:
-            return cached[1], cached[2]
+        """The store's chunks and its files' labels as of ``generation`` or later (loaded
+        if the one held is older: generations only grow)."""
+        cached = self._indexes.pop(store_id, None)
+        if cached is not None:
+            self._indexes[store_id] = cached  # most recently used last
+            if cached[0] >= generation:
+                return cached[1], cached[2]
         lock = self._locks.setdefault(store_id, asyncio.Lock())
         async with lock:
             cached = self._indexes.get(store_id)
-            if cached is not None and cached[0] == generation:
+            if cached is not None and cached[0] >= generation:
                 return cached[1], cached[2]
             rows, labels = await self.repo.index_rows(store_id)
             dimensions = len(rows[0][2]) // 4 if rows else 1
             index = await asyncio.to_thread(VectorIndex.build, rows, dimensions)
+            self._indexes.pop(store_id, None)
             self._indexes[store_id] = (generation, index, labels)
+            self._evict()
             return index, labels
+
+    def _evict(self) -> None:
+        # Another replica's deleted stores, and stores no longer searched, leave memory
+        # least recently used first; the store just loaded always stays.
+        held = sum(entry[1].nbytes for entry in self._indexes.values())
+        for store_id in list(self._indexes)[:-1]:
+            if held <= CACHE_BYTES:
+                break
+            held -= self._indexes.pop(store_id)[1].nbytes
+            self._locks.pop(store_id, None)
 
     def forget(self, store_id: str) -> None:
         self._indexes.pop(store_id, None)
