@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,7 +75,8 @@ def test_forced_file_search_cites_the_document(
     assert part.type == "output_text"
     cited = [a for a in part.annotations if a.type == "file_citation"]
     assert cited and cited[0].file_id == ids["lighthouse.txt"]
-    assert cited[0].filename == "lighthouse.txt" and cited[0].index == len(part.text)
+    # At the end of the text, or where the answer wrote the passage's number.
+    assert cited[0].filename == "lighthouse.txt" and 0 < cited[0].index <= len(part.text)
     assert response.tools[0].type == "file_search"
     # The search is what the store records as activity.
     assert client.vector_stores.retrieve(store_id).last_active_at is not None
@@ -131,8 +133,10 @@ def test_the_stream_orders_the_search_events(
 def test_a_cited_passage_puts_its_citation_where_the_mark_was(
     http: httpx.Client, library: tuple[str, dict[str, str]]
 ) -> None:
-    """The answer's [1] leaves the text; its file_citation's index is where it stood, and
-    the stream's deltas and annotation events add up to the final item."""
+    """A passage's [n] leaves the text and its file_citation's index is where it stood;
+    an answer that cites no number gets the files read cited at its end. Either way the
+    stream's deltas and annotation events add up to the final item. (Exact offsets from
+    a known text: test_file_marks_become_citations_where_they_stood.)"""
     store_id, ids = library
     body = _request(store_id, input=ECHO, stream=True, max_tool_calls=1)
     response = http.post("/v1/responses", json=body)
@@ -150,12 +154,15 @@ def test_a_cited_passage_puts_its_citation_where_the_mark_was(
         e["annotation"] for e in events if e["type"] == "response.output_text.annotation.added"
     ]
     assert added == part["annotations"]
-    assert "Biscuit" in text and "[1]" not in text, text
     cited = [a for a in part["annotations"] if a["type"] == "file_citation"]
-    assert cited and cited[0]["file_id"] == ids["lighthouse.txt"], cited
-    assert text[: cited[0]["index"]].endswith("Biscuit"), (text, cited)
-    # The model cited by number, so no citation waits at the end of the text.
-    assert all(a["index"] < len(text) or text.endswith("Biscuit") for a in cited)
+    assert cited and set(ids.values()) >= {a["file_id"] for a in cited}
+    files = len({a["file_id"] for a in cited})
+    assert not re.search(rf"\[[1-{files}]\]", text), text  # file marks left the text
+    inside = [a for a in cited if a["index"] < len(text)]
+    if inside:  # the model cited by number: no fallback waits at the end
+        assert all(a["index"] > 0 and not text[a["index"] - 1].isspace() for a in inside)
+    else:  # one citation per file read, at the end
+        assert len(cited) == files and all(a["index"] == len(text) for a in cited)
 
 
 def test_a_file_attached_just_before_the_question_is_searched(client: OpenAI) -> None:
@@ -188,7 +195,7 @@ def test_a_file_attached_just_before_the_question_is_searched(client: OpenAI) ->
             include=["file_search_call.results"],
             max_tool_calls=1,
             temperature=0,
-            max_output_tokens=16,
+            max_output_tokens=60,
         )
         call = response.output[0]
         assert call.type == "file_search_call" and call.status == "completed"

@@ -341,7 +341,9 @@ def test_search_sees_every_change_to_the_store(client: OpenAI) -> None:
     dense = client.vector_stores.search(store.id, query=query, ranking_options={"ranker": "none"})
     assert [r.file_id for r in dense.data] == [beta.id, alpha.id]
     vectors = client.embeddings.create(
-        model="text-embedding-3-small", input=[query, texts["beta.txt"], texts["alpha.txt"]]
+        model="text-embedding-3-small",
+        input=[query, texts["beta.txt"], texts["alpha.txt"]],
+        encoding_format="float",
     ).data
     q, *docs = (np.array(v.embedding) / np.linalg.norm(v.embedding) for v in vectors)
     assert [r.score for r in dense.data] == pytest.approx([float(q @ d) for d in docs], abs=1e-4)
