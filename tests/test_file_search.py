@@ -49,6 +49,8 @@ def _request(store_id: str, **extra: Any) -> dict[str, Any]:
         "input": QUESTION,
         "tools": [{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 2}],
         "tool_choice": {"type": "file_search"},
+        # One search, then the answer: the tiny model may otherwise search again.
+        "max_tool_calls": 1,
         "temperature": 0,
         "max_output_tokens": 60,
         **extra,
@@ -138,7 +140,7 @@ def test_a_cited_passage_puts_its_citation_where_the_mark_was(
     stream's deltas and annotation events add up to the final item. (Exact offsets from
     a known text: test_file_marks_become_citations_where_they_stood.)"""
     store_id, ids = library
-    body = _request(store_id, input=ECHO, stream=True, max_tool_calls=1)
+    body = _request(store_id, input=ECHO, stream=True)
     response = http.post("/v1/responses", json=body)
     assert response.status_code == 200
     events = sse_events(response)
@@ -213,7 +215,10 @@ def test_stream_helper_keeps_the_citations(
 ) -> None:
     store_id, ids = library
     with client.responses.stream(**_request(store_id)) as stream:  # type: ignore[arg-type]
-        final = stream.get_final_response()
+        events = list(stream)  # the helper checked and folded every event
+    # The tiny model may run on until the budget ends the turn (incomplete).
+    assert events[-1].type in {"response.completed", "response.incomplete"}
+    final = events[-1].response  # type: ignore[union-attr]
     message = final.output[-1]
     assert message.type == "message"
     cited = [a.file_id for a in message.content[0].annotations]  # type: ignore[union-attr]
