@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from oasis.api.deps import BatchesDep, OwnerDep
-from oasis.api.files import json_body
+from oasis.api.listing import json_body
 from oasis.wire.batches import BatchCreateRequest
 
 router = APIRouter(tags=["batches"])

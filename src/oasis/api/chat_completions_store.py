@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from oasis.api.deps import OwnerDep, StoredChatDep
-from oasis.api.files import json_body
+from oasis.api.listing import json_body
 from oasis.errors import InvalidRequestError
 from oasis.wire.base import form_fields
 from oasis.wire.chat_store import ChatCompletionUpdateRequest
