@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import Page, PageQuery, fetch_page
 from oasis.store.tables import container_files, containers
 
 
@@ -68,11 +69,8 @@ def _file(row: Row[Any]) -> StoredContainerFile:
     )
 
 
-def _live(owner: str, now: int) -> ColumnElement[bool]:
-    return and_(
-        containers.c.owner == owner,
-        containers.c.last_active_at + containers.c.expires_minutes * 60 > now,
-    )
+def _unexpired(now: int) -> ColumnElement[bool]:
+    return containers.c.last_active_at + containers.c.expires_minutes * 60 > now
 
 
 class ContainerRepository:
@@ -80,6 +78,7 @@ class ContainerRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, containers, each(_container), columns=_CONTAINER)
 
     async def insert(self, owner: str, stored: StoredContainer) -> None:
         async with self.engine.begin() as conn:
@@ -96,34 +95,15 @@ class ContainerRepository:
             )
 
     async def get(self, owner: str, container_id: str, now: int) -> StoredContainer | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_CONTAINER).where(
-                        and_(_live(owner, now), containers.c.id == container_id)
-                    )
-                )
-            ).first()
-        return None if row is None else _container(row)
+        return await self.rows.get(owner, container_id, _unexpired(now))
 
     async def page(
-        self, owner: str, now: int, *, name: str | None, after: str | None, order: str, limit: int
+        self, owner: str, now: int, query: PageQuery, *, name: str | None
     ) -> Page[StoredContainer]:
-        where = _live(owner, now)
+        where = [_unexpired(now)]
         if name is not None:
-            where = and_(where, containers.c.name == name)
-        async with self.engine.connect() as conn:
-            page = await fetch_page(
-                conn,
-                list(_CONTAINER),
-                where,
-                key=containers.c.pk,
-                cursor=containers.c.id,
-                after=after,
-                order=order,
-                limit=limit,
-            )
-        return Page([_container(row) for row in page.data], page.has_more)
+            where.append(containers.c.name == name)
+        return await self.rows.page(owner, query, *where)
 
     async def touch(self, container_id: str, now: int) -> None:
         """Mark the container active now (it expires counting from here)."""
@@ -134,17 +114,13 @@ class ContainerRepository:
 
     async def delete(self, owner: str, container_id: str) -> bool:
         """Remove a container and its file rows; False if the owner has no such one."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(containers).where(
-                    and_(containers.c.owner == owner, containers.c.id == container_id)
-                )
-            )
-            if result.rowcount:
-                await conn.execute(
-                    delete(container_files).where(container_files.c.container_id == container_id)
-                )
-        return bool(result.rowcount)
+        return await self.rows.delete(
+            owner,
+            container_id,
+            cascade=lambda conn: conn.execute(
+                delete(container_files).where(container_files.c.container_id == container_id)
+            ),
+        )
 
     async def take_expired(self, now: int, limit: int = 200) -> list[str]:
         """Remove up to ``limit`` expired containers (and their file rows); their ids.
@@ -235,9 +211,7 @@ class ContainerRepository:
             )
             return [_file(row) for row in rows]
 
-    async def file_page(
-        self, container_id: str, *, after: str | None, order: str, limit: int
-    ) -> Page[StoredContainerFile]:
+    async def file_page(self, container_id: str, query: PageQuery) -> Page[StoredContainerFile]:
         async with self.engine.connect() as conn:
             page = await fetch_page(
                 conn,
@@ -245,9 +219,9 @@ class ContainerRepository:
                 container_files.c.container_id == container_id,
                 key=container_files.c.pk,
                 cursor=container_files.c.id,
-                after=after,
-                order=order,
-                limit=limit,
+                after=query.after,
+                order=query.order,
+                limit=query.limit,
             )
         return Page([_file(row) for row in page.data], page.has_more)
 

@@ -27,6 +27,9 @@ class PageQuery:
     limit: int = 20
 
 
+FIRST_PAGE = PageQuery()
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list and whether rows follow it."""
