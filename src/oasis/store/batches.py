@@ -90,8 +90,7 @@ class BatchRepository:
 
     async def insert(self, owner: str, values: dict[str, Any]) -> None:
         """A new batch (``values`` holds its columns but ``owner``)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(batches.insert().values(owner=owner, **values))
+        await self.rows.insert(owner, values)
 
     async def get(self, owner: str | None, batch_id: str) -> StoredBatch | None:
         """The batch (of ``owner``, or of anyone when ``owner`` is None) with its counts."""

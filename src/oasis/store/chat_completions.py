@@ -85,10 +85,8 @@ class ChatCompletionRepository:
     ) -> Page[StoredChatCompletion]:
         """The owner's completions in creation order, narrowed to ``model`` and to those
         whose metadata holds every pair of ``metadata``."""
-        where = [self._has_pair(key, value) for key, value in metadata.items()]
-        if model is not None:
-            where.insert(0, completions.c.model == model)
-        return await self.rows.page(owner, query, *where)
+        pairs = [self._has_pair(key, value) for key, value in metadata.items()]
+        return await self.rows.page(owner, query, *pairs, model=model)
 
     def _has_pair(self, key: str, value: str) -> ColumnElement[bool]:
         """The completion's metadata maps ``key`` to ``value``."""

@@ -8,7 +8,7 @@ records where (``path``, inside the sandbox) and who wrote it (``source``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, delete, select, update
@@ -81,18 +81,7 @@ class ContainerRepository:
         self.rows = OwnedRows(engine, containers, each(_container), columns=_CONTAINER)
 
     async def insert(self, owner: str, stored: StoredContainer) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                containers.insert().values(
-                    owner=owner,
-                    id=stored.id,
-                    name=stored.name,
-                    created_at=stored.created_at,
-                    last_active_at=stored.last_active_at,
-                    expires_minutes=stored.expires_minutes,
-                    memory_limit=stored.memory_limit,
-                )
-            )
+        await self.rows.insert(owner, asdict(stored))
 
     async def get(self, owner: str, container_id: str, now: int) -> StoredContainer | None:
         return await self.rows.get(owner, container_id, _unexpired(now))
@@ -100,10 +89,7 @@ class ContainerRepository:
     async def page(
         self, owner: str, now: int, query: PageQuery, *, name: str | None
     ) -> Page[StoredContainer]:
-        where = [_unexpired(now)]
-        if name is not None:
-            where.append(containers.c.name == name)
-        return await self.rows.page(owner, query, *where)
+        return await self.rows.page(owner, query, _unexpired(now), name=name)
 
     async def touch(self, container_id: str, now: int) -> None:
         """Mark the container active now (it expires counting from here)."""

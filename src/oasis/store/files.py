@@ -6,7 +6,7 @@ A file past its ``expires_at`` is invisible to every read here, whether or not t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, delete, or_, select
@@ -53,18 +53,7 @@ class FileRepository:
         self.rows = OwnedRows(engine, files, each(_stored), columns=_COLUMNS)
 
     async def insert(self, owner: str, stored: StoredFile) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                files.insert().values(
-                    id=stored.id,
-                    owner=owner,
-                    created_at=stored.created_at,
-                    expires_at=stored.expires_at,
-                    bytes=stored.bytes,
-                    filename=stored.filename,
-                    purpose=stored.purpose,
-                )
-            )
+        await self.rows.insert(owner, asdict(stored))
 
     async def get(self, owner: str, file_id: str, now: int) -> StoredFile | None:
         return await self.rows.get(owner, file_id, _unexpired(now))
@@ -72,10 +61,7 @@ class FileRepository:
     async def page(
         self, owner: str, now: int, query: PageQuery, *, purpose: str | None
     ) -> Page[StoredFile]:
-        where = [_unexpired(now)]
-        if purpose is not None:
-            where.append(files.c.purpose == purpose)
-        return await self.rows.page(owner, query, *where)
+        return await self.rows.page(owner, query, _unexpired(now), purpose=purpose)
 
     async def delete(self, owner: str, file_id: str) -> bool:
         """Remove a file's row (expired or not); False if the owner has no such file."""

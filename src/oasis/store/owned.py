@@ -9,16 +9,16 @@ filter) by passing conditions, and builds its own objects from the rows::
 
     rows = OwnedRows(engine, files, each(_stored), columns=_COLUMNS)
     await rows.get(owner, file_id, _unexpired(now))      # StoredFile | None
-    await rows.page(owner, PageQuery(after=..., limit=20), files.c.purpose == "batch")
+    await rows.page(owner, PageQuery(after=..., limit=20), _unexpired(now), purpose=None)
     await rows.delete(owner, file_id)                    # False when there was none
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, select
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.pagination import Page, PageQuery, fetch_page
@@ -67,6 +67,11 @@ class OwnedRows(Generic[T]):
         """The condition for ``owner``'s rows that also meet every one of ``where``."""
         return and_(self.table.c.owner == owner, *where)
 
+    async def insert(self, owner: str, values: Mapping[str, Any]) -> None:
+        """A new row of ``owner`` (``values`` holds its other columns)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(self.table).values(owner=owner, **values))
+
     async def get(self, owner: str, object_id: str, *where: ColumnElement[bool]) -> T | None:
         """The owner's row with this id (and meeting ``where``), or None."""
         async with self.engine.connect() as conn:
@@ -82,13 +87,19 @@ class OwnedRows(Generic[T]):
             return None
         return (await self.load(conn, [row]))[0]
 
-    async def page(self, owner: str, query: PageQuery, *where: ColumnElement[bool]) -> Page[T]:
-        """A page of the owner's rows meeting ``where``, in creation order as ``query`` asks."""
+    async def page(
+        self, owner: str, query: PageQuery, *where: ColumnElement[bool], **equal: Any
+    ) -> Page[T]:
+        """A page of the owner's rows meeting ``where``, in creation order as ``query`` asks.
+
+        Each ``column=value`` of ``equal`` narrows the page to rows holding that value,
+        unless the value is None (a list filter the client did not give)."""
+        given = [self.table.c[name] == value for name, value in equal.items() if value is not None]
         async with self.engine.connect() as conn:
             page = await fetch_page(
                 conn,
                 self.columns,
-                self.mine(owner, *where),
+                self.mine(owner, *where, *given),
                 key=self.table.c.pk,  # creation order, without ties between equal seconds
                 cursor=self.id,
                 after=query.after,

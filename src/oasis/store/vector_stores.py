@@ -325,12 +325,8 @@ class VectorStoreRepository:
         status: str | None,
         batch_id: str | None = None,
     ) -> Page[StoredFile]:
-        where = [vector_store_files.c.vector_store_id == store_id]
-        if status is not None:
-            where.append(vector_store_files.c.status == status)
-        if batch_id is not None:
-            where.append(vector_store_files.c.batch_id == batch_id)
-        return await self.file_rows.page(owner, query, *where)
+        in_store = vector_store_files.c.vector_store_id == store_id
+        return await self.file_rows.page(owner, query, in_store, status=status, batch_id=batch_id)
 
     async def set_attributes(
         self, owner: str, store_id: str, file_id: str, attributes: dict[str, Any] | None
