@@ -1,4 +1,4 @@
-"""One owned table: a row by id, a page of rows, a row's removal, all scoped by owner.
+"""One owned table: a new row, a row by id, a page of rows, a removal, all scoped by owner.
 
 Files, containers, vector stores, batches and stored chat completions are each a table
 whose rows have a public ``id``, an ``owner`` and a ``pk`` that follows creation order.
