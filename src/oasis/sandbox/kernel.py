@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +55,16 @@ class Kernel:
     """A stateful Python kernel in its own sandbox, for one container's ``workdir``."""
 
     def __init__(
-        self, bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None
+        self,
+        bwrap: str,
+        workdir: Path,
+        limits: Limits,
+        fonts: Path | None = None,
+        seccomp: bytes | None = None,
     ) -> None:
         self.bwrap = bwrap
         self.fonts = fonts
+        self.seccomp = seccomp  # the compiled filter; None: namespaces only
         self.workdir = workdir
         self.limits = limits
         self._process: asyncio.subprocess.Process | None = None
@@ -71,17 +78,23 @@ class Kernel:
 
     async def start(self) -> None:
         """Start the kernel and wait until it is ready for code."""
-        argv = command(self.bwrap, self.workdir, self.limits, self.fonts)
+        filter_fd = _pipe_of(self.seccomp) if self.seccomp is not None else None
+        argv = command(self.bwrap, self.workdir, self.limits, self.fonts, filter_fd)
         self._group = PidsGroup(secrets.token_hex(6), self.limits.processes)
-        self._process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            # Three capped texts, each char at most 6 bytes of JSON, and some room besides.
-            limit=18 * self.limits.output_chars + (1 << 16),
-        )
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=() if filter_fd is None else (filter_fd,),
+                # Three capped texts, each char at most 6 bytes of JSON, and some room besides.
+                limit=18 * self.limits.output_chars + (1 << 16),
+            )
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
         self._drain = asyncio.create_task(self._drop_stderr(self._process))
         try:
             line = await asyncio.wait_for(self._readline(), _START_SECONDS)
@@ -175,6 +188,16 @@ class Kernel:
                 head += chunk
         if process.returncode not in (None, 0, -9) and head:
             log.debug("sandbox kernel stderr: %s", head[:2000].decode(errors="replace"))
+
+
+def _pipe_of(data: bytes) -> int:
+    """A descriptor to read ``data`` from (bwrap reads the filter to its end)."""
+    read, write = os.pipe()
+    try:
+        os.write(write, data)  # a filter is a few hundred bytes: far below a pipe's buffer
+    finally:
+        os.close(write)
+    return read
 
 
 def _death(status: int | None) -> str:

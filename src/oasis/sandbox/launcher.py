@@ -10,7 +10,8 @@ writable place, at ``/mnt/data`` (where OpenAI's containers keep their files). T
 kernel lowers its own resource limits before it runs any code (CPU time, address space,
 processes, file size, open files); where the host lets us make a ``pids`` cgroup (running
 as root), the kernel's process tree is also capped there, because the kernel ignores
-``RLIMIT_NPROC`` for processes whose real user is root.
+``RLIMIT_NPROC`` for processes whose real user is root. A seccomp filter
+(:mod:`.seccomp`) denies the system calls an escape would start from.
 """
 
 from __future__ import annotations
@@ -105,8 +106,15 @@ def font_cache_dir() -> Path:
     return base / "oasis" / "matplotlib"
 
 
-def command(bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None) -> list[str]:
-    """The full command line of one kernel for the container whose files are ``workdir``."""
+def command(
+    bwrap: str,
+    workdir: Path,
+    limits: Limits,
+    fonts: Path | None = None,
+    seccomp_fd: int | None = None,
+) -> list[str]:
+    """The full command line of one kernel for the container whose files are ``workdir``;
+    ``seccomp_fd`` is a descriptor bwrap reads the seccomp filter from (see :mod:`.seccomp`)."""
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     # Inside, the code is "nobody", not root (outside, it keeps the server's user).
     argv += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
@@ -120,6 +128,8 @@ def command(bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None
     if fonts is not None:  # copied to the writable MPLCONFIGDIR when the kernel starts
         argv += ["--ro-bind", str(fonts), FONTS_INSIDE]
     argv += ["--chdir", WORKDIR, "--hostname", "sandbox", "--clearenv"]
+    if seccomp_fd is not None:  # loaded last, just before the kernel starts
+        argv += ["--seccomp", str(seccomp_fd)]
     env = {
         "HOME": "/tmp",
         "PATH": "/usr/local/bin:/usr/bin:/bin",
