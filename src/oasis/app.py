@@ -233,7 +233,7 @@ def create_app(
         )
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
-        app.state.images = ImagesService(manager, ImageFileStore(pictures))
+        app.state.images = ImagesService(manager, ImageFileStore(pictures), meters)
         image_generation.install(app.state.images)
         dispatch = BatchDispatch(
             app.state.chat,

@@ -464,6 +464,7 @@ class ResponsesService:
                 history=tuple(entries),
                 sources=turn.builder.sources,
                 services=self.tool_services,
+                stream=bool(request.stream),
             ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass
 
 # Each deny-listed call, by architecture (Linux's numbers; aarch64 has the generic table).
+# fmt: off
 _DENIED: dict[str, dict[str, int]] = {
     "x86_64": {
         "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
@@ -47,7 +48,7 @@ _DENIED: dict[str, dict[str, int]] = {
         "iopl": 172, "ioperm": 173,
         "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
         "sethostname": 170, "setdomainname": 171,
-    },  # fmt: skip
+    },
     "aarch64": {
         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
         "pidfd_getfd": 438, "kcmp": 272,
@@ -66,8 +67,9 @@ _DENIED: dict[str, dict[str, int]] = {
         "vhangup": 58, "nfsservctl": 42,
         "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
         "sethostname": 161, "setdomainname": 162,
-    },  # fmt: skip
+    },
 }
+# fmt: on
 # The calls whose arguments the filter reads.
 _CHECKED: dict[str, dict[str, int]] = {
     "x86_64": {"socket": 41, "socketpair": 53, "clone": 56, "clone3": 435, "personality": 135},

@@ -61,7 +61,9 @@ class ToolContext:
     this turn's input), where a kind finds its own earlier items, and the turn's numbered
     sources (what a tool cites, the answer's annotations point at), and the
     server's services a tool may call, by name (``"vector_stores"``:
-    :class:`~oasis.services.vector_stores.VectorStoreService`)."""
+    :class:`~oasis.services.vector_stores.VectorStoreService`). ``stream`` says whether
+    the client reads the response as events: work only events show (image previews) is
+    done only then."""
 
     http: httpx.AsyncClient
     owner: str
@@ -70,6 +72,7 @@ class ToolContext:
     history: Sequence[Item] = ()
     sources: Sources = field(default_factory=Sources)
     services: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = False
 
 
 @dataclass(frozen=True)
