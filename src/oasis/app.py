@@ -109,6 +109,7 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         wall_seconds=config.timeout,
         processes=config.max_processes,
         file_bytes=config.max_file_bytes,
+        disk_bytes=config.max_disk_bytes,
         output_chars=config.max_output_chars,
     )
     return Sandboxes(

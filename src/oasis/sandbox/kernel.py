@@ -15,11 +15,12 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from oasis.sandbox.cgroup import PidsGroup
-from oasis.sandbox.launcher import Limits, command
+from oasis.sandbox.cgroup import PidsGroup, descendants
+from oasis.sandbox.launcher import WORKDIR, Limits, command
+from oasis.sandbox.mirror import Mirror
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Kernel:
         self._process: asyncio.subprocess.Process | None = None
         self._group: PidsGroup | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._mirror: Mirror | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -104,52 +106,76 @@ class Kernel:
         if not line:
             await self.stop()
             raise KernelError("the sandbox did not start (it exited at once)")
-        # Before any code runs: from here on every process it makes counts in the group.
+        # Before any code runs: from here on every process it makes counts in the group,
+        # and the server holds the sandbox's /mnt/data (the first process inside sees it).
         self._group.adopt(self._process.pid)
+        try:
+            inside = descendants(self._process.pid)[0]
+            self._mirror = await asyncio.to_thread(Mirror.attach, self.workdir, inside)
+        except (IndexError, OSError) as exc:
+            await self.stop()
+            raise KernelError(f"the sandbox's files cannot be reached ({exc!r})") from exc
 
     async def execute(self, code: str) -> Execution:
         """Run ``code`` in the kernel (starting it first if needed)."""
         async with self._lock:
             if not self.alive:
                 await self.start()
-            assert self._process is not None and self._process.stdin is not None
-            try:
-                self._process.stdin.write(json.dumps({"code": code}).encode() + b"\n")
-                await self._process.stdin.drain()
-                line = await asyncio.wait_for(self._readline(), self.limits.wall_seconds)
-            except TimeoutError:
-                await self.stop()
-                seconds = self.limits.wall_seconds
-                return Execution(
-                    error=f"TimeoutError: the code ran past the time limit ({seconds:g} s); "
-                    "the kernel was stopped and its variables are lost.\n",
-                    restarted=True,
+            assert self._mirror is not None
+            left_out = await asyncio.to_thread(self._mirror.pull)
+            result = await self._run(code)
+            if self._mirror is not None:  # still running: else stop() took the files out
+                await asyncio.to_thread(self._mirror.push)
+            if left_out:
+                note = (
+                    f"DiskFull: not in {WORKDIR}, over the container's disk limit "
+                    f"({self.limits.disk_bytes} bytes): {', '.join(left_out)}\n"
                 )
-            except (ValueError, asyncio.LimitOverrunError, ConnectionError):
-                await self.stop()
-                return Execution(
-                    error="OutputError: the code wrote more output than the kernel allows; "
-                    "the kernel was stopped.\n",
-                    restarted=True,
-                )
-            except BaseException:
-                await self.stop()  # cancelled: nothing may keep running for nobody
-                raise
-            if not line:
-                code_ = await self.stop()
-                return Execution(error=_death(code_), restarted=True)
-            reply = json.loads(line)
+                result = replace(result, stderr=note + result.stderr)
+            return result
+
+    async def _run(self, code: str) -> Execution:
+        """One request to the running kernel and its reply (or why there was none)."""
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps({"code": code}).encode() + b"\n")
+            await self._process.stdin.drain()
+            line = await asyncio.wait_for(self._readline(), self.limits.wall_seconds)
+        except TimeoutError:
+            await self.stop()
+            seconds = self.limits.wall_seconds
             return Execution(
-                stdout=str(reply.get("stdout") or ""),
-                stderr=str(reply.get("stderr") or ""),
-                error=reply.get("error"),
-                truncated=bool(reply.get("truncated")),
-                images=[str(p) for p in reply.get("images") or []],
+                error=f"TimeoutError: the code ran past the time limit ({seconds:g} s); "
+                "the kernel was stopped and its variables are lost.\n",
+                restarted=True,
             )
+        except (ValueError, asyncio.LimitOverrunError, ConnectionError):
+            await self.stop()
+            return Execution(
+                error="OutputError: the code wrote more output than the kernel allows; "
+                "the kernel was stopped.\n",
+                restarted=True,
+            )
+        except BaseException:
+            await self.stop()  # cancelled: nothing may keep running for nobody
+            raise
+        if not line:
+            code_ = await self.stop()
+            return Execution(error=_death(code_), restarted=True)
+        reply = json.loads(line)
+        return Execution(
+            stdout=str(reply.get("stdout") or ""),
+            stderr=str(reply.get("stderr") or ""),
+            error=reply.get("error"),
+            truncated=bool(reply.get("truncated")),
+            images=[str(p) for p in reply.get("images") or []],
+        )
 
     async def stop(self) -> int | None:
-        """Kill the kernel and its whole process tree; its exit status."""
+        """Kill the kernel and its whole process tree, and take the files it left out to
+        the host; its exit status."""
         process, self._process = self._process, None
+        mirror, self._mirror = self._mirror, None
         status: int | None = None
         if process is not None:
             if process.returncode is None:
@@ -171,6 +197,10 @@ class Kernel:
                     break
                 await asyncio.sleep(0.02)
             self._group = None
+        if mirror is not None:
+            # In the thread, so that the descriptor is closed after the copy even when
+            # this task is cancelled while it waits.
+            await asyncio.to_thread(_push_and_close, mirror)
         return status
 
     async def _readline(self) -> bytes:
@@ -188,6 +218,15 @@ class Kernel:
                 head += chunk
         if process.returncode not in (None, 0, -9) and head:
             log.debug("sandbox kernel stderr: %s", head[:2000].decode(errors="replace"))
+
+
+def _push_and_close(mirror: Mirror) -> None:
+    try:
+        mirror.push()
+    except OSError as exc:
+        log.warning("the files of a stopped kernel were not all saved: %s", exc)
+    finally:
+        mirror.close()
 
 
 def _pipe_of(data: bytes) -> int:
