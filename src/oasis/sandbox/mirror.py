@@ -73,7 +73,7 @@ class Mirror:
             dirs.remove_file(self.fd, path)  # deleted through the API
             self._forget(path)
         left_out: list[str] = []
-        for path, seen in host.items():
+        for path, seen in sorted(host.items()):  # the same files fit on every call
             if self._host_seen.get(path) == seen:
                 continue
             try:
