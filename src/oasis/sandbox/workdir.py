@@ -106,6 +106,26 @@ def _open_root(root: Root) -> int:
     return os.open(root, flags | os.O_NOFOLLOW)
 
 
+def _parent(root: Root, parts: list[str], *, make: bool = False) -> int:
+    """A descriptor of the directory that holds ``parts[-1]`` below ``root``, walked one
+    component at a time without following links (made on the way when ``make``); the
+    caller closes it. ``OSError`` when something is in the way."""
+    fd = _open_root(root)
+    try:
+        for part in parts[:-1]:
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+            child = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_file(root: Root, path: str) -> tuple[BinaryIO, int] | None:
     """The regular file at sandbox ``path``, open for reading, and its size; None when
     there is none (or a link or anything else is in the way)."""
@@ -113,21 +133,17 @@ def open_file(root: Root, path: str) -> tuple[BinaryIO, int] | None:
     if relative is None:
         return None
     parts = relative.split("/")
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        fd = _open_root(root)
+        fd = _parent(root, parts)
     except OSError:
         return None
     try:
-        for part in parts[:-1]:
-            child = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
-        handle = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+        handle = os.open(parts[-1], flags, dir_fd=fd)
     except OSError:
+        return None
+    finally:
         os.close(fd)
-        return None
-    os.close(fd)
     info = os.fstat(handle)
     if not stat.S_ISREG(info.st_mode):
         os.close(handle)
@@ -141,16 +157,11 @@ def remove_file(root: Root, path: str) -> None:
     if relative is None:
         return
     parts = relative.split("/")
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY
     try:
-        fd = _open_root(root)
+        fd = _parent(root, parts)
     except OSError:
         return
     try:
-        for part in parts[:-1]:
-            child = os.open(part, flags, dir_fd=fd)
-            os.close(fd)
-            fd = child
         os.unlink(parts[-1], dir_fd=fd)
     except OSError:
         pass
@@ -173,18 +184,8 @@ def copy_file(source: Root, target: Root, path: str, *, replace: bool) -> Seen |
     parts = relative.split("/")
     with handle:
         try:
-            fd = _open_root(target)
+            fd = _parent(target, parts, make=True)
         except OSError:
-            return None
-        try:
-            for part in parts[:-1]:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                child = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY, dir_fd=fd)
-                os.close(fd)
-                fd = child
-        except OSError:
-            os.close(fd)
             return None
         try:
             name = f".{parts[-1]}.{secrets.token_hex(4)}.part" if replace else parts[-1]
