@@ -10,11 +10,12 @@ Interleaved repetitions of
   run a line of Python in a fresh process, for scale);
 
 plus, once per repetition, ``import numpy, matplotlib.pyplot`` in a fresh kernel (what a
-first data-analysis call adds). Each sandbox measurement is taken twice, interleaved: as
-the server runs kernels (under the seccomp filter) and without the filter, to show what
-the filter costs. Every call includes the sync of the container's files between the host
-and the sandbox's ``/mnt/data``. Reported: medians, the ratios warm ÷ host and cold ÷ host,
-and each with-filter median ÷ its without-filter one.
+first data-analysis call adds), and 100,000 ``os.getppid()`` calls in a warm kernel. Each
+sandbox measurement is taken twice, interleaved: as the server runs kernels (under the
+seccomp filter) and without the filter, to show what the filter costs. Every call
+includes the sync of the container's files between the host and the sandbox's
+``/mnt/data``. Reported: medians, the ratios warm ÷ host and cold ÷ host, and each
+with-filter median ÷ its without-filter one.
 
     .venv/bin/python benchmarks/sandbox.py [--reps 15]
 
@@ -54,6 +55,10 @@ def _host() -> float:
     return time.perf_counter() - started
 
 
+# 100,000 system calls in a warm kernel: where a per-call filter cost would show.
+SYSCALLS = "import os\nfor _ in range(100_000):\n    os.getppid()"
+
+
 async def _sandboxes(seccomp: bool) -> Sandboxes:
     sandboxes = Sandboxes(Limits(), max_kernels=4)
     if not await sandboxes.probe():
@@ -73,6 +78,7 @@ async def _one_rep(
     times["cold"].append(await _timed(sandboxes, container, work, "print(1)"))
     for _ in range(5):
         times["warm"].append(await _timed(sandboxes, container, work, "print(1)"))
+    times["syscalls"].append(await _timed(sandboxes, container, work, SYSCALLS))
     await sandboxes.discard(container)
     fresh = f"bench-import-{name}"
     await _timed(sandboxes, fresh, work, "print(1)")
@@ -83,7 +89,7 @@ async def _one_rep(
 async def measure(reps: int) -> dict[str, object]:
     sides = {"filtered": await _sandboxes(True), "bare": await _sandboxes(False)}
     times: dict[str, dict[str, list[float]]] = {
-        side: {"cold": [], "warm": [], "imports": []} for side in sides
+        side: {"cold": [], "warm": [], "imports": [], "syscalls": []} for side in sides
     }
     host: list[float] = []
     with tempfile.TemporaryDirectory(prefix="oasis-bench-") as tmp:
@@ -108,6 +114,8 @@ async def measure(reps: int) -> dict[str, object]:
         "cold_start_no_seccomp_ms": median_ms("bare", "cold"),
         "warm_call_no_seccomp_ms": median_ms("bare", "warm"),
         "import_numpy_matplotlib_no_seccomp_ms": median_ms("bare", "imports"),
+        "getppid_100k_ms": median_ms("filtered", "syscalls"),
+        "getppid_100k_no_seccomp_ms": median_ms("bare", "syscalls"),
     }
     return {
         "reps": reps,
@@ -116,6 +124,9 @@ async def measure(reps: int) -> dict[str, object]:
         "cold_over_host": round(ms["cold_start_ms"] / ms["host_python_c_ms"], 3),
         "seccomp_cold_ratio": round(ms["cold_start_ms"] / ms["cold_start_no_seccomp_ms"], 3),
         "seccomp_warm_ratio": round(ms["warm_call_ms"] / ms["warm_call_no_seccomp_ms"], 3),
+        "seccomp_syscalls_ratio": round(
+            ms["getppid_100k_ms"] / ms["getppid_100k_no_seccomp_ms"], 3
+        ),
         "seccomp_import_ratio": round(
             ms["import_numpy_matplotlib_ms"] / ms["import_numpy_matplotlib_no_seccomp_ms"], 3
         ),

@@ -5,6 +5,10 @@ A call that runs past its wall time, or a kernel that dies (CPU limit, memory, a
 happened, and the next call starts a fresh kernel (its variables are gone, its files
 stay). A cancelled call (the client went away) kills it the same way, so nothing keeps
 running for nobody.
+
+The container's files are synced around each call between its directory on the host and
+the sandbox's size-capped ``/mnt/data`` (:mod:`.mirror`): in before the code runs, out
+after it answers, and out once more whenever the kernel is stopped (killed included).
 """
 
 from __future__ import annotations
