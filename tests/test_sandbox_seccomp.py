@@ -5,14 +5,16 @@ a real sandbox is in ``test_sandbox_escape.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import errno
+import platform
 import struct
 
 import pytest
 
-from oasis.sandbox import seccomp
+from oasis.sandbox import Sandboxes, seccomp
 
 ARCHES = ("x86_64", "aarch64")
 AUDIT = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -122,3 +124,20 @@ def test_numbers_match_libseccomp(arch: str) -> None:
     calls = seccomp.denied_calls(arch) | seccomp.checked_calls(arch)
     for name, number in calls.items():
         assert lib.seccomp_syscall_resolve_name_arch(AUDIT[arch], name.encode()) == number, name
+
+
+def test_without_a_filter_the_sandbox_is_refused_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On an architecture the filter does not cover (played by ``platform.machine``), the
+    default refuses the sandbox and says why; ``require_seccomp=False`` runs kernels on
+    namespaces alone."""
+    if not asyncio.run(Sandboxes().probe()):
+        pytest.skip("this host cannot run the bubblewrap sandbox")
+    monkeypatch.setattr(platform, "machine", lambda: "riscv64")
+    strict = Sandboxes()
+    assert not asyncio.run(strict.probe())
+    assert strict.unavailable is not None and "seccomp" in strict.unavailable
+    assert "require_seccomp" in strict.unavailable
+    relaxed = Sandboxes(require_seccomp=False)
+    assert asyncio.run(relaxed.probe()) and relaxed.seccomp is None
