@@ -64,6 +64,7 @@ from oasis.services.completions import CompletionService
 from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
+from oasis.services.image_input import ImageInputs
 from oasis.services.generation import GenerationCore
 from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
@@ -195,6 +196,9 @@ def create_app(
             max_part_bytes=settings.max_upload_part_bytes,
         )
         app.state.files = file_service
+        # Images of chat and response inputs: the caller's files, data URLs, or URLs the
+        # outbound policy allows, fetched through the tools' one client.
+        core.images = ImageInputs(file_service, http, urls)
         app.state.vector_stores = VectorStoreService.build(
             store.vector_stores,
             file_service,

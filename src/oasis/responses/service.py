@@ -325,7 +325,9 @@ class ResponsesService:
             tool_choice_param="tool_choice",
             response_format_param="text.format.schema",
         )
-        prompt = await self._prompt(request, context + new_items, options)
+        prompt = await self._prompt(
+            request, context + new_items, options, first_input=len(context), owner=owner
+        )
         tools_echo = [t.echo for t in configured]
         echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
         return Prepared(prompt, context, new_items, echo, configured, options)
@@ -345,18 +347,26 @@ class ResponsesService:
                 await check_access(entries, owner, self.tool_services)
 
     async def _prompt(
-        self, request: ResponseCreateRequest, entries: list[Item], options: GenerationOptions
+        self,
+        request: ResponseCreateRequest,
+        entries: list[Item],
+        options: GenerationOptions,
+        *,
+        first_input: int,
+        owner: str,
     ) -> PreparedPrompt:
-        """The prompt for ``entries``; with truncation ``auto``, the oldest turns go first
-        while it is too long for the model."""
+        """The prompt for ``entries`` (this request's input from ``first_input`` on); with
+        truncation ``auto``, the oldest turns go first while it is too long for the model."""
         assert request.model is not None
         conversation: Conversation | None = to_conversation(
-            request.instructions, entries, options.tools, replay_item
+            request.instructions, entries, options.tools, replay_item, first_input=first_input
         )
         while True:
             assert conversation is not None
             try:
-                return await self.core.prepare(request.model, conversation, options, param="input")
+                return await self.core.prepare(
+                    request.model, conversation, options, param="input", owner=owner
+                )
             except InvalidRequestError as exc:
                 if exc.code != "context_length_exceeded" or request.truncation != "auto":
                     raise
@@ -446,8 +456,12 @@ class ResponsesService:
         request = turn.request
         entries = turn.context
 
+        first_input = len(entries) - len(turn.new_items)
+
         async def prepare(extra: list[Item], options: GenerationOptions) -> PreparedPrompt:
-            return await self._prompt(request, entries + extra, options)
+            return await self._prompt(
+                request, entries + extra, options, first_input=first_input, owner=turn.owner
+            )
 
         state = LoopState(
             core=self.core,

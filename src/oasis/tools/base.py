@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from oasis.core.conversation import FunctionTool
+from oasis.core.conversation import FunctionTool, Image
 from oasis.tools.citations import Sources
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
@@ -90,6 +90,9 @@ class ReplayedOutput:
 
     call_id: str
     output: str
+    # What the client showed (a screenshot), for a model that reads images; shown after
+    # the result, the latest only.
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True)
