@@ -64,10 +64,10 @@ from oasis.services.completions import CompletionService
 from oasis.services.containers import ContainerService
 from oasis.services.embeddings import EmbeddingService
 from oasis.services.files import FilesService
-from oasis.services.image_input import ImageInputs
 from oasis.services.generation import GenerationCore
 from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
+from oasis.services.image_input import ImageInputs
 from oasis.services.images import ImagesService
 from oasis.services.leases import Leases
 from oasis.services.models import ModelManager

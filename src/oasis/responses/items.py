@@ -347,7 +347,15 @@ def _normalize_item(raw: Item, kind: str | None, path: str) -> Item:
                 item[key] = raw[key]
         return item
     if kind in _OTHER_FORMS:
-        return _other_item(raw, kind)
+        item = _other_item(raw, kind)
+        if kind == "computer_call" and ("action" in item) == ("actions" in item):
+            raise InvalidRequestError(
+                f"A computer_call gives exactly one of '{path}.action' (computer_use_preview) "
+                f"and '{path}.actions' (computer).",
+                param=f"{path}.action",
+                code="invalid_value",
+            )
+        return item
     raise InvalidRequestError(
         f"Invalid value for '{path}.type': {kind!r} is not an input item type.",
         param=f"{path}.type",
@@ -456,7 +464,9 @@ def _message_content(item: Item, path: str) -> tuple[str, tuple[Image, ...]]:
             detail = str(part.get("detail") or "auto")
             parts.append(Image(where, part.get("image_url"), part.get("file_id"), detail=detail))
         else:
-            parts.append(part.get("refusal", "") if part.get("type") == "refusal" else part.get("text", ""))
+            parts.append(
+                part.get("refusal", "") if part.get("type") == "refusal" else part.get("text", "")
+            )
     return joined_parts(parts)
 
 

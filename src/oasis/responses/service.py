@@ -128,6 +128,19 @@ def _configure_tools(request: ResponseCreateRequest) -> list[ConfiguredTool]:
     return configured
 
 
+def _fit_tools(configured: list[ConfiguredTool], history: list[Item]) -> list[ConfiguredTool]:
+    """Each kind's tools refitted to the conversation, for a kind that defines ``fit``
+    (the GA computer tool: its screen is the size of the latest screenshot)."""
+    by_type: dict[str, list[ConfiguredTool]] = {}
+    for tool in configured:
+        by_type.setdefault(tool.type, []).append(tool)
+    out: list[ConfiguredTool] = []
+    for type_, entries in by_type.items():
+        fit = getattr(get_tool(type_), "fit", None)
+        out += fit(entries, history) if fit is not None else entries
+    return sorted(out, key=lambda tool: tool.index)
+
+
 def _hosted(tools: list[ConfiguredTool]) -> dict[str, ConfiguredTool]:
     """The hosted tools, by the function name the model calls them with."""
     out: dict[str, ConfiguredTool] = {}
@@ -308,7 +321,7 @@ class ResponsesService:
             request.input, lambda item_id: self.store.items.find(owner, item_id)
         )
         check_call_ids(context, new_items)
-        configured = _configure_tools(request)
+        configured = _fit_tools(_configure_tools(request), context + new_items)
         await self._check_tools(configured, owner)
         tools = tuple(t.function for t in configured if t.function is not None)
         choice_echo, choice, allowed = _tool_choice(request, configured)

@@ -82,7 +82,9 @@ def _message_content(message: ChatMessage, index: int) -> tuple[str, tuple[Image
                     param=f"{where}.image_url",
                     code="missing_required_parameter",
                 )
-            parts.append(Image(where, url=part.image_url.url, detail=part.image_url.detail or "auto"))
+            parts.append(
+                Image(where, url=part.image_url.url, detail=part.image_url.detail or "auto")
+            )
         else:
             raise UnsupportedError(
                 f"Content parts of type '{part.type}' are not supported in {message.role} "

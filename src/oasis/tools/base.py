@@ -200,6 +200,13 @@ class PreparingKind(ToolKind, Protocol):
         refuses is a 400 naming its field); any kind may define this."""
         ...
 
+    def fit(self, tools: Sequence[ConfiguredTool], history: Sequence[Item]) -> list[ConfiguredTool]:
+        """This kind's configured entries refitted to the conversation (``history``: the
+        inherited items, then this request's input), before the first prompt: the GA
+        ``computer`` tool bounds its coordinates by the latest screenshot's size; any
+        kind may define this."""
+        ...
+
     async def check_access(
         self, tools: Sequence[ConfiguredTool], owner: str, services: Mapping[str, Any]
     ) -> None:

@@ -29,8 +29,8 @@ from oasis.core.events import (
     ToolCallDone,
     ToolCallStarted,
 )
-from oasis.core.pictures import data_url
 from oasis.core.options import GenerationOptions, callable_tools, tools_in_play
+from oasis.core.pictures import data_url
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.remote.upstream import UpstreamPool, event_error
 from oasis.errors import EngineUnreachableError, UnsupportedError
