@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 from openai import ComputerToolset, OpenAI
+from openai.types.chat.chat_completion_store_message import ChatCompletionStoreMessageContentPart
+from pydantic import TypeAdapter
 
 from oasis.core.conversation import IMAGE_MARKER, Image, Message
 from oasis.engines.remote.chat import _message
@@ -30,6 +32,7 @@ from tests.server import Server, sdk_for, start_server
 from tests.test_computer_use import CHROMIUM, HEIGHT, WIDTH, PlaywrightComputer, browser
 
 VISION = "scripted-vision"
+STORED_PART: TypeAdapter[Any] = TypeAdapter(ChatCompletionStoreMessageContentPart)
 BLUE, ORANGE, GREEN = (0x33, 0x66, 0xCC), (0xFF, 0x88, 0x00), (0x11, 0xAA, 0x44)
 PAGE = b"""<!doctype html><html><head><title>Colours</title><style>
 body { margin: 0; background: #3366cc }
@@ -150,6 +153,32 @@ def test_a_chat_image_part_reaches_a_vision_model(vision: OpenAI) -> None:
         "centre": "#ff8800",
         "corner": "#3366cc",
     }
+
+
+def test_a_stored_completion_keeps_its_image_parts(vision: OpenAI, vision_server: Server) -> None:
+    url = data_url(picture(2, 3, GREEN))
+    completion = vision.chat.completions.create(
+        model=VISION,
+        store=True,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is it?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ],
+    )
+    # Not strict: the SDK's stored message allows only role "assistant" (see test_chat_store).
+    lenient = OpenAI(base_url=vision_server.api_url, api_key="sk-test", max_retries=0)
+    [message] = lenient.chat.completions.messages.list(completion.id).data
+    assert message.content == "What is it?"
+    parts = [STORED_PART.validate_python(p.model_dump()) for p in message.content_parts or []]
+    assert [part.model_dump(exclude_none=True) for part in parts] == [
+        {"type": "text", "text": "What is it?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
 
 
 def test_images_come_from_urls_and_from_files(vision: OpenAI, site: str) -> None:

@@ -812,8 +812,10 @@ class ResponsesService:
                 param="input",
                 code="missing_required_parameter",
             )
-        conversation = to_conversation(request.instructions, entries, (), replay_item)
-        return await compaction.compact(self.core, request.model, conversation, entries)
+        conversation = to_conversation(
+            request.instructions, entries, (), replay_item, first_input=len(context)
+        )
+        return await compaction.compact(self.core, request.model, conversation, entries, owner)
 
     async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
         if not request.previous_response_id:
