@@ -67,6 +67,7 @@ from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
+from oasis.services.image_input import ImageInputs
 from oasis.services.images import ImagesService
 from oasis.services.leases import Leases
 from oasis.services.models import ModelManager
@@ -197,6 +198,9 @@ def create_app(
             max_part_bytes=settings.max_upload_part_bytes,
         )
         app.state.files = file_service
+        # Images of chat and response inputs: the caller's files, data URLs, or URLs the
+        # outbound policy allows, fetched through the tools' one client.
+        core.images = ImageInputs(file_service, http, urls)
         app.state.vector_stores = VectorStoreService.build(
             store.vector_stores,
             file_service,

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from oasis.core.conversation import FunctionTool
+from oasis.core.conversation import FunctionTool, Image
 from oasis.tools.citations import Sources
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
@@ -93,6 +93,9 @@ class ReplayedOutput:
 
     call_id: str
     output: str
+    # What the client showed (a screenshot), for a model that reads images; shown after
+    # the result, the latest only.
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,13 @@ class PreparingKind(ToolKind, Protocol):
     async def check(self, tools: Sequence[ConfiguredTool], urls: UrlPolicy) -> None:
         """Checks that need the network, before the response starts (a URL the policy
         refuses is a 400 naming its field); any kind may define this."""
+        ...
+
+    def fit(self, tools: Sequence[ConfiguredTool], history: Sequence[Item]) -> list[ConfiguredTool]:
+        """This kind's configured entries refitted to the conversation (``history``: the
+        inherited items, then this request's input), before the first prompt: the GA
+        ``computer`` tool bounds its coordinates by the latest screenshot's size; any
+        kind may define this."""
         ...
 
     async def check_access(
