@@ -532,6 +532,14 @@ def _v12_job_leases(conn: Connection) -> None:
     step.create_all(conn)
 
 
+def _v13_lease_generations(conn: Connection) -> None:
+    """Each lease's generation, bumped by every claim: a fencing token, so a replica that
+    lost a lease (it stalled past it and another took the job over) cannot write for it."""
+    columns = {column["name"] for column in inspect(conn).get_columns("leases")}
+    if "generation" not in columns:
+        conn.execute(text("ALTER TABLE leases ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"))
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_conversation_positions,
@@ -545,6 +553,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _v10_containers,
     _v11_chat_completions,
     _v12_job_leases,
+    _v13_lease_generations,
 ]
 
 

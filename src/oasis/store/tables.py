@@ -105,6 +105,8 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("stop", Boolean, nullable=False),
+    # Version 13: bumped by every claim; the fencing token of the holder's writes.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
     Index("ix_leases_holder", "holder"),
 )
 
