@@ -135,7 +135,7 @@ def main() -> None:
     chat = [chat_body(i, args.tokens) for i in range(args.chat_lines)]
     texts = sentences(args.embedding_lines)
     embed = [embedding_body(text) for text in texts]
-    with served(data_dir, config) as server:
+    with served(data_dir, config, timeout=600) as server:
         client = OpenAI(base_url=server.api_url, api_key="x", max_retries=0, timeout=600)
         live_p50(client, 2)  # warm up both paths
         chat_http = asyncio.run(

@@ -45,11 +45,18 @@ _STARTED = object()  # the job left the queue: the wait limit no longer applies
 _RELEASE = object()  # frees the job's queue slot; always posted just before _DONE
 
 _BACKGROUND: ContextVar[bool] = ContextVar("oasis_background_priority", default=False)
+_JOB = threading.local()  # what the job running on this worker thread is
 
 
 def lower_priority() -> None:
     """Run the model jobs of the current task (and of tasks it starts) as background work."""
     _BACKGROUND.set(True)
+
+
+def in_background() -> bool:
+    """Whether the job running on the calling worker thread is background work (so a
+    runtime that batches sequences can hold it back while interactive ones run)."""
+    return bool(getattr(_JOB, "background", False))
 
 
 class JobStream(AsyncIterator[T]):
@@ -153,7 +160,14 @@ class ModelWorker(Generic[T]):
             self._background_running += 1
             submit()
 
-    def _run(self, job: Job[T], emit: Callable[[object], None], cancelled: threading.Event) -> None:
+    def _run(
+        self,
+        job: Job[T],
+        emit: Callable[[object], None],
+        cancelled: threading.Event,
+        background: bool,
+    ) -> None:
+        _JOB.background = background
         try:
             if not cancelled.is_set():
                 emit(_STARTED)
@@ -252,7 +266,9 @@ class ModelWorker(Generic[T]):
             queue.put_nowait(_DONE)
 
         def submit() -> None:
-            future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled)
+            future = loop.run_in_executor(
+                self._executor, self._run, job, emit, cancelled, background
+            )
             future.add_done_callback(finished)
 
         if background:
