@@ -42,7 +42,12 @@ FINAL = {"completed", "incomplete", "failed", "cancelled"}
 
 
 def _replica(
-    data_dir: Path, url: str, *, preload: list[str], env: dict[str, str] | None = None
+    data_dir: Path,
+    url: str,
+    *,
+    preload: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> Server:
     return start_server(
         data_dir,
@@ -54,6 +59,7 @@ def _replica(
             **(env or {}),
         },
         args=["--database-url", url],
+        timeout=timeout,
     )
 
 
@@ -224,7 +230,10 @@ def test_a_batch_taken_over_from_a_stalled_replica_holds_each_line_once(
     ``request_counts`` match the file, then and after."""
     url = postgres.database()
     env = {"OASIS_LEASE_SECONDS": "1", "OASIS_BATCH_CONCURRENCY": "4"}
-    stalled, other = _start_together(2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env)
+    # (Loading the model may take minutes on a busy machine.)
+    stalled, other = _start_together(
+        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600
+    )
     try:
         a, b = sdk_for(stalled, KEY), sdk_for(other, KEY)
         lines = [
@@ -257,7 +266,8 @@ def test_a_batch_taken_over_from_a_stalled_replica_holds_each_line_once(
         done = _batch_when(b, batch.id, lambda n: False)
         assert done.status == "completed", done
         assert done.output_file_id is not None and done.error_file_id is None
-        output = [json.loads(line) for line in b.files.content(done.output_file_id).text.split()]
+        text = b.files.content(done.output_file_id).text
+        output = [json.loads(line) for line in text.splitlines()]
         assert sorted(line["custom_id"] for line in output) == sorted(f"s{i}" for i in range(24))
         counts = done.request_counts
         assert counts is not None and (counts.total, counts.completed, counts.failed) == (24, 24, 0)
