@@ -53,16 +53,18 @@ class LeaseLost(Exception):
 async def check_fence(conn: AsyncConnection, fence: Fence | None) -> None:
     """Raise :class:`LeaseLost` unless ``fence`` still holds, inside ``conn``'s transaction.
 
-    On PostgreSQL the lease row is share-locked until the transaction ends, so a takeover
-    (which updates the row) waits for this write or the write sees the takeover: never
-    both. SQLite has one writer at a time anyway. None (no leases: one process) passes.
+    A takeover committed before the write's transaction began refuses it. The row is not
+    locked: a holder frozen inside a transaction (SIGSTOP, a paused VM) must not keep the
+    others from taking its job over. A write already under way when a takeover commits
+    may still land; a batch line is done once (its update requires it not done), so the
+    new holder's result for that line is then the one discarded. None (no leases: one
+    process) passes.
     """
     if fence is None:
         return
     held = (
         await conn.execute(
-            select(leases.c.generation)
-            .where(
+            select(leases.c.generation).where(
                 and_(
                     leases.c.kind == fence.kind,
                     leases.c.job_id == fence.job_id,
@@ -70,7 +72,6 @@ async def check_fence(conn: AsyncConnection, fence: Fence | None) -> None:
                     leases.c.generation == fence.generation,
                 )
             )
-            .with_for_update(read=True)
         )
     ).first()
     if held is None:
