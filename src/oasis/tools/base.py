@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import httpx
 
 from oasis.core.conversation import FunctionTool
+from oasis.tools.browsing import OpenedPages
 from oasis.tools.citations import Sources
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
@@ -59,9 +60,10 @@ class ToolContext:
     policy guards), the URL policy to check a URL before using it, whose request it is, the
     turn's history (the stored items of the chain or conversation before this turn, then
     this turn's input), where a kind finds its own earlier items, and the turn's numbered
-    sources (what a tool cites, the answer's annotations point at), and the
-    server's services a tool may call, by name (``"vector_stores"``:
-    :class:`~oasis.services.vector_stores.VectorStoreService`)."""
+    sources (what a tool cites, the answer's annotations point at), the pages the turn
+    has opened (web search's open and find), and the server's services a tool may call,
+    by name (``"vector_stores"``: :class:`~oasis.services.vector_stores.VectorStoreService`,
+    ``"mcp_sessions"``: :class:`~oasis.tools.mcp_sessions.SessionPool`)."""
 
     http: httpx.AsyncClient
     owner: str
@@ -70,6 +72,7 @@ class ToolContext:
     history: Sequence[Item] = ()
     sources: Sources = field(default_factory=Sources)
     services: Mapping[str, Any] = field(default_factory=dict)
+    pages: OpenedPages = field(default_factory=OpenedPages)
 
 
 @dataclass(frozen=True)
