@@ -81,13 +81,14 @@ REPLIES = {
     "<|start|>assistant<|channel|>analysis to=browser.search code"
     '<|message|>{"query": "capital of France"}',
     "Paris travel facts": "<|channel|>final<|message|>Paris [1]",
-    # Browsing: search, open the second result by its number, find in it, answer. Each
-    # trigger is text that only the previous step's tool output ends with.
+    # Browsing: search (low context: the second result is a snippet), open the second
+    # result by its number, find in it, answer. Each trigger is text that only the previous
+    # step's tool output holds (the medium search above reads the same pages).
     "Browse for Lyon food": "<|channel|>analysis to=browser.search code"
     '<|message|>{"query": "Lyon food"}',
-    "The Louvre is the most visited museum.": "<|channel|>analysis to=browser.open code"
+    "its bouchons.\n\n[3] Plain notes": "<|channel|>analysis to=browser.open code"
     '<|message|>{"id": 2}',
-    "where the Rhone meets the Saone": "<|channel|>analysis to=browser.find code"
+    "meets the Saone.<|end|>": "<|channel|>analysis to=browser.find code"
     '<|message|>{"pattern": "bouchons"}',
     "Saone.…": "<|channel|>final<|message|>Lyon is known for its bouchons [2].",
     "Open a local file": "<|channel|>analysis to=browser.open code"

@@ -66,14 +66,14 @@ class Bridge(httpx2.AsyncBaseTransport):
         self.http = http
         self.policy = policy
         self.param = param
-        self.error_statuses: list[int] = []  # the latest HTTP error statuses
+        self.error_statuses: list[tuple[str, int]] = []  # the latest (method, HTTP error)
         self.errors = 0  # HTTP errors so far
         self.sent = 0  # requests that may have reached the server
 
     @property
     def error_status(self) -> int | None:
         """The last HTTP error status, if any."""
-        return self.error_statuses[-1] if self.error_statuses else None
+        return self.error_statuses[-1][1] if self.error_statuses else None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = str(request.url)
@@ -94,7 +94,7 @@ class Bridge(httpx2.AsyncBaseTransport):
         self.sent += 1
         if response.status_code >= 400 and request.method != "DELETE":
             self.errors += 1
-            self.error_statuses.append(response.status_code)
+            self.error_statuses.append((request.method, response.status_code))
             del self.error_statuses[:-16]  # a long-lived session keeps only the latest
         return httpx2.Response(
             response.status_code,

@@ -185,7 +185,10 @@ class SessionPool:
             return await operation(held.session)
         except Exception as exc:
             new = bridge.errors - errors
-            statuses = bridge.error_statuses[-new:] if new else []
+            # The requests' own errors: a stream the transport keeps open (GET) may fail
+            # and reconnect meanwhile.
+            recent = bridge.error_statuses[-new:] if new else []
+            statuses = [code for method, code in recent if method == "POST"]
             if isinstance(exc, MCPError) and held.alive and not statuses:
                 # A JSON-RPC error (an unknown tool, bad arguments): the session is fine.
                 raise McpFailure(failure_from(exc, None)) from exc
@@ -194,7 +197,7 @@ class SessionPool:
             error = failure_from(cause, statuses[-1] if statuses else None)
             # Not sent: no request got through, or the server answered 404 (it no longer
             # knows the session, so it ran nothing).
-            unsent = bridge.sent == sent or statuses == [404]
+            unsent = bridge.sent == sent or (bool(statuses) and set(statuses) == {404})
             raise _Dropped(cause, error, unsent=unsent) from exc
 
     async def _acquire(self, key: Key, server: Server, param: str) -> tuple[_Held, bool]:

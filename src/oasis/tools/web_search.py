@@ -121,10 +121,8 @@ class WebSearchKind:
         if not isinstance(arguments, dict):
             arguments = {}
         action = browsing.wants(arguments)
-        if action == "open_page":
-            events = self._open(arguments, config, context)
-        elif action == "find_in_page":
-            events = self._find(arguments, config, context)
+        if action in ("open_page", "find_in_page"):
+            events = self._browse(arguments, config, context, find=action == "find_in_page")
         else:
             events = self._search(str(arguments.get("query") or "").strip(), config, context)
         async for event in events:
@@ -228,15 +226,26 @@ class WebSearchKind:
         except OutboundError as exc:
             return f"Could not open the page: {exc}"
 
-    async def _open(
-        self, arguments: dict[str, Any], config: SearchConfig, context: ToolContext
+    async def _browse(
+        self, arguments: dict[str, Any], config: SearchConfig, context: ToolContext, *, find: bool
     ) -> AsyncIterator[ToolEvent]:
-        """One ``open_page`` item; the model reads the page's text."""
-        url = browsing.page_url(arguments, context.sources, context.pages)
-        item = _browsing_item({"type": "open_page", "url": url})
+        """One ``open_page`` item (the model reads the page's text) or ``find_in_page`` item
+        (it reads the passages that match the pattern)."""
+        pattern = str(arguments.get("pattern") or "")
+        named = {k: v for k, v in arguments.items() if k != "pattern"}
+        url = browsing.page_url(named, context.sources, context.pages)
+        action: Item = (
+            {"type": "find_in_page", "pattern": pattern, "url": url or ""}
+            if find
+            else {"type": "open_page", "url": url}
+        )
+        item = _browsing_item(action)
         async for event in _started(item):
             yield event
-        page = await self._page(url, config, context)
+        if find and not pattern:
+            page: Page | str = "The find gave no pattern."
+        else:
+            page = await self._page(url, config, context)
         if isinstance(page, str):
             yield ItemDone({**item, "status": "failed"})
             yield ToolResult(page)
@@ -247,32 +256,12 @@ class WebSearchKind:
         number = context.sources.add(url, title)
         yield ItemProgress("response.web_search_call.completed", item_status="completed")
         yield ItemDone({**item, "status": "completed"})
-        # The model asked for this page: it reads more of it than of a search's pages.
-        text = page.text[: config.budget.chars * 4]
-        yield ToolResult(browsing.page_text(number, title, url, text))
-
-    async def _find(
-        self, arguments: dict[str, Any], config: SearchConfig, context: ToolContext
-    ) -> AsyncIterator[ToolEvent]:
-        """One ``find_in_page`` item; the model reads the passages that match."""
-        pattern = str(arguments.get("pattern") or "")
-        url = browsing.page_url(
-            {k: v for k, v in arguments.items() if k != "pattern"}, context.sources, context.pages
-        )
-        item = _browsing_item({"type": "find_in_page", "pattern": pattern, "url": url or ""})
-        async for event in _started(item):
-            yield event
-        page = await self._page(url, config, context) if pattern else "The find gave no pattern."
-        if isinstance(page, str):
-            yield ItemDone({**item, "status": "failed"})
-            yield ToolResult(page)
-            return
-        assert url is not None
-        context.pages.add(url, page)
-        number = context.sources.add(url, page.title or url)
-        yield ItemProgress("response.web_search_call.completed", item_status="completed")
-        yield ItemDone({**item, "status": "completed"})
-        yield ToolResult(browsing.find(pattern, page, number))
+        if find:
+            yield ToolResult(browsing.find(pattern, page, number))
+        else:
+            # The model asked for this page: it reads more of it than of a search's pages.
+            text = page.text[: config.budget.chars * 4]
+            yield ToolResult(browsing.page_text(number, title, url, text))
 
     def replay(self, item: Item) -> ReplayedCall | None:
         """A stored search as the model reads it on a later turn: the call, and the pages
