@@ -215,7 +215,11 @@ class SessionPool:
         assert held is not None
         held.busy += 1
         held.bridge.param = param
-        await held.ready.wait()
+        try:
+            await held.ready.wait()
+        except BaseException:  # cancelled, or out of time, while it opens
+            self._release(key, held)
+            raise
         if held.session is None or not held.alive:
             self._release(key, held)
             self._drop(held)
