@@ -53,7 +53,7 @@ from oasis.core.tool_calls import (
     tool_dicts,
 )
 from oasis.core.types import GeneratedToken, OutputConstraint, SamplingParams
-from oasis.engines.base import Queued, TextEngine
+from oasis.engines.base import MediaEngine, Queued, TextEngine
 from oasis.errors import InvalidRequestError, UnsupportedError
 
 
@@ -86,6 +86,8 @@ class LocalChatBackend:
         self.engine = engine
         self.spec = engine.spec
         self.vocab_size: int | None = engine.vocab_size()
+        # A llama.cpp model with a multimodal projector (``mmproj``) reads images.
+        self.supports_images = isinstance(engine, MediaEngine) and engine.supports_images
         self._template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
         self._reasons = reasoning.OPEN in self._template.source
         self._harmony = speaks_harmony(self._template.source)
@@ -116,19 +118,21 @@ class LocalChatBackend:
             aliases = {}
             constraint = _constraint_for(options, tools)
 
-        def render_and_tokenize() -> tuple[str, list[int]]:
+        images = [image.data for image in conversation.images if image.data is not None]
+
+        def render_and_tokenize() -> tuple[str, str, list[int]]:
             text = self._render(conversation, options, tools, builtin=aliases)
-            return text, self._fitting_tokens(text + header, param, add_bos=False)
+            opening = _opening(text, header)
+            text += opening
+            if images and isinstance(self.engine, MediaEngine):
+                tokens = self.engine.tokenize_media(text, images, param)
+                self._check_fits(tokens, param)
+                return text, opening, tokens
+            return text, opening, self._fitting_tokens(text, param, add_bos=False)
 
         # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,
         # and every other client would wait that long.
-        text, tokens = await asyncio.to_thread(render_and_tokenize)
-        if header and not text.endswith(harmony_format.ASSISTANT_START):
-            # The template did not open the assistant's message: the header opens it (the
-            # few tokens it adds are counted on the next line).
-            header = harmony_format.ASSISTANT_START + header
-            tokens = self._fitting_tokens(text + header, param, add_bos=False)
-        text += header
+        text, header, tokens = await asyncio.to_thread(render_and_tokenize)
         return LocalPrompt(
             text,
             len(tokens),
@@ -473,6 +477,14 @@ def _constraint_for(
         text_strict=fmt.strict or fmt.type == "json_object",
         text_param=schema_param,
     )
+
+
+def _opening(text: str, header: str) -> str:
+    """The harmony ``header`` to append to the rendered ``text``: after the assistant's
+    ``<|start|>assistant`` the template wrote, or with it where the template did not."""
+    if header and not text.endswith(harmony_format.ASSISTANT_START):
+        return harmony_format.ASSISTANT_START + header
+    return header
 
 
 def _text_schema(fmt: ResponseFormat) -> dict[str, Any] | None:
