@@ -111,6 +111,30 @@ class UpstreamStream:
         if data and data != ["[DONE]"]:
             yield _json_object("\n".join(data), self.upstream.url)
 
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The raw body as it arrives (audio), errors translated."""
+        try:
+            async for chunk in self.response.aiter_bytes():
+                if chunk:
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise EngineUnreachableError(
+                f"The engine at {self.upstream.url} broke off its answer: {type(exc).__name__}."
+            ) from exc
+
+    async def read(self) -> bytes:
+        """The whole body, errors translated."""
+        try:
+            return await self.response.aread()
+        except httpx.HTTPError as exc:
+            raise EngineUnreachableError(
+                f"The engine at {self.upstream.url} broke off its answer: {type(exc).__name__}."
+            ) from exc
+
+    @property
+    def content_type(self) -> str:
+        return str(self.response.headers.get("content-type", ""))
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -121,6 +145,27 @@ class UpstreamStream:
 
 
 ParamMap = Callable[[str | None], str | None]
+# Multipart file fields: name -> (filename, content, content type).
+FileFields = dict[str, tuple[str, bytes, str]]
+
+
+def _form_fields(body: dict[str, Any]) -> dict[str, str | list[str]]:
+    """``body`` as multipart form fields: scalars as text, lists as ``name[]``."""
+    fields: dict[str, str | list[str]] = {}
+    for name, value in body.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            fields[f"{name}[]"] = [_form_text(v) for v in value]
+        else:
+            fields[name] = _form_text(value)
+    return fields
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class UpstreamPool:
@@ -143,10 +188,19 @@ class UpstreamPool:
         n = len(self.upstreams)
         return min(healthy, key=lambda i: (self.upstreams[i].outstanding, (i - self._turn) % n))
 
-    async def stream(self, path: str, body: dict[str, Any], param_map: ParamMap) -> UpstreamStream:
+    async def stream(
+        self,
+        path: str,
+        body: dict[str, Any],
+        param_map: ParamMap = lambda name: name,
+        *,
+        files: FileFields | None = None,
+    ) -> UpstreamStream:
         """POST ``body`` to ``path`` and return the streamed answer once its status is 2xx.
 
-        A connect error moves on to the next upstream (each is tried once, a lone one
+        With ``files``, ``body`` goes as the fields of a multipart form (list values as
+        repeated ``name[]`` fields, as the SDK sends them) beside those files; without,
+        as JSON. A connect error moves on to the next upstream (each is tried once, a lone one
         twice); anything else raises the translated error.
         """
         self._start_health_checks()
@@ -160,7 +214,12 @@ class UpstreamPool:
             if len(self.upstreams) > 1:
                 tried.add(index)
             upstream = self.upstreams[index]
-            request = upstream.client.build_request("POST", path, json=body)
+            if files is None:
+                request = upstream.client.build_request("POST", path, json=body)
+            else:
+                request = upstream.client.build_request(
+                    "POST", path, data=_form_fields(body), files=files
+                )
             upstream.outstanding += 1
             try:
                 response = await upstream.client.send(request, stream=True)
