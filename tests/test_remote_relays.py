@@ -180,7 +180,8 @@ def test_speech_equals_the_upstream_s(client: OpenAI, direct: OpenAI, http: http
     ) as response:  # fmt: skip
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+        lines = [line for line in response.iter_lines() if line.startswith("data:")]
+    events = [json.loads(line[5:]) for line in lines]
     assert [e["type"] for e in events][-1] == "speech.audio.done"
     same_speech(b"".join(base64.b64decode(e["audio"]) for e in events[:-1]), pcm)
     assert events[-1]["usage"]["output_tokens"] > 0

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # Client errors that are the operator's to fix (a wrong key or model name in the config),
 # not the caller's: the caller gets a 503 that says so, not a 401 about its own key.
 _CONFIG_STATUSES = {401, 403, 404}
+# How long the rest of a body after its ``[DONE]`` may take to arrive.
+_DRAIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ class UpstreamStream:
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The JSON payload of each server-sent event, until ``[DONE]`` or the end."""
         data: list[str] = []
+        lines = self.response.aiter_lines()
         try:
-            async for line in self.response.aiter_lines():
+            async for line in lines:
                 if line.startswith("data:"):
                     data.append(line[5:].lstrip(" "))
                     continue
@@ -102,6 +105,7 @@ class UpstreamStream:
                     continue  # comments (pings), other fields, blank lines between events
                 payload, data = "\n".join(data), []
                 if payload == "[DONE]":
+                    await _drain(lines)
                     return
                 yield _json_object(payload, self.upstream.url)
         except httpx.HTTPError as exc:
@@ -327,6 +331,16 @@ def event_error(event: dict[str, Any], model_id: str) -> OasisError | None:
         return None
     message, _, _ = _error_fields(json.dumps(event).encode())
     return EngineUnreachableError(f"The engine of `{model_id}` failed while answering: {message}")
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]`` (the end of the chunked body): a response closed
+    before its end takes its connection with it, and the next request would pay for a new
+    one. A server that keeps the stream open past ``[DONE]`` loses its connection."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in lines:
+                pass
 
 
 def _json_object(payload: str, url: str) -> dict[str, Any]:
