@@ -67,6 +67,7 @@ from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
+from oasis.services.image_input import ImageInputs
 from oasis.services.images import ImagesService
 from oasis.services.leases import Leases
 from oasis.services.models import ModelManager
@@ -109,6 +110,7 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         wall_seconds=config.timeout,
         processes=config.max_processes,
         file_bytes=config.max_file_bytes,
+        disk_bytes=config.max_disk_bytes,
         output_chars=config.max_output_chars,
     )
     return Sandboxes(
@@ -116,6 +118,7 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         max_kernels=config.max_kernels,
         idle_seconds=config.idle_seconds,
         bwrap=config.bwrap,
+        require_seccomp=config.require_seccomp,
     )
 
 
@@ -195,6 +198,9 @@ def create_app(
             max_part_bytes=settings.max_upload_part_bytes,
         )
         app.state.files = file_service
+        # Images of chat and response inputs: the caller's files, data URLs, or URLs the
+        # outbound policy allows, fetched through the tools' one client.
+        core.images = ImageInputs(file_service, http, urls)
         app.state.vector_stores = VectorStoreService.build(
             store.vector_stores,
             file_service,
@@ -232,7 +238,7 @@ def create_app(
         )
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
-        app.state.images = ImagesService(manager, ImageFileStore(pictures))
+        app.state.images = ImagesService(manager, ImageFileStore(pictures), meters)
         image_generation.install(app.state.images)
         dispatch = BatchDispatch(
             app.state.chat,

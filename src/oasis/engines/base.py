@@ -111,6 +111,19 @@ class TextEngine(Engine, Protocol):
         rest follow it without being refused."""
 
 
+@runtime_checkable
+class MediaEngine(TextEngine, Protocol):
+    """A text engine that may also read images (llama.cpp with a multimodal projector)."""
+
+    supports_images: bool  # False when this model was loaded without a projector
+
+    def tokenize_media(self, text: str, images: Sequence[bytes], param: str) -> list[int]:
+        """Tokens for ``text`` with ``images`` (encoded pictures, in order) where the
+        media markers (:data:`oasis.core.conversation.IMAGE_MARKER`) are. The result is
+        only for this engine's :meth:`generate`; a picture it cannot read is a 400
+        naming ``param``."""
+
+
 @dataclass(frozen=True)
 class ImageJob:
     """One image request for an :class:`ImageEngine`, already validated by the service.

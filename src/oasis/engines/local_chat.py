@@ -45,7 +45,7 @@ from oasis.core.tool_calls import (
     tool_dicts,
 )
 from oasis.core.types import GeneratedToken, OutputConstraint, SamplingParams
-from oasis.engines.base import Queued, TextEngine
+from oasis.engines.base import MediaEngine, Queued, TextEngine
 from oasis.errors import InvalidRequestError, UnsupportedError
 
 
@@ -76,6 +76,8 @@ class LocalChatBackend:
         self.engine = engine
         self.spec = engine.spec
         self.vocab_size: int | None = engine.vocab_size()
+        # A llama.cpp model with a multimodal projector (``mmproj``) reads images.
+        self.supports_images = isinstance(engine, MediaEngine) and engine.supports_images
         self._template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
         self._reasons = reasoning.OPEN in self._template.source
         self._harmony = speaks_harmony(self._template.source)
@@ -102,8 +104,14 @@ class LocalChatBackend:
         constraint = None if self._harmony else _constraint_for(options, tools)
         aliases = _browser_aliases(tools) if self._harmony else {}
 
+        images = [image.data for image in conversation.images if image.data is not None]
+
         def render_and_tokenize() -> tuple[str, list[int]]:
             text = self._render(conversation, options, tools, builtin=aliases)
+            if images and isinstance(self.engine, MediaEngine):
+                tokens = self.engine.tokenize_media(text, images, param)
+                self._check_fits(tokens, param)
+                return text, tokens
             return text, self._fitting_tokens(text, param, add_bos=False)
 
         # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,

@@ -34,18 +34,20 @@ def missing(completion_id: str) -> NotFoundError:
 def stored_message(message: ChatMessage, message_id: str) -> dict[str, Any]:
     """A request message as the messages list returns it.
 
-    Content sent as parts comes back as ``content_parts`` with their text joined in
-    ``content``, so a reader of ``content`` sees the text either way.
+    Content sent as parts comes back as ``content_parts`` (text and images) with their
+    text joined in ``content``, so a reader of ``content`` sees the text either way.
     """
     content = message.content
     parts: list[dict[str, Any]] | None = None
     if isinstance(content, list):
-        parts = [
-            {"type": "text", "text": part.text}
-            for part in content
-            if part.type == "text" and part.text is not None
-        ]
-        content = "".join(part["text"] for part in parts)
+        parts = []
+        for part in content:
+            if part.type == "text" and part.text is not None:
+                parts.append({"type": "text", "text": part.text})
+            elif part.type == "image_url" and part.image_url is not None:
+                image = part.image_url.model_dump(exclude_none=True, include={"url", "detail"})
+                parts.append({"type": "image_url", "image_url": image})
+        content = "".join(part["text"] for part in parts if part["type"] == "text")
     data: dict[str, Any] = {
         "id": message_id,
         "role": message.role,

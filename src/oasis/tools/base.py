@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from oasis.core.conversation import FunctionTool
+from oasis.core.conversation import FunctionTool, Image
 from oasis.tools.citations import Sources
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
@@ -61,7 +61,9 @@ class ToolContext:
     this turn's input), where a kind finds its own earlier items, and the turn's numbered
     sources (what a tool cites, the answer's annotations point at), and the
     server's services a tool may call, by name (``"vector_stores"``:
-    :class:`~oasis.services.vector_stores.VectorStoreService`)."""
+    :class:`~oasis.services.vector_stores.VectorStoreService`). ``stream`` says whether
+    the client reads the response as events: work only events show (image previews) is
+    done only then."""
 
     http: httpx.AsyncClient
     owner: str
@@ -70,6 +72,7 @@ class ToolContext:
     history: Sequence[Item] = ()
     sources: Sources = field(default_factory=Sources)
     services: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class ReplayedOutput:
 
     call_id: str
     output: str
+    # What the client showed (a screenshot), for a model that reads images; shown after
+    # the result, the latest only.
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,13 @@ class PreparingKind(ToolKind, Protocol):
     async def check(self, tools: Sequence[ConfiguredTool], urls: UrlPolicy) -> None:
         """Checks that need the network, before the response starts (a URL the policy
         refuses is a 400 naming its field); any kind may define this."""
+        ...
+
+    def fit(self, tools: Sequence[ConfiguredTool], history: Sequence[Item]) -> list[ConfiguredTool]:
+        """This kind's configured entries refitted to the conversation (``history``: the
+        inherited items, then this request's input), before the first prompt: the GA
+        ``computer`` tool bounds its coordinates by the latest screenshot's size; any
+        kind may define this."""
         ...
 
     async def check_access(
