@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from oasis.caller import Caller, UsageEntry, UsageRow, current_caller
 from oasis.engines.worker import lower_priority
 from oasis.errors import NotFoundError
 from oasis.ids import new_id
@@ -29,6 +30,7 @@ from oasis.services.batch_input import MAX_BYTES, check_input
 from oasis.services.files import FilesService
 from oasis.services.leases import Leases
 from oasis.store.batches import BatchRepository, LineTokens, PendingLine, StoredBatch
+from oasis.store.usage import UsageRepository, WorkCaller
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,12 @@ class BatchRunner:
         *,
         concurrency: int,
         leases: Leases | None = None,
+        usage: UsageRepository | None = None,
+        count_usage: Callable[[UsageEntry], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.usage = usage  # who asked for each batch: its lines' usage is theirs
+        self.count_usage = count_usage  # the metrics of the usage this process records
         self.leases = leases or Leases(None)
         self.files = files
         self.dispatch = dispatch
@@ -75,6 +81,14 @@ class BatchRunner:
     def running(self) -> int:
         """How many batches this process is running now."""
         return len(self._tasks)
+
+    async def remember_caller(self, batch_id: str) -> None:
+        """Keep who is asking for the batch (the request's key), so its lines record their
+        usage under that key in whichever process runs them."""
+        caller = current_caller.get()
+        if self.usage is not None and caller is not None:
+            who = WorkCaller(caller.project_id, caller.key_id)
+            await self.usage.remember_caller(LEASE, batch_id, who)
 
     def start(self, batch_id: str) -> None:
         """Run the batch in a task of its own (unless one already runs it)."""
@@ -201,6 +215,9 @@ class BatchRunner:
     async def _execute(self, stored: StoredBatch) -> None:
         expires_at = int(stored.row["expires_at"])
         lines = self._pending(stored.id)
+        who = WorkCaller(None, None)
+        if self.usage is not None:
+            who = await self.usage.caller_of(LEASE, stored.id)
         taking = asyncio.Lock()
         expired = False
 
@@ -215,7 +232,7 @@ class BatchRunner:
                     expired = True
                     return
                 async with self._slots:
-                    await self._run_line(stored, item)
+                    await self._run_line(stored, item, who)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -236,8 +253,16 @@ class BatchRunner:
                 yield item
             after = page[-1].line
 
-    async def _run_line(self, stored: StoredBatch, item: PendingLine) -> None:
-        status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+    async def _run_line(self, stored: StoredBatch, item: PendingLine, who: WorkCaller) -> None:
+        # The line's usage is collected here (no sink: nothing is written or charged as it
+        # runs) and stored with its result, once, under the key that asked for the batch.
+        caller = Caller(owner=stored.owner, key_id=who.key_id, project_id=who.project_id)
+        token = current_caller.set(caller)
+        try:
+            status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+        finally:
+            current_caller.reset(token)
+        usage = [UsageRow(stored.owner, who.project_id, who.key_id, e) for e in caller.used]
         result = {
             "id": new_id("batch_req", nbytes=16),
             "custom_id": item.custom_id,
@@ -251,12 +276,19 @@ class BatchRunner:
         # Shielded: once the answer exists, a cancel must not lose it half-written.
         write = asyncio.ensure_future(
             self.repo.finish_line(
-                stored.id, item.line, failed=status >= 400, result=result, tokens=line_tokens(body)
+                stored.id,
+                item.line,
+                failed=status >= 400,
+                result=result,
+                tokens=line_tokens(body),
+                usage=usage,
             )
         )
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
-        await asyncio.shield(write)
+        if await asyncio.shield(write) and self.count_usage is not None:
+            for entry in caller.used:
+                self.count_usage(entry)
         self.lines_done["failed" if status >= 400 else "completed"] += 1
 
     async def _finish(self, stored: StoredBatch) -> None:

@@ -7,15 +7,17 @@ done once, in the transaction that stores its output (:meth:`BatchRepository.fin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlalchemy import Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from oasis.caller import UsageRow
 from oasis.store.pagination import Page, fetch_page
 from oasis.store.tables import batch_lines, batches
+from oasis.store.usage import insert_rows
 
 # The states a batch can still leave; the runner resumes these after a restart.
 UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
@@ -201,8 +203,10 @@ class BatchRepository:
         failed: bool,
         result: dict[str, Any],
         tokens: LineTokens = LineTokens(),
+        usage: Sequence[UsageRow] = (),
     ) -> bool:
-        """Mark a line done with its output line; False if it was already done."""
+        """Mark a line done with its output line and store its usage records; False (and
+        nothing written) if it was already done."""
         async with self.engine.begin() as conn:
             updated = await conn.execute(
                 update(batch_lines)
@@ -215,6 +219,8 @@ class BatchRepository:
                 )
                 .values(done=True, failed=failed, result=result, **asdict(tokens))
             )
+            if updated.rowcount:
+                await insert_rows(conn, usage)
         return bool(updated.rowcount)
 
     async def expire_pending(self, batch_id: str) -> None:
