@@ -109,7 +109,8 @@ def test_tool_calls_sessions_and_stored_bytes_are_usage(setup: Setup) -> None:
             tools=[{"type": "web_search"}],
             tool_choice={"type": "web_search"},
             max_tool_calls=1,
-            max_output_tokens=24,
+            temperature=0,
+            max_output_tokens=60,
         )
         looked_up = sdk.responses.create(
             model=MODEL,
@@ -117,7 +118,8 @@ def test_tool_calls_sessions_and_stored_bytes_are_usage(setup: Setup) -> None:
             tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
             tool_choice={"type": "file_search"},
             max_tool_calls=1,
-            max_output_tokens=24,
+            temperature=0,
+            max_output_tokens=60,
         )
         searches = _calls(searched, "web_search_call")
         lookups = _calls(looked_up, "file_search_call")
