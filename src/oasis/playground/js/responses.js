@@ -61,7 +61,9 @@ function refreshToolChoice(form) {
   }
   for (const option of [...select.options]) if (option.dataset.tool) option.remove();
   for (const tool of tools) {
-    const value = tool.type === "function" ? `function:${tool.name}` : `type:${tool.type}`;
+    // OpenAI's MCP choice names its server (`server_label` is required there).
+    const value =
+      tool.type === "function" ? `function:${tool.name}` : tool.type === "mcp" ? `mcp:${tool.server_label}` : `type:${tool.type}`;
     select.append(h("option", { value, dataset: { tool: "1" } }, value.replace(":", " ")));
   }
   select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
@@ -71,6 +73,7 @@ function toolChoice(value) {
   if (!value) return undefined;
   if (value.startsWith("function:")) return { type: "function", name: value.slice(9) };
   if (value.startsWith("type:")) return { type: value.slice(5) };
+  if (value.startsWith("mcp:")) return { type: "mcp", server_label: value.slice(4) };
   return value;
 }
 
