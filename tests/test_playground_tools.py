@@ -145,7 +145,7 @@ def test_an_mcp_call_runs_once_approved_in_the_page(
     # The template points at a local server; this one asks before each call of `add`.
     tools[0].update(server_url=mcp_urls["http"], require_approval="always", allowed_tools=["add"])
     _tools(page, tools)
-    tab.select_option("#responses-form select[name=tool_choice]", "mcp:local")
+    tab.select_option("#responses-form select[name=tool_choice]", "mcp:local:add")
     tab.fill("#responses-form input[name=temperature]", "0")
     tab.fill("#responses-form input[name=max_output_tokens]", "64")
     tab.fill("#responses-send textarea", "Use the tool to add 2 and 3.")
