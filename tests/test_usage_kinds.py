@@ -194,7 +194,7 @@ def _usage_of(body: dict[str, Any] | None) -> tuple[int, int]:
 
 def test_work_finished_after_a_restart_records_its_usage_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    project = oasis_cli(data, "projects", "create", "resumed")
+    project = oasis_cli(data, "projects", "create", "resumed", "--max-tokens", "8")
     key = oasis_cli(data, "keys", "create", "--project", project)
     admin = oasis_cli(data, "keys", "create", "--admin")
     config = {"preload": [MODEL], "batch_concurrency": 1}
@@ -225,6 +225,8 @@ def test_work_finished_after_a_restart_records_its_usage_once(tmp_path: Path) ->
                 line["custom_id"] for line in lines
             )
             told = [_usage_of(line["response"]["body"]) for line in output]
+            # The project's ceiling held for every line, before the restart and after.
+            assert all(0 < out <= 8 for _, out in told), told
             answers = [sdk.responses.retrieve(i).model_dump() for i in background]
             told += [_usage_of(answer) for answer in answers]
             finished = sum(1 for a in answers if a["status"] in {"completed", "incomplete"})

@@ -256,7 +256,12 @@ class BatchRunner:
     async def _run_line(self, stored: StoredBatch, item: PendingLine, who: WorkCaller) -> None:
         # The line's usage is collected here (no sink: nothing is written or charged as it
         # runs) and stored with its result, once, under the key that asked for the batch.
-        caller = Caller(owner=stored.owner, key_id=who.key_id, project_id=who.project_id)
+        caller = Caller(
+            owner=stored.owner,
+            key_id=who.key_id,
+            project_id=who.project_id,
+            max_tokens=who.max_tokens,
+        )
         token = current_caller.set(caller)
         try:
             status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)

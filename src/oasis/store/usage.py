@@ -104,10 +104,12 @@ async def record_bytes(conn: AsyncConnection, owner: str, endpoint: str, change:
 
 @dataclass(frozen=True)
 class WorkCaller:
-    """Who asked for a piece of background work (its usage is theirs)."""
+    """Who asked for a piece of background work (its usage is theirs, and its project's
+    ceiling on output tokens holds for it)."""
 
     project_id: str | None
     key_id: str | None
+    max_tokens: int | None = None
 
 
 class UsageRepository:
@@ -133,24 +135,18 @@ class UsageRepository:
             )
 
     async def caller_of(self, kind: str, work_id: str) -> WorkCaller:
-        """Who asked for the work (nobody known: work stored before schema version 13)."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(work_callers.c.project_id, work_callers.c.key_id).where(
-                        and_(work_callers.c.kind == kind, work_callers.c.work_id == work_id)
-                    )
-                )
-            ).first()
-        return WorkCaller(None, None) if row is None else WorkCaller(row[0], row[1])
-
-    async def forget_caller(self, kind: str, work_id: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                work_callers.delete().where(
-                    and_(work_callers.c.kind == kind, work_callers.c.work_id == work_id)
-                )
+        """Who asked for the work (nobody known: work stored before schema version 13),
+        with their project's ceiling as it is now."""
+        query = (
+            select(work_callers.c.project_id, work_callers.c.key_id, projects.c.max_tokens)
+            .select_from(
+                work_callers.outerjoin(projects, projects.c.id == work_callers.c.project_id)
             )
+            .where(and_(work_callers.c.kind == kind, work_callers.c.work_id == work_id))
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return WorkCaller(None, None) if row is None else WorkCaller(row[0], row[1], row[2])
 
     async def sums(
         self,
