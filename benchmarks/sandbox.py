@@ -10,8 +10,12 @@ Interleaved repetitions of
   run a line of Python in a fresh process, for scale);
 
 plus, once per repetition, ``import numpy, matplotlib.pyplot`` in a fresh kernel (what a
-first data-analysis call adds). Reported: medians, and the ratios warm ÷ host and
-cold ÷ host.
+first data-analysis call adds), and 100,000 ``os.getppid()`` calls in a warm kernel. Each
+sandbox measurement is taken twice, interleaved: as the server runs kernels (under the
+seccomp filter) and without the filter, to show what the filter costs. Every call
+includes the sync of the container's files between the host and the sandbox's
+``/mnt/data``. Reported: medians, the ratios warm ÷ host and cold ÷ host, and each
+with-filter median ÷ its without-filter one.
 
     .venv/bin/python benchmarks/sandbox.py [--reps 15]
 
@@ -51,41 +55,81 @@ def _host() -> float:
     return time.perf_counter() - started
 
 
-async def measure(reps: int) -> dict[str, object]:
+# 100,000 system calls in a warm kernel: where a per-call filter cost would show.
+SYSCALLS = "import os\nfor _ in range(100_000):\n    os.getppid()"
+
+
+async def _sandboxes(seccomp: bool) -> Sandboxes:
     sandboxes = Sandboxes(Limits(), max_kernels=4)
     if not await sandboxes.probe():
         raise SystemExit(f"no sandbox here: {sandboxes.unavailable}")
+    if sandboxes.seccomp is None:
+        raise SystemExit("no seccomp filter on this machine: nothing to compare")
+    if not seccomp:
+        sandboxes.seccomp = None  # the comparison only: the server never runs this way
     await sandboxes.warmed()
-    cold: list[float] = []
-    warm: list[float] = []
+    return sandboxes
+
+
+async def _one_rep(
+    sandboxes: Sandboxes, work: Path, name: str, times: dict[str, list[float]]
+) -> None:
+    container = f"bench-{name}"
+    times["cold"].append(await _timed(sandboxes, container, work, "print(1)"))
+    for _ in range(5):
+        times["warm"].append(await _timed(sandboxes, container, work, "print(1)"))
+    times["syscalls"].append(await _timed(sandboxes, container, work, SYSCALLS))
+    await sandboxes.discard(container)
+    fresh = f"bench-import-{name}"
+    await _timed(sandboxes, fresh, work, "print(1)")
+    times["imports"].append(await _timed(sandboxes, fresh, work, "import numpy, matplotlib.pyplot"))
+    await sandboxes.discard(fresh)
+
+
+async def measure(reps: int) -> dict[str, object]:
+    sides = {"filtered": await _sandboxes(True), "bare": await _sandboxes(False)}
+    times: dict[str, dict[str, list[float]]] = {
+        side: {"cold": [], "warm": [], "imports": [], "syscalls": []} for side in sides
+    }
     host: list[float] = []
-    imports: list[float] = []
     with tempfile.TemporaryDirectory(prefix="oasis-bench-") as tmp:
         for rep in range(reps):
-            work = Path(tmp) / f"c{rep}"
-            work.mkdir()
-            container = f"bench-{rep}"
-            cold.append(await _timed(sandboxes, container, work, "print(1)"))
-            for _ in range(5):
-                warm.append(await _timed(sandboxes, container, work, "print(1)"))
+            order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+            for side in order:
+                work = Path(tmp) / f"{side}-{rep}"
+                work.mkdir()
+                await _one_rep(sides[side], work, f"{side}-{rep}", times[side])
             host.append(_host())
-            await sandboxes.discard(container)
-            fresh = f"bench-import-{rep}"
-            await _timed(sandboxes, fresh, work, "print(1)")
-            imports.append(await _timed(sandboxes, fresh, work, "import numpy, matplotlib.pyplot"))
-            await sandboxes.discard(fresh)
-    await sandboxes.close()
+    for sandboxes in sides.values():
+        await sandboxes.close()
+
+    def median_ms(side: str, kind: str) -> float:
+        return statistics.median(times[side][kind]) * 1000
+
     ms = {
-        "cold_start_ms": statistics.median(cold) * 1000,
-        "warm_call_ms": statistics.median(warm) * 1000,
+        "cold_start_ms": median_ms("filtered", "cold"),
+        "warm_call_ms": median_ms("filtered", "warm"),
         "host_python_c_ms": statistics.median(host) * 1000,
-        "import_numpy_matplotlib_ms": statistics.median(imports) * 1000,
+        "import_numpy_matplotlib_ms": median_ms("filtered", "imports"),
+        "cold_start_no_seccomp_ms": median_ms("bare", "cold"),
+        "warm_call_no_seccomp_ms": median_ms("bare", "warm"),
+        "import_numpy_matplotlib_no_seccomp_ms": median_ms("bare", "imports"),
+        "getppid_100k_ms": median_ms("filtered", "syscalls"),
+        "getppid_100k_no_seccomp_ms": median_ms("bare", "syscalls"),
     }
     return {
         "reps": reps,
         **{k: round(v, 2) for k, v in ms.items()},
         "warm_over_host": round(ms["warm_call_ms"] / ms["host_python_c_ms"], 3),
         "cold_over_host": round(ms["cold_start_ms"] / ms["host_python_c_ms"], 3),
+        "seccomp_cold_ratio": round(ms["cold_start_ms"] / ms["cold_start_no_seccomp_ms"], 3),
+        "seccomp_warm_ratio": round(ms["warm_call_ms"] / ms["warm_call_no_seccomp_ms"], 3),
+        "seccomp_syscalls_ratio": round(
+            ms["getppid_100k_ms"] / ms["getppid_100k_no_seccomp_ms"], 3
+        ),
+        "seccomp_import_ratio": round(
+            ms["import_numpy_matplotlib_ms"] / ms["import_numpy_matplotlib_no_seccomp_ms"], 3
+        ),
     }
 
 

@@ -172,6 +172,7 @@ SANDBOX_LIMITS = {
     "cpu_seconds": 10,
     "max_output_chars": 2000,
     "max_file_bytes": 1 << 20,
+    "max_disk_bytes": 8 << 20,
     "max_processes": 32,
 }
 SCRIPTED = "scripted"

@@ -43,6 +43,7 @@ class ScriptedPrompt(Prompt):
 class ScriptedBackend:
     supports_prompt_logprobs = False
     supports_token_prompts = False
+    supports_images = False
     vocab_size = None
 
     def __init__(self, spec: ModelSpec) -> None:

@@ -445,6 +445,14 @@ def _error(response: httpx.Response) -> dict[str, object]:
                     }
                 ],
             },
+            "messages[0].content[0]",  # the default model reads text only
+            "invalid_value",
+        ),
+        (
+            {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": [{"type": "input_audio"}]}],
+            },
             "messages[0].content[0].type",
             "unsupported_value",
         ),

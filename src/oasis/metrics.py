@@ -73,6 +73,12 @@ class Metrics:
             ["model", "endpoint"],
             registry=r,
         )
+        self.image_previews = Counter(
+            "oasis_image_previews",
+            "Preview (partial) images drawn, by model: only streamed requests ask for them.",
+            ["model"],
+            registry=r,
+        )
         self.tool_calls = Counter(
             "oasis_hosted_tool_calls",
             "Tool calls of the built-in tools (web_search, file_search, mcp, "

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from oasis.api.deps import BatchesDep, OwnerDep
-from oasis.api.files import json_body
+from oasis.api.listing import json_body, page_query
+from oasis.store.pagination import PageQuery
 from oasis.wire.batches import BatchCreateRequest
 
 router = APIRouter(tags=["batches"])
+
+# Newest first, always: the endpoint takes no ``order``.
+BatchPage = Annotated[PageQuery, Depends(page_query(order=None))]
 
 
 @router.post("/v1/batches", response_model=None)
@@ -19,13 +23,8 @@ async def create_batch(body: BatchCreateRequest, batches: BatchesDep, owner: Own
 
 
 @router.get("/v1/batches", response_model=None)
-async def list_batches(
-    batches: BatchesDep,
-    owner: OwnerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: str | None = None,
-) -> Response:
-    return json_body(await batches.list(owner, after=after, limit=limit))
+async def list_batches(batches: BatchesDep, owner: OwnerDep, page: BatchPage) -> Response:
+    return json_body(await batches.list(owner, page))
 
 
 @router.get("/v1/batches/{batch_id}", response_model=None)

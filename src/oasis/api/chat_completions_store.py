@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from oasis.api.deps import OwnerDep, StoredChatDep
-from oasis.api.files import json_body
+from oasis.api.listing import json_body, page_query
 from oasis.errors import InvalidRequestError
+from oasis.store.pagination import PageQuery
 from oasis.wire.base import form_fields
 from oasis.wire.chat_store import ChatCompletionUpdateRequest
 
 router = APIRouter(tags=["chat"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
-Order = Literal["asc", "desc"]
+# Oldest first unless asked, as OpenAI lists stored completions and their messages.
+StoredPage = Annotated[PageQuery, Depends(page_query(order="asc"))]
 
 
 async def get_metadata_filter(request: Request) -> dict[str, str]:
@@ -39,15 +40,10 @@ async def list_chat_completions(
     stored: StoredChatDep,
     owner: OwnerDep,
     metadata: MetadataFilter,
+    page: StoredPage,
     model: str | None = None,
-    after: str | None = None,
-    limit: Limit = 20,
-    order: Order = "asc",
 ) -> Response:
-    page = await stored.list(
-        owner, model=model, metadata=metadata, after=after, order=order, limit=limit
-    )
-    return json_body(page)
+    return json_body(await stored.list(owner, page, model=model, metadata=metadata))
 
 
 @router.get("/v1/chat/completions/{completion_id}", response_model=None)
@@ -73,12 +69,6 @@ async def delete_chat_completion(
 
 @router.get("/v1/chat/completions/{completion_id}/messages", response_model=None)
 async def list_chat_completion_messages(
-    completion_id: str,
-    stored: StoredChatDep,
-    owner: OwnerDep,
-    after: str | None = None,
-    limit: Limit = 20,
-    order: Order = "asc",
+    completion_id: str, stored: StoredChatDep, owner: OwnerDep, page: StoredPage
 ) -> Response:
-    page = await stored.messages(owner, completion_id, after=after, order=order, limit=limit)
-    return json_body(page)
+    return json_body(await stored.messages(owner, completion_id, page))

@@ -2,62 +2,48 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from oasis.api.deps import ContainersDep, OwnerDep
 from oasis.api.forms import read_form, split_form, validate_fields
+from oasis.api.listing import json_body, page_query
 from oasis.errors import InvalidRequestError
-from oasis.wire.base import dump
+from oasis.store.pagination import PageQuery
 from oasis.wire.containers import ContainerCreateRequest, ContainerFileCreateRequest
 
 router = APIRouter(tags=["containers"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
-Order = Literal["asc", "desc"]
-
-
-def _json(value: BaseModel | dict[str, Any]) -> Response:
-    body = dump(value) if isinstance(value, BaseModel) else json.dumps(value)
-    return Response(body, media_type="application/json")
+ContainerPage = Annotated[PageQuery, Depends(page_query())]
 
 
 @router.post("/v1/containers", response_model=None)
 async def create_container(
     body: ContainerCreateRequest, service: ContainersDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.create(owner, body))
+    return json_body(await service.create(owner, body))
 
 
 @router.get("/v1/containers", response_model=None)
 async def list_containers(
-    service: ContainersDep,
-    owner: OwnerDep,
-    limit: Limit = 20,
-    order: Order = "desc",
-    after: str | None = None,
-    name: str | None = None,
+    service: ContainersDep, owner: OwnerDep, page: ContainerPage, name: str | None = None
 ) -> Response:
-    return _json(
-        await service.list_containers(owner, name=name, after=after, order=order, limit=limit)
-    )
+    return json_body(await service.list_containers(owner, page, name=name))
 
 
 @router.get("/v1/containers/{container_id}", response_model=None)
 async def retrieve_container(
     container_id: str, service: ContainersDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.get(owner, container_id))
+    return json_body(await service.get(owner, container_id))
 
 
 @router.delete("/v1/containers/{container_id}", response_model=None)
 async def delete_container(container_id: str, service: ContainersDep, owner: OwnerDep) -> Response:
-    return _json(await service.delete(owner, container_id))
+    return json_body(await service.delete(owner, container_id))
 
 
 @router.post("/v1/containers/{container_id}/files", response_model=None)
@@ -80,7 +66,7 @@ async def create_container_file(
             )
         finally:
             await form.close()
-        return _json(created)
+        return json_body(created)
     try:
         fields = await request.json()
     except (ValueError, RecursionError) as exc:  # not JSON, or nested past the parser
@@ -94,34 +80,28 @@ async def create_container_file(
             code="missing_required_parameter",
         )
     body = validate_fields(ContainerFileCreateRequest, fields)
-    return _json(await service.add_file(owner, container_id, body.file_id))
+    return json_body(await service.add_file(owner, container_id, body.file_id))
 
 
 @router.get("/v1/containers/{container_id}/files", response_model=None)
 async def list_container_files(
-    container_id: str,
-    service: ContainersDep,
-    owner: OwnerDep,
-    limit: Limit = 20,
-    order: Order = "desc",
-    after: str | None = None,
+    container_id: str, service: ContainersDep, owner: OwnerDep, page: ContainerPage
 ) -> Response:
-    page = await service.list_files(owner, container_id, after=after, order=order, limit=limit)
-    return _json(page)
+    return json_body(await service.list_files(owner, container_id, page))
 
 
 @router.get("/v1/containers/{container_id}/files/{file_id}", response_model=None)
 async def retrieve_container_file(
     container_id: str, file_id: str, service: ContainersDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.get_file(owner, container_id, file_id))
+    return json_body(await service.get_file(owner, container_id, file_id))
 
 
 @router.delete("/v1/containers/{container_id}/files/{file_id}", response_model=None)
 async def delete_container_file(
     container_id: str, file_id: str, service: ContainersDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.delete_file(owner, container_id, file_id))
+    return json_body(await service.delete_file(owner, container_id, file_id))
 
 
 @router.get("/v1/containers/{container_id}/files/{file_id}/content", response_model=None)

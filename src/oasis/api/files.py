@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from oasis.api.deps import FilesDep, OwnerDep
 from oasis.api.forms import read_form, split_form, validate_fields
+from oasis.api.listing import json_body, page_query
 from oasis.errors import InvalidRequestError
-from oasis.wire.base import dump
+from oasis.store.pagination import PageQuery
 from oasis.wire.files import FileCreateForm
 
 router = APIRouter(tags=["files"])
 
 
-def json_body(model: BaseModel) -> Response:
-    """An ``openai`` type (or our list envelope) as the JSON body of a 200."""
-    return Response(dump(model), media_type="application/json")
+FilePage = Annotated[PageQuery, Depends(page_query(limit=10_000, most=10_000))]
 
 
 @router.post("/v1/files", response_model=None)
@@ -53,15 +51,9 @@ async def create_file(request: Request, files: FilesDep, owner: OwnerDep) -> Res
 
 @router.get("/v1/files", response_model=None)
 async def list_files(
-    files: FilesDep,
-    owner: OwnerDep,
-    purpose: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
+    files: FilesDep, owner: OwnerDep, page: FilePage, purpose: str | None = None
 ) -> Response:
-    page = await files.list(owner, purpose=purpose, after=after, order=order, limit=limit)
-    return json_body(page)
+    return json_body(await files.list(owner, page, purpose=purpose))
 
 
 @router.get("/v1/files/{file_id}", response_model=None)

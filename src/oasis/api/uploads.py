@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from oasis.api.deps import OwnerDep, UploadsDep
-from oasis.api.files import json_body
 from oasis.api.forms import read_form, split_form
+from oasis.api.listing import json_body
 from oasis.errors import InvalidRequestError
 from oasis.wire.files import UploadCompleteRequest, UploadCreateRequest
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Response
 
 from oasis.api.deps import OwnerDep, VectorStoresDep
-from oasis.wire.base import dump
+from oasis.api.listing import json_body, page_query
+from oasis.store.pagination import PageQuery
 from oasis.wire.vector_stores import (
     FileBatchCreateRequest,
     SearchRequest,
@@ -21,69 +20,53 @@ from oasis.wire.vector_stores import (
 
 router = APIRouter(tags=["vector_stores"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
-Order = Literal["asc", "desc"]
+StorePage = Annotated[PageQuery, Depends(page_query(before=True))]
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 # Polling helpers sleep this long between polls when the caller gave no interval.
-POLL_AFTER_MS = "200"
-
-
-def _json(value: BaseModel | dict[str, Any], *, poll: bool = False) -> Response:
-    body = dump(value) if isinstance(value, BaseModel) else json.dumps(value)
-    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if poll else None
-    return Response(body, media_type="application/json", headers=headers)
+POLL = {"openai-poll-after-ms": "200"}
 
 
 @router.post("/v1/vector_stores", response_model=None)
 async def create_store(
     body: VectorStoreCreateRequest, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.create(owner, body))
+    return json_body(await service.create(owner, body))
 
 
 @router.get("/v1/vector_stores", response_model=None)
-async def list_stores(
-    service: VectorStoresDep,
-    owner: OwnerDep,
-    limit: Limit = 20,
-    order: Order = "desc",
-    after: str | None = None,
-    before: str | None = None,
-) -> Response:
-    return _json(
-        await service.list_stores(owner, order=order, after=after, limit=limit, before=before)
-    )
+async def list_stores(service: VectorStoresDep, owner: OwnerDep, page: StorePage) -> Response:
+    return json_body(await service.list_stores(owner, page))
 
 
 @router.get("/v1/vector_stores/{store_id}", response_model=None)
 async def retrieve_store(store_id: str, service: VectorStoresDep, owner: OwnerDep) -> Response:
-    return _json(await service.retrieve(owner, store_id), poll=True)
+    return json_body(await service.retrieve(owner, store_id), POLL)
 
 
 @router.post("/v1/vector_stores/{store_id}", response_model=None)
 async def update_store(
     store_id: str, body: VectorStoreUpdateRequest, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.update(owner, store_id, body))
+    return json_body(await service.update(owner, store_id, body))
 
 
 @router.delete("/v1/vector_stores/{store_id}", response_model=None)
 async def delete_store(store_id: str, service: VectorStoresDep, owner: OwnerDep) -> Response:
-    return _json(await service.delete(owner, store_id))
+    return json_body(await service.delete(owner, store_id))
 
 
 @router.post("/v1/vector_stores/{store_id}/search", response_model=None)
 async def search_store(
     store_id: str, body: SearchRequest, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.search(owner, store_id, body))
+    return json_body(await service.search(owner, store_id, body))
 
 
 @router.post("/v1/vector_stores/{store_id}/files", response_model=None)
 async def create_file(
     store_id: str, body: VectorStoreFileCreateRequest, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(
+    return json_body(
         await service.create_file(
             owner, store_id, body.file_id, body.attributes, body.chunking_strategy
         )
@@ -95,24 +78,17 @@ async def list_files(
     store_id: str,
     service: VectorStoresDep,
     owner: OwnerDep,
-    limit: Limit = 20,
-    order: Order = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    page: StorePage,
     filter: FileStatus | None = None,  # noqa: A002 - the API's name
 ) -> Response:
-    return _json(
-        await service.list_files(
-            owner, store_id, status=filter, order=order, after=after, limit=limit, before=before
-        )
-    )
+    return json_body(await service.list_files(owner, store_id, page, status=filter))
 
 
 @router.get("/v1/vector_stores/{store_id}/files/{file_id}", response_model=None)
 async def retrieve_file(
     store_id: str, file_id: str, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.retrieve_file(owner, store_id, file_id), poll=True)
+    return json_body(await service.retrieve_file(owner, store_id, file_id), POLL)
 
 
 @router.post("/v1/vector_stores/{store_id}/files/{file_id}", response_model=None)
@@ -123,42 +99,42 @@ async def update_file(
     service: VectorStoresDep,
     owner: OwnerDep,
 ) -> Response:
-    return _json(await service.update_file(owner, store_id, file_id, body.attributes))
+    return json_body(await service.update_file(owner, store_id, file_id, body.attributes))
 
 
 @router.delete("/v1/vector_stores/{store_id}/files/{file_id}", response_model=None)
 async def delete_file(
     store_id: str, file_id: str, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.delete_file(owner, store_id, file_id))
+    return json_body(await service.delete_file(owner, store_id, file_id))
 
 
 @router.get("/v1/vector_stores/{store_id}/files/{file_id}/content", response_model=None)
 async def file_content(
     store_id: str, file_id: str, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.file_content(owner, store_id, file_id))
+    return json_body(await service.file_content(owner, store_id, file_id))
 
 
 @router.post("/v1/vector_stores/{store_id}/file_batches", response_model=None)
 async def create_batch(
     store_id: str, body: FileBatchCreateRequest, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.create_batch(owner, store_id, body))
+    return json_body(await service.create_batch(owner, store_id, body))
 
 
 @router.get("/v1/vector_stores/{store_id}/file_batches/{batch_id}", response_model=None)
 async def retrieve_batch(
     store_id: str, batch_id: str, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.retrieve_batch(owner, store_id, batch_id), poll=True)
+    return json_body(await service.retrieve_batch(owner, store_id, batch_id), POLL)
 
 
 @router.post("/v1/vector_stores/{store_id}/file_batches/{batch_id}/cancel", response_model=None)
 async def cancel_batch(
     store_id: str, batch_id: str, service: VectorStoresDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.cancel_batch(owner, store_id, batch_id))
+    return json_body(await service.cancel_batch(owner, store_id, batch_id))
 
 
 @router.get("/v1/vector_stores/{store_id}/file_batches/{batch_id}/files", response_model=None)
@@ -167,22 +143,10 @@ async def list_batch_files(
     batch_id: str,
     service: VectorStoresDep,
     owner: OwnerDep,
-    limit: Limit = 20,
-    order: Order = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    page: StorePage,
     filter: FileStatus | None = None,  # noqa: A002 - the API's name
 ) -> Response:
     await service.retrieve_batch(owner, store_id, batch_id)
-    return _json(
-        await service.list_files(
-            owner,
-            store_id,
-            status=filter,
-            order=order,
-            after=after,
-            limit=limit,
-            batch_id=batch_id,
-            before=before,
-        )
+    return json_body(
+        await service.list_files(owner, store_id, page, status=filter, batch_id=batch_id)
     )

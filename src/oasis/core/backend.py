@@ -56,6 +56,9 @@ class ChatBackend(Protocol):
     supports_token_prompts: bool
     # Valid token ids are ``0..vocab_size - 1`` (for `logit_bias`); None when unknown.
     vocab_size: int | None
+    # Messages may hold images (``Message.images``, loaded to bytes by the core before
+    # ``prepare``); a backend without it is never given one.
+    supports_images: bool
 
     async def prepare(
         self, conversation: Conversation, options: GenerationOptions, *, param: str

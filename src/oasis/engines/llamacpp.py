@@ -29,6 +29,7 @@ from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.cpu import CpuShare
 from oasis.engines.fanout import fan_out
 from oasis.engines.local_chat import LocalChatBackend
+from oasis.engines.media import ImageRun, MediaPrompt, Projector
 from oasis.engines.scheduler import SharedPrompt, Slot, SlotPool, StepScheduler, common_prefix
 from oasis.engines.worker import Job, ModelWorker
 from oasis.errors import ModelUnavailableError, OasisError
@@ -103,6 +104,9 @@ class LlamaCppEngine:
         self.max_token_bytes = self._max_token_bytes()
         self._guidance: Any = None  # llguidance tokenizer, built on first constrained request
         self._guidance_lock = threading.Lock()
+        self._projector = self._load_projector(spec, threads)
+        # Images in prompts (see :mod:`oasis.engines.media`): with a projector only.
+        self.supports_images = self._projector is not None
         self._slots = SlotPool(parallel)
         self._batch = llama_cpp.llama_batch_init(_N_BATCH, 0, 1)
         self._scheduler = StepScheduler(
@@ -111,6 +115,22 @@ class LlamaCppEngine:
         self._worker: ModelWorker[GeneratedToken] = ModelWorker(
             f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout, workers=parallel
         )
+
+    def _load_projector(self, spec: ModelSpec, threads: int) -> Projector | None:
+        """The multimodal projector the spec names (``mmproj``), loaded; None without one."""
+        named = spec.options.get("mmproj")
+        if not named:
+            return None
+        path = Path(str(named)).expanduser()
+        if not path.is_file():
+            raise ModelUnavailableError(f"`{spec.id}`: the projector {path} does not exist.")
+        return Projector(path, self._model.model, threads)
+
+    def tokenize_media(self, text: str, images: Sequence[bytes], param: str) -> list[int]:
+        """Tokens for ``text`` with ``images`` where its media markers are (a
+        :class:`~oasis.engines.media.MediaPrompt`); only with a projector."""
+        assert self._projector is not None, "a model without a projector takes no images"
+        return self._projector.tokenize(text, images, param)
 
     def _max_token_bytes(self) -> int | None:
         """The longest text one token covers: its piece, or its markup for special tokens.
@@ -326,13 +346,33 @@ class LlamaCppEngine:
         if source is not None and shared < len(body):
             copied: int = scheduler.call(lambda: self._copy_prefix(source, slot, body))
             shared = max(shared, copied)
-        rest = body[shared:]
         # While others decode, a long prompt goes in small chunks so that their tokens
         # keep coming (chunked prefill); alone, in full batches as before batching.
         chunk = _N_BATCH if scheduler.active <= 1 else _SHARED_CHUNK
-        if rest:
-            self._eval(slot, rest, chunk=chunk)
+        runs = prompt.runs if isinstance(prompt, MediaPrompt) else ()
+        at = shared
+        for run in runs:  # images (placeholder runs) are evaluated by the projector
+            if run.start < at or run.start >= len(body):
+                continue
+            if run.start > at:
+                self._eval(slot, body[at : run.start], chunk=chunk)
+            self._eval_image(slot, run, body[run.start : run.start + run.length])
+            at = run.start + run.length
+        if at < len(body):
+            self._eval(slot, body[at:], chunk=chunk)
         return shared
+
+    def _eval_image(self, slot: Slot, run: ImageRun, placeholders: list[int]) -> None:
+        """Evaluate one image of a prompt after what ``slot`` holds (on the scheduler
+        thread); the slot records its placeholders, so a later prompt with the same image
+        there shares them as a prefix."""
+        projector = self._projector
+        assert projector is not None and run.start == len(slot.tokens)
+        position = len(slot.tokens)
+        self._scheduler.call(
+            lambda: projector.eval(self._ctx.ctx, run, position, slot.index, _N_BATCH)
+        )
+        slot.tokens.extend(placeholders)
 
     def _keep_prefix(self, slot: Slot, prompt: list[int]) -> int:
         """(Scheduler thread.) Trim ``slot``'s cells to the prefix it shares with ``prompt``.
@@ -342,6 +382,10 @@ class LlamaCppEngine:
         one, whatever came before).
         """
         shared = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        if isinstance(prompt, MediaPrompt):
+            run = prompt.run_at(shared)
+            if run is not None:
+                shared = run.start  # half an image cannot be kept: it is evaluated whole
         memory = self._llama_cpp.llama_get_memory(self._ctx.ctx)
         if not self._llama_cpp.llama_memory_seq_rm(memory, slot.index, shared, -1):
             self._llama_cpp.llama_memory_seq_rm(memory, slot.index, -1, -1)
@@ -491,6 +535,8 @@ class LlamaCppEngine:
         await self._worker.close()
         await asyncio.to_thread(self._scheduler.close)
         self._llama_cpp.llama_batch_free(self._batch)
+        if self._projector is not None:
+            self._projector.close()
         self._ctx.close()
         self._model.close()
 

@@ -77,12 +77,16 @@ def user_texts(entries: list[Item]) -> list[str]:
 
 
 async def compact(
-    core: GenerationCore, model: str, conversation: Conversation, entries: list[Item]
+    core: GenerationCore,
+    model: str,
+    conversation: Conversation,
+    entries: list[Item],
+    owner: str | None = None,
 ) -> CompactedResponse:
     """Summarize ``conversation`` (the prompt form of ``entries``) with ``model``; the
-    answer of ``POST /v1/responses/compact``."""
+    answer of ``POST /v1/responses/compact`` (``owner``: whose files its images are)."""
     asking = Conversation((*conversation.messages, Message(role="user", content=SUMMARY_REQUEST)))
-    prompt = await core.prepare(model, asking, GenerationOptions(), param="input")
+    prompt = await core.prepare(model, asking, GenerationOptions(), param="input", owner=owner)
     params = SamplingParams(
         max_tokens=core.max_new_tokens(prompt, SUMMARY_TOKENS), temperature=0.0, top_p=1.0
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from openai import BaseModel as OpenAIModel
@@ -24,7 +25,15 @@ from openai.types.responses import (
 )
 from pydantic import TypeAdapter, ValidationError
 
-from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
+from oasis.core.conversation import (
+    IMAGE_MARKER,
+    Conversation,
+    FunctionTool,
+    Image,
+    Message,
+    ToolCall,
+    joined_parts,
+)
 from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.ids import new_id
 from oasis.responses.compaction import expand
@@ -175,6 +184,8 @@ def _text_parts(content: Any, path: str, *, assistant: bool) -> list[Item]:
                 parts.append({"type": "input_text", "text": text})
         elif kind == "refusal" and assistant and isinstance(part.get("refusal"), str):
             parts.append({"type": "refusal", "refusal": part["refusal"]})
+        elif kind == "input_image" and not assistant:
+            parts.append(_image_part(part, where))
         elif kind in {"input_image", "input_file", "input_audio"}:
             raise UnsupportedError(
                 f"Content parts of type '{kind}' are not supported by this model; only text "
@@ -188,6 +199,25 @@ def _text_parts(content: Any, path: str, *, assistant: bool) -> list[Item]:
                 code="invalid_value",
             )
     return parts
+
+
+def _image_part(part: Item, where: str) -> Item:
+    """An ``input_image`` part in its stored form: an ``image_url`` or a ``file_id``."""
+    image_url, file_id = part.get("image_url"), part.get("file_id")
+    if not (isinstance(image_url, str) and image_url) and not (
+        isinstance(file_id, str) and file_id
+    ):
+        raise InvalidRequestError(
+            f"Missing required parameter: '{where}.image_url' (or '{where}.file_id').",
+            param=f"{where}.image_url",
+            code="missing_required_parameter",
+        )
+    stored: Item = {"type": "input_image", "detail": _given(part, "detail", "auto")}
+    if isinstance(image_url, str) and image_url:
+        stored["image_url"] = image_url
+    if isinstance(file_id, str) and file_id:
+        stored["file_id"] = file_id
+    return stored
 
 
 def _required_str(raw: Item, key: str, path: str) -> str:
@@ -317,7 +347,15 @@ def _normalize_item(raw: Item, kind: str | None, path: str) -> Item:
                 item[key] = raw[key]
         return item
     if kind in _OTHER_FORMS:
-        return _other_item(raw, kind)
+        item = _other_item(raw, kind)
+        if kind == "computer_call" and ("action" in item) == ("actions" in item):
+            raise InvalidRequestError(
+                f"A computer_call gives exactly one of '{path}.action' (computer_use_preview) "
+                f"and '{path}.actions' (computer).",
+                param=f"{path}.action",
+                code="invalid_value",
+            )
+        return item
     raise InvalidRequestError(
         f"Invalid value for '{path}.type': {kind!r} is not an input item type.",
         param=f"{path}.type",
@@ -416,6 +454,22 @@ def _message_text(item: Item) -> str:
     return "".join(texts)
 
 
+def _message_content(item: Item, path: str) -> tuple[str, tuple[Image, ...]]:
+    """A stored input message's text, with a marker where each image sits, and its
+    images (``path`` names the message in the request, for a 400 about an image)."""
+    parts: list[str | Image] = []
+    for j, part in enumerate(item.get("content", [])):
+        if part.get("type") == "input_image":
+            where = f"{path}.content[{j}]"
+            detail = str(part.get("detail") or "auto")
+            parts.append(Image(where, part.get("image_url"), part.get("file_id"), detail=detail))
+        else:
+            parts.append(
+                part.get("refusal", "") if part.get("type") == "refusal" else part.get("text", "")
+            )
+    return joined_parts(parts)
+
+
 def _output_as_text(output: Any) -> str:
     if isinstance(output, str):
         return output
@@ -427,8 +481,17 @@ def to_conversation(
     entries: list[Item],
     tools: tuple[FunctionTool, ...] = (),
     replay: Replay | None = None,
+    *,
+    first_input: int = 0,
+    param: str = "input",
 ) -> Conversation:
     """Stored items as the core's conversation, ``instructions`` first as a system message.
+
+    ``entries[first_input:]`` are the request's own ``input`` (``param``): an image there
+    is named by its path in a 400; one inherited from earlier turns, by ``param`` alone.
+    A client's answer that shows a screenshot (``ReplayedOutput.images``) is followed by
+    a user message showing it, for the latest such answer only (the core leaves that
+    message out for a model that reads text only).
 
     Consecutive function calls join the assistant message before them (one assistant turn
     with several tool calls); reasoning attaches to the assistant turn it led to. Other
@@ -441,9 +504,18 @@ def to_conversation(
     reasoning: str | None = None
     # An assistant turn still open for tool calls: its index in ``messages``.
     open_turn: int | None = None
-    for item in entries:
+    replays = [
+        replay(item) if replay is not None and item.get("type") not in _STORED_FORMS else None
+        for item in entries
+    ]
+    shown = max(
+        (k for k, r in enumerate(replays) if isinstance(r, ReplayedOutput) and r.images),
+        default=None,
+    )
+    for k, item in enumerate(entries):
         kind = item.get("type")
-        replayed = replay(item) if replay is not None and kind not in _STORED_FORMS else None
+        replayed = replays[k]
+        path = f"{param}[{k - first_input}]" if k >= first_input else param
         if kind == "reasoning":
             text = "".join(c.get("text", "") for c in item.get("content") or [])
             text = text or "".join(s.get("text", "") for s in item.get("summary") or [])
@@ -455,7 +527,8 @@ def to_conversation(
             reasoning = None
             open_turn = len(messages) - 1
         elif kind == "message":
-            messages.append(Message(role=item["role"], content=_message_text(item)))
+            content, images = _message_content(item, path)
+            messages.append(Message(role=item["role"], content=content, images=images))
             open_turn = None
         elif kind == "compaction":  # made by /v1/responses/compact (responses/compaction.py)
             messages += expand(item)
@@ -465,6 +538,10 @@ def to_conversation(
             messages.append(
                 Message(role="tool", content=replayed.output, tool_call_id=replayed.call_id)
             )
+            if k == shown:
+                images = tuple(replace(i, param=f"{path}.output") for i in replayed.images)
+                text = "The screen now:" + IMAGE_MARKER * len(images)
+                messages.append(Message(role="user", content=text, images=images))
             open_turn = None
         elif kind in {"function_call", "custom_tool_call"} or replayed is not None:
             if kind == "function_call":

@@ -129,6 +129,19 @@ def _configure_tools(request: ResponseCreateRequest) -> list[ConfiguredTool]:
     return configured
 
 
+def _fit_tools(configured: list[ConfiguredTool], history: list[Item]) -> list[ConfiguredTool]:
+    """Each kind's tools refitted to the conversation, for a kind that defines ``fit``
+    (the GA computer tool: its screen is the size of the latest screenshot)."""
+    by_type: dict[str, list[ConfiguredTool]] = {}
+    for tool in configured:
+        by_type.setdefault(tool.type, []).append(tool)
+    out: list[ConfiguredTool] = []
+    for type_, entries in by_type.items():
+        fit = getattr(get_tool(type_), "fit", None)
+        out += fit(entries, history) if fit is not None else entries
+    return sorted(out, key=lambda tool: tool.index)
+
+
 def _hosted(tools: list[ConfiguredTool]) -> dict[str, ConfiguredTool]:
     """The hosted tools, by the function name the model calls them with."""
     out: dict[str, ConfiguredTool] = {}
@@ -309,7 +322,7 @@ class ResponsesService:
             request.input, lambda item_id: self.store.items.find(owner, item_id)
         )
         check_call_ids(context, new_items)
-        configured = _configure_tools(request)
+        configured = _fit_tools(_configure_tools(request), context + new_items)
         await self._check_tools(configured, owner)
         tools = tuple(t.function for t in configured if t.function is not None)
         choice_echo, choice, allowed = _tool_choice(request, configured)
@@ -326,7 +339,9 @@ class ResponsesService:
             tool_choice_param="tool_choice",
             response_format_param="text.format.schema",
         )
-        prompt = await self._prompt(request, context + new_items, options)
+        prompt = await self._prompt(
+            request, context + new_items, options, first_input=len(context), owner=owner
+        )
         tools_echo = [t.echo for t in configured]
         echo = {"tools": tools_echo, "tool_choice": choice_echo, "text": text_echo}
         return Prepared(prompt, context, new_items, echo, configured, options)
@@ -346,18 +361,26 @@ class ResponsesService:
                 await check_access(entries, owner, self.tool_services)
 
     async def _prompt(
-        self, request: ResponseCreateRequest, entries: list[Item], options: GenerationOptions
+        self,
+        request: ResponseCreateRequest,
+        entries: list[Item],
+        options: GenerationOptions,
+        *,
+        first_input: int,
+        owner: str,
     ) -> PreparedPrompt:
-        """The prompt for ``entries``; with truncation ``auto``, the oldest turns go first
-        while it is too long for the model."""
+        """The prompt for ``entries`` (this request's input from ``first_input`` on); with
+        truncation ``auto``, the oldest turns go first while it is too long for the model."""
         assert request.model is not None
         conversation: Conversation | None = to_conversation(
-            request.instructions, entries, options.tools, replay_item
+            request.instructions, entries, options.tools, replay_item, first_input=first_input
         )
         while True:
             assert conversation is not None
             try:
-                return await self.core.prepare(request.model, conversation, options, param="input")
+                return await self.core.prepare(
+                    request.model, conversation, options, param="input", owner=owner
+                )
             except InvalidRequestError as exc:
                 if exc.code != "context_length_exceeded" or request.truncation != "auto":
                     raise
@@ -447,8 +470,12 @@ class ResponsesService:
         request = turn.request
         entries = turn.context
 
+        first_input = len(entries) - len(turn.new_items)
+
         async def prepare(extra: list[Item], options: GenerationOptions) -> PreparedPrompt:
-            return await self._prompt(request, entries + extra, options)
+            return await self._prompt(
+                request, entries + extra, options, first_input=first_input, owner=turn.owner
+            )
 
         state = LoopState(
             core=self.core,
@@ -465,6 +492,7 @@ class ResponsesService:
                 history=tuple(entries),
                 sources=turn.builder.sources,
                 services=self.tool_services,
+                stream=bool(request.stream),
             ),
             max_output_tokens=request.max_output_tokens,
             max_hosted_calls=(
@@ -799,8 +827,10 @@ class ResponsesService:
                 param="input",
                 code="missing_required_parameter",
             )
-        conversation = to_conversation(request.instructions, entries, (), replay_item)
-        return await compaction.compact(self.core, request.model, conversation, entries)
+        conversation = to_conversation(
+            request.instructions, entries, (), replay_item, first_input=len(context)
+        )
+        return await compaction.compact(self.core, request.model, conversation, entries, owner)
 
     async def _previous_model(self, request: ResponseCreateRequest, owner: str) -> str | None:
         if not request.previous_response_id:

@@ -49,7 +49,7 @@ class PidsGroup:
         """Move ``root_pid`` and every process below it into the group."""
         if self.path is None:
             return
-        for pid in [root_pid, *_descendants(root_pid)]:
+        for pid in [root_pid, *descendants(root_pid)]:
             with contextlib.suppress(OSError):
                 (self.path / "cgroup.procs").write_text(str(pid))
 
@@ -61,7 +61,8 @@ class PidsGroup:
             self.path = None
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, its children first."""
     found: list[int] = []
     todo = [pid]
     while todo:

@@ -5,12 +5,14 @@ cgroup), so it has no network at all, sees its own process tree only, and dies w
 server; inside it the code runs as ``nobody`` with no capabilities. Its file system is
 built from nothing: the Python runtime (the interpreter's prefixes, which hold numpy and
 matplotlib) and the system libraries are bound read-only,
-``/tmp`` is a small private tmpfs, and the container's working directory is the one
-writable place, at ``/mnt/data`` (where OpenAI's containers keep their files). The
+``/tmp`` is a small private tmpfs, and the container's files are the one other writable
+place, at ``/mnt/data`` (where OpenAI's containers keep their files): a tmpfs of the
+container's disk limit, mirrored to its directory on the host (:mod:`.mirror`). The
 kernel lowers its own resource limits before it runs any code (CPU time, address space,
 processes, file size, open files); where the host lets us make a ``pids`` cgroup (running
 as root), the kernel's process tree is also capped there, because the kernel ignores
-``RLIMIT_NPROC`` for processes whose real user is root.
+``RLIMIT_NPROC`` for processes whose real user is root. A seccomp filter
+(:mod:`.seccomp`) denies the system calls an escape would start from.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Limits:
     open_files: int = 256
     output_chars: int = 20_000
     tmp_bytes: int = 64 << 20
+    disk_bytes: int = 1 << 30  # everything in /mnt/data together
 
 
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
@@ -105,8 +108,15 @@ def font_cache_dir() -> Path:
     return base / "oasis" / "matplotlib"
 
 
-def command(bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None) -> list[str]:
-    """The full command line of one kernel for the container whose files are ``workdir``."""
+def command(
+    bwrap: str,
+    workdir: Path,
+    limits: Limits,
+    fonts: Path | None = None,
+    seccomp_fd: int | None = None,
+) -> list[str]:
+    """The full command line of one kernel for the container whose files are ``workdir``;
+    ``seccomp_fd`` is a descriptor bwrap reads the seccomp filter from (see :mod:`.seccomp`)."""
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     # Inside, the code is "nobody", not root (outside, it keeps the server's user).
     argv += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
@@ -116,11 +126,17 @@ def command(bwrap: str, workdir: Path, limits: Limits, fonts: Path | None = None
         argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
-    argv += ["--bind", str(workdir), WORKDIR, "--ro-bind", str(KERNEL), KERNEL_INSIDE]
+    # The container's files live in a tmpfs of their own, mirrored to ``workdir`` on the
+    # host around each call (:mod:`.mirror`): its size is the container's disk limit.
+    argv += ["--size", str(limits.disk_bytes), "--tmpfs", WORKDIR]
+    argv += ["--ro-bind", str(KERNEL), KERNEL_INSIDE]
     if fonts is not None:  # copied to the writable MPLCONFIGDIR when the kernel starts
         argv += ["--ro-bind", str(fonts), FONTS_INSIDE]
     argv += ["--chdir", WORKDIR, "--hostname", "sandbox", "--clearenv"]
+    if seccomp_fd is not None:  # loaded last, just before the kernel starts
+        argv += ["--seccomp", str(seccomp_fd)]
     env = {
+        "OASIS_CONTAINER": workdir.name,  # so that `ps` tells whose kernel it is
         "HOME": "/tmp",
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "MPLBACKEND": "Agg",

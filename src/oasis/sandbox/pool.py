@@ -3,6 +3,8 @@
 :meth:`Sandboxes.probe` (at start-up) starts one throw-away kernel and runs a line of
 code in it; when that fails (no ``bwrap``, no user namespaces) the reason is logged and
 kept, and the ``code_interpreter`` tool is refused with it. Code never runs unsandboxed.
+Kernels run under the seccomp filter of :mod:`.seccomp`; on an architecture it does not
+cover, the sandbox is refused too unless ``require_seccomp`` is off.
 
 Kernels are started on a container's first call and kept while it is used; at most
 ``max_kernels`` live at once (the least recently used one is stopped to make room; its
@@ -20,6 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from oasis.sandbox import seccomp
 from oasis.sandbox.kernel import Execution, Kernel, KernelError
 from oasis.sandbox.launcher import Limits, SandboxUnavailable, find_bwrap, font_cache_dir
 
@@ -36,8 +39,11 @@ class Sandboxes:
         max_kernels: int = 8,
         idle_seconds: float = 600,
         bwrap: str | None = None,
+        require_seccomp: bool = True,
     ) -> None:
         self.limits = limits or Limits()
+        self.require_seccomp = require_seccomp
+        self.seccomp: bytes | None = None  # the kernels' filter, once probed
         self.configured_bwrap = bwrap
         self.max_kernels = max_kernels
         self.idle_seconds = idle_seconds
@@ -52,8 +58,9 @@ class Sandboxes:
         """Check that a sandbox can be made here; log and keep the reason when not."""
         try:
             self._bwrap = find_bwrap(self.configured_bwrap)
+            self.seccomp = self._filter()
             with tempfile.TemporaryDirectory(prefix="oasis-probe-") as work:
-                kernel = Kernel(self._bwrap, Path(work), self.limits)
+                kernel = Kernel(self._bwrap, Path(work), self.limits, seccomp=self.seccomp)
                 try:
                     result = await kernel.execute("print(6 * 7)")
                 finally:
@@ -65,9 +72,27 @@ class Sandboxes:
             log.warning("code_interpreter is disabled: the sandbox cannot run here: %s", exc)
             return False
         self.unavailable = None
-        log.info("code_interpreter: sandbox ready (bubblewrap at %s)", self._bwrap)
+        log.info(
+            "code_interpreter: sandbox ready (bubblewrap at %s, %s)",
+            self._bwrap,
+            "with seccomp" if self.seccomp is not None else "without seccomp",
+        )
         self._fonts_task = asyncio.create_task(self._build_font_cache())
         return True
+
+    def _filter(self) -> bytes | None:
+        """The seccomp filter for this machine; without one, the sandbox is refused when
+        ``require_seccomp`` is set, else it runs on namespaces alone (logged)."""
+        try:
+            return seccomp.program()
+        except seccomp.SeccompUnsupported as exc:
+            if self.require_seccomp:
+                raise SandboxUnavailable(
+                    f"{exc}; set [code_interpreter] require_seccomp = false to run kernels "
+                    "with namespaces and limits only"
+                ) from exc
+            log.warning("code_interpreter: %s: kernels run without a seccomp filter", exc)
+            return None
 
     async def warmed(self) -> None:
         """Wait for the background work of :meth:`probe` (the font cache) to end."""
@@ -110,7 +135,7 @@ class Sandboxes:
             if entry is None:
                 await self._make_room()
                 limits = replace(self.limits, memory_bytes=memory_bytes)
-                kernel = Kernel(self._bwrap, workdir, limits, self.fonts)
+                kernel = Kernel(self._bwrap, workdir, limits, self.fonts, self.seccomp)
             else:
                 kernel = entry[0]
             self._kernels[container_id] = (kernel, time.monotonic())

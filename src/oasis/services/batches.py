@@ -11,13 +11,15 @@ from typing import Any
 
 from openai.types import Batch
 
-from oasis.errors import InvalidRequestError, NotFoundError
+from oasis.errors import InvalidRequestError, NotFoundError, found
 from oasis.ids import new_id
 from oasis.services.batch_input import MAX_BYTES
 from oasis.services.batch_runner import BatchRunner
 from oasis.services.files import FilesService
 from oasis.store.batches import TIMESTAMPS, BatchRepository, LineTokens, StoredBatch
+from oasis.store.pagination import PageQuery
 from oasis.wire.batches import BatchCreateRequest, BatchList
+from oasis.wire.lists import cursor_list
 
 COMPLETION_WINDOW = 24 * 3600  # the only window there is: "24h"
 
@@ -114,17 +116,10 @@ class BatchesService:
         """The batch, or 404 naming the id (another key's batch is a 404 too)."""
         return batch_object(await self._stored(owner, batch_id))
 
-    async def list(self, owner: str, *, after: str | None, limit: int) -> BatchList:
-        """A page of the owner's batches, newest first."""
-        page = await self.repo.page(owner, after=after, limit=limit)
-        data = [batch_object(stored) for stored in page.data]
-        return BatchList(
-            object="list",
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=page.has_more,
-        )
+    async def list(self, owner: str, query: PageQuery) -> BatchList:
+        """A page of the owner's batches (newest first unless ``query`` asks otherwise)."""
+        page = await self.repo.page(owner, query)
+        return cursor_list(BatchList, [batch_object(s) for s in page.data], page.has_more)
 
     async def cancel(self, owner: str, batch_id: str) -> Batch:
         """Ask a validating or running batch to stop: it is ``cancelling`` until the lines
@@ -139,7 +134,5 @@ class BatchesService:
         return await self.get(owner, batch_id)
 
     async def _stored(self, owner: str, batch_id: str) -> StoredBatch:
-        stored = await self.repo.get(owner, batch_id)
-        if stored is None:
-            raise NotFoundError(f"No batch found with id '{batch_id}'.", param="batch_id")
-        return stored
+        missing = NotFoundError(f"No batch found with id '{batch_id}'.", param="batch_id")
+        return found(await self.repo.get(owner, batch_id), missing)

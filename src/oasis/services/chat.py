@@ -18,7 +18,14 @@ from openai.types.chat.chat_completion_chunk import (
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
 from oasis.caller import UsageEntry, record_usage
-from oasis.core.conversation import Conversation, FunctionTool, Message, ToolCall
+from oasis.core.conversation import (
+    Conversation,
+    FunctionTool,
+    Image,
+    Message,
+    ToolCall,
+    joined_parts,
+)
 from oasis.core.events import (
     Finished,
     ReasoningDelta,
@@ -54,27 +61,38 @@ def new_completion_id() -> str:
     return new_id("chatcmpl", nbytes=12, sep="-")
 
 
-def _message_text(message: ChatMessage, index: int) -> str:
+def _message_content(message: ChatMessage, index: int) -> tuple[str, tuple[Image, ...]]:
+    """A message's text, with a marker where each of its images sits, and the images."""
     content = message.content
     if content is None:
-        return ""
+        return "", ()
     if isinstance(content, str):
-        return content
-    texts: list[str] = []
+        return content, ()
+    parts: list[str | Image] = []
     for j, part in enumerate(content):
+        where = f"messages[{index}].content[{j}]"
         if part.type in {"text", "refusal"} and part.text is not None:
-            texts.append(part.text)
+            parts.append(part.text)
         elif part.type == "text":
-            raise InvalidRequestError(
-                "A text part needs `text`.", param=f"messages[{index}].content[{j}].text"
+            raise InvalidRequestError("A text part needs `text`.", param=f"{where}.text")
+        elif part.type == "image_url" and message.role == "user":
+            if part.image_url is None:
+                raise InvalidRequestError(
+                    "An image_url part needs `image_url`.",
+                    param=f"{where}.image_url",
+                    code="missing_required_parameter",
+                )
+            parts.append(
+                Image(where, url=part.image_url.url, detail=part.image_url.detail or "auto")
             )
         else:
             raise UnsupportedError(
-                f"Content parts of type '{part.type}' are not supported by this model; "
-                "only 'text' parts are.",
-                param=f"messages[{index}].content[{j}].type",
+                f"Content parts of type '{part.type}' are not supported in {message.role} "
+                "messages here; 'text' parts are (and 'image_url' parts in user messages, "
+                "for a model with vision).",
+                param=f"{where}.type",
             )
-    return "".join(texts)
+    return joined_parts(parts)
 
 
 def to_conversation(request: ChatCompletionRequest) -> Conversation:
@@ -91,13 +109,15 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
             legacy_call = f"call_legacy_{i}"
             function = raw.function_call
             calls += (ToolCall(id=legacy_call, name=function.name, arguments=function.arguments),)
+        content, images = _message_content(raw, i)
         messages.append(
             Message(
                 role="tool" if raw.role == "function" else raw.role,
-                content=_message_text(raw, i),
+                content=content,
                 tool_calls=calls,
                 tool_call_id=legacy_call if raw.role == "function" else raw.tool_call_id,
                 name=raw.name,
+                images=images,
             )
         )
     return Conversation(tuple(messages))
@@ -276,7 +296,9 @@ class ChatService:
             conversation, sources = await self.search.ground(
                 request.web_search_options, conversation, owner="chat"
             )
-        prompt = await self.core.prepare(request.model, conversation, generation_options(request))
+        prompt = await self.core.prepare(
+            request.model, conversation, generation_options(request), owner=owner
+        )
         choices = choice_params(
             request,
             prompt.backend.vocab_size,

@@ -14,11 +14,13 @@ from typing import Any
 from openai.types.chat import ChatCompletion, ChatCompletionDeleted
 from pydantic import BaseModel
 
-from oasis.errors import NotFoundError
+from oasis.errors import NotFoundError, found
 from oasis.store.chat_completions import ChatCompletionRepository, StoredChatCompletion
+from oasis.store.pagination import PageQuery
 from oasis.wire.base import dump
 from oasis.wire.chat import ChatCompletionRequest, ChatMessage
 from oasis.wire.chat_store import ChatCompletionList, ChatCompletionMessageList
+from oasis.wire.lists import cursor_list
 
 # Message fields echoed only when the client sent them (the others are always present).
 _OPTIONAL_FIELDS = ("tool_calls", "function_call", "tool_call_id", "refusal")
@@ -34,18 +36,20 @@ def missing(completion_id: str) -> NotFoundError:
 def stored_message(message: ChatMessage, message_id: str) -> dict[str, Any]:
     """A request message as the messages list returns it.
 
-    Content sent as parts comes back as ``content_parts`` with their text joined in
-    ``content``, so a reader of ``content`` sees the text either way.
+    Content sent as parts comes back as ``content_parts`` (text and images) with their
+    text joined in ``content``, so a reader of ``content`` sees the text either way.
     """
     content = message.content
     parts: list[dict[str, Any]] | None = None
     if isinstance(content, list):
-        parts = [
-            {"type": "text", "text": part.text}
-            for part in content
-            if part.type == "text" and part.text is not None
-        ]
-        content = "".join(part["text"] for part in parts)
+        parts = []
+        for part in content:
+            if part.type == "text" and part.text is not None:
+                parts.append({"type": "text", "text": part.text})
+            elif part.type == "image_url" and part.image_url is not None:
+                image = part.image_url.model_dump(exclude_none=True, include={"url", "detail"})
+                parts.append({"type": "image_url", "image_url": image})
+        content = "".join(part["text"] for part in parts if part["type"] == "text")
     data: dict[str, Any] = {
         "id": message_id,
         "role": message.role,
@@ -90,33 +94,20 @@ class StoredChatCompletions:
         await self.repo.insert(owner, body, request.metadata or {}, messages)
 
     async def get(self, owner: str, completion_id: str) -> ChatCompletion:
-        stored = await self.repo.get(owner, completion_id)
-        if stored is None:
-            raise missing(completion_id)
-        return _completion(stored)
+        return _completion(found(await self.repo.get(owner, completion_id), missing(completion_id)))
 
     async def list(
         self,
         owner: str,
+        query: PageQuery,
         *,
         model: str | None = None,
         metadata: dict[str, str] | None = None,
-        after: str | None = None,
-        order: str = "asc",
-        limit: int = 20,
     ) -> ChatCompletionList:
-        """A page of the owner's stored completions in creation order, ``after`` an id."""
-        page = await self.repo.page(
-            owner, model=model, metadata=metadata or {}, after=after, order=order, limit=limit
-        )
+        """A page of the owner's stored completions in creation order, as ``query`` asks."""
+        page = await self.repo.page(owner, query, model=model, metadata=metadata or {})
         data = [_completion(stored) for stored in page.data]
-        return ChatCompletionList(
-            object="list",
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=page.has_more,
-        )
+        return cursor_list(ChatCompletionList, data, page.has_more)
 
     async def update(
         self, owner: str, completion_id: str, metadata: dict[str, str] | None
@@ -135,22 +126,9 @@ class StoredChatCompletions:
         )
 
     async def messages(
-        self,
-        owner: str,
-        completion_id: str,
-        *,
-        after: str | None = None,
-        order: str = "asc",
-        limit: int = 20,
+        self, owner: str, completion_id: str, query: PageQuery
     ) -> ChatCompletionMessageList:
         """A page of the messages the completion was asked with."""
-        if await self.repo.get(owner, completion_id) is None:
-            raise missing(completion_id)
-        page = await self.repo.messages(owner, completion_id, after=after, order=order, limit=limit)
-        return ChatCompletionMessageList(
-            object="list",
-            data=page.data,
-            first_id=page.data[0]["id"] if page.data else None,
-            last_id=page.data[-1]["id"] if page.data else None,
-            has_more=page.has_more,
-        )
+        found(await self.repo.get(owner, completion_id), missing(completion_id))
+        page = await self.repo.messages(owner, completion_id, query)
+        return cursor_list(ChatCompletionMessageList, page.data, page.has_more)

@@ -31,13 +31,15 @@ from openai.types import ContainerRetrieveResponse
 from openai.types.containers import FileRetrieveResponse
 
 from oasis.caller import UsageEntry, record_usage
-from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, found
 from oasis.ids import new_id
 from oasis.sandbox import MEMORY_LIMITS, Execution, Sandboxes
 from oasis.sandbox import workdir as dirs
 from oasis.services.files import FilesService
 from oasis.store.containers import ContainerRepository, StoredContainer, StoredContainerFile
+from oasis.store.pagination import FIRST_PAGE, PageQuery
 from oasis.wire.containers import ContainerCreateRequest, ContainerFileList, ContainerList
+from oasis.wire.lists import cursor_list
 
 log = logging.getLogger(__name__)
 
@@ -157,25 +159,11 @@ class ContainerService:
         return container_object(await self._stored(owner, container_id))
 
     async def list_containers(
-        self,
-        owner: str,
-        *,
-        name: str | None = None,
-        after: str | None = None,
-        order: str = "desc",
-        limit: int = 20,
+        self, owner: str, query: PageQuery = FIRST_PAGE, *, name: str | None = None
     ) -> ContainerList:
-        page = await self.repo.page(
-            owner, int(time.time()), name=name, after=after, order=order, limit=limit
-        )
+        page = await self.repo.page(owner, int(time.time()), query, name=name)
         data = [container_object(stored) for stored in page.data]
-        return ContainerList(
-            object="list",
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=page.has_more,
-        )
+        return cursor_list(ContainerList, data, page.has_more)
 
     async def delete(self, owner: str, container_id: str) -> dict[str, Any]:
         await self._stored(owner, container_id)
@@ -268,18 +256,12 @@ class ContainerService:
         return file_object(stored)
 
     async def list_files(
-        self, owner: str, container_id: str, *, after: str | None, order: str, limit: int
+        self, owner: str, container_id: str, query: PageQuery
     ) -> ContainerFileList:
         await self._stored(owner, container_id)
-        page = await self.repo.file_page(container_id, after=after, order=order, limit=limit)
+        page = await self.repo.file_page(container_id, query)
         data = [file_object(stored) for stored in page.data]
-        return ContainerFileList(
-            object="list",
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=page.has_more,
-        )
+        return cursor_list(ContainerFileList, data, page.has_more)
 
     async def get_file(self, owner: str, container_id: str, file_id: str) -> FileRetrieveResponse:
         return file_object(await self._stored_file(owner, container_id, file_id))
@@ -305,9 +287,7 @@ class ContainerService:
 
     async def _stored(self, owner: str, container_id: str) -> StoredContainer:
         stored = await self.repo.get(owner, container_id, int(time.time()))
-        if stored is None:
-            raise missing(container_id)
-        return stored
+        return found(stored, missing(container_id))
 
     async def _stored_file(
         self, owner: str, container_id: str, file_id: str

@@ -26,12 +26,14 @@ from typing import Any, BinaryIO
 
 from openai.types import FileDeleted, FileObject
 
-from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, found
 from oasis.ids import new_id
 from oasis.services.blob_writes import BlobData, discard_orphans, write_blob
 from oasis.store.blobs import BlobNotFoundError, BlobStore
 from oasis.store.files import FileRepository, StoredFile
+from oasis.store.pagination import PageQuery
 from oasis.wire.files import MAX_EXPIRY_SECONDS, FileList
+from oasis.wire.lists import cursor_list
 
 log = logging.getLogger(__name__)
 
@@ -132,27 +134,10 @@ class FilesService:
         """The file, or 404 naming the id (another key's file is a 404 too)."""
         return file_object(await self._stored(owner, file_id))
 
-    async def list(
-        self,
-        owner: str,
-        *,
-        purpose: str | None = None,
-        after: str | None = None,
-        order: str = "desc",
-        limit: int = 10_000,
-    ) -> FileList:
-        """A page of the owner's files in creation order, ``after`` a file id."""
-        page = await self.repo.page(
-            owner, int(time.time()), purpose=purpose, after=after, order=order, limit=limit
-        )
-        data = [file_object(stored) for stored in page.data]
-        return FileList(
-            object="list",
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=page.has_more,
-        )
+    async def list(self, owner: str, query: PageQuery, *, purpose: str | None = None) -> FileList:
+        """A page of the owner's files in creation order, as ``query`` asks."""
+        page = await self.repo.page(owner, int(time.time()), query, purpose=purpose)
+        return cursor_list(FileList, [file_object(stored) for stored in page.data], page.has_more)
 
     async def content(self, owner: str, file_id: str) -> bytes:
         """The file's bytes, whole (for small files; large ones through :meth:`stream`)."""
@@ -191,10 +176,7 @@ class FilesService:
         return await discard_orphans(self.blobs, self.repo.known)
 
     async def _stored(self, owner: str, file_id: str) -> StoredFile:
-        stored = await self.repo.get(owner, file_id, int(time.time()))
-        if stored is None:
-            raise missing(file_id)
-        return stored
+        return found(await self.repo.get(owner, file_id, int(time.time())), missing(file_id))
 
     async def _forget(self, owner: str, file_id: str) -> None:
         await asyncio.to_thread(self.blobs.delete, file_id)

@@ -12,16 +12,17 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from oasis import __version__
 from oasis.caller import token_ceiling
 from oasis.core.backend import ChatBackend, EventStream, Prompt
-from oasis.core.conversation import Conversation
+from oasis.core.conversation import Conversation, Message
 from oasis.core.options import GenerationOptions, check_options
 from oasis.core.types import SamplingParams
-from oasis.errors import UnsupportedError
+from oasis.errors import InvalidRequestError, UnsupportedError
 from oasis.models.registry import ResolvedModel
+from oasis.services.image_input import ImageInputs
 from oasis.services.models import ModelManager
 from oasis.services.openai_tokens import decode_tokens, openai_encoding
 
@@ -63,8 +64,11 @@ class PreparedPrompt:
 class GenerationCore:
     """Finds each model's chat backend and runs conversations through it."""
 
-    def __init__(self, models: ModelManager) -> None:
+    def __init__(self, models: ModelManager, images: ImageInputs | None = None) -> None:
         self.models = models
+        # Where the images of a conversation are loaded from (files, URLs); the app sets
+        # it once the files service and the outbound client exist.
+        self.images = images or ImageInputs()
 
     async def _backend(self, model: str) -> tuple[ResolvedModel, ChatBackend]:
         # A protocol is a fine runtime check here; mypy wants a concrete class.
@@ -77,13 +81,39 @@ class GenerationCore:
         options: GenerationOptions | None = None,
         *,
         param: str = "messages",
+        owner: str | None = None,
     ) -> PreparedPrompt:
-        """Resolve ``model``, render ``conversation`` and check it fits the context."""
+        """Resolve ``model``, render ``conversation`` and check it fits the context.
+
+        Images go only to a backend that takes them (else a 400 naming the first image's
+        part), loaded to bytes first (``owner``'s files, data URLs, fetched URLs)."""
         options = options or GenerationOptions()
         check_options(options)
         resolved, backend = await self._backend(model)
+        if not backend.supports_images:
+            conversation = _text_only(conversation)
+        images = conversation.images
+        if images and not backend.supports_images:
+            raise InvalidRequestError(
+                f"Invalid content type: `{resolved.name}` reads text only, so image parts "
+                "are not supported with it. Use a model with vision (a multimodal "
+                "projector, see docs/models.md).",
+                param=images[0].param,
+                code="invalid_value",
+            )
+        if images:
+            conversation = await self._load_images(conversation, owner)
         prompt = await backend.prepare(conversation, options, param=param)
         return PreparedPrompt(resolved, backend, prompt)
+
+    async def _load_images(self, conversation: Conversation, owner: str | None) -> Conversation:
+        messages: list[Message] = []
+        for message in conversation.messages:
+            if message.images:
+                loaded = [await self.images.load(image, owner) for image in message.images]
+                message = replace(message, images=tuple(loaded))
+            messages.append(message)
+        return replace(conversation, messages=tuple(messages))
 
     async def prepare_text(
         self, model: str, prompt: str | list[int], *, param: str = "prompt"
@@ -130,3 +160,15 @@ class GenerationCore:
         backend = runs[0][0].backend
         assert all(prepared.backend is backend for prepared, _ in runs)
         return backend.generate([(prepared.prompt, params) for prepared, params in runs], stop)
+
+
+def _text_only(conversation: Conversation) -> Conversation:
+    """``conversation`` less the messages that only show images the server added itself
+    (``optional``: a computer-use screenshot), which a model that reads text only is
+    simply not shown; the client's own images stay (and are refused)."""
+    if not any(image.optional for image in conversation.images):
+        return conversation
+    messages = tuple(
+        m for m in conversation.messages if not (m.images and all(i.optional for i in m.images))
+    )
+    return replace(conversation, messages=messages)

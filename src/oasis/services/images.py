@@ -37,6 +37,7 @@ from oasis.engines.base import (
     PartialImage,
 )
 from oasis.errors import InvalidRequestError, ModelNotFoundError, UnsupportedError
+from oasis.metrics import Metrics
 from oasis.services import imaging
 from oasis.services.image_files import ImageFileStore
 from oasis.services.models import ModelManager
@@ -102,9 +103,12 @@ class PreparedImages:
 class ImagesService:
     """``POST /v1/images/generations`` and ``/v1/images/edits``."""
 
-    def __init__(self, models: ModelManager, files: ImageFileStore) -> None:
+    def __init__(
+        self, models: ModelManager, files: ImageFileStore, metrics: Metrics | None = None
+    ) -> None:
         self.models = models
         self.files = files
+        self.metrics = metrics
 
     # --- preparation -----------------------------------------------------------------
 
@@ -343,7 +347,10 @@ class ImagesService:
                         completed.safety_identifier = prepared.safety_identifier
                     finished += 1
                     yield completed
-                elif edit:
+                    continue
+                if self.metrics is not None:
+                    self.metrics.image_previews.labels(prepared.engine.spec.id).inc()
+                if edit:
                     yield ImageEditPartialImageEvent(
                         type="image_edit.partial_image", b64_json=b64, created_at=created,
                         partial_image_index=event.partial_index, **common,

@@ -17,7 +17,7 @@ from openai.types.vector_stores import (
     VectorStoreFileDeleted,
 )
 
-from oasis.errors import InvalidRequestError, NotFoundError
+from oasis.errors import InvalidRequestError, NotFoundError, found
 from oasis.ids import new_id
 from oasis.retrieval.filters import check_filter
 from oasis.retrieval.parsing import DocumentError, extract_text
@@ -26,8 +26,9 @@ from oasis.services.embeddings import EmbeddingService
 from oasis.services.ingestion import FileSource, Ingestion
 from oasis.services.leases import Leases
 from oasis.services.vector_search import Hit, VectorSearch, rewrite
-from oasis.store.pagination import Page
+from oasis.store.pagination import PageQuery
 from oasis.store.vector_stores import StoredBatch, StoredFile, StoredStore, VectorStoreRepository
+from oasis.wire.lists import CursorList, cursor_list
 from oasis.wire.vector_stores import (
     FileBatchCreateRequest,
     SearchRequest,
@@ -104,17 +105,6 @@ def batch_object(stored: StoredBatch) -> VectorStoreFileBatch:
     )
 
 
-def cursor_list(data: list[Any], has_more: bool, ids: list[str]) -> dict[str, Any]:
-    """The envelope of every cursor-paged list."""
-    return {
-        "object": "list",
-        "data": [item.model_dump(mode="json") for item in data],
-        "first_id": ids[0] if ids else None,
-        "last_id": ids[-1] if ids else None,
-        "has_more": has_more,
-    }
-
-
 class VectorStoreService:
     """Stores, their files and batches, and search; see the module docstring."""
 
@@ -150,10 +140,7 @@ class VectorStoreService:
     # -- stores -----------------------------------------------------------------------
 
     async def _store(self, owner: str, store_id: str) -> StoredStore:
-        stored = await self.repo.get(owner, store_id)
-        if stored is None:
-            raise _store_missing(store_id)
-        return stored
+        return found(await self.repo.get(owner, store_id), _store_missing(store_id))
 
     async def create(self, owner: str, request: VectorStoreCreateRequest) -> VectorStore:
         chunking = check_chunking(request.chunking_strategy)
@@ -192,13 +179,10 @@ class VectorStoreService:
             await self.repo.update(owner, store_id, **values)
         return store_object(await self._store(owner, store_id))
 
-    async def list_stores(
-        self, owner: str, *, order: str, after: str | None, limit: int, before: str | None = None
-    ) -> dict[str, Any]:
-        page = await self.repo.page(owner, order=order, after=after, limit=limit, before=before)
-        return cursor_list(
-            [store_object(s) for s in page.data], page.has_more, [s.id for s in page.data]
-        )
+    async def list_stores(self, owner: str, query: PageQuery) -> CursorList[VectorStore]:
+        page = await self.repo.page(owner, query)
+        data = [store_object(s) for s in page.data]
+        return cursor_list(CursorList[VectorStore], data, page.has_more)
 
     async def delete(self, owner: str, store_id: str) -> VectorStoreDeleted:
         if not await self.repo.delete(owner, store_id):
@@ -210,10 +194,10 @@ class VectorStoreService:
 
     async def _file_name(self, owner: str, file_id: str, param: str) -> str:
         try:
-            found = await self.files.get(owner, file_id)
+            info = await self.files.get(owner, file_id)
         except NotFoundError as exc:
             raise NotFoundError(f"No file found with id '{file_id}'.", param=param) from exc
-        return str(getattr(found, "filename", "") or file_id)
+        return str(getattr(info, "filename", "") or file_id)
 
     async def _attach(
         self,
@@ -281,28 +265,15 @@ class VectorStoreService:
         self,
         owner: str,
         store_id: str,
+        query: PageQuery,
         *,
         status: str | None,
-        order: str,
-        after: str | None,
-        limit: int,
         batch_id: str | None = None,
-        before: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CursorList[VectorStoreFile]:
         await self._store(owner, store_id)
-        page: Page[StoredFile] = await self.repo.file_page(
-            owner,
-            store_id,
-            status=status,
-            batch_id=batch_id,
-            order=order,
-            after=after,
-            limit=limit,
-            before=before,
-        )
-        return cursor_list(
-            [file_object(f) for f in page.data], page.has_more, [f.file_id for f in page.data]
-        )
+        page = await self.repo.file_page(owner, store_id, query, status=status, batch_id=batch_id)
+        data = [file_object(f) for f in page.data]
+        return cursor_list(CursorList[VectorStoreFile], data, page.has_more)
 
     async def file_content(self, owner: str, store_id: str, file_id: str) -> dict[str, Any]:
         """The file's parsed text (empty until it is indexed)."""

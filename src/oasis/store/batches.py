@@ -15,7 +15,8 @@ from sqlalchemy import Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.caller import UsageRow
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.owned import OwnedRows
+from oasis.store.pagination import Page, PageQuery
 from oasis.store.tables import batch_lines, batches
 from oasis.store.usage import insert_rows
 
@@ -87,40 +88,23 @@ class BatchRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, batches, _load)
 
     async def insert(self, owner: str, values: dict[str, Any]) -> None:
         """A new batch (``values`` holds its columns but ``owner``)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(batches.insert().values(owner=owner, **values))
+        await self.rows.insert(owner, values)
 
     async def get(self, owner: str | None, batch_id: str) -> StoredBatch | None:
         """The batch (of ``owner``, or of anyone when ``owner`` is None) with its counts."""
-        where = batches.c.id == batch_id
         if owner is not None:
-            where = and_(where, batches.c.owner == owner)
+            return await self.rows.get(owner, batch_id)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(batches).where(where))).first()
-            if row is None:
-                return None
-            counts = await _counts(conn, [batch_id])
-        return StoredBatch(_columns(row), counts.get(batch_id, Counts()))
+            row = (await conn.execute(select(batches).where(batches.c.id == batch_id))).first()
+            return None if row is None else (await _load(conn, [row]))[0]
 
-    async def page(self, owner: str, *, after: str | None, limit: int) -> Page[StoredBatch]:
-        """The owner's batches, newest first, ``after`` a batch id."""
-        async with self.engine.connect() as conn:
-            page = await fetch_page(
-                conn,
-                list(batches.c),
-                batches.c.owner == owner,
-                key=batches.c.pk,
-                cursor=batches.c.id,
-                after=after,
-                order="desc",
-                limit=limit,
-            )
-            counts = await _counts(conn, [row.id for row in page.data])
-        data = [StoredBatch(_columns(row), counts.get(row.id, Counts())) for row in page.data]
-        return Page(data, page.has_more)
+    async def page(self, owner: str, query: PageQuery) -> Page[StoredBatch]:
+        """A page of the owner's batches."""
+        return await self.rows.page(owner, query)
 
     async def unfinished(self) -> list[str]:
         """Ids of every batch that has not reached an end state (for the runner at start-up)."""
@@ -260,8 +244,10 @@ class BatchRepository:
             after = rows[-1].line
 
 
-def _columns(row: Row[Any]) -> dict[str, Any]:
-    return dict(row._mapping)
+async def _load(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[StoredBatch]:
+    """Batches with their line counts, counted from their lines now."""
+    counts = await _counts(conn, [row.id for row in rows])
+    return [StoredBatch(dict(row._mapping), counts.get(row.id, Counts())) for row in rows]
 
 
 async def _counts(conn: AsyncConnection, ids: list[str]) -> dict[str, Counts]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import Page, PageQuery, fetch_page
 from oasis.store.tables import chat_completion_messages as messages
 from oasis.store.tables import chat_completions as completions
 
@@ -27,12 +28,20 @@ class StoredChatCompletion:
     metadata: dict[str, str]
 
 
+_COLUMNS = [completions.c.body, completions.c.metadata]
+
+
+def _stored(row: Row[Any]) -> StoredChatCompletion:
+    return StoredChatCompletion(row.body, row.metadata)
+
+
 class ChatCompletionRepository:
     """Rows of ``chat_completions`` and ``chat_completion_messages``, each seen only by
     its owner."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, completions, each(_stored), columns=_COLUMNS)
 
     async def insert(
         self,
@@ -69,45 +78,15 @@ class ChatCompletionRepository:
                 )
 
     async def get(self, owner: str, completion_id: str) -> StoredChatCompletion | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(completions.c.body, completions.c.metadata).where(
-                        and_(completions.c.owner == owner, completions.c.id == completion_id)
-                    )
-                )
-            ).first()
-        return None if row is None else StoredChatCompletion(row.body, row.metadata)
+        return await self.rows.get(owner, completion_id)
 
     async def page(
-        self,
-        owner: str,
-        *,
-        model: str | None,
-        metadata: dict[str, str],
-        after: str | None,
-        order: str,
-        limit: int,
+        self, owner: str, query: PageQuery, *, model: str | None, metadata: dict[str, str]
     ) -> Page[StoredChatCompletion]:
         """The owner's completions in creation order, narrowed to ``model`` and to those
         whose metadata holds every pair of ``metadata``."""
-        where = completions.c.owner == owner
-        if model is not None:
-            where = and_(where, completions.c.model == model)
-        for key, value in metadata.items():
-            where = and_(where, self._has_pair(key, value))
-        async with self.engine.connect() as conn:
-            page = await fetch_page(
-                conn,
-                [completions.c.body, completions.c.metadata],
-                where,
-                key=completions.c.pk,  # creation order, without ties between equal seconds
-                cursor=completions.c.id,
-                after=after,
-                order=order,
-                limit=limit,
-            )
-        return Page([StoredChatCompletion(r.body, r.metadata) for r in page.data], page.has_more)
+        pairs = [self._has_pair(key, value) for key, value in metadata.items()]
+        return await self.rows.page(owner, query, *pairs, model=model)
 
     def _has_pair(self, key: str, value: str) -> ColumnElement[bool]:
         """The completion's metadata maps ``key`` to ``value``."""
@@ -129,27 +108,22 @@ class ChatCompletionRepository:
                 .returning(completions.c.body, completions.c.metadata)
             )
             row = result.first()
-        return None if row is None else StoredChatCompletion(row.body, row.metadata)
+        return None if row is None else _stored(row)
 
     async def delete(self, owner: str, completion_id: str) -> bool:
         """Remove a completion and its messages; False if the owner has no such one."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(completions).where(
-                    and_(completions.c.owner == owner, completions.c.id == completion_id)
-                )
-            )
-            if not result.rowcount:
-                return False
-            await conn.execute(
+        return await self.rows.delete(
+            owner,
+            completion_id,
+            cascade=lambda conn: conn.execute(
                 delete(messages).where(
                     and_(messages.c.owner == owner, messages.c.completion_id == completion_id)
                 )
-            )
-        return True
+            ),
+        )
 
     async def messages(
-        self, owner: str, completion_id: str, *, after: str | None, order: str, limit: int
+        self, owner: str, completion_id: str, query: PageQuery
     ) -> Page[dict[str, Any]]:
         """A page of a completion's request messages, in the order they were sent."""
         where = and_(messages.c.owner == owner, messages.c.completion_id == completion_id)
@@ -160,8 +134,8 @@ class ChatCompletionRepository:
                 where,
                 key=messages.c.position,
                 cursor=messages.c.message_id,
-                after=after,
-                order=order,
-                limit=limit,
+                after=query.after,
+                order=query.order,
+                limit=query.limit,
             )
         return Page([dict(row.data) for row in page.data], page.has_more)

@@ -8,13 +8,14 @@ records where (``path``, inside the sandbox) and who wrote it (``source``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import Page, PageQuery, fetch_page
 from oasis.store.tables import container_files, containers
 
 
@@ -68,11 +69,8 @@ def _file(row: Row[Any]) -> StoredContainerFile:
     )
 
 
-def _live(owner: str, now: int) -> ColumnElement[bool]:
-    return and_(
-        containers.c.owner == owner,
-        containers.c.last_active_at + containers.c.expires_minutes * 60 > now,
-    )
+def _unexpired(now: int) -> ColumnElement[bool]:
+    return containers.c.last_active_at + containers.c.expires_minutes * 60 > now
 
 
 class ContainerRepository:
@@ -80,50 +78,18 @@ class ContainerRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, containers, each(_container), columns=_CONTAINER)
 
     async def insert(self, owner: str, stored: StoredContainer) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                containers.insert().values(
-                    owner=owner,
-                    id=stored.id,
-                    name=stored.name,
-                    created_at=stored.created_at,
-                    last_active_at=stored.last_active_at,
-                    expires_minutes=stored.expires_minutes,
-                    memory_limit=stored.memory_limit,
-                )
-            )
+        await self.rows.insert(owner, asdict(stored))
 
     async def get(self, owner: str, container_id: str, now: int) -> StoredContainer | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_CONTAINER).where(
-                        and_(_live(owner, now), containers.c.id == container_id)
-                    )
-                )
-            ).first()
-        return None if row is None else _container(row)
+        return await self.rows.get(owner, container_id, _unexpired(now))
 
     async def page(
-        self, owner: str, now: int, *, name: str | None, after: str | None, order: str, limit: int
+        self, owner: str, now: int, query: PageQuery, *, name: str | None
     ) -> Page[StoredContainer]:
-        where = _live(owner, now)
-        if name is not None:
-            where = and_(where, containers.c.name == name)
-        async with self.engine.connect() as conn:
-            page = await fetch_page(
-                conn,
-                list(_CONTAINER),
-                where,
-                key=containers.c.pk,
-                cursor=containers.c.id,
-                after=after,
-                order=order,
-                limit=limit,
-            )
-        return Page([_container(row) for row in page.data], page.has_more)
+        return await self.rows.page(owner, query, _unexpired(now), name=name)
 
     async def touch(self, container_id: str, now: int) -> None:
         """Mark the container active now (it expires counting from here)."""
@@ -134,17 +100,13 @@ class ContainerRepository:
 
     async def delete(self, owner: str, container_id: str) -> bool:
         """Remove a container and its file rows; False if the owner has no such one."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(containers).where(
-                    and_(containers.c.owner == owner, containers.c.id == container_id)
-                )
-            )
-            if result.rowcount:
-                await conn.execute(
-                    delete(container_files).where(container_files.c.container_id == container_id)
-                )
-        return bool(result.rowcount)
+        return await self.rows.delete(
+            owner,
+            container_id,
+            cascade=lambda conn: conn.execute(
+                delete(container_files).where(container_files.c.container_id == container_id)
+            ),
+        )
 
     async def take_expired(self, now: int, limit: int = 200) -> list[str]:
         """Remove up to ``limit`` expired containers (and their file rows); their ids.
@@ -235,9 +197,7 @@ class ContainerRepository:
             )
             return [_file(row) for row in rows]
 
-    async def file_page(
-        self, container_id: str, *, after: str | None, order: str, limit: int
-    ) -> Page[StoredContainerFile]:
+    async def file_page(self, container_id: str, query: PageQuery) -> Page[StoredContainerFile]:
         async with self.engine.connect() as conn:
             page = await fetch_page(
                 conn,
@@ -245,9 +205,9 @@ class ContainerRepository:
                 container_files.c.container_id == container_id,
                 key=container_files.c.pk,
                 cursor=container_files.c.id,
-                after=after,
-                order=order,
-                limit=limit,
+                after=query.after,
+                order=query.order,
+                limit=query.limit,
             )
         return Page([_file(row) for row in page.data], page.has_more)
 

@@ -6,13 +6,14 @@ A file past its ``expires_at`` is invisible to every read here, whether or not t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import Page, PageQuery
 from oasis.store.tables import files
 
 
@@ -40,8 +41,8 @@ def _stored(row: Row[Any]) -> StoredFile:
     return StoredFile(row.id, row.created_at, row.expires_at, row.bytes, row.filename, row.purpose)
 
 
-def _live(owner: str, now: int) -> ColumnElement[bool]:
-    return and_(files.c.owner == owner, or_(files.c.expires_at.is_(None), files.c.expires_at > now))
+def _unexpired(now: int) -> ColumnElement[bool]:
+    return or_(files.c.expires_at.is_(None), files.c.expires_at > now)
 
 
 class FileRepository:
@@ -49,63 +50,22 @@ class FileRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, files, each(_stored), columns=_COLUMNS)
 
     async def insert(self, owner: str, stored: StoredFile) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                files.insert().values(
-                    id=stored.id,
-                    owner=owner,
-                    created_at=stored.created_at,
-                    expires_at=stored.expires_at,
-                    bytes=stored.bytes,
-                    filename=stored.filename,
-                    purpose=stored.purpose,
-                )
-            )
+        await self.rows.insert(owner, asdict(stored))
 
     async def get(self, owner: str, file_id: str, now: int) -> StoredFile | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_COLUMNS).where(and_(_live(owner, now), files.c.id == file_id))
-                )
-            ).first()
-        return None if row is None else _stored(row)
+        return await self.rows.get(owner, file_id, _unexpired(now))
 
     async def page(
-        self,
-        owner: str,
-        now: int,
-        *,
-        purpose: str | None,
-        after: str | None,
-        order: str,
-        limit: int,
+        self, owner: str, now: int, query: PageQuery, *, purpose: str | None
     ) -> Page[StoredFile]:
-        where = _live(owner, now)
-        if purpose is not None:
-            where = and_(where, files.c.purpose == purpose)
-        async with self.engine.connect() as conn:
-            page = await fetch_page(
-                conn,
-                list(_COLUMNS),
-                where,
-                key=files.c.pk,  # creation order, without ties between equal seconds
-                cursor=files.c.id,
-                after=after,
-                order=order,
-                limit=limit,
-            )
-        return Page([_stored(row) for row in page.data], page.has_more)
+        return await self.rows.page(owner, query, _unexpired(now), purpose=purpose)
 
     async def delete(self, owner: str, file_id: str) -> bool:
         """Remove a file's row (expired or not); False if the owner has no such file."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(files).where(and_(files.c.owner == owner, files.c.id == file_id))
-            )
-        return bool(result.rowcount)
+        return await self.rows.delete(owner, file_id)
 
     async def take_expired(self, now: int, limit: int = 500) -> list[tuple[str, str]]:
         """Remove up to ``limit`` expired rows; their ``(owner, id)`` pairs.

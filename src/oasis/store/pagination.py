@@ -18,6 +18,19 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class PageQuery:
+    """What a list request asks for: a cursor on either side, the order, the page size."""
+
+    after: str | None = None
+    before: str | None = None
+    order: str = "desc"
+    limit: int = 20
+
+
+FIRST_PAGE = PageQuery()
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list and whether rows follow it."""
 

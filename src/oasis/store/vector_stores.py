@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Integer,
+    Row,
     and_,
     column,
     delete,
@@ -28,7 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.retrieval.filters import to_sql
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import Page, PageQuery
 from oasis.store.tables import (
     CHUNKS_FTS,
     vector_store_chunks,
@@ -116,6 +118,15 @@ class ChunkHit:
     text: str
 
 
+_STORE_COLUMNS = [
+    vector_stores.c.id,
+    vector_stores.c.created_at,
+    vector_stores.c.name,
+    vector_stores.c.metadata,
+    vector_stores.c.expires_after,
+    vector_stores.c.last_active_at,
+    vector_stores.c.generation,
+]
 _FILE_COLUMNS = [
     vector_store_files.c.file_id,
     vector_store_files.c.vector_store_id,
@@ -143,6 +154,27 @@ def _file(row: Any) -> StoredFile:
     return StoredFile(*row)
 
 
+async def _load_stores(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[StoredStore]:
+    """Stores with their file counts and usage, counted from their file rows now."""
+    loaded = []
+    for row in rows:
+        counts, usage = await _counts(conn, vector_store_files.c.vector_store_id == row.id)
+        loaded.append(
+            StoredStore(
+                row.id,
+                row.created_at,
+                row.name,
+                row.metadata,
+                row.expires_after,
+                row.last_active_at,
+                row.generation,
+                counts,
+                usage,
+            )
+        )
+    return loaded
+
+
 async def _counts(conn: AsyncConnection, where: ColumnElement[bool]) -> tuple[Counts, int]:
     rows = await conn.execute(
         select(
@@ -166,6 +198,10 @@ class VectorStoreRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.store_rows = OwnedRows(engine, vector_stores, _load_stores, columns=_STORE_COLUMNS)
+        self.file_rows = OwnedRows(
+            engine, vector_store_files, each(_file), columns=_FILE_COLUMNS, id_column="file_id"
+        )
 
     @property
     def dialect(self) -> str:
@@ -198,45 +234,10 @@ class VectorStoreRepository:
             )
 
     async def get(self, owner: str, store_id: str) -> StoredStore | None:
-        async with self.engine.connect() as conn:
-            return await self._get(conn, owner, store_id)
+        return await self.store_rows.get(owner, store_id)
 
-    async def _get(self, conn: AsyncConnection, owner: str, store_id: str) -> StoredStore | None:
-        row = (
-            await conn.execute(
-                select(
-                    vector_stores.c.id,
-                    vector_stores.c.created_at,
-                    vector_stores.c.name,
-                    vector_stores.c.metadata,
-                    vector_stores.c.expires_after,
-                    vector_stores.c.last_active_at,
-                    vector_stores.c.generation,
-                ).where(and_(vector_stores.c.id == store_id, vector_stores.c.owner == owner))
-            )
-        ).first()
-        if row is None:
-            return None
-        counts, usage = await _counts(conn, vector_store_files.c.vector_store_id == store_id)
-        return StoredStore(*row, counts=counts, usage_bytes=usage)
-
-    async def page(
-        self, owner: str, *, order: str, after: str | None, limit: int, before: str | None = None
-    ) -> Page[StoredStore]:
-        async with self.engine.connect() as conn:
-            ids = await fetch_page(
-                conn,
-                [vector_stores.c.id],
-                vector_stores.c.owner == owner,
-                key=vector_stores.c.pk,
-                cursor=vector_stores.c.id,
-                after=after,
-                order=order,
-                limit=limit,
-                before=before,
-            )
-            found = [await self._get(conn, owner, row.id) for row in ids.data]
-        return Page([s for s in found if s is not None], ids.has_more)
+    async def page(self, owner: str, query: PageQuery) -> Page[StoredStore]:
+        return await self.store_rows.page(owner, query)
 
     async def update(self, owner: str, store_id: str, **values: Any) -> bool:
         async with self.engine.begin() as conn:
@@ -248,17 +249,12 @@ class VectorStoreRepository:
         return bool(result.rowcount)
 
     async def delete(self, owner: str, store_id: str) -> bool:
-        async with self.engine.begin() as conn:
+        """Remove a store with its files, batches and chunks; False if the owner has none."""
+
+        async def cascade(conn: AsyncConnection) -> None:
             stored = await self._stored_bytes(
                 conn, vector_store_files.c.vector_store_id == store_id
             )
-            result = await conn.execute(
-                delete(vector_stores).where(
-                    and_(vector_stores.c.id == store_id, vector_stores.c.owner == owner)
-                )
-            )
-            if not result.rowcount:
-                return False
             await record_bytes(conn, owner, USAGE_KIND, -stored)
             await self._drop_chunks(conn, vector_store_chunks.c.vector_store_id == store_id)
             await conn.execute(
@@ -269,7 +265,8 @@ class VectorStoreRepository:
                     vector_store_file_batches.c.vector_store_id == store_id
                 )
             )
-        return True
+
+        return await self.store_rows.delete(owner, store_id, cascade=cascade)
 
     async def generation(self, store_id: str) -> int | None:
         async with self.engine.connect() as conn:
@@ -297,7 +294,8 @@ class VectorStoreRepository:
         """Attach a file (``in_progress``); an attached one comes back as it is, with
         False (or, in a batch, joins it if it is not being processed)."""
         async with self.engine.begin() as conn:
-            existing = await self._file(conn, owner, store_id, file_id)
+            in_store = vector_store_files.c.vector_store_id == store_id
+            existing = await self.file_rows.get_in(conn, owner, file_id, in_store)
             if existing is not None:
                 return existing, False
             await conn.execute(
@@ -315,55 +313,26 @@ class VectorStoreRepository:
                     batch_id=batch_id,
                 )
             )
-            added = await self._file(conn, owner, store_id, file_id)
+            added = await self.file_rows.get_in(conn, owner, file_id, in_store)
         assert added is not None
         return added, True
 
     async def file(self, owner: str, store_id: str, file_id: str) -> StoredFile | None:
-        async with self.engine.connect() as conn:
-            return await self._file(conn, owner, store_id, file_id)
-
-    @staticmethod
-    async def _file(
-        conn: AsyncConnection, owner: str, store_id: str, file_id: str
-    ) -> StoredFile | None:
-        row = (
-            await conn.execute(select(*_FILE_COLUMNS).where(_one_file(owner, store_id, file_id)))
-        ).first()
-        return None if row is None else _file(row)
+        return await self.file_rows.get(
+            owner, file_id, vector_store_files.c.vector_store_id == store_id
+        )
 
     async def file_page(
         self,
         owner: str,
         store_id: str,
+        query: PageQuery,
         *,
         status: str | None,
-        batch_id: str | None,
-        order: str,
-        after: str | None,
-        limit: int,
-        before: str | None = None,
+        batch_id: str | None = None,
     ) -> Page[StoredFile]:
-        where = and_(
-            vector_store_files.c.vector_store_id == store_id, vector_store_files.c.owner == owner
-        )
-        if status is not None:
-            where = and_(where, vector_store_files.c.status == status)
-        if batch_id is not None:
-            where = and_(where, vector_store_files.c.batch_id == batch_id)
-        async with self.engine.connect() as conn:
-            page = await fetch_page(
-                conn,
-                list(_FILE_COLUMNS),
-                where,
-                key=vector_store_files.c.pk,
-                cursor=vector_store_files.c.file_id,
-                after=after,
-                order=order,
-                limit=limit,
-                before=before,
-            )
-        return Page([_file(row) for row in page.data], page.has_more)
+        in_store = vector_store_files.c.vector_store_id == store_id
+        return await self.file_rows.page(owner, query, in_store, status=status, batch_id=batch_id)
 
     async def set_attributes(
         self, owner: str, store_id: str, file_id: str, attributes: dict[str, Any] | None

@@ -27,7 +27,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from oasis.core.conversation import FunctionTool
+from oasis.core.conversation import FunctionTool, Image
+from oasis.tools.browsing import OpenedPages
 from oasis.tools.citations import Sources
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
@@ -59,9 +60,12 @@ class ToolContext:
     policy guards), the URL policy to check a URL before using it, whose request it is, the
     turn's history (the stored items of the chain or conversation before this turn, then
     this turn's input), where a kind finds its own earlier items, and the turn's numbered
-    sources (what a tool cites, the answer's annotations point at), and the
-    server's services a tool may call, by name (``"vector_stores"``:
-    :class:`~oasis.services.vector_stores.VectorStoreService`)."""
+    sources (what a tool cites, the answer's annotations point at), the pages the turn
+    has opened (web search's open and find), and the server's services a tool may call,
+    by name (``"vector_stores"``: :class:`~oasis.services.vector_stores.VectorStoreService`,
+    ``"mcp_sessions"``: :class:`~oasis.tools.mcp_sessions.SessionPool`). ``stream`` says
+    whether the client reads the response as events: work only events show (image
+    previews) is done only then."""
 
     http: httpx.AsyncClient
     owner: str
@@ -70,6 +74,8 @@ class ToolContext:
     history: Sequence[Item] = ()
     sources: Sources = field(default_factory=Sources)
     services: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    pages: OpenedPages = field(default_factory=OpenedPages)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class ReplayedOutput:
 
     call_id: str
     output: str
+    # What the client showed (a screenshot), for a model that reads images; shown after
+    # the result, the latest only.
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,13 @@ class PreparingKind(ToolKind, Protocol):
     async def check(self, tools: Sequence[ConfiguredTool], urls: UrlPolicy) -> None:
         """Checks that need the network, before the response starts (a URL the policy
         refuses is a 400 naming its field); any kind may define this."""
+        ...
+
+    def fit(self, tools: Sequence[ConfiguredTool], history: Sequence[Item]) -> list[ConfiguredTool]:
+        """This kind's configured entries refitted to the conversation (``history``: the
+        inherited items, then this request's input), before the first prompt: the GA
+        ``computer`` tool bounds its coordinates by the latest screenshot's size; any
+        kind may define this."""
         ...
 
     async def check_access(

@@ -5,7 +5,8 @@ The picture is made by the images service (``oasis.services.images.ImagesService
 code path of ``/v1/images/generations``, installed by the app), so the tool's parameters
 mean what they mean there: ``size``, ``quality``, ``background``, ``output_format``,
 ``output_compression``, ``model`` and ``partial_images`` (previews, streamed as
-``response.image_generation_call.partial_image``). A value the service refuses is a 400
+``response.image_generation_call.partial_image``; drawn only when the response is
+streamed, as OpenAI sends them only as events). A value the service refuses is a 400
 naming ``tools[i].<param>`` before the response starts; a server without an image model
 refuses the tool itself (``tools[i]``).
 
@@ -124,13 +125,15 @@ class ImageGenerationKind:
         """Each tool's request as the images service checks it (model, size, format…),
         before the response starts; a refusal names ``tools[i].<param>``."""
         for tool in tools:
-            await self._prepare(tool, "check")
+            await self._prepare(tool, "check", previews=True)
 
-    async def _prepare(self, tool: ConfiguredTool, prompt: str) -> Prepared:
+    async def _prepare(self, tool: ConfiguredTool, prompt: str, *, previews: bool) -> Prepared:
+        """The images request of ``tool`` for ``prompt``; its previews are drawn only when
+        ``previews`` (a streamed response: OpenAI sends them only as stream events)."""
         assert self.images is not None  # configure refused the tool otherwise
         config: ImageConfig = tool.config
         body = ImageGenerationRequest(
-            prompt=prompt, stream=config.partial_images > 0, **config.fields
+            prompt=prompt, stream=previews and config.partial_images > 0, **config.fields
         )
         where = f"tools[{tool.index}]"
         try:
@@ -162,7 +165,7 @@ class ImageGenerationKind:
             yield ToolResult("The image generation failed: the call gave no prompt.")
             return
         try:
-            prepared = await self._prepare(call.tool, prompt)
+            prepared = await self._prepare(call.tool, prompt, previews=context.stream)
         except OasisError as exc:
             yield ItemDone({**item, "status": "failed"})
             yield ToolResult(f"The image generation failed: {exc.message}")

@@ -32,6 +32,7 @@ _BUILTIN: dict[str, str] = {
     ),
     "mcp": "oasis.tools.mcp:TOOL",
     "computer_use_preview": "oasis.tools.computer_use:TOOL",
+    "computer": "oasis.tools.computer_use:GA_TOOL",
     "code_interpreter": "oasis.tools.code_interpreter:TOOL",
 }
 _kinds: dict[str, ToolKind] = {}

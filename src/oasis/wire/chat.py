@@ -12,9 +12,15 @@ from oasis.wire.sampling import SamplingRequest
 Text = Annotated[str, Field()]
 
 
+class ImageURL(WireModel):
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
 class ContentPart(WireModel):
     type: str
     text: str | None = None
+    image_url: ImageURL | None = None  # set on an ``image_url`` part
 
 
 class _Typed(Protocol):

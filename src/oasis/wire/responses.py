@@ -82,6 +82,12 @@ class ComputerUseToolParam(WireModel):
     environment: Literal["windows", "mac", "linux", "ubuntu", "browser"]
 
 
+class ComputerToolParam(WireModel):
+    """The GA computer tool: no screen declared (it is the screenshots' size)."""
+
+    type: Literal["computer"]
+
+
 class CodeInterpreterToolParam(WireModel):
     type: Literal["code_interpreter"]
     container: str | dict[str, Any]
@@ -118,6 +124,7 @@ _TOOL_MODELS: dict[str, type[WireModel]] = {
     "file_search": FileSearchToolParam,
     "mcp": McpToolParam,
     "computer_use_preview": ComputerUseToolParam,
+    "computer": ComputerToolParam,
     "code_interpreter": CodeInterpreterToolParam,
     "image_generation": ImageGenerationToolParam,
     **dict.fromkeys(
@@ -146,6 +153,7 @@ ToolParam = Annotated[
     | Annotated[FileSearchToolParam, Tag("FileSearchToolParam")]
     | Annotated[McpToolParam, Tag("McpToolParam")]
     | Annotated[ComputerUseToolParam, Tag("ComputerUseToolParam")]
+    | Annotated[ComputerToolParam, Tag("ComputerToolParam")]
     | Annotated[CodeInterpreterToolParam, Tag("CodeInterpreterToolParam")]
     | Annotated[ImageGenerationToolParam, Tag("ImageGenerationToolParam")]
     | Annotated[UnknownToolParam, Tag("UnknownToolParam")],
@@ -157,6 +165,7 @@ HostedToolParam = (
     | FileSearchToolParam
     | McpToolParam
     | ComputerUseToolParam
+    | ComputerToolParam
     | CodeInterpreterToolParam
     | ImageGenerationToolParam
 )

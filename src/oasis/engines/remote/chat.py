@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oasis.core.backend import EventStream, Prompt
-from oasis.core.conversation import Conversation, Message, ToolCall
+from oasis.core.conversation import Conversation, Message, ToolCall, split_parts
 from oasis.core.events import (
     Finished,
     FinishReason,
@@ -30,6 +30,7 @@ from oasis.core.events import (
     ToolCallStarted,
 )
 from oasis.core.options import GenerationOptions, callable_tools, tools_in_play
+from oasis.core.pictures import data_url
 from oasis.core.types import GeneratedToken, SamplingParams, TokenLogprob
 from oasis.engines.remote.upstream import UpstreamPool, event_error
 from oasis.errors import EngineUnreachableError, UnsupportedError
@@ -63,6 +64,8 @@ class RemoteChatBackend:
 
     supports_prompt_logprobs = False
     supports_token_prompts = False
+    # Image parts go upstream as data URLs; the server says whether its model reads them.
+    supports_images = True
     vocab_size: int | None = None
 
     def __init__(self, spec: ModelSpec, pool: UpstreamPool, upstream_model: str) -> None:
@@ -343,7 +346,7 @@ def _message(message: Message) -> dict[str, Any]:
     chat template knows; an assistant's calls with ``content`` "", not null, which some
     servers refuse)."""
     role = "system" if message.role == "developer" else message.role
-    out: dict[str, Any] = {"role": role, "content": message.content}
+    out: dict[str, Any] = {"role": role, "content": _content(message)}
     if message.tool_calls:
         out["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -354,6 +357,22 @@ def _message(message: Message) -> dict[str, Any]:
     if message.name:
         out["name"] = message.name
     return out
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """A message's content: its text, or (with images) text and ``image_url`` parts, each
+    image as a data URL."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = []
+    for part in split_parts(message):
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+        else:
+            assert part.data is not None and part.mime is not None  # loaded by the core
+            url = {"url": data_url(part.data, part.mime), "detail": part.detail}
+            parts.append({"type": "image_url", "image_url": url})
+    return parts
 
 
 def _piece(entry: dict[str, Any]) -> bytes:
