@@ -166,7 +166,8 @@ def create_app(
         shared = store.engine.dialect.name == "postgresql"
         leases = Leases(store.leases if shared else None, ttl=settings.lease_seconds)
         limiter.open(store.rate_windows)
-        access.open(store.keys, UsageRecorder(store.usage, limiter, meters))
+        recorder = UsageRecorder(store.usage, limiter, meters)
+        access.open(store.keys, recorder)
         app.state.metrics = meters
         app.state.usage_report = UsageReport(store.usage)
         meters.watch(
@@ -256,6 +257,8 @@ def create_app(
             dispatch,
             concurrency=settings.batch_concurrency,
             leases=leases,
+            usage=store.usage,
+            count_usage=recorder.count,
         )
         # With replicas, each adopts the background work of one that died (its leases
         # expired) every half lease.

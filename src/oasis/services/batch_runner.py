@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from oasis.caller import Caller, UsageEntry, UsageRow, current_caller
 from oasis.engines.worker import lower_priority
 from oasis.errors import NotFoundError
 from oasis.ids import new_id
@@ -42,6 +43,7 @@ from oasis.store.batches import (
     StoredBatch,
 )
 from oasis.store.leases import Fence, LeaseLost
+from oasis.store.usage import UsageRepository, WorkCaller
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,12 @@ class BatchRunner:
         *,
         concurrency: int,
         leases: Leases | None = None,
+        usage: UsageRepository | None = None,
+        count_usage: Callable[[UsageEntry], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.usage = usage  # who asked for each batch: its lines' usage is theirs
+        self.count_usage = count_usage  # the metrics of the usage this process records
         self.leases = leases or Leases(None)
         self.files = files
         self.dispatch = dispatch
@@ -88,6 +94,14 @@ class BatchRunner:
     def running(self) -> int:
         """How many batches this process is running now."""
         return len(self._tasks)
+
+    async def remember_caller(self, batch_id: str) -> None:
+        """Keep who is asking for the batch (the request's key), so its lines record their
+        usage under that key in whichever process runs them."""
+        caller = current_caller.get()
+        if self.usage is not None and caller is not None:
+            who = WorkCaller(caller.project_id, caller.key_id)
+            await self.usage.remember_caller(LEASE, batch_id, who)
 
     def start(self, batch_id: str) -> None:
         """Run the batch in a task of its own (unless one already runs it)."""
@@ -225,6 +239,9 @@ class BatchRunner:
         expires_at = int(stored.row["expires_at"])
         lines = self._pending(stored.id)
         writer = LineWriter(self.repo, stored.id, fence)
+        who = WorkCaller(None, None)
+        if self.usage is not None:
+            who = await self.usage.caller_of(LEASE, stored.id)
         taking = asyncio.Lock()
         expired = False
 
@@ -239,7 +256,7 @@ class BatchRunner:
                     expired = True
                     return
                 async with self._slots:
-                    await self._run_line(stored, item, writer)
+                    await self._run_line(stored, item, writer, who)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -264,8 +281,23 @@ class BatchRunner:
                 yield item
             after = page[-1].line
 
-    async def _run_line(self, stored: StoredBatch, item: PendingLine, writer: LineWriter) -> None:
-        status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+    async def _run_line(
+        self, stored: StoredBatch, item: PendingLine, writer: LineWriter, who: WorkCaller
+    ) -> None:
+        # The line's usage is collected here (no sink: nothing is written or charged as it
+        # runs) and stored with its result, once, under the key that asked for the batch.
+        caller = Caller(
+            owner=stored.owner,
+            key_id=who.key_id,
+            project_id=who.project_id,
+            max_tokens=who.max_tokens,
+        )
+        token = current_caller.set(caller)
+        try:
+            status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+        finally:
+            current_caller.reset(token)
+        usage = [UsageRow(stored.owner, who.project_id, who.key_id, e) for e in caller.used]
         result = {
             "id": new_id("batch_req", nbytes=16),
             "custom_id": item.custom_id,
@@ -278,11 +310,14 @@ class BatchRunner:
         }
         # Shielded: once the answer exists, a cancel must not lose it half-written.
         write = asyncio.ensure_future(
-            writer.write(LineResult(item.line, status >= 400, result, line_tokens(body)))
+            writer.write(LineResult(item.line, status >= 400, result, line_tokens(body), usage))
         )
         self._writes.add(write)
         write.add_done_callback(self._forget)
         if await asyncio.shield(write):
+            if self.count_usage is not None:
+                for entry in caller.used:
+                    self.count_usage(entry)
             self.lines_done["failed" if status >= 400 else "completed"] += 1
 
     def _forget(self, write: asyncio.Future[bool]) -> None:

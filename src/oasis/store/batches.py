@@ -17,10 +17,12 @@ from typing import Any
 from sqlalchemy import Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from oasis.caller import UsageRow
 from oasis.store.leases import Fence, check_fence
 from oasis.store.owned import OwnedRows
 from oasis.store.pagination import Page, PageQuery
 from oasis.store.tables import batch_lines, batches
+from oasis.store.usage import insert_rows
 
 # The states a batch can still leave; the runner resumes these after a restart.
 UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
@@ -84,6 +86,7 @@ class LineResult:
     failed: bool
     result: dict[str, Any]
     tokens: LineTokens = LineTokens()
+    usage: Sequence[UsageRow] = ()  # stored with the result, in its transaction
 
 
 @dataclass(frozen=True)
@@ -209,8 +212,9 @@ class BatchRepository:
     async def finish_lines(
         self, batch_id: str, results: list[LineResult], fence: Fence | None = None
     ) -> list[int]:
-        """Mark lines done with their output lines, in one transaction; the numbers of those
-        written (a line already done keeps its first output). Raises
+        """Mark lines done with their output lines and store their usage records, in one
+        transaction; the numbers of those written (a line already done keeps its first
+        output, and its usage is not stored again). Raises
         :class:`~oasis.store.leases.LeaseLost`, writing nothing, once ``fence`` no longer
         holds."""
         written: list[int] = []
@@ -232,6 +236,7 @@ class BatchRepository:
                 )
                 if updated.rowcount:
                     written.append(item.line)
+                    await insert_rows(conn, item.usage)
         return written
 
     async def expire_pending(self, batch_id: str, fence: Fence | None = None) -> None:
