@@ -94,6 +94,10 @@ async def run_http(base_url: str, url: str, bodies: list[dict[str, Any]], width:
         return time.perf_counter() - start
 
 
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def live_p50(client: OpenAI, count: int) -> float:
     """The median seconds of ``count`` short chat requests, one after another."""
     times = []
@@ -114,7 +118,7 @@ def main() -> None:
     parser.add_argument("--chat-lines", type=int, default=1000)
     parser.add_argument("--embedding-lines", type=int, default=10_000)
     parser.add_argument("--tokens", type=int, default=16, help="max_tokens of a chat line")
-    parser.add_argument("--concurrency", type=int, default=4, help="batch_concurrency")
+    parser.add_argument("--concurrency", type=int, default=64, help="batch_concurrency")
     parser.add_argument("--http-width", type=int, default=8, help="concurrent chat requests")
     parser.add_argument("--embedding-width", type=int, default=64)
     parser.add_argument("--live", type=int, default=10, help="live requests per p50")
@@ -131,17 +135,21 @@ def main() -> None:
     chat = [chat_body(i, args.tokens) for i in range(args.chat_lines)]
     texts = sentences(args.embedding_lines)
     embed = [embedding_body(text) for text in texts]
-    with served(data_dir, config) as server:
+    with served(data_dir, config, timeout=600) as server:
         client = OpenAI(base_url=server.api_url, api_key="x", max_retries=0, timeout=600)
         live_p50(client, 2)  # warm up both paths
         chat_http = asyncio.run(
             run_http(server.api_url, "/v1/chat/completions", chat, args.http_width)
         )
+        progress(f"chat over HTTP: {chat_http:.1f} s")
         chat_batch, _ = run_batch(client, "/v1/chat/completions", chat)
+        progress(f"chat batch: {chat_batch:.1f} s")
         embed_http = asyncio.run(
             run_http(server.api_url, "/v1/embeddings", embed, args.embedding_width)
         )
+        progress(f"embeddings over HTTP: {embed_http:.1f} s")
         embed_batch, _ = run_batch(client, "/v1/embeddings", embed)
+        progress(f"embeddings batch: {embed_batch:.1f} s")
 
         idle = live_p50(client, args.live)
         # A batch long enough to outlast the live requests, cancelled after them.
@@ -159,6 +167,7 @@ def main() -> None:
         while client.batches.retrieve(running.id).status != "in_progress":
             time.sleep(0.1)
         busy = live_p50(client, args.live)
+        progress(f"live p50: idle {idle * 1000:.0f} ms, during a batch {busy * 1000:.0f} ms")
         still = client.batches.retrieve(running.id)
         client.batches.cancel(running.id)
 

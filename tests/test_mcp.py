@@ -410,3 +410,48 @@ def test_an_approval_response_must_answer_a_request(raw: httpx.Client) -> None:
     response = raw.post("/responses", json={"model": MODEL, "input": [answer]})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "input[0].approval_request_id"
+
+
+def _sessions_opened(url: str) -> int:
+    stats = httpx.get(url.rsplit("/", 1)[0] + "/stats", timeout=30).json()
+    return int(stats["initialize"])
+
+
+def test_one_session_serves_the_listing_and_calls_of_many_turns(
+    sdk: OpenAI, mcp_urls: dict[str, str]
+) -> None:
+    url = mcp_urls["http"]
+    tool = {"headers": {"X-Api-Key": "sesame"}, "authorization": "pooled"}
+    before = _sessions_opened(url)
+    for _ in range(3):  # each turn lists the tools and calls one
+        response = sdk.responses.create(**_body(url, "whoami", tool=tool))
+        assert response.output[1].output == "hello Bearer pooled"  # type: ignore[union-attr]
+    # Opened once (or not at all, when an earlier test left it open): a session per
+    # operation opened six.
+    assert _sessions_opened(url) - before <= 1
+    # Other secrets never ride on that session: each set of headers has its own.
+    other = sdk.responses.create(
+        **_body(url, "whoami", tool={**tool, "authorization": "someone-else"})
+    )
+    assert other.output[1].output == "hello Bearer someone-else"  # type: ignore[union-attr]
+    bare = sdk.responses.create(**_body(url, "whoami"))
+    assert bare.output[1].status == "failed"  # type: ignore[union-attr]
+    assert _sessions_opened(url) - before <= 3
+
+
+def test_a_session_the_server_forgot_is_reopened_for_the_call(
+    mcp_server: Server, sdk: OpenAI
+) -> None:
+    ports = (free_port(), free_port(), free_port())
+    with running(ports) as urls:
+        first = sdk.responses.create(**_body(urls["stateful"], "add"))
+        assert first.output[1].type == "mcp_call" and first.output[1].status == "completed"
+    with running(ports) as urls:  # the same server, restarted: its sessions are gone
+        # The listing is reused from the chain, so the pooled session's first request is
+        # the call itself; the server answers it 404, having never run it.
+        second = sdk.responses.create(
+            **{**_body(urls["stateful"], "add"), "previous_response_id": first.id}
+        )
+        call = next(item for item in second.output if item.type == "mcp_call")
+        assert call.status == "completed" and call.error is None, call
+        assert _sessions_opened(urls["stateful"]) == 1

@@ -8,6 +8,7 @@ jobs) while the engine templates, parses tool calls and constrains output itself
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -325,6 +326,23 @@ def test_hang_up_stops_the_upstream(server: Server, engine: Engine, client: Open
         model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4, timeout=60
     )
     assert done.choices[0].message is not None
+
+
+def test_streams_reuse_their_connection(engine: Engine, client: OpenAI) -> None:
+    """A stream read to its end leaves its connection in the pool for the next request
+    (the engine's access log names each request's client port)."""
+    before = len(engine.log())
+    for _ in range(4):
+        stream = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=2,
+            logit_bias=NEVER_END,
+            stream=True,
+        )
+        assert [chunk for chunk in stream]
+    ports = re.findall(r':(\d+) - "POST /v1/chat/completions ', engine.log()[before:])
+    assert len(ports) == 4 and len(set(ports)) < 4, ports
 
 
 def test_two_urls_balanced_with_health_checks(

@@ -8,8 +8,9 @@ another; replicas started together migrate once; rate limits are shared.
 from __future__ import annotations
 
 import json
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types import Batch
 
 from oasis.store.migrations import STEPS
 from tests.postgres import Cluster
@@ -40,7 +42,12 @@ FINAL = {"completed", "incomplete", "failed", "cancelled"}
 
 
 def _replica(
-    data_dir: Path, url: str, *, preload: list[str], env: dict[str, str] | None = None
+    data_dir: Path,
+    url: str,
+    *,
+    preload: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> Server:
     return start_server(
         data_dir,
@@ -52,6 +59,7 @@ def _replica(
             **(env or {}),
         },
         args=["--database-url", url],
+        timeout=timeout,
     )
 
 
@@ -211,6 +219,82 @@ def test_a_background_stream_resumes_on_the_other_replica(replicas: Replicas) ->
         check_order(sse_events(b.get(f"/responses/{response_id}", params={"stream": "true"})))
         final = events[-1]["response"]
         assert a.get(f"/responses/{response_id}").json()["output"] == final["output"]
+
+
+def test_a_batch_taken_over_from_a_stalled_replica_holds_each_line_once(
+    postgres: Cluster, tmp_path: Path
+) -> None:
+    """A replica stops (SIGSTOP) past its lease mid-batch; another takes the batch over and
+    finishes it; the first then wakes with lines in flight. Its late results are refused
+    (the lease's generation fences them): each ``custom_id`` is in the output once and
+    ``request_counts`` match the file, then and after."""
+    url = postgres.database()
+    env = {"OASIS_LEASE_SECONDS": "1", "OASIS_BATCH_CONCURRENCY": "4"}
+    # (Loading the model may take minutes on a busy machine.)
+    stalled, other = _start_together(
+        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600
+    )
+    try:
+        a, b = sdk_for(stalled, KEY), sdk_for(other, KEY)
+        lines = [
+            {
+                "custom_id": f"s{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": f"Count up from {i}."}],
+                    "max_tokens": 24,
+                },
+            }
+            for i in range(24)
+        ]
+        text = "\n".join(json.dumps(line) for line in lines).encode()
+        upload = a.files.create(file=("in.jsonl", text), purpose="batch")
+        batch = a.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        if _batch_when(a, batch.id, lambda n: n >= 2).status != "in_progress":
+            pytest.skip("the batch ended before the replica could be stopped")
+        stalled.process.send_signal(signal.SIGSTOP)
+        try:
+            stopped_at = _finished(b.batches.retrieve(batch.id))
+            # The other replica adopts the batch once the lease runs out, and runs lines.
+            _batch_when(b, batch.id, lambda n: n > stopped_at)
+        finally:
+            stalled.process.send_signal(signal.SIGCONT)
+        done = _batch_when(b, batch.id, lambda n: False)
+        assert done.status == "completed", done
+        assert done.output_file_id is not None and done.error_file_id is None
+        text = b.files.content(done.output_file_id).text
+        output = [json.loads(line) for line in text.splitlines()]
+        assert sorted(line["custom_id"] for line in output) == sorted(f"s{i}" for i in range(24))
+        counts = done.request_counts
+        assert counts is not None and (counts.total, counts.completed, counts.failed) == (24, 24, 0)
+        time.sleep(2)  # the woken replica's lines in flight have ended (refused) by now
+        assert b.batches.retrieve(batch.id).request_counts == counts
+        assert "taken over" in stalled.log() or "lost the lease" in stalled.log()
+    finally:
+        stalled.kill()
+        other.stop()
+
+
+def _finished(batch: Batch) -> int:
+    counts = batch.request_counts
+    return 0 if counts is None else counts.completed + counts.failed
+
+
+def _batch_when(
+    sdk: openai.OpenAI, batch_id: str, ready: Callable[[int], bool], timeout: float = 300
+) -> Batch:
+    """The batch once ``ready(lines finished)`` holds, or it has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = sdk.batches.retrieve(batch_id)
+        if ready(_finished(batch)) or batch.status in {"completed", "failed", "cancelled"}:
+            return batch
+        time.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} did not get there in {timeout} s")
 
 
 def test_a_job_whose_replica_is_killed_is_ended_by_another(replicas: Replicas) -> None:

@@ -78,6 +78,7 @@ from oasis.store import Store
 from oasis.store.blobs import BlobStore
 from oasis.store.db import open_database
 from oasis.tools import code_interpreter, image_generation, web_search
+from oasis.tools.mcp_sessions import SessionPool
 from oasis.tools.outbound import UrlPolicy, create_http_client
 from oasis.tools.registry import load_plugins
 from oasis.usage import UsageRecorder
@@ -165,7 +166,8 @@ def create_app(
         shared = store.engine.dialect.name == "postgresql"
         leases = Leases(store.leases if shared else None, ttl=settings.lease_seconds)
         limiter.open(store.rate_windows)
-        access.open(store.keys, UsageRecorder(store.usage, limiter, meters))
+        recorder = UsageRecorder(store.usage, limiter, meters)
+        access.open(store.keys, recorder)
         app.state.metrics = meters
         app.state.usage_report = UsageReport(store.usage)
         meters.watch(
@@ -182,6 +184,7 @@ def create_app(
         )
         urls = UrlPolicy(allow_private=settings.allow_private_urls)
         http = create_http_client(http_transport, urls)
+        mcp_sessions = SessionPool(http, urls)
         app.state.stored_chat = StoredChatCompletions(store.chat_completions)
         app.state.chat = ChatService(core, ChatSearch(http, urls), app.state.stored_chat)
         app.state.conversations = ConversationService(store)
@@ -225,6 +228,7 @@ def create_app(
             tool_services={
                 "vector_stores": app.state.vector_stores,
                 "containers": app.state.containers,
+                "mcp_sessions": mcp_sessions,
             },
             leases=leases,
         )
@@ -254,6 +258,8 @@ def create_app(
             dispatch,
             concurrency=settings.batch_concurrency,
             leases=leases,
+            usage=store.usage,
+            count_usage=recorder.count,
         )
         # With replicas, each adopts the background work of one that died (its leases
         # expired) every half lease.
@@ -305,6 +311,7 @@ def create_app(
             await store.close()
             await app.state.embeddings.close()
             await manager.close()
+            await mcp_sessions.close()
             await http.aclose()
             if search_engine is not None:
                 await search_engine.close()

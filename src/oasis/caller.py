@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class UsageEntry:
-    """What one request used. ``endpoint`` is the Usage API's kind: ``completions``,
-    ``embeddings``, ``images``, ``audio_speeches`` or ``audio_transcriptions``."""
+    """What one request used. ``endpoint`` is the Usage API's kind (``completions``,
+    ``embeddings``, ``images``, ``audio_speeches``, ``audio_transcriptions``,
+    ``code_interpreter_sessions``, ``vector_stores``) or, for a hosted tool's calls, the
+    call item's type in the plural (``web_search_calls``, ``mcp_calls``, ...), with their
+    number in ``tool_calls``. ``bytes`` is a change in stored bytes (vector stores)."""
 
     endpoint: str
     model: str
@@ -32,6 +35,7 @@ class UsageEntry:
     seconds: float = 0.0
     images: int = 0
     tool_calls: int = 0
+    bytes: int = 0
 
     @property
     def tokens(self) -> int:
@@ -42,7 +46,21 @@ class UsageEntry:
 class UsageSink(Protocol):
     """Where usage goes (the database, the metrics, the limits)."""
 
-    async def record(self, caller: Caller, entry: UsageEntry) -> None: ...
+    async def record(self, caller: Caller, entry: UsageEntry, *, stored: bool = False) -> None:
+        """Store ``entry`` as ``caller``'s, count it in the metrics and charge the limits.
+        ``stored``: the work that used it already stored it, in the transaction that stored
+        its result (a batch line, a background response); only count and charge."""
+        ...
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One usage record as stored: what was used and by whom."""
+
+    owner: str
+    project_id: str | None
+    key_id: str | None
+    entry: UsageEntry
 
 
 @dataclass
@@ -60,7 +78,8 @@ class Caller:
 
     @property
     def model(self) -> str | None:
-        return self.used[-1].model if self.used else None
+        # Container sessions and stored bytes name no model.
+        return next((entry.model for entry in reversed(self.used) if entry.model), None)
 
     @property
     def input_tokens(self) -> int:
@@ -74,9 +93,9 @@ class Caller:
 current_caller: ContextVar[Caller | None] = ContextVar("oasis_caller", default=None)
 
 
-async def record_usage(entry: UsageEntry) -> None:
-    """Record what this request used. Without a caller (an in-process embedder, a job
-    resumed after a restart) nothing is recorded; a failed write is logged, never raised:
+async def record_usage(entry: UsageEntry, *, stored: bool = False) -> None:
+    """Record what this request used. Without a caller (an in-process embedder)
+    nothing is recorded; a failed write is logged, never raised:
     the client already has its answer."""
     caller = current_caller.get()
     if caller is None:
@@ -85,9 +104,25 @@ async def record_usage(entry: UsageEntry) -> None:
     if caller.sink is None:
         return
     try:
-        await caller.sink.record(caller, entry)
+        await caller.sink.record(caller, entry, stored=stored)
     except Exception:
         log.exception("could not record usage of %s on %s", entry.model, entry.endpoint)
+
+
+def usage_rows(entries: list[UsageEntry]) -> list[UsageRow]:
+    """``entries`` as this request's usage records (none without a caller), for work that
+    stores its usage in the same transaction as its result, so it is stored exactly once."""
+    caller = current_caller.get()
+    if caller is None:
+        return []
+    return [UsageRow(caller.owner, caller.project_id, caller.key_id, e) for e in entries]
+
+
+async def count_usage(entries: list[UsageEntry]) -> None:
+    """Report usage that :func:`usage_rows`' transaction stored to the metrics and limits
+    (as :func:`record_usage` does, less the write)."""
+    for entry in entries:
+        await record_usage(entry, stored=True)
 
 
 def token_ceiling() -> int | None:

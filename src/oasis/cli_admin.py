@@ -218,7 +218,8 @@ def usage_table(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Usage per day (UTC) and model: requests, tokens, and audio and images."""
+    """Usage per day (UTC) and model: requests, tokens, audio, images, tool calls, container
+    sessions (``code_interpreter_sessions``) and the change in stored vector store bytes."""
     settings = settings_from(config, data_dir=data_dir)
     today = int(time.time()) // 86400 * 86400
     since = today - (days - 1) * 86400
@@ -235,6 +236,10 @@ def usage_table(
             other.append(f"{float(row['seconds']):.1f} s audio")
         if row["images"]:
             other.append(f"{int(row['images'])} images")
+        if row["tool_calls"]:  # a tool's calls, or a Responses turn's built-in tool calls
+            other.append(f"{int(row['tool_calls'])} tool calls")
+        if row["bytes"]:  # a day's change in vector store bytes
+            other.append(f"{int(row['bytes']):+d} bytes stored")
         table.add_row(
             _when(int(row["day"]) * 86400)[:10],
             row["endpoint"],

@@ -225,8 +225,10 @@ class Settings(BaseModel):
     # Seconds a request may wait for its turn on a chat model before it gets 503 with
     # Retry-After (before any byte of a stream); None waits as long as it takes.
     queue_timeout: float | None = Field(default=None, gt=0)
-    # Batch lines run at once, across all batches (each below interactive requests).
-    batch_concurrency: int = Field(default=2, ge=1, le=256)
+    # Batch lines in flight at once, across all batches. Each model still runs them below
+    # interactive requests (a chat model at most `parallel - 1` beside each other); enough
+    # in flight keeps its sequences, or the embeddings batcher's passes, full.
+    batch_concurrency: int = Field(default=64, ge=1, le=256)
     # Requests and tokens per minute for each key that sets none of its own (config-file
     # keys, tokens while no keys exist, database keys created without --rpm/--tpm); None
     # is no limit. Counted in the database, so replicas share them.

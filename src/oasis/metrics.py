@@ -81,8 +81,14 @@ class Metrics:
         )
         self.tool_calls = Counter(
             "oasis_hosted_tool_calls",
-            "Hosted tool calls run for Responses.",
-            ["model"],
+            "Tool calls of the built-in tools (web_search, file_search, mcp, "
+            "code_interpreter, image_generation, computer), by model and tool.",
+            ["model", "tool"],
+            registry=r,
+        )
+        self.container_sessions = Counter(
+            "oasis_code_interpreter_sessions",
+            "Containers (code interpreter sessions) created.",
             registry=r,
         )
 

@@ -14,7 +14,7 @@ from oasis.api.deps import SpeechDep, TranscriptionDep
 from oasis.api.forms import read_form, split_form, validate_fields
 from oasis.api.sse import SSE_HEADERS, sse_response
 from oasis.errors import InvalidRequestError
-from oasis.services.audio.transcription import Upload, render
+from oasis.services.audio.transcription import Upload
 from oasis.wire.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
 from oasis.wire.base import dump
 
@@ -74,10 +74,7 @@ async def create_transcription(request: Request, service: TranscriptionDep) -> R
             events = await service.stream(body, upload)
             streaming = True
             return sse_response(_closing(events, form), done_marker=False)
-        transcript = await service.create(body, upload)
-        return _respond(
-            render(transcript, body.response_format or "json", body.timestamp_granularities)
-        )
+        return _respond(await service.answer(body, upload))
     finally:
         if not streaming:
             await form.close()
@@ -88,7 +85,6 @@ async def create_translation(request: Request, service: TranscriptionDep) -> Res
     form = await _read_form(request)
     try:
         body, upload = _parse(form, TranslationRequest)
-        transcript = await service.create(body, upload)
-        return _respond(render(transcript, body.response_format or "json"))
+        return _respond(await service.answer(body, upload))
     finally:
         await form.close()

@@ -247,11 +247,21 @@ class ConstraintState:
             return True
         return bool(self._matcher.validate_tokens([token]) == 1)
 
+    def _allowed(self) -> Any:
+        """One 0/1 entry per token of the vocabulary: may it come next."""
+        self._matcher.unsafe_compute_mask_ptr(self._mask.ctypes.data, self._mask.nbytes)
+        return np.unpackbits(self._mask.view(np.uint8), bitorder="little")[: self._n_vocab]
+
+    def allowed_tokens(self) -> list[int]:
+        """Every token that may come next (all of them while a lazy constraint sleeps)."""
+        if not self.active:
+            return list(range(self._n_vocab))
+        return [int(t) for t in np.flatnonzero(self._allowed())]
+
     def mask_logits(self, logits_ptr: Any) -> None:
         """Set the logits of every token the grammar forbids to -inf, in place."""
         self.masked_steps += 1
-        self._matcher.unsafe_compute_mask_ptr(self._mask.ctypes.data, self._mask.nbytes)
-        allowed = np.unpackbits(self._mask.view(np.uint8), bitorder="little")[: self._n_vocab]
+        allowed = self._allowed()
         address = ctypes.cast(logits_ptr, ctypes.c_void_p).value
         logits = np.ctypeslib.as_array((ctypes.c_float * self._n_vocab).from_address(address or 0))
         logits[allowed == 0] = -np.inf

@@ -35,11 +35,27 @@ from oasis.core.tool_calls import (
 CHANNEL = "<|channel|>"
 MESSAGE = "<|message|>"
 START = "<|start|>"
+ASSISTANT_START = START + "assistant"
+FINAL_HEADER = CHANNEL + "final" + MESSAGE
 # Markers that end a message's body.
 _ENDS = ("<|end|>", "<|call|>", "<|return|>", START)
 _RECIPIENT = re.compile(r"\bto=([^\s<]+)")
-# The built-in tool gpt-oss was trained to search with, and the hosted tool it stands for.
-BROWSER_TOOLS: Mapping[str, str] = {"browser.search": "web_search"}
+# The built-in tool gpt-oss was trained to browse with, and the hosted tool it stands for:
+# web search takes the arguments of all three (it tells them apart by their fields).
+BROWSER_TOOLS: Mapping[str, str] = {
+    "browser.search": "web_search",
+    "browser.open": "web_search",
+    "browser.find": "web_search",
+}
+
+
+def call_header(function: str, builtin: str | None = None) -> str:
+    """The header of the assistant's call of ``function`` (after ``<|start|>assistant``):
+    a built-in tool (``browser.search``) on the analysis channel, as gpt-oss calls it,
+    else ``functions.NAME`` on commentary with JSON arguments."""
+    if builtin is not None:
+        return f"{CHANNEL}analysis to={builtin} code{MESSAGE}"
+    return f"{CHANNEL}commentary to=functions.{function} <|constrain|>json{MESSAGE}"
 
 
 def speaks_harmony(template_source: str) -> bool:

@@ -274,3 +274,80 @@ class TextToSpeechEngine(Engine, Protocol):
         each sentence as soon as it is ready. Closing the iterator early stops the runtime
         before its next sentence.
         """
+
+
+# --- Engines that answer whole requests ----------------------------------------------------
+#
+# A remote server (engine ``openai``) tokenizes, decodes audio and encodes speech itself:
+# the protocols above (token ids in, samples out) do not fit it. These take a request's
+# validated fields and give back what the server said; the service above stays the one
+# path per endpoint, branching on which protocol the model's engine provides.
+
+
+@runtime_checkable
+class RelayedAnswer(Protocol):
+    """An answer a server is sending, status already 2xx. Read it one way, then close it
+    (closing early hangs up, so the server stops working on it)."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The JSON payload of each server-sent event, until ``[DONE]`` or the end."""
+
+    async def read(self) -> bytes:
+        """The whole body."""
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EmbeddedInputs:
+    """What an :class:`EmbeddingRelay` answered: one float32 row per input, and the tokens
+    the server counted."""
+
+    vectors: NDArray[np.float32]
+    prompt_tokens: int
+
+
+@runtime_checkable
+class EmbeddingRelay(Engine, Protocol):
+    """An embeddings model behind a server that answers whole requests."""
+
+    async def embed_inputs(
+        self, inputs: list[str] | list[list[int]], dimensions: int | None
+    ) -> EmbeddedInputs:
+        """Vectors for ``inputs`` (texts, or token ids of the server's model), shortened to
+        ``dimensions`` if given and the server does that."""
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """An uploaded audio file, as bytes to send on."""
+
+    data: bytes
+    filename: str
+    content_type: str = "application/octet-stream"
+
+
+@runtime_checkable
+class SpeechToTextRelay(Engine, Protocol):
+    """A speech recogniser behind a server that answers whole requests."""
+
+    async def transcribe_file(
+        self, task: str, fields: dict[str, Any], audio: AudioFile
+    ) -> RelayedAnswer:
+        """Send ``audio`` with the request's ``fields`` (OpenAI's names, ``model`` left to
+        the relay) for ``task`` (``"transcribe"`` or ``"translate"``)."""
+
+
+@runtime_checkable
+class TextToSpeechRelay(Engine, Protocol):
+    """A speech synthesiser behind a server that answers whole requests."""
+
+    async def speak(self, fields: dict[str, Any]) -> RelayedAnswer:
+        """Ask for speech with the request's ``fields`` (OpenAI's names, ``model`` left to
+        the relay); the answer is audio bytes, or events if ``stream_format`` is ``sse``."""

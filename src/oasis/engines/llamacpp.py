@@ -31,7 +31,7 @@ from oasis.engines.fanout import fan_out
 from oasis.engines.local_chat import LocalChatBackend
 from oasis.engines.media import ImageRun, MediaPrompt, Projector
 from oasis.engines.scheduler import SharedPrompt, Slot, SlotPool, StepScheduler, common_prefix
-from oasis.engines.worker import Job, ModelWorker
+from oasis.engines.worker import Job, ModelWorker, in_background
 from oasis.errors import ModelUnavailableError, OasisError
 from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
@@ -450,7 +450,7 @@ class LlamaCppEngine:
         try:
             # Waiting for another choice happens before joining: no step waits for us.
             source = share.follow(slot) if share is not None else None
-            scheduler.join()
+            scheduler.join(background=in_background())
         except BaseException:
             self._slots.release(slot)
             raise

@@ -4,6 +4,13 @@ The model's own chat template renders the conversation (tools natively when the 
 speaks our call format, else in a generic tool prompt); tool_choice and response_format
 become a grammar the engine decodes under; the sampled tokens are decoded with stop
 sequences held back, split into reasoning and answer, and read for tool calls.
+
+A harmony model (gpt-oss) opens its output with a channel header, so its grammar is the
+same JSON grammar placed after a header: a forced call's header (``to=functions.NAME``, or
+the built-in that stands for a hosted tool) or the ``final`` channel's is appended to the
+prompt and the model writes only the body under the grammar; a response format beside
+tools it may call waits for the ``final`` header the model writes itself (a lazy
+constraint), so it may still think and call tools first.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from oasis.core import harmony as harmony_format
 from oasis.core import reasoning
 from oasis.core.backend import EventStream, Prompt
 from oasis.core.constraints import response_format_grammar, tool_call_grammar
@@ -64,6 +72,8 @@ class LocalPrompt(Prompt):
     # A gpt-oss model speaking harmony, and the built-in tools it calls by other names.
     harmony: bool = False
     harmony_aliases: Mapping[str, str] = field(default_factory=dict)
+    # The harmony header appended to the prompt (the model writes the body after it).
+    harmony_header: str = ""
 
 
 class LocalChatBackend:
@@ -93,30 +103,36 @@ class LocalChatBackend:
         """Render ``conversation`` with the model's template and check that it fits."""
         tools = tools_in_play(options)
         if self._harmony and any(t.custom is not None for t in tools):
-            # A custom tool's grammar must hold, and nothing is enforced under harmony.
+            # gpt-oss calls functions with JSON bodies only (``<|constrain|>json``); a custom
+            # tool's free-form input has no place in its format.
             raise UnsupportedError(
-                f"Custom tools are not supported with `{self.spec.id}` (a harmony model, "
-                "whose output is not constrained here).",
+                f"Custom tools are not supported with `{self.spec.id}` (a harmony model: "
+                "gpt-oss calls tools with JSON arguments only).",
                 param="tools",
             )
-        # Our grammars start the output at the answer; harmony opens with a channel header,
-        # so a harmony model's tools and formats are asked for, not enforced.
-        constraint = None if self._harmony else _constraint_for(options, tools)
-        aliases = _browser_aliases(tools) if self._harmony else {}
+        header = ""
+        if self._harmony:
+            aliases = _browser_aliases(tools)
+            constraint, header = _harmony_constraint(options, aliases)
+        else:
+            aliases = {}
+            constraint = _constraint_for(options, tools)
 
         images = [image.data for image in conversation.images if image.data is not None]
 
-        def render_and_tokenize() -> tuple[str, list[int]]:
+        def render_and_tokenize() -> tuple[str, str, list[int]]:
             text = self._render(conversation, options, tools, builtin=aliases)
+            opening = _opening(text, header)
+            text += opening
             if images and isinstance(self.engine, MediaEngine):
                 tokens = self.engine.tokenize_media(text, images, param)
                 self._check_fits(tokens, param)
-                return text, tokens
-            return text, self._fitting_tokens(text, param, add_bos=False)
+                return text, opening, tokens
+            return text, opening, self._fitting_tokens(text, param, add_bos=False)
 
         # Off the event loop: a multi-megabyte input takes seconds to render and tokenize,
         # and every other client would wait that long.
-        text, tokens = await asyncio.to_thread(render_and_tokenize)
+        text, header, tokens = await asyncio.to_thread(render_and_tokenize)
         return LocalPrompt(
             text,
             len(tokens),
@@ -129,6 +145,7 @@ class LocalChatBackend:
             thinking_open=self._reasons and text.rstrip().endswith(reasoning.OPEN),
             harmony=self._harmony,
             harmony_aliases=aliases,
+            harmony_header=header,
         )
 
     def _render(
@@ -257,6 +274,7 @@ class LocalChatBackend:
         produced = cached = 0
         reason: FinishReason = "length"
         scored: list[GeneratedToken] = []
+        header = prompt.harmony_header  # read as the output's start, once the prompt is done
         try:
             async for token in stream:
                 if token.prompt_token:
@@ -265,6 +283,10 @@ class LocalChatBackend:
                 if scored:  # the prompt is scored in full before the first generated token
                     yield PromptScored(scored)
                     scored = []
+                if harmony is not None and header:
+                    for event in _harmony_split(harmony, header, []):
+                        yield event
+                    header = ""
                 if token.cached_prompt_tokens is not None:
                     cached = token.cached_prompt_tokens
                 if token.end_of_generation:
@@ -285,6 +307,9 @@ class LocalChatBackend:
             await stream.aclose()  # type: ignore[attr-defined]
         if scored:  # nothing was generated (max_tokens 0)
             yield PromptScored(scored)
+        if harmony is not None and header:
+            for event in _harmony_split(harmony, header, []):
+                yield event
         tail = decoder.flush()
         for event in (
             _harmony_split(harmony, tail.text, tail.tokens, final=True)
@@ -435,19 +460,9 @@ def _constraint_for(
     """The grammar for ``options`` (already checked); ``tools`` are those in play."""
     fmt = options.response_format
     schema_param = options.response_format_param
-    text_schema: dict[str, Any] | None = None
-    if fmt.type == "json_object":
-        text_schema = {"type": "object"}
-    elif fmt.type == "json_schema":
-        text_schema = fmt.schema
+    text_schema = _text_schema(fmt)
     if not tools:
-        if text_schema is None:
-            return None
-        return response_format_grammar(
-            None if fmt.type == "json_object" else text_schema,
-            strict=fmt.strict or fmt.type == "json_object",
-            param=schema_param,
-        )
+        return _format_grammar(options)
     forced = options.tool_choice != "auto"
     allowed = callable_tools(options)
     positions = {t.name: i for i, t in enumerate(options.tools)}
@@ -462,6 +477,62 @@ def _constraint_for(
         text_strict=fmt.strict or fmt.type == "json_object",
         text_param=schema_param,
     )
+
+
+def _opening(text: str, header: str) -> str:
+    """The harmony ``header`` to append to the rendered ``text``: after the assistant's
+    ``<|start|>assistant`` the template wrote, or with it where the template did not."""
+    if header and not text.endswith(harmony_format.ASSISTANT_START):
+        return harmony_format.ASSISTANT_START + header
+    return header
+
+
+def _text_schema(fmt: ResponseFormat) -> dict[str, Any] | None:
+    """The schema the answer's text must match (None: free text)."""
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.type == "json_schema":
+        return fmt.schema
+    return None
+
+
+def _format_grammar(options: GenerationOptions) -> OutputConstraint | None:
+    """The grammar of ``response_format`` alone (None for text)."""
+    fmt = options.response_format
+    if _text_schema(fmt) is None:
+        return None
+    return response_format_grammar(
+        None if fmt.type == "json_object" else fmt.schema,
+        strict=fmt.strict or fmt.type == "json_object",
+        param=options.response_format_param,
+    )
+
+
+def _harmony_constraint(
+    options: GenerationOptions, aliases: Mapping[str, str]
+) -> tuple[OutputConstraint | None, str]:
+    """A harmony model's (grammar, header to append to the prompt); see the module
+    docstring. ``required`` with several tools to choose from is asked for in the prompt
+    only: the choice is in the header, which a prefix cannot leave open."""
+    allowed = callable_tools(options)
+    if options.tool_choice != "auto" and allowed:
+        if len(allowed) > 1:
+            return None, ""
+        (tool,) = allowed
+        position = next(i for i, t in enumerate(options.tools) if t.name == tool.name)
+        arguments = response_format_grammar(
+            tool.parameters or {"type": "object", "properties": {}},
+            strict=tool.strict,
+            param=options.tools_param.format(index=position),
+        )
+        builtin = next((b for b, name in aliases.items() if name == tool.name), None)
+        return arguments, harmony_format.call_header(tool.name, builtin)
+    text = _format_grammar(options)
+    if text is None:
+        return None, ""
+    if not allowed:
+        return text, harmony_format.FINAL_HEADER
+    return replace(text, trigger=harmony_format.FINAL_HEADER, end_after_match=True), ""
 
 
 def _browser_aliases(tools: tuple[FunctionTool, ...]) -> dict[str, str]:

@@ -12,6 +12,10 @@ sampler chains, grammars and logprobs stay per sequence and need no locking.
 Only the scheduler thread enters the runtime: memory operations (trimming a slot's cache,
 copying a shared prompt) go through :meth:`StepScheduler.call`, run between steps. One
 thread also means one OpenMP team, as before batching.
+
+A sequence that joins as background work (a batch line) sits out every step while an
+interactive sequence is active: it keeps its slot and cells and goes on once the live
+requests have left, so they decode as fast as they would alone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class _Request:
     start: int  # position of the first token
     outputs: Sequence[bool]  # whether each token's logits are wanted
     rows: list[int] = field(default_factory=list)  # batch rows of the wanted logits
+    background: bool = False  # held back while an interactive sequence is active
     done: bool = False
     error: BaseException | None = None
 
@@ -68,6 +73,8 @@ class StepScheduler:
         self._requests: list[_Request] = []
         self._calls: list[_Call] = []
         self._active = 0
+        self._interactive = 0  # active sequences that are not background work
+        self._local = threading.local()  # whether the calling sequence is background work
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=f"{name} scheduler", daemon=True)
         self._thread.start()
@@ -79,15 +86,21 @@ class StepScheduler:
         """How many sequences are generating now (each takes part in every step)."""
         return self._active
 
-    def join(self) -> None:
-        """Mark the calling sequence active: from now on no step runs without it."""
+    def join(self, background: bool = False) -> None:
+        """Mark the calling sequence active: from now on no step runs without it (a
+        ``background`` one: no step runs without it while no interactive one is active)."""
+        self._local.background = background
         with self._cond:
             self._active += 1
+            if not background:
+                self._interactive += 1
 
     def leave(self) -> None:
         """The calling sequence is done (finished, cancelled or failed); its slot is free."""
         with self._cond:
             self._active -= 1
+            if not self._local.background:
+                self._interactive -= 1
             self._cond.notify_all()
 
     def call(self, fn: Callable[[], Any]) -> Any:
@@ -111,7 +124,7 @@ class StepScheduler:
         (``llama_get_logits_ith``) stay valid until this sequence calls ``decode`` again
         or leaves, since no step runs before it does. The caller must have joined.
         """
-        request = _Request(slot, tokens, start, outputs)
+        request = _Request(slot, tokens, start, outputs, background=self._local.background)
         with self._cond:
             self._requests.append(request)
             self._cond.notify_all()
@@ -162,12 +175,17 @@ class StepScheduler:
         """
         step: list[_Request] = []
         budget = self.n_batch
+        # While a live sequence is active, background ones wait (they have asked, so they
+        # still count for _ready; they are simply not taken).
+        hold = self._interactive > 0
         for request in self._requests:
+            if hold and request.background:
+                continue
             if len(request.tokens) <= budget:
                 step.append(request)
                 budget -= len(request.tokens)
         if not step:  # larger than a batch: the caller's mistake, failed below
-            step = [self._requests[0]]
+            step = [next(r for r in self._requests if not (hold and r.background))]
         for request in step:
             self._requests.remove(request)
         return step

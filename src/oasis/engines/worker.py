@@ -15,8 +15,11 @@ and runs that many jobs at once.
 
 Background work (batch lines) runs below interactive traffic: a task that called
 :func:`lower_priority` queues its jobs behind every interactive job, and such a job starts
-only while no interactive job waits or runs, one at a time. An interactive request so waits
-for at most the one background job already running, however large the batch.
+only on a thread that no interactive job waits for, with one thread always left free for
+the next interactive request when there are several (a llama.cpp model with ``parallel``
+sequences runs up to ``parallel - 1`` batch lines beside each other, and a live request
+joins them at once). With one thread, a background job runs only while no interactive job
+waits or runs, and an interactive request waits for at most that one job.
 """
 
 from __future__ import annotations
@@ -42,11 +45,18 @@ _STARTED = object()  # the job left the queue: the wait limit no longer applies
 _RELEASE = object()  # frees the job's queue slot; always posted just before _DONE
 
 _BACKGROUND: ContextVar[bool] = ContextVar("oasis_background_priority", default=False)
+_JOB = threading.local()  # what the job running on this worker thread is
 
 
 def lower_priority() -> None:
     """Run the model jobs of the current task (and of tasks it starts) as background work."""
     _BACKGROUND.set(True)
+
+
+def in_background() -> bool:
+    """Whether the job running on the calling worker thread is background work (so a
+    runtime that batches sequences can hold it back while interactive ones run)."""
+    return bool(getattr(_JOB, "background", False))
 
 
 class JobStream(AsyncIterator[T]):
@@ -128,6 +138,8 @@ class ModelWorker(Generic[T]):
         self._running = 0  # jobs in the threads now (written there, read on the loop)
         self._running_lock = threading.Lock()  # several threads count when workers > 1
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        # Threads background jobs may fill: all but one, kept for an interactive arrival.
+        self._background_threads = max(1, workers - 1)
         self._background_running = 0  # background jobs are not counted in _pending
         # Background jobs not yet handed to the executor: how to start each, how to fail it.
         self._deferred: deque[tuple[Callable[[], None], Callable[[], None]]] = deque()
@@ -141,12 +153,21 @@ class ModelWorker(Generic[T]):
 
     def _admit(self) -> None:
         """Hand deferred background jobs to the executor while no interactive job waits."""
-        while self._deferred and self._pending == 0 and self._background_running < 1:
+        while (
+            self._deferred and self._pending + self._background_running < self._background_threads
+        ):
             submit, _ = self._deferred.popleft()
             self._background_running += 1
             submit()
 
-    def _run(self, job: Job[T], emit: Callable[[object], None], cancelled: threading.Event) -> None:
+    def _run(
+        self,
+        job: Job[T],
+        emit: Callable[[object], None],
+        cancelled: threading.Event,
+        background: bool,
+    ) -> None:
+        _JOB.background = background
         try:
             if not cancelled.is_set():
                 emit(_STARTED)
@@ -245,7 +266,9 @@ class ModelWorker(Generic[T]):
             queue.put_nowait(_DONE)
 
         def submit() -> None:
-            future = loop.run_in_executor(self._executor, self._run, job, emit, cancelled)
+            future = loop.run_in_executor(
+                self._executor, self._run, job, emit, cancelled, background
+            )
             future.add_done_callback(finished)
 
         if background:

@@ -102,8 +102,8 @@ class Job:
         if self.task is not None and self.started:
             self.task.cancel()
 
-    async def finish(self, write: Coroutine[Any, Any, object]) -> None:
-        """Run the job's one final write, shielded, and wait for it.
+    async def finish(self, write: Coroutine[Any, Any, object]) -> object:
+        """Run the job's one final write, shielded, and wait for it; what it returns.
 
         A stop that comes while it runs is not delivered (see :meth:`stop`); the shield
         also keeps a cancellation from outside (the event loop closing) from cutting it.
@@ -112,7 +112,7 @@ class Job:
             write.close()
             raise RuntimeError(f"response {self.response_id} already has its final write")
         self.final = asyncio.ensure_future(write)
-        await asyncio.shield(self.final)
+        return await asyncio.shield(self.final)
 
 
 class BackgroundJobs:

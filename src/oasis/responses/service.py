@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, get_args
@@ -20,7 +21,7 @@ from openai.types.responses import Response, ToolChoiceTypes
 from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
-from oasis.caller import UsageEntry, record_usage
+from oasis.caller import UsageEntry, count_usage, record_usage, usage_rows
 from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
@@ -503,21 +504,27 @@ class ResponsesService:
         async for out in run_steps(state, turn.builder):
             yield out
         events = turn.builder.end(state.incomplete_reason)
-        await self._persist(turn)
+        used = _usage_entries(turn)
+        stored = await self._persist(turn, used)
         for out in events:
             yield out
-        await record_usage(_usage_entry(turn))
+        if not turn.request.background:
+            for entry in used:
+                await record_usage(entry)
+        elif stored:
+            await count_usage(used)
 
-    async def _persist(self, turn: Turn) -> None:
+    async def _persist(self, turn: Turn, used: list[UsageEntry]) -> bool:
+        """Store the turn; a background one's usage with it (False: another process
+        ended it first, and nothing was stored)."""
         if turn.job is not None:
             # The job's one final write: a cancel or shutdown that comes now waits for it.
-            await turn.job.finish(self._write(turn))
-            return
+            return bool(await turn.job.finish(self._write(turn, used)))
         # Shielded: a client hanging up (which cancels its request) must not cut a write
         # in half; whatever was finished is stored as a whole.
-        await asyncio.shield(self._write(turn))
+        return await asyncio.shield(self._write(turn, used))
 
-    async def _write(self, turn: Turn) -> None:
+    async def _write(self, turn: Turn, used: list[UsageEntry]) -> bool:
         body = turn.builder.snapshot()
         finished = body["status"] in {"completed", "incomplete"}
         # A failed turn is stored (to be inspected) but is not added to its conversation.
@@ -525,8 +532,14 @@ class ResponsesService:
             turn.new_items + turn.builder.output if turn.conversation_id and finished else None
         )
         if turn.request.background:
-            await self.store.responses.finish(
-                turn.owner, body, outputs=turn.builder.output, conversation_append=appended
+            # The usage goes in the transaction that ends the job, so it is recorded once
+            # with the result, whichever process or replica writes that end.
+            return await self.store.responses.finish(
+                turn.owner,
+                body,
+                outputs=turn.builder.output,
+                conversation_append=appended,
+                usage=usage_rows(used),
             )
         elif turn.store:
             await self.store.responses.insert(
@@ -539,6 +552,7 @@ class ResponsesService:
             )
         elif appended and turn.conversation_id:
             await self.store.conversations.append(turn.owner, turn.conversation_id, appended)
+        return True
 
     async def create(self, request: ResponseCreateRequest, owner: str) -> Response:
         """A whole response (or, with ``background``, the queued one)."""
@@ -574,7 +588,7 @@ class ResponsesService:
 
         async def failed(exc: Exception) -> AsyncIterator[Event]:
             terminal = turn.builder.fail(failure_message(exc))
-            await self._persist(turn)
+            await self._persist(turn, [])
             for event in terminal:
                 yield _encode(event)
 
@@ -831,24 +845,29 @@ class ResponsesService:
         await self.jobs.close()
 
 
-def _usage_entry(turn: Turn) -> UsageEntry:
-    """What a finished turn used, as its ``usage`` says; hosted tool calls counted."""
+def _usage_entries(turn: Turn) -> list[UsageEntry]:
+    """What a finished turn used, as its ``usage`` says, and the calls of each built-in
+    tool (``web_search_call`` items counted as ``web_search_calls``, ...)."""
     used = turn.builder.usage or {}
-    hosted = [
-        item
+    model = turn.prompt.model.spec.id
+    calls = Counter(
+        str(item["type"])
         for item in turn.builder.output
         if str(item.get("type", "")).endswith("_call")
-        # Calls the client runs are not the server's tool calls.
-        and item.get("type") not in {"function_call", "custom_tool_call", "computer_call"}
-    ]
-    return UsageEntry(
+        # Functions and custom tools are the client's own, not built-in tools.
+        and item.get("type") not in {"function_call", "custom_tool_call"}
+    )
+    main = UsageEntry(
         "completions",
-        turn.prompt.model.spec.id,
+        model,
         input_tokens=int(used.get("input_tokens", 0)),
         cached_tokens=int(used.get("input_tokens_details", {}).get("cached_tokens", 0)),
         output_tokens=int(used.get("output_tokens", 0)),
-        tool_calls=len(hosted),
+        # The calls the server ran (the client performs a computer call's action).
+        tool_calls=sum(n for kind, n in calls.items() if kind != "computer_call"),
     )
+    tools = [UsageEntry(f"{kind}s", model, tool_calls=n) for kind, n in sorted(calls.items())]
+    return [main, *tools]
 
 
 def _encode(event: Any) -> Event:

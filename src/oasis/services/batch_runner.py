@@ -6,29 +6,44 @@ step. ``validating`` checks the input file and stores its lines; ``in_progress``
 lines not yet done, at most ``concurrency`` at once across all batches, each through the
 endpoint's own service (the ``dispatch`` callable, built by the HTTP layer) at background
 priority; ``finalizing`` / ``cancelling`` / an expiry write the output and error files.
-A line's output is stored in the transaction that marks it done: no line runs twice.
+A line's output is stored in the transaction that marks it done (lines that end together
+share one, :mod:`oasis.services.batch_writes`): a line done is never run again.
 
 With replicas (:mod:`oasis.services.leases`) a batch runs where its lease is held; a
 cancel that arrives at another replica reaches the holder as a stop request, and the
-batches of a replica that died are adopted by the others' sweeps and resumed.
+batches of a replica that died are adopted by the others' sweeps and resumed. Every write
+the runner makes carries its lease's fence: a replica that stalled past its lease while
+another took the batch over finds its late results refused, so each line's result is
+stored once, by the holder of the day, and ``request_counts`` match the files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from oasis.caller import Caller, UsageEntry, UsageRow, current_caller
 from oasis.engines.worker import lower_priority
 from oasis.errors import NotFoundError
 from oasis.ids import new_id
 from oasis.services.batch_input import MAX_BYTES, check_input
+from oasis.services.batch_writes import LineWriter
 from oasis.services.files import FilesService
 from oasis.services.leases import Leases
-from oasis.store.batches import BatchRepository, LineTokens, PendingLine, StoredBatch
+from oasis.store.batches import (
+    BatchRepository,
+    LineResult,
+    LineTokens,
+    PendingLine,
+    StoredBatch,
+)
+from oasis.store.leases import Fence, LeaseLost
+from oasis.store.usage import UsageRepository, WorkCaller
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +70,12 @@ class BatchRunner:
         *,
         concurrency: int,
         leases: Leases | None = None,
+        usage: UsageRepository | None = None,
+        count_usage: Callable[[UsageEntry], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.usage = usage  # who asked for each batch: its lines' usage is theirs
+        self.count_usage = count_usage  # the metrics of the usage this process records
         self.leases = leases or Leases(None)
         self.files = files
         self.dispatch = dispatch
@@ -75,6 +94,14 @@ class BatchRunner:
     def running(self) -> int:
         """How many batches this process is running now."""
         return len(self._tasks)
+
+    async def remember_caller(self, batch_id: str) -> None:
+        """Keep who is asking for the batch (the request's key), so its lines record their
+        usage under that key in whichever process runs them."""
+        caller = current_caller.get()
+        if self.usage is not None and caller is not None:
+            who = WorkCaller(caller.project_id, caller.key_id)
+            await self.usage.remember_caller(LEASE, batch_id, who)
 
     def start(self, batch_id: str) -> None:
         """Run the batch in a task of its own (unless one already runs it)."""
@@ -136,11 +163,11 @@ class BatchRunner:
         if not await self.leases.claim(LEASE, batch_id):
             return  # another replica runs it
         try:
-            await self._steps(batch_id)
+            await self._steps(batch_id, self.leases.fence(LEASE, batch_id))
         finally:
             await asyncio.shield(self.leases.release(LEASE, batch_id))
 
-    async def _steps(self, batch_id: str) -> None:
+    async def _steps(self, batch_id: str, fence: Fence | None) -> None:
         lower_priority()
         status = "validating"
         while True:
@@ -157,7 +184,10 @@ class BatchRunner:
                 }.get(status)
                 if step is None:
                     return
-                await step(stored)
+                await step(stored, fence)
+            except LeaseLost:
+                log.warning("batch %s was taken over by another replica; stopping here", batch_id)
+                return
             except asyncio.CancelledError:
                 if batch_id not in self._cancelled or self.closing:
                     raise
@@ -170,37 +200,48 @@ class BatchRunner:
             except Exception:
                 log.exception("batch %s failed", batch_id)
                 error = {"code": "server_error", "message": "The batch failed on the server."}
-                await self.repo.transition(batch_id, "failed", [status], _now(), errors=[error])
+                with contextlib.suppress(LeaseLost):  # then it is the new holder's to end
+                    await self.repo.transition(
+                        batch_id, "failed", [status], _now(), fence=fence, errors=[error]
+                    )
                 return
 
-    async def _validate(self, stored: StoredBatch) -> None:
+    async def _validate(self, stored: StoredBatch, fence: Fence | None) -> None:
         row = stored.row
         try:
             info = await self.files.get(stored.owner, row["input_file_id"])
             if info.bytes > MAX_BYTES:
                 await self._reject(
-                    stored, "file_too_large", f"The input file is over {MAX_BYTES} bytes."
+                    stored, fence, "file_too_large", f"The input file is over {MAX_BYTES} bytes."
                 )
                 return
             _, chunks = await self.files.stream(stored.owner, row["input_file_id"])
         except NotFoundError:
-            await self._reject(stored, "invalid_file", "The input file no longer exists.")
+            await self._reject(stored, fence, "invalid_file", "The input file no longer exists.")
             return
         check = await check_input(chunks, row["endpoint"])
         if check.errors:
             await self.repo.transition(
-                stored.id, "failed", ["validating"], _now(), errors=check.errors
+                stored.id, "failed", ["validating"], _now(), fence=fence, errors=check.errors
             )
             return
-        await self.repo.start(stored.id, check.lines, check.model, _now())
+        await self.repo.start(stored.id, check.lines, check.model, _now(), fence)
 
-    async def _reject(self, stored: StoredBatch, code: str, message: str) -> None:
+    async def _reject(
+        self, stored: StoredBatch, fence: Fence | None, code: str, message: str
+    ) -> None:
         error = {"code": code, "message": message, "line": None, "param": "input_file_id"}
-        await self.repo.transition(stored.id, "failed", ["validating"], _now(), errors=[error])
+        await self.repo.transition(
+            stored.id, "failed", ["validating"], _now(), fence=fence, errors=[error]
+        )
 
-    async def _execute(self, stored: StoredBatch) -> None:
+    async def _execute(self, stored: StoredBatch, fence: Fence | None) -> None:
         expires_at = int(stored.row["expires_at"])
         lines = self._pending(stored.id)
+        writer = LineWriter(self.repo, stored.id, fence)
+        who = WorkCaller(None, None)
+        if self.usage is not None:
+            who = await self.usage.caller_of(LEASE, stored.id)
         taking = asyncio.Lock()
         expired = False
 
@@ -215,19 +256,23 @@ class BatchRunner:
                     expired = True
                     return
                 async with self._slots:
-                    await self._run_line(stored, item)
+                    await self._run_line(stored, item, writer, who)
 
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(self.concurrency):
                     group.create_task(drain())
+        except* LeaseLost as lost:
+            raise lost.exceptions[0] from None
         finally:
             await lines.aclose()
         if expired:
-            await self.repo.expire_pending(stored.id)
-            await self._finish(stored)  # status in_progress: ends as expired
+            await self.repo.expire_pending(stored.id, fence)
+            await self._finish(stored, fence)  # status in_progress: ends as expired
         else:
-            await self.repo.transition(stored.id, "finalizing", ["in_progress"], _now())
+            await self.repo.transition(
+                stored.id, "finalizing", ["in_progress"], _now(), fence=fence
+            )
 
     async def _pending(self, batch_id: str) -> AsyncGenerator[PendingLine, None]:
         after = 0
@@ -236,8 +281,23 @@ class BatchRunner:
                 yield item
             after = page[-1].line
 
-    async def _run_line(self, stored: StoredBatch, item: PendingLine) -> None:
-        status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+    async def _run_line(
+        self, stored: StoredBatch, item: PendingLine, writer: LineWriter, who: WorkCaller
+    ) -> None:
+        # The line's usage is collected here (no sink: nothing is written or charged as it
+        # runs) and stored with its result, once, under the key that asked for the batch.
+        caller = Caller(
+            owner=stored.owner,
+            key_id=who.key_id,
+            project_id=who.project_id,
+            max_tokens=who.max_tokens,
+        )
+        token = current_caller.set(caller)
+        try:
+            status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
+        finally:
+            current_caller.reset(token)
+        usage = [UsageRow(stored.owner, who.project_id, who.key_id, e) for e in caller.used]
         result = {
             "id": new_id("batch_req", nbytes=16),
             "custom_id": item.custom_id,
@@ -250,16 +310,24 @@ class BatchRunner:
         }
         # Shielded: once the answer exists, a cancel must not lose it half-written.
         write = asyncio.ensure_future(
-            self.repo.finish_line(
-                stored.id, item.line, failed=status >= 400, result=result, tokens=line_tokens(body)
-            )
+            writer.write(LineResult(item.line, status >= 400, result, line_tokens(body), usage))
         )
         self._writes.add(write)
-        write.add_done_callback(self._writes.discard)
-        await asyncio.shield(write)
-        self.lines_done["failed" if status >= 400 else "completed"] += 1
+        write.add_done_callback(self._forget)
+        if await asyncio.shield(write):
+            if self.count_usage is not None:
+                for entry in caller.used:
+                    self.count_usage(entry)
+            self.lines_done["failed" if status >= 400 else "completed"] += 1
 
-    async def _finish(self, stored: StoredBatch) -> None:
+    def _forget(self, write: asyncio.Future[bool]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled():
+            # Read here too: a line cancelled while its result was stored no longer awaits
+            # the write, and a lost lease (the error it may end with) is the task's to handle.
+            write.exception()
+
+    async def _finish(self, stored: StoredBatch, fence: Fence | None) -> None:
         """Write the output and error files, then take the batch to its end state."""
         output_id = await self._write(stored, "output", self.repo.results(stored.id, failed=False))
         error_id = await self._write(stored, "error", self.repo.results(stored.id, failed=True))
@@ -268,6 +336,7 @@ class BatchRunner:
             _ENDS[stored.status],
             [stored.status],
             _now(),
+            fence=fence,
             output_file_id=output_id,
             error_file_id=error_id,
         )

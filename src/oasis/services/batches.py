@@ -94,6 +94,7 @@ class BatchesService:
         batch_id = new_id("batch", nbytes=16)
         now = int(time.time())
         expiry = request.output_expires_after
+        await self.runner.remember_caller(batch_id)
         await self.repo.insert(
             owner,
             {

@@ -407,6 +407,10 @@ class ChatService:
                 output_tokens=tally.completion,
             )
         )
+        if plan.sources is not None:  # web_search_options ran one search
+            await record_usage(
+                UsageEntry("web_search_calls", plan.prompt.model.spec.id, tool_calls=1)
+            )
 
     async def _choice_chunks(
         self,

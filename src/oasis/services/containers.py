@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from openai.types import ContainerRetrieveResponse
 from openai.types.containers import FileRetrieveResponse
 
+from oasis.caller import UsageEntry, record_usage
 from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, found
 from oasis.ids import new_id
 from oasis.sandbox import MEMORY_LIMITS, Execution, Sandboxes
@@ -139,6 +140,8 @@ class ContainerService:
         except BaseException:
             await self._remove(owner, stored.id)
             raise
+        # A container is one code interpreter session, as OpenAI counts them.
+        await record_usage(UsageEntry("code_interpreter_sessions", ""))
         return container_object(stored)
 
     async def check_files(self, owner: str, file_ids: Sequence[str], *, param: str) -> None:

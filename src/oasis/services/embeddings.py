@@ -23,8 +23,9 @@ from openai.types.create_embedding_response import Usage
 
 from oasis.caller import UsageEntry, record_usage
 from oasis.config import EmbeddingsSettings
-from oasis.engines.base import EmbeddingEngine
+from oasis.engines.base import EmbeddingEngine, EmbeddingRelay
 from oasis.errors import InvalidRequestError, OverloadedError, UnsupportedError
+from oasis.models.registry import ResolvedModel
 from oasis.models.specs import ModelSpec
 from oasis.services.models import ModelManager
 from oasis.services.openai_tokens import decode_tokens, openai_encoding
@@ -168,6 +169,23 @@ class MicroBatcher:
             )
 
 
+async def _openai_token_texts(inputs: EmbeddingInputs, resolved: ResolvedModel) -> EmbeddingInputs:
+    """Token arrays sent under an OpenAI model name are OpenAI's token ids: the texts they
+    spell, for a model with another vocabulary. Anything else comes back as it is."""
+    encoding = openai_encoding(resolved)
+    arrays = inputs.token_arrays
+    if arrays is None or encoding is None:
+        return inputs
+    # Off the event loop: the first use loads the encoding's ranks.
+    texts = await asyncio.to_thread(
+        lambda: [
+            decode_tokens(tokens, encoding, resolved.name, f"input[{i}]")
+            for i, tokens in enumerate(arrays)
+        ]
+    )
+    return EmbeddingInputs(texts=texts)
+
+
 def _option(spec: ModelSpec, name: str, default: Any) -> Any:
     value = spec.options.get(name)
     return default if value is None else value
@@ -185,30 +203,30 @@ class EmbeddingService:
         """Embed ``request.input``; 400 naming the parameter for anything we cannot do."""
         inputs = request.inputs()
         self._check_inputs(inputs)
-        resolved, engine = await self.models.get(
+        resolved, engine = await self.models.get_either(
             request.model,
             "embeddings",
             EmbeddingEngine,  # type: ignore[type-abstract]
+            EmbeddingRelay,  # type: ignore[type-abstract]
         )
         spec = resolved.spec
-        dimensions = self._dimensions(request.dimensions, engine, spec)
-        encoding = openai_encoding(resolved)
-        if inputs.token_arrays is not None and encoding is not None:
-            # OpenAI's token ids for OpenAI's name: embed the text they spell (off the
-            # event loop: the first use loads the encoding's ranks).
-            arrays = inputs.token_arrays
-            texts = await asyncio.to_thread(
-                lambda: [
-                    decode_tokens(tokens, encoding, resolved.name, f"input[{i}]")
-                    for i, tokens in enumerate(arrays)
-                ]
+        inputs = await _openai_token_texts(inputs, resolved)
+        if isinstance(engine, EmbeddingRelay):
+            # The server tokenizes, limits and shortens; what it refuses is its 400.
+            answer = await engine.embed_inputs(
+                inputs.texts if inputs.texts is not None else inputs.token_arrays or [],
+                request.dimensions,
             )
-            inputs = EmbeddingInputs(texts=texts)
-        tokens = await self._tokens(inputs, engine, spec)
-        vectors = await self._batcher(spec, engine).embed(tokens)
-        if dimensions is not None and dimensions < engine.dimensions:
-            vectors = shorten(vectors, dimensions)
-        used = sum(len(t) for t in tokens)
+            vectors, used = answer.vectors, answer.prompt_tokens
+            if request.dimensions is not None and request.dimensions < vectors.shape[1]:
+                vectors = shorten(vectors, request.dimensions)  # a server that ignored it
+        else:
+            dimensions = self._dimensions(request.dimensions, engine, spec)
+            tokens = await self._tokens(inputs, engine, spec)
+            vectors = await self._batcher(spec, engine).embed(tokens)
+            if dimensions is not None and dimensions < engine.dimensions:
+                vectors = shorten(vectors, dimensions)
+            used = sum(len(t) for t in tokens)
         await record_usage(UsageEntry("embeddings", spec.id, input_tokens=used))
         return build_response(vectors, resolved.name, used, request.encoding_format or "float")
 
@@ -224,8 +242,17 @@ class EmbeddingService:
 
     async def embed_texts(self, texts: list[str], model: str | None = None) -> NDArray[np.float32]:
         """Vectors for server-side texts (document chunks, search queries), each cut to
-        the model's input limit, through the same batcher as ``/v1/embeddings``."""
-        engine = await self.engine(model)
+        the model's input limit, through the same batcher as ``/v1/embeddings`` (or sent
+        to the model's server, which applies its own limit)."""
+        name = model or self.models.default_model("embeddings")
+        _, engine = await self.models.get_either(
+            name,
+            "embeddings",
+            EmbeddingEngine,  # type: ignore[type-abstract]
+            EmbeddingRelay,  # type: ignore[type-abstract]
+        )
+        if isinstance(engine, EmbeddingRelay):
+            return (await engine.embed_inputs(texts, None)).vectors
         within = max(engine.max_input_tokens - len(engine.with_special_tokens([])), 1)
         bare = await asyncio.to_thread(engine.tokenize, texts, within)
         inputs = [engine.with_special_tokens(tokens[:within]) for tokens in bare]

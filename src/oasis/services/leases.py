@@ -20,7 +20,7 @@ import socket
 import uuid
 from collections.abc import Callable
 
-from oasis.store.leases import LeaseRepository
+from oasis.store.leases import Fence, LeaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Leases:
         self.ttl = ttl
         self.holder = replica_id()
         self._held: set[tuple[str, str]] = set()
+        self._fences: dict[tuple[str, str], Fence] = {}  # of the leases held
         self._claiming: set[tuple[str, str]] = set()  # claims in flight
         self._stopped: set[tuple[str, str]] = set()  # stop requests already delivered
         self._hooks: dict[str, StopHook] = {}
@@ -69,18 +70,26 @@ class Leases:
         key = (kind, job_id)
         self._claiming.add(key)
         try:
-            if not await self.repo.claim(kind, job_id, self.holder, self.ttl):
+            fence = await self.repo.claim(kind, job_id, self.holder, self.ttl)
+            if fence is None:
                 return False
         finally:
             self._claiming.discard(key)
         self._held.add(key)
+        self._fences[key] = fence
         return True
+
+    def fence(self, kind: str, job_id: str) -> Fence | None:
+        """The fencing token of this replica's claim on the job, for writes that must be
+        refused once another replica has taken it over; None without leases (or unheld)."""
+        return self._fences.get((kind, job_id))
 
     async def release(self, kind: str, job_id: str) -> None:
         """The job has ended here."""
         if self.repo is None:
             return
         self._held.discard((kind, job_id))
+        self._fences.pop((kind, job_id), None)
         self._stopped.discard((kind, job_id))
         with contextlib.suppress(Exception):  # an unreleased lease simply expires
             await self.repo.release(kind, job_id, self.holder)

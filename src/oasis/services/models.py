@@ -17,6 +17,7 @@ from oasis.models.specs import ModelSpec
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Engine)
+R = TypeVar("R", bound=Engine)
 
 
 class ModelManager:
@@ -89,6 +90,20 @@ class ModelManager:
         if not isinstance(engine, engine_type):
             raise ModelUnavailableError(
                 f"The engine of `{resolved.spec.id}` does not provide {engine_type.__name__}."
+            )
+        return resolved, engine
+
+    async def get_either(
+        self, name: str, kind: ModelKind, local: type[E], relay: type[R]
+    ) -> tuple[ResolvedModel, E | R]:
+        """:meth:`get` for an endpoint whose models run here (``local``, the engine
+        protocol) or answer whole requests elsewhere (``relay``, a remote server)."""
+        resolved = self.resolve(name, kind)
+        engine = await self.engine_for(resolved.spec)
+        if not isinstance(engine, (local, relay)):
+            raise ModelUnavailableError(
+                f"The engine of `{resolved.spec.id}` provides neither {local.__name__} nor "
+                f"{relay.__name__}."
             )
         return resolved, engine
 

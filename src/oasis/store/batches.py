@@ -2,7 +2,10 @@
 
 A batch's state moves only through :meth:`BatchRepository.transition`, a conditional update
 (``WHERE status IN ...``), so a cancel and the runner's own steps never both win. A line is
-done once, in the transaction that stores its output (:meth:`BatchRepository.finish_line`).
+done once, in the transaction that stores its output (:meth:`BatchRepository.finish_lines`,
+several lines to a transaction). With replicas, the runner's writes carry its lease's
+:class:`~oasis.store.leases.Fence`: once another replica has taken the batch over, they
+are refused (:class:`~oasis.store.leases.LeaseLost`) and change nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from typing import Any
 from sqlalchemy import Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from oasis.caller import UsageRow
+from oasis.store.leases import Fence, check_fence
 from oasis.store.owned import OwnedRows
 from oasis.store.pagination import Page, PageQuery
 from oasis.store.tables import batch_lines, batches
+from oasis.store.usage import insert_rows
 
 # The states a batch can still leave; the runner resumes these after a restart.
 UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
@@ -73,6 +79,17 @@ class StoredBatch:
 
 
 @dataclass(frozen=True)
+class LineResult:
+    """A line's outcome: its output line (what the output or error file holds for it)."""
+
+    line: int
+    failed: bool
+    result: dict[str, Any]
+    tokens: LineTokens = LineTokens()
+    usage: Sequence[UsageRow] = ()  # stored with the result, in its transaction
+
+
+@dataclass(frozen=True)
 class PendingLine:
     """A line still to run: its number in the input file, its ``custom_id`` and body."""
 
@@ -113,13 +130,22 @@ class BatchRepository:
             return list(rows.scalars())
 
     async def transition(
-        self, batch_id: str, to: str, allowed: Iterable[str], now: int, **values: Any
+        self,
+        batch_id: str,
+        to: str,
+        allowed: Iterable[str],
+        now: int,
+        *,
+        fence: Fence | None = None,
+        **values: Any,
     ) -> bool:
-        """Move the batch to ``to`` (stamping ``<to>_at``) if its status is in ``allowed``."""
+        """Move the batch to ``to`` (stamping ``<to>_at``) if its status is in ``allowed``
+        (and ``fence`` still holds)."""
         stamp = f"{to}_at"
         if stamp in TIMESTAMPS:
             values[stamp] = now
         async with self.engine.begin() as conn:
+            await check_fence(conn, fence)
             result = await conn.execute(
                 update(batches)
                 .where(and_(batches.c.id == batch_id, batches.c.status.in_(tuple(allowed))))
@@ -128,13 +154,19 @@ class BatchRepository:
         return bool(result.rowcount)
 
     async def start(
-        self, batch_id: str, lines: list[PendingLine], model: str | None, now: int
+        self,
+        batch_id: str,
+        lines: list[PendingLine],
+        model: str | None,
+        now: int,
+        fence: Fence | None = None,
     ) -> bool:
         """Store the validated lines and move ``validating`` → ``in_progress``, together.
 
         False (and nothing stored) when the batch is no longer validating (cancelled).
         """
         async with self.engine.begin() as conn:
+            await check_fence(conn, fence)
             moved = await conn.execute(
                 update(batches)
                 .where(and_(batches.c.id == batch_id, batches.c.status == "validating"))
@@ -177,33 +209,40 @@ class BatchRepository:
             )
             return [PendingLine(row.line, row.custom_id, row.request) for row in rows]
 
-    async def finish_line(
-        self,
-        batch_id: str,
-        line: int,
-        *,
-        failed: bool,
-        result: dict[str, Any],
-        tokens: LineTokens = LineTokens(),
-    ) -> bool:
-        """Mark a line done with its output line; False if it was already done."""
+    async def finish_lines(
+        self, batch_id: str, results: list[LineResult], fence: Fence | None = None
+    ) -> list[int]:
+        """Mark lines done with their output lines and store their usage records, in one
+        transaction; the numbers of those written (a line already done keeps its first
+        output, and its usage is not stored again). Raises
+        :class:`~oasis.store.leases.LeaseLost`, writing nothing, once ``fence`` no longer
+        holds."""
+        written: list[int] = []
         async with self.engine.begin() as conn:
-            updated = await conn.execute(
-                update(batch_lines)
-                .where(
-                    and_(
-                        batch_lines.c.batch_id == batch_id,
-                        batch_lines.c.line == line,
-                        batch_lines.c.done.is_(False),
+            await check_fence(conn, fence)
+            for item in results:
+                updated = await conn.execute(
+                    update(batch_lines)
+                    .where(
+                        and_(
+                            batch_lines.c.batch_id == batch_id,
+                            batch_lines.c.line == item.line,
+                            batch_lines.c.done.is_(False),
+                        )
+                    )
+                    .values(
+                        done=True, failed=item.failed, result=item.result, **asdict(item.tokens)
                     )
                 )
-                .values(done=True, failed=failed, result=result, **asdict(tokens))
-            )
-        return bool(updated.rowcount)
+                if updated.rowcount:
+                    written.append(item.line)
+                    await insert_rows(conn, item.usage)
+        return written
 
-    async def expire_pending(self, batch_id: str) -> None:
+    async def expire_pending(self, batch_id: str, fence: Fence | None = None) -> None:
         """Mark the lines not yet done as failed, with no output (the batch expired)."""
         async with self.engine.begin() as conn:
+            await check_fence(conn, fence)
             await conn.execute(
                 update(batch_lines)
                 .where(and_(batch_lines.c.batch_id == batch_id, batch_lines.c.done.is_(False)))

@@ -5,6 +5,11 @@ locks the row with ``SELECT … FOR UPDATE SKIP LOCKED``, so of several replicas
 for one job at once exactly one gets it; a new lease is an insert that a concurrent one
 makes fail. The holder renews its leases while it works; once a lease has expired (its
 holder died), any replica may claim it.
+
+Every claim bumps the lease's ``generation``. A holder's writes for its job carry the
+generation it claimed (a :class:`Fence`) and check it in their own transaction
+(:func:`check_fence`), so a replica that stalled past its lease while another took the
+job over has its late writes refused rather than mixed with the new holder's.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.tables import leases
 
@@ -29,19 +34,64 @@ class Renewed:
     stop: bool
 
 
+@dataclass(frozen=True)
+class Fence:
+    """A holder's claim on a job: its writes are valid while the lease still names it at
+    this generation."""
+
+    kind: str
+    job_id: str
+    holder: str
+    generation: int
+
+
+class LeaseLost(Exception):
+    """A write for a job whose lease another replica has taken over since: refused.
+    Internal: the job stops quietly on this replica, its new holder carries on."""
+
+
+async def check_fence(conn: AsyncConnection, fence: Fence | None) -> None:
+    """Raise :class:`LeaseLost` unless ``fence`` still holds, inside ``conn``'s transaction.
+
+    A takeover committed before the write's transaction began refuses it. The row is not
+    locked: a holder frozen inside a transaction (SIGSTOP, a paused VM) must not keep the
+    others from taking its job over. A write already under way when a takeover commits
+    may still land; a batch line is done once (its update requires it not done), so the
+    new holder's result for that line is then the one discarded. None (no leases: one
+    process) passes.
+    """
+    if fence is None:
+        return
+    held = (
+        await conn.execute(
+            select(leases.c.generation).where(
+                and_(
+                    leases.c.kind == fence.kind,
+                    leases.c.job_id == fence.job_id,
+                    leases.c.holder == fence.holder,
+                    leases.c.generation == fence.generation,
+                )
+            )
+        )
+    ).first()
+    if held is None:
+        raise LeaseLost(f"The lease on {fence.kind} {fence.job_id} was taken over.")
+
+
 class LeaseRepository:
     """Claim, renew, release and ask to stop; times are seconds since the epoch."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def claim(self, kind: str, job_id: str, holder: str, ttl: float) -> bool:
-        """Take the lease if nobody holds it, it has expired, or ``holder`` has it already."""
+    async def claim(self, kind: str, job_id: str, holder: str, ttl: float) -> Fence | None:
+        """Take the lease if nobody holds it, it has expired, or ``holder`` has it already;
+        the fence of this claim (a new generation), or None if another replica holds it."""
         now = time.time()
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(leases.c.holder, leases.c.expires_at)
+                    select(leases.c.holder, leases.c.expires_at, leases.c.generation)
                     .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
                     .with_for_update(skip_locked=True)
                 )
@@ -53,19 +103,25 @@ class LeaseRepository:
                 result = await conn.execute(
                     insert(leases)
                     .values(
-                        kind=kind, job_id=job_id, holder=holder, expires_at=now + ttl, stop=False
+                        kind=kind,
+                        job_id=job_id,
+                        holder=holder,
+                        expires_at=now + ttl,
+                        stop=False,
+                        generation=1,
                     )
                     .on_conflict_do_nothing()
                 )
-                return bool(result.rowcount)
+                return Fence(kind, job_id, holder, 1) if result.rowcount else None
             if row.holder != holder and row.expires_at >= now:
-                return False
+                return None
+            generation = int(row.generation) + 1
             await conn.execute(
                 update(leases)
                 .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
-                .values(holder=holder, expires_at=now + ttl, stop=False)
+                .values(holder=holder, expires_at=now + ttl, stop=False, generation=generation)
             )
-            return True
+            return Fence(kind, job_id, holder, generation)
 
     async def renew(self, holder: str, ttl: float) -> list[Renewed]:
         """Extend every lease ``holder`` has; the leases it still has."""

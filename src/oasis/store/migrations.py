@@ -532,6 +532,33 @@ def _v12_job_leases(conn: Connection) -> None:
     step.create_all(conn)
 
 
+def _v13_lease_generations(conn: Connection) -> None:
+    """Each lease's generation, bumped by every claim: a fencing token, so a replica that
+    lost a lease (it stalled past it and another took the job over) cannot write for it."""
+    columns = {column["name"] for column in inspect(conn).get_columns("leases")}
+    if "generation" not in columns:
+        conn.execute(text("ALTER TABLE leases ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"))
+
+
+def _v14_usage_bytes_and_work_callers(conn: Connection) -> None:
+    """Stored bytes on usage rows (vector stores), and who asked for background work (so
+    the process that finishes it, after a restart or on another replica, records its
+    usage for that key)."""
+    columns = {column["name"] for column in inspect(conn).get_columns("usage_records")}
+    if "bytes" not in columns:
+        conn.execute(text("ALTER TABLE usage_records ADD COLUMN bytes BIGINT NOT NULL DEFAULT 0"))
+    step = MetaData()
+    Table(
+        "work_callers",
+        step,
+        Column("kind", String(16), primary_key=True),
+        Column("work_id", String(64), primary_key=True),
+        Column("project_id", String(64), nullable=True),
+        Column("key_id", String(64), nullable=True),
+    )
+    step.create_all(conn)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_conversation_positions,
@@ -545,6 +572,8 @@ STEPS: list[Callable[[Connection], None]] = [
     _v10_containers,
     _v11_chat_completions,
     _v12_job_leases,
+    _v13_lease_generations,
+    _v14_usage_bytes_and_work_callers,
 ]
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from oasis.caller import UsageRow
 from oasis.store.conversations import ConversationRepository
 from oasis.store.events import EventLogRepository
 from oasis.store.items import ItemPage, insert_items, item_page
 from oasis.store.tables import items, responses
+from oasis.store.usage import insert_rows
 from oasis.types import Item
 
 UNFINISHED = ("queued", "in_progress")
@@ -89,12 +92,13 @@ class ResponseRepository:
         *,
         outputs: list[Item],
         conversation_append: list[Item] | None = None,
+        usage: Sequence[UsageRow] = (),
     ) -> bool:
         """Record the end of a response stored earlier (background): once.
 
-        The final snapshot, the output items and the turn added to the conversation are
-        one transaction; nothing is written (False) if the response has already ended or
-        is gone.
+        The final snapshot, the output items, the turn added to the conversation and the
+        usage records are one transaction; nothing is written (False) if the response has
+        already ended or is gone.
         """
         conversation = body.get("conversation") or {}
         async with self.engine.begin() as conn:
@@ -110,6 +114,7 @@ class ResponseRepository:
                 await ConversationRepository.append_in(
                     conn, owner, conversation["id"], conversation_append
                 )
+            await insert_rows(conn, usage)
         return True
 
     async def update_snapshot(self, owner: str, body: dict[str, Any]) -> bool:

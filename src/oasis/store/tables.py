@@ -105,6 +105,8 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("stop", Boolean, nullable=False),
+    # Version 13: bumped by every claim; the fencing token of the holder's writes.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
     Index("ix_leases_holder", "holder"),
 )
 
@@ -157,7 +159,20 @@ usage_records = Table(
     Column("seconds", Float, nullable=False),
     Column("images", Integer, nullable=False),
     Column("tool_calls", Integer, nullable=False),
+    # Version 13: a change in stored bytes (vector stores), summed over time for a level.
+    Column("bytes", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_usage_records_time", "created_at"),
+)
+
+# Who asked for a piece of background work (version 13): a batch's lines record their
+# usage under this key and project in whichever process finishes them.
+work_callers = Table(
+    "work_callers",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("work_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=True),
+    Column("key_id", String(64), nullable=True),
 )
 
 # Requests and tokens counted per limited scope (a key, a project, a config key's owner)

@@ -35,8 +35,10 @@ from oasis.store.tables import (
     vector_store_files,
     vector_stores,
 )
+from oasis.store.usage import record_bytes
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
+USAGE_KIND = "vector_stores"  # the usage records of stored bytes
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,10 @@ class VectorStoreRepository:
         """Remove a store with its files, batches and chunks; False if the owner has none."""
 
         async def cascade(conn: AsyncConnection) -> None:
+            stored = await self._stored_bytes(
+                conn, vector_store_files.c.vector_store_id == store_id
+            )
+            await record_bytes(conn, owner, USAGE_KIND, -stored)
             await self._drop_chunks(conn, vector_store_chunks.c.vector_store_id == store_id)
             await conn.execute(
                 delete(vector_store_files).where(vector_store_files.c.vector_store_id == store_id)
@@ -369,11 +375,13 @@ class VectorStoreRepository:
         return removed
 
     async def _remove(self, conn: AsyncConnection, owner: str, store_id: str, file_id: str) -> bool:
+        stored = await self._stored_bytes(conn, _one_file(owner, store_id, file_id))
         result = await conn.execute(
             delete(vector_store_files).where(_one_file(owner, store_id, file_id))
         )
         if not result.rowcount:
             return False
+        await record_bytes(conn, owner, USAGE_KIND, -stored)
         dropped = await self._drop_chunks(
             conn,
             and_(
@@ -397,6 +405,12 @@ class VectorStoreRepository:
                 await conn.execute(text(f"DELETE FROM {CHUNKS_FTS} WHERE rowid IN ({marks})"))
         await conn.execute(delete(vector_store_chunks).where(where))
         return len(ids)
+
+    @staticmethod
+    async def _stored_bytes(conn: AsyncConnection, where: ColumnElement[bool]) -> int:
+        """The bytes the files matching ``where`` hold (what the usage records counted)."""
+        query = select(func.coalesce(func.sum(vector_store_files.c.usage_bytes), 0)).where(where)
+        return int((await conn.execute(query)).scalar() or 0)
 
     @staticmethod
     async def _bump(conn: AsyncConnection, store_id: str) -> None:
@@ -434,6 +448,8 @@ class VectorStoreRepository:
             )
             if not result.rowcount:
                 return False
+            # A file in progress holds no bytes yet: all of them are new.
+            await record_bytes(conn, owner, USAGE_KIND, usage)
             # A run cut short by a crash wrote nothing, but an older copy never hurts to drop.
             await self._drop_chunks(
                 conn,

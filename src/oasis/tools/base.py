@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import httpx
 
 from oasis.core.conversation import FunctionTool, Image
+from oasis.tools.browsing import OpenedPages
 from oasis.tools.citations import Sources
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
@@ -59,11 +60,12 @@ class ToolContext:
     policy guards), the URL policy to check a URL before using it, whose request it is, the
     turn's history (the stored items of the chain or conversation before this turn, then
     this turn's input), where a kind finds its own earlier items, and the turn's numbered
-    sources (what a tool cites, the answer's annotations point at), and the
-    server's services a tool may call, by name (``"vector_stores"``:
-    :class:`~oasis.services.vector_stores.VectorStoreService`). ``stream`` says whether
-    the client reads the response as events: work only events show (image previews) is
-    done only then."""
+    sources (what a tool cites, the answer's annotations point at), the pages the turn
+    has opened (web search's open and find), and the server's services a tool may call,
+    by name (``"vector_stores"``: :class:`~oasis.services.vector_stores.VectorStoreService`,
+    ``"mcp_sessions"``: :class:`~oasis.tools.mcp_sessions.SessionPool`). ``stream`` says
+    whether the client reads the response as events: work only events show (image
+    previews) is done only then."""
 
     http: httpx.AsyncClient
     owner: str
@@ -73,6 +75,7 @@ class ToolContext:
     sources: Sources = field(default_factory=Sources)
     services: Mapping[str, Any] = field(default_factory=dict)
     stream: bool = False
+    pages: OpenedPages = field(default_factory=OpenedPages)
 
 
 @dataclass(frozen=True)

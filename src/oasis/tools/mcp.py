@@ -36,6 +36,7 @@ from oasis.tools.base import (
     ToolEvent,
     ToolResult,
 )
+from oasis.tools.mcp_sessions import SessionPool
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
 
@@ -282,6 +283,12 @@ class McpToolKind:
         )
 
 
+def sessions(context: ToolContext) -> SessionPool:
+    """The server's pool of open MCP sessions (``services["mcp_sessions"]``)."""
+    pool: SessionPool = context.services["mcp_sessions"]
+    return pool
+
+
 def _forced(choice: Item | None, offered: Sequence[ConfiguredTool]) -> str | None:
     """The function a ``{"type": "mcp", "server_label", "name"}`` choice forces; None when
     the server did not offer it (its listing failed, say): the model then chooses."""
@@ -316,9 +323,7 @@ async def _list(
     yield ItemAdded(item)
     yield ItemProgress("response.mcp_list_tools.in_progress")
     try:
-        listed = await mcp_client.list_tools(
-            server.server, context.http, context.urls, server.param
-        )
+        listed = await sessions(context).list_tools(context.owner, server.server, server.param)
     except mcp_client.McpFailure as exc:
         yield ItemProgress("response.mcp_list_tools.failed")
         yield ItemDone({**item, "error": _error_text(exc.error)})
@@ -378,8 +383,8 @@ async def _call(
             yield event
         return
     try:
-        output = await mcp_client.call_tool(
-            server.server, context.http, context.urls, server.param, function.tool["name"], parsed
+        output = await sessions(context).call_tool(
+            context.owner, server.server, server.param, function.tool["name"], parsed
         )
     except mcp_client.McpFailure as exc:
         async for event in _failed(item, exc.error):

@@ -1,12 +1,12 @@
 """Talking to a remote MCP server through the official ``mcp`` SDK.
 
-The SDK speaks through an ``httpx2`` client; :class:`_Bridge` is an ``httpx2`` transport that
+The SDK speaks through an ``httpx2`` client; :class:`Bridge` is an ``httpx2`` transport that
 sends each of its requests through the server's one outbound ``httpx`` client, after the
 URL policy has passed it (so every request, a redirect followed by the SDK included, is
-checked, and tests replace the outside world at that one client). Each operation opens
-its own session and closes it before returning: a session's task group must not stay
-open across the agent loop's ``yield`` s. Streamable HTTP first; a server that refuses it
-with an HTTP error is asked again over the older SSE transport.
+checked, and tests replace the outside world at that one client). Sessions are opened by
+:func:`open_session` (streamable HTTP first; a server that refuses it with an HTTP error
+is asked again over the older SSE transport) and kept open for reuse by
+:class:`~oasis.tools.mcp_sessions.SessionPool`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import anyio
 import httpx
 import httpx2
-import mcp_types
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -28,10 +25,6 @@ from mcp.shared.exceptions import MCPError
 
 from oasis.tools.outbound import UrlPolicy
 from oasis.types import Item
-
-# The whole of one operation (connect, handshake, list or call); the outbound client's
-# own timeouts bound each request within it.
-OPERATION_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -64,15 +57,23 @@ class _Body(httpx2.AsyncByteStream):
         await self.response.aclose()
 
 
-class _Bridge(httpx2.AsyncBaseTransport):
+class Bridge(httpx2.AsyncBaseTransport):
     """Sends the SDK's requests through the outbound client, under the URL policy; keeps
-    the last HTTP error status (the SDK turns it into a JSON-RPC error without it)."""
+    the HTTP error statuses (the SDK turns them into JSON-RPC errors without them) and
+    counts the requests that may have reached the server."""
 
     def __init__(self, http: httpx.AsyncClient, policy: UrlPolicy, param: str) -> None:
         self.http = http
         self.policy = policy
         self.param = param
-        self.error_status: int | None = None
+        self.error_statuses: list[tuple[str, int]] = []  # the latest (method, HTTP error)
+        self.errors = 0  # HTTP errors so far
+        self.sent = 0  # requests that may have reached the server
+
+    @property
+    def error_status(self) -> int | None:
+        """The last HTTP error status, if any."""
+        return self.error_statuses[-1][1] if self.error_statuses else None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = str(request.url)
@@ -82,12 +83,19 @@ class _Bridge(httpx2.AsyncBaseTransport):
         )
         try:
             response = await self.http.send(outbound, stream=True)
+        except httpx.ConnectError as exc:  # no connection: the request was not sent
+            raise httpx2.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
         except httpx.TimeoutException as exc:
+            self.sent += 1
             raise httpx2.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except httpx.HTTPError as exc:
+            self.sent += 1
             raise httpx2.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+        self.sent += 1
         if response.status_code >= 400 and request.method != "DELETE":
-            self.error_status = response.status_code
+            self.errors += 1
+            self.error_statuses.append((request.method, response.status_code))
+            del self.error_statuses[:-16]  # a long-lived session keeps only the latest
         return httpx2.Response(
             response.status_code,
             headers=list(response.headers.raw),
@@ -97,7 +105,7 @@ class _Bridge(httpx2.AsyncBaseTransport):
 
 
 @asynccontextmanager
-async def _session(server: Server, bridge: _Bridge, *, sse: bool) -> AsyncIterator[ClientSession]:
+async def _session(server: Server, bridge: Bridge, *, sse: bool) -> AsyncIterator[ClientSession]:
     def client(headers: dict[str, str] | None = None) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
             transport=bridge, headers={**(headers or {}), **server.headers}, follow_redirects=False
@@ -128,45 +136,36 @@ async def _session(server: Server, bridge: _Bridge, *, sse: bool) -> AsyncIterat
         yield session
 
 
-async def _run(
-    server: Server, http: httpx.AsyncClient, policy: UrlPolicy, param: str, operation: Any
-) -> Any:
-    """``operation(session)`` over streamable HTTP, or over SSE where the server answers
+@asynccontextmanager
+async def open_session(server: Server, bridge: Bridge) -> AsyncIterator[ClientSession]:
+    """An initialized session over streamable HTTP, or over SSE where the server answers
     the streamable handshake with an HTTP error (an older server)."""
-    bridge = _Bridge(http, policy, param)
+    connected = False
     try:
-        with anyio.fail_after(OPERATION_SECONDS):
-            connected = False
-            try:
-                async with _session(server, bridge, sse=False) as session:
-                    connected = True
-                    return await operation(session)
-            except Exception:
-                if connected or bridge.error_status is None:
-                    raise
-            bridge.error_status = None
-            async with _session(server, bridge, sse=True) as session:
-                return await operation(session)
-    except McpFailure:
-        raise
-    except TimeoutError as exc:
-        raise McpFailure(
-            {"type": "http_error", "code": 504, "message": "The MCP server did not answer in time."}
-        ) from exc
-    except Exception as exc:
-        if bridge.error_status is not None:
-            error: Item = {
-                "type": "http_error",
-                "code": bridge.error_status,
-                "message": f"The MCP server answered HTTP {bridge.error_status}.",
-            }
-        else:
-            error = _protocol_error(exc) or {
-                "type": "http_error",
-                "code": 502,
-                "message": _message(exc),
-            }
-        raise McpFailure(error) from exc
+        async with _session(server, bridge, sse=False) as session:
+            connected = True
+            yield session
+            return
+    except Exception:
+        if connected or bridge.error_status is None:
+            raise
+    bridge.error_statuses.clear()
+    async with _session(server, bridge, sse=True) as session:
+        yield session
+
+
+def failure_from(exc: BaseException | None, status: int | None) -> Item:
+    """The ``mcp_call.error`` object for a failed operation: the HTTP error the server
+    answered (``status``), else the JSON-RPC error, else why it could not be reached."""
+    if status is not None:
+        return {
+            "type": "http_error",
+            "code": status,
+            "message": f"The MCP server answered HTTP {status}.",
+        }
+    if exc is None:
+        return {"type": "http_error", "code": 502, "message": "Could not reach the MCP server."}
+    return _protocol_error(exc) or {"type": "http_error", "code": 502, "message": _message(exc)}
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -187,50 +186,3 @@ def _message(exc: BaseException) -> str:
     leaves = _leaves(exc)
     text = "; ".join(str(leaf) for leaf in leaves if str(leaf)) or type(leaves[0]).__name__
     return f"Could not reach the MCP server: {text}"
-
-
-async def list_tools(
-    server: Server, http: httpx.AsyncClient, policy: UrlPolicy, param: str
-) -> list[mcp_types.Tool]:
-    """Every tool the server offers (all pages); :class:`McpFailure` if it cannot say."""
-
-    async def operation(session: ClientSession) -> list[mcp_types.Tool]:
-        tools: list[mcp_types.Tool] = []
-        cursor: str | None = None
-        for _ in range(100):  # a server whose pages never end cannot hang the turn
-            page = await session.list_tools(
-                params=mcp_types.PaginatedRequestParams(cursor=cursor) if cursor else None
-            )
-            tools += page.tools
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        return tools
-
-    result: list[mcp_types.Tool] = await _run(server, http, policy, param, operation)
-    return result
-
-
-async def call_tool(
-    server: Server,
-    http: httpx.AsyncClient,
-    policy: UrlPolicy,
-    param: str,
-    name: str,
-    arguments: dict[str, Any],
-) -> str:
-    """The tool's text result; :class:`McpFailure` when the call or the tool fails."""
-
-    async def operation(session: ClientSession) -> mcp_types.CallToolResult:
-        return await session.call_tool(name, arguments)
-
-    result: mcp_types.CallToolResult = await _run(server, http, policy, param, operation)
-    content = [part.model_dump(mode="json", exclude_none=True) for part in result.content]
-    if result.is_error:
-        raise McpFailure({"type": "mcp_tool_execution_error", "content": content})
-    texts = [part["text"] for part in content if part.get("type") == "text"]
-    if len(texts) == len(content):
-        return "".join(texts)
-    if not content and result.structured_content is not None:
-        return json.dumps(result.structured_content)
-    return json.dumps(content)

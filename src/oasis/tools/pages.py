@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oasis.tools.base import ToolContext
 from oasis.tools.outbound import OutboundError, fetch
+
+if TYPE_CHECKING:  # base's ToolContext holds the turn's opened pages (browsing imports us)
+    from oasis.tools.base import ToolContext
 
 TEXT_TYPES = ("text/plain", "text/markdown")
 HTML_TYPES = ("text/html", "application/xhtml+xml")

@@ -10,6 +10,11 @@ gives a ``failed`` item and the turn goes on: the model reads what went wrong.
 ``filters.allowed_domains`` keeps only results on those domains (and their subdomains);
 ``user_location`` goes to the engine; ``external_web_access: false`` reads the engine's
 snippets only, opening no page.
+
+The same function also takes gpt-oss's ``browser.open`` and ``browser.find`` arguments
+(the harmony parser calls it for them; see :mod:`oasis.tools.browsing`): an ``open_page``
+item gives the model the page's text, a ``find_in_page`` item the passages of the open page
+that match its pattern. Every page goes through the URL policy and the domain filter.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from oasis.errors import InvalidRequestError
 from oasis.ids import new_id
 from oasis.search import Location, SearchEngine, SearchError, SearchQuery, SearchResult
 from oasis.search.base import domain_allowed
+from oasis.tools import browsing
 from oasis.tools.base import (
     ConfiguredTool,
     HostedCall,
@@ -108,20 +114,29 @@ class WebSearchKind:
 
     async def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         config: SearchConfig = call.tool.config
-        assert self.engine is not None  # configure refused the tool otherwise
         try:
-            query = str(json.loads(call.arguments)["query"]).strip()
-        except (ValueError, TypeError, KeyError):
-            query = ""
-        item: Item = {
-            "type": "web_search_call",
-            "id": new_id("ws"),
-            "status": "in_progress",
-            "action": {"type": "search", "query": query, "queries": [query] if query else []},
-        }
-        yield ItemAdded(item)
-        yield ItemProgress("response.web_search_call.in_progress")
-        yield ItemProgress("response.web_search_call.searching", item_status="searching")
+            arguments = json.loads(call.arguments)
+        except ValueError:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            arguments = {}
+        action = browsing.wants(arguments)
+        if action in ("open_page", "find_in_page"):
+            events = self._browse(arguments, config, context, find=action == "find_in_page")
+        else:
+            events = self._search(str(arguments.get("query") or "").strip(), config, context)
+        async for event in events:
+            yield event
+
+    async def _search(
+        self, query: str, config: SearchConfig, context: ToolContext
+    ) -> AsyncIterator[ToolEvent]:
+        assert self.engine is not None  # configure refused the tool otherwise
+        item = _browsing_item(
+            {"type": "search", "query": query, "queries": [query] if query else []}
+        )
+        async for event in _started(item):
+            yield event
         error: str | None = None
         results: list[SearchResult] = []
         if not query:
@@ -165,39 +180,88 @@ class WebSearchKind:
         pages: dict[str, Page],
     ) -> AsyncIterator[ToolEvent]:
         """One ``open_page`` item per page; the pages load together, items follow in order."""
-        loads = [
-            asyncio.ensure_future(
-                read_page(
-                    context,
-                    result.url,
-                    max_chars=config.budget.chars,
-                    max_bytes=self.settings.max_page_bytes,
-                    timeout=self.settings.page_timeout,
-                )
-            )
-            for result in results
-        ]
+        loads = [asyncio.ensure_future(self._read(result.url, context)) for result in results]
         try:
             for result, load in zip(results, loads, strict=True):
-                item: Item = {
-                    "type": "web_search_call",
-                    "id": new_id("ws"),
-                    "status": "in_progress",
-                    "action": {"type": "open_page", "url": result.url},
-                }
-                yield ItemAdded(item)
-                yield ItemProgress("response.web_search_call.in_progress")
-                yield ItemProgress("response.web_search_call.searching", item_status="searching")
+                item = _browsing_item({"type": "open_page", "url": result.url})
+                async for event in _started(item):
+                    yield event
                 try:
-                    pages[result.url] = await load
+                    pages[result.url] = page = await load
                 except OutboundError:
                     yield ItemDone({**item, "status": "failed"})
                     continue
+                context.pages.add(result.url, page)
                 yield ItemProgress("response.web_search_call.completed", item_status="completed")
                 yield ItemDone({**item, "status": "completed"})
         finally:
             for load in loads:
                 load.cancel()
+
+    async def _read(self, url: str, context: ToolContext) -> Page:
+        """A page's text (what find searches in; the model reads a budget of it)."""
+        return await read_page(
+            context,
+            url,
+            max_chars=browsing.KEPT_CHARS,
+            max_bytes=self.settings.max_page_bytes,
+            timeout=self.settings.page_timeout,
+        )
+
+    async def _page(
+        self, url: str | None, config: SearchConfig, context: ToolContext
+    ) -> Page | str:
+        """The page at ``url`` (read now unless the turn has it), or why it cannot be."""
+        if url is None:
+            return "There is no such page: name a source by its number, or a URL."
+        page = context.pages.pages.get(url)
+        if page is not None:
+            return page
+        if not config.live:
+            return "This web search reads no pages (external web access is off)."
+        if not domain_allowed(url, config.allowed_domains):
+            return f"{url} is outside the domains this search may use."
+        try:
+            return await self._read(url, context)
+        except OutboundError as exc:
+            return f"Could not open the page: {exc}"
+
+    async def _browse(
+        self, arguments: dict[str, Any], config: SearchConfig, context: ToolContext, *, find: bool
+    ) -> AsyncIterator[ToolEvent]:
+        """One ``open_page`` item (the model reads the page's text) or ``find_in_page`` item
+        (it reads the passages that match the pattern)."""
+        pattern = str(arguments.get("pattern") or "")
+        named = {k: v for k, v in arguments.items() if k != "pattern"}
+        url = browsing.page_url(named, context.sources, context.pages)
+        action: Item = (
+            {"type": "find_in_page", "pattern": pattern, "url": url or ""}
+            if find
+            else {"type": "open_page", "url": url}
+        )
+        item = _browsing_item(action)
+        async for event in _started(item):
+            yield event
+        if find and not pattern:
+            page: Page | str = "The find gave no pattern."
+        else:
+            page = await self._page(url, config, context)
+        if isinstance(page, str):
+            yield ItemDone({**item, "status": "failed"})
+            yield ToolResult(page)
+            return
+        assert url is not None
+        context.pages.add(url, page)
+        title = page.title or url
+        number = context.sources.add(url, title)
+        yield ItemProgress("response.web_search_call.completed", item_status="completed")
+        yield ItemDone({**item, "status": "completed"})
+        if find:
+            yield ToolResult(browsing.find(pattern, page, number))
+        else:
+            # The model asked for this page: it reads more of it than of a search's pages.
+            text = page.text[: config.budget.chars * 4]
+            yield ToolResult(browsing.page_text(number, title, url, text))
 
     def replay(self, item: Item) -> ReplayedCall | None:
         """A stored search as the model reads it on a later turn: the call, and the pages
@@ -214,6 +278,22 @@ class WebSearchKind:
             found = "\n".join(f"- {url}" for url in urls) if urls else "nothing"
             output = f'The web search for "{query}" found:\n{found}'
         return ReplayedCall(FUNCTION.name, json.dumps({"query": query}), output)
+
+
+def _browsing_item(action: Item) -> Item:
+    return {
+        "type": "web_search_call",
+        "id": new_id("ws"),
+        "status": "in_progress",
+        "action": action,
+    }
+
+
+async def _started(item: Item) -> AsyncIterator[ToolEvent]:
+    """The events that open a ``web_search_call`` item, up to ``searching``."""
+    yield ItemAdded(item)
+    yield ItemProgress("response.web_search_call.in_progress")
+    yield ItemProgress("response.web_search_call.searching", item_status="searching")
 
 
 def _configure_one(index: int, param: Any) -> ConfiguredTool:
@@ -274,7 +354,7 @@ def _digest(
         page = pages.get(result.url)
         title = (page.title if page else None) or result.title
         number = context.sources.add(result.url, title)
-        text = page.text if page else result.snippet[: budget.chars]
+        text = (page.text if page else result.snippet)[: budget.chars]
         blocks.append(f"[{number}] {title}\nURL: {result.url}\n{text}".rstrip())
     return "\n\n".join(blocks)
 

@@ -10,12 +10,27 @@ dialect (``structured_output``, ``stream_usage``, ``context_length``); see
 from __future__ import annotations
 
 from oasis.config import Settings
+from oasis.engines.base import Engine
 from oasis.engines.remote.chat import RemoteChatBackend
+from oasis.engines.remote.relays import RemoteEmbeddings, RemoteSpeechToText, RemoteTextToSpeech
 from oasis.engines.remote.upstream import UpstreamConfig, UpstreamPool
 from oasis.errors import ModelUnavailableError
 from oasis.models.specs import ModelSpec, RemoteSource
 
-__all__ = ["RemoteChatBackend", "UpstreamPool", "create_engine"]
+__all__ = [
+    "RemoteChatBackend",
+    "RemoteEmbeddings",
+    "RemoteSpeechToText",
+    "RemoteTextToSpeech",
+    "UpstreamPool",
+    "create_engine",
+]
+
+_RELAYS = {
+    "embeddings": RemoteEmbeddings,
+    "speech-to-text": RemoteSpeechToText,
+    "text-to-speech": RemoteTextToSpeech,
+}
 
 
 def upstream_config(spec: ModelSpec) -> UpstreamConfig:
@@ -38,14 +53,18 @@ def upstream_config(spec: ModelSpec) -> UpstreamConfig:
         raise ModelUnavailableError(f"The options of model `{spec.id}` are invalid: {exc}") from exc
 
 
-def create_engine(spec: ModelSpec, settings: Settings) -> RemoteChatBackend:
-    """A remote model of ``spec.kind``: a chat backend over its upstream servers."""
+def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
+    """A remote model of ``spec.kind``: a chat backend, or a relay of whole requests."""
     del settings  # the server's own settings (threads, context) do not apply remotely
-    if spec.kind != "chat":
+    relay = _RELAYS.get(spec.kind)
+    if spec.kind != "chat" and relay is None:
         raise ModelUnavailableError(
-            f"The model `{spec.id}` is a {spec.kind} model; engine `openai` serves chat "
-            "models only so far."
+            f"The model `{spec.id}` is a {spec.kind} model; engine `openai` serves chat, "
+            "embeddings, speech-to-text and text-to-speech models."
         )
     config = upstream_config(spec)
     assert isinstance(spec.source, RemoteSource)
-    return RemoteChatBackend(spec, UpstreamPool(config), spec.source.upstream_model)
+    pool = UpstreamPool(config)
+    if relay is None:
+        return RemoteChatBackend(spec, pool, spec.source.upstream_model)
+    return relay(spec, pool, spec.source.upstream_model)

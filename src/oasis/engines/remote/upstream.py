@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # Client errors that are the operator's to fix (a wrong key or model name in the config),
 # not the caller's: the caller gets a 503 that says so, not a 401 about its own key.
 _CONFIG_STATUSES = {401, 403, 404}
+# How long the rest of a body after its ``[DONE]`` may take to arrive.
+_DRAIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ class UpstreamStream:
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The JSON payload of each server-sent event, until ``[DONE]`` or the end."""
         data: list[str] = []
+        lines = self.response.aiter_lines()
         try:
-            async for line in self.response.aiter_lines():
+            async for line in lines:
                 if line.startswith("data:"):
                     data.append(line[5:].lstrip(" "))
                     continue
@@ -102,6 +105,7 @@ class UpstreamStream:
                     continue  # comments (pings), other fields, blank lines between events
                 payload, data = "\n".join(data), []
                 if payload == "[DONE]":
+                    await _drain(lines)
                     return
                 yield _json_object(payload, self.upstream.url)
         except httpx.HTTPError as exc:
@@ -110,6 +114,30 @@ class UpstreamStream:
             ) from exc
         if data and data != ["[DONE]"]:
             yield _json_object("\n".join(data), self.upstream.url)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The raw body as it arrives (audio), errors translated."""
+        try:
+            async for chunk in self.response.aiter_bytes():
+                if chunk:
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise EngineUnreachableError(
+                f"The engine at {self.upstream.url} broke off its answer: {type(exc).__name__}."
+            ) from exc
+
+    async def read(self) -> bytes:
+        """The whole body, errors translated."""
+        try:
+            return await self.response.aread()
+        except httpx.HTTPError as exc:
+            raise EngineUnreachableError(
+                f"The engine at {self.upstream.url} broke off its answer: {type(exc).__name__}."
+            ) from exc
+
+    @property
+    def content_type(self) -> str:
+        return str(self.response.headers.get("content-type", ""))
 
     async def aclose(self) -> None:
         if self._closed:
@@ -121,6 +149,27 @@ class UpstreamStream:
 
 
 ParamMap = Callable[[str | None], str | None]
+# Multipart file fields: name -> (filename, content, content type).
+FileFields = dict[str, tuple[str, bytes, str]]
+
+
+def _form_fields(body: dict[str, Any]) -> dict[str, str | list[str]]:
+    """``body`` as multipart form fields: scalars as text, lists as ``name[]``."""
+    fields: dict[str, str | list[str]] = {}
+    for name, value in body.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            fields[f"{name}[]"] = [_form_text(v) for v in value]
+        else:
+            fields[name] = _form_text(value)
+    return fields
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class UpstreamPool:
@@ -143,10 +192,19 @@ class UpstreamPool:
         n = len(self.upstreams)
         return min(healthy, key=lambda i: (self.upstreams[i].outstanding, (i - self._turn) % n))
 
-    async def stream(self, path: str, body: dict[str, Any], param_map: ParamMap) -> UpstreamStream:
+    async def stream(
+        self,
+        path: str,
+        body: dict[str, Any],
+        param_map: ParamMap = lambda name: name,
+        *,
+        files: FileFields | None = None,
+    ) -> UpstreamStream:
         """POST ``body`` to ``path`` and return the streamed answer once its status is 2xx.
 
-        A connect error moves on to the next upstream (each is tried once, a lone one
+        With ``files``, ``body`` goes as the fields of a multipart form (list values as
+        repeated ``name[]`` fields, as the SDK sends them) beside those files; without,
+        as JSON. A connect error moves on to the next upstream (each is tried once, a lone one
         twice); anything else raises the translated error.
         """
         self._start_health_checks()
@@ -160,7 +218,12 @@ class UpstreamPool:
             if len(self.upstreams) > 1:
                 tried.add(index)
             upstream = self.upstreams[index]
-            request = upstream.client.build_request("POST", path, json=body)
+            if files is None:
+                request = upstream.client.build_request("POST", path, json=body)
+            else:
+                request = upstream.client.build_request(
+                    "POST", path, data=_form_fields(body), files=files
+                )
             upstream.outstanding += 1
             try:
                 response = await upstream.client.send(request, stream=True)
@@ -268,6 +331,16 @@ def event_error(event: dict[str, Any], model_id: str) -> OasisError | None:
         return None
     message, _, _ = _error_fields(json.dumps(event).encode())
     return EngineUnreachableError(f"The engine of `{model_id}` failed while answering: {message}")
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]`` (the end of the chunked body): a response closed
+    before its end takes its connection with it, and the next request would pay for a new
+    one. A server that keeps the stream open past ``[DONE]`` loses its connection."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in lines:
+                pass
 
 
 def _json_object(payload: str, url: str) -> dict[str, Any]:

@@ -61,16 +61,30 @@ function refreshToolChoice(form) {
   }
   for (const option of [...select.options]) if (option.dataset.tool) option.remove();
   for (const tool of tools) {
-    const value = tool.type === "function" ? `function:${tool.name}` : `type:${tool.type}`;
-    select.append(h("option", { value, dataset: { tool: "1" } }, value.replace(":", " ")));
+    for (const value of choicesOf(tool)) {
+      select.append(h("option", { value, dataset: { tool: "1" } }, value.replace(":", " ")));
+    }
   }
   select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
+}
+
+/** The tool_choice values one tool offers: a function by name, an MCP server (OpenAI's
+ * MCP choice names its `server_label`) and each of its `allowed_tools`, else the type. */
+function choicesOf(tool) {
+  if (tool.type === "function") return [`function:${tool.name}`];
+  if (tool.type !== "mcp") return [`type:${tool.type}`];
+  const allowed = Array.isArray(tool.allowed_tools) ? tool.allowed_tools : tool.allowed_tools?.tool_names || [];
+  return [`mcp:${tool.server_label}`, ...allowed.map((name) => `mcp:${tool.server_label}:${name}`)];
 }
 
 function toolChoice(value) {
   if (!value) return undefined;
   if (value.startsWith("function:")) return { type: "function", name: value.slice(9) };
   if (value.startsWith("type:")) return { type: value.slice(5) };
+  if (value.startsWith("mcp:")) {
+    const [label, name] = value.slice(4).split(":");
+    return compact({ type: "mcp", server_label: label, name });
+  }
   return value;
 }
 

@@ -19,11 +19,18 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from oasis.audio.encode import OUTPUT_FORMATS, AudioEncoder, TempoStretcher
 from oasis.caller import UsageEntry, record_usage
-from oasis.engines.base import SynthesizedAudio, TextToSpeechEngine
-from oasis.errors import InvalidRequestError, ModelUnavailableError
+from oasis.engines.base import (
+    RelayedAnswer,
+    SynthesizedAudio,
+    TextToSpeechEngine,
+    TextToSpeechRelay,
+)
+from oasis.errors import EngineUnreachableError, InvalidRequestError, ModelUnavailableError
+from oasis.services.audio.relayed import relay_fields
 from oasis.services.models import ModelManager
 from oasis.wire.audio import SpeechAudioDelta, SpeechAudioDone, SpeechRequest, SpeechUsage
 
@@ -33,6 +40,9 @@ OPENAI_VOICES = frozenset(
         "nova", "sage", "shimmer", "verse", "marin", "cedar",
     }
 )  # fmt: skip
+_SPEECH_EVENT: TypeAdapter[SpeechAudioDelta | SpeechAudioDone] = TypeAdapter(
+    SpeechAudioDelta | SpeechAudioDone
+)
 # Output tokens of a speech stream: audio frames of 12.5 ms (80 a second).
 FRAMES_PER_SECOND = 80
 
@@ -104,26 +114,54 @@ class _Pipeline:
         return data + self.encoder.finish()
 
 
+@dataclass
+class RelayedSpeech:
+    """A speech request sent to the model's server; its answer is on the way."""
+
+    model_id: str
+    answer: RelayedAnswer
+    response_format: str
+    characters: int
+
+    @property
+    def media_type(self) -> str:
+        return OUTPUT_FORMATS[self.response_format].media_type
+
+
 class SpeechService:
     """Runs speech requests against the text-to-speech models the manager serves."""
 
     def __init__(self, models: ModelManager) -> None:
         self.models = models
 
-    async def prepare(self, request: SpeechRequest) -> SpeechJob:
-        """Validate ``request`` and load its model; errors here are still HTTP statuses."""
+    async def prepare(self, request: SpeechRequest) -> SpeechJob | RelayedSpeech:
+        """Validate ``request`` and load its model (or send it to the model's server);
+        errors here are still HTTP statuses."""
         if not request.input.strip():
             raise InvalidRequestError(
                 "Invalid value for 'input': it must contain text to speak.",
                 param="input",
                 code="invalid_value",
             )
-        resolved, engine = await self.models.get(
+        resolved, engine = await self.models.get_either(
             request.model,
             "text-to-speech",
             TextToSpeechEngine,  # type: ignore[type-abstract]
+            TextToSpeechRelay,  # type: ignore[type-abstract]
         )
         mapping = {str(k): str(v) for k, v in resolved.spec.options.get("voices", {}).items()}
+        if isinstance(engine, TextToSpeechRelay):
+            # The server knows its voices and speeds; a name the operator mapped goes as
+            # the server's own name for it.
+            fields = relay_fields(request)
+            if request.voice_name in mapping:
+                fields["voice"] = mapping[request.voice_name]
+            return RelayedSpeech(
+                resolved.spec.id,
+                await engine.speak(fields),
+                request.response_format or "mp3",
+                len(request.input),
+            )
         voice = local_voice(request.voice_name, mapping, engine.voices)
         if voice not in engine.voices:
             raise ModelUnavailableError(
@@ -144,11 +182,13 @@ class SpeechService:
             tempo=1.0 if abs(tempo - 1.0) < 1e-6 else tempo,
         )
 
-    def audio(self, job: SpeechJob) -> AsyncGenerator[bytes, None]:
+    def audio(self, job: SpeechJob | RelayedSpeech) -> AsyncGenerator[bytes, None]:
         """The encoded audio, a piece per sentence as soon as each is synthesised.
 
         Synthesis is queued now, so a full queue is a 503 before the response starts.
         """
+        if isinstance(job, RelayedSpeech):
+            return self._relayed_audio(job)
         pieces = job.engine.synthesize(job.text, voice=job.voice, speed=job.model_speed)
         return self._encoded(job, pieces)
 
@@ -182,9 +222,47 @@ class SpeechService:
         pipeline.job.input_tokens += piece.input_tokens
         return pipeline.feed(piece.samples)
 
-    def events(self, job: SpeechJob) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
+    def events(
+        self, job: SpeechJob | RelayedSpeech
+    ) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
         """``stream_format: "sse"``: the same audio as base64 deltas, then usage."""
+        if isinstance(job, RelayedSpeech):
+            return self._relayed_events(job)
         return self._events(job, self.audio(job))
+
+    async def _relayed_audio(self, job: RelayedSpeech) -> AsyncGenerator[bytes, None]:
+        try:
+            async for chunk in job.answer.chunks():
+                yield chunk
+        finally:
+            await job.answer.aclose()
+        await record_usage(UsageEntry("audio_speeches", job.model_id, characters=job.characters))
+
+    async def _relayed_events(
+        self, job: RelayedSpeech
+    ) -> AsyncIterator[SpeechAudioDelta | SpeechAudioDone]:
+        try:
+            async for payload in job.answer.events():
+                try:
+                    event = _SPEECH_EVENT.validate_python(payload)
+                except ValidationError as exc:
+                    raise EngineUnreachableError(
+                        f"The engine of `{job.model_id}` sent a speech event that does not "
+                        f"read as one: {exc.errors()[0]['msg']}."
+                    ) from exc
+                if isinstance(event, SpeechAudioDone):
+                    await record_usage(
+                        UsageEntry(
+                            "audio_speeches",
+                            job.model_id,
+                            input_tokens=event.usage.input_tokens,
+                            output_tokens=event.usage.output_tokens,
+                            characters=job.characters,
+                        )
+                    )
+                yield event
+        finally:
+            await job.answer.aclose()
 
     async def _events(
         self, job: SpeechJob, audio: AsyncGenerator[bytes, None]

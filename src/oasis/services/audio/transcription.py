@@ -25,6 +25,7 @@ from typing import IO, TypeVar
 from openai.types.audio import (
     Transcription,
     TranscriptionSegment,
+    TranscriptionStreamEvent,
     TranscriptionTextDeltaEvent,
     TranscriptionTextDoneEvent,
     TranscriptionVerbose,
@@ -35,17 +36,21 @@ from openai.types.audio import (
 from openai.types.audio.transcription import UsageDuration
 from openai.types.audio.transcription_text_done_event import Usage, UsageInputTokenDetails
 from openai.types.audio.transcription_verbose import Usage as VerboseUsage
+from pydantic import BaseModel
 
 from oasis.audio.decode import AudioChunk, AudioReader, InvalidAudioError
 from oasis.caller import UsageEntry, record_usage
 from oasis.engines.base import (
+    AudioFile,
     DetectedLanguage,
     SpeechToTextEngine,
+    SpeechToTextRelay,
     TranscribedSegment,
     TranscriptionOptions,
 )
 from oasis.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedError
 from oasis.services.audio.languages import language_name
+from oasis.services.audio.relayed import read_upload, relayed_events, relayed_transcript
 from oasis.services.audio.subtitles import to_srt, to_vtt
 from oasis.services.models import ModelManager
 from oasis.wire.audio import TranscriptionRequest, TranslationRequest
@@ -318,6 +323,32 @@ class TranscriptionService:
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 
+    async def _relay(self, model: str) -> SpeechToTextRelay | None:
+        """The model's relay when another server runs it, else None (it runs here)."""
+        _, engine = await self.models.get_either(
+            model,
+            "speech-to-text",
+            SpeechToTextEngine,  # type: ignore[type-abstract]
+            SpeechToTextRelay,  # type: ignore[type-abstract]
+        )
+        return engine if isinstance(engine, SpeechToTextRelay) else None
+
+    async def _audio_file(self, upload: Upload) -> AudioFile:
+        return await asyncio.to_thread(
+            read_upload, upload.file, upload.size, upload.filename, self.max_file_bytes
+        )
+
+    async def answer(self, request: SpeechToTextRequest, upload: Upload) -> BaseModel | str:
+        """The response body for ``request``: an ``openai`` type, or plain text."""
+        relay = await self._relay(request.model)
+        if relay is not None:
+            return await relayed_transcript(relay, request, await self._audio_file(upload))
+        transcript = await self.create(request, upload)
+        granularities = (
+            request.timestamp_granularities if isinstance(request, TranscriptionRequest) else None
+        )
+        return render(transcript, request.response_format or "json", granularities)
+
     async def create(self, request: SpeechToTextRequest, upload: Upload) -> Transcript:
         """Transcribe (or translate) the whole file."""
         run = await self._prepare(request.model, upload, engine_options(request))
@@ -329,8 +360,11 @@ class TranscriptionService:
 
     async def stream(
         self, request: TranscriptionRequest, upload: Upload
-    ) -> AsyncIterator[TranscriptionTextDeltaEvent | TranscriptionTextDoneEvent]:
+    ) -> AsyncIterator[TranscriptionStreamEvent]:
         """Prepare now (errors are still statuses), then stream deltas and a done event."""
+        relay = await self._relay(request.model)
+        if relay is not None:
+            return await relayed_events(relay, request, await self._audio_file(upload))
         run = await self._prepare(request.model, upload, engine_options(request))
         return self._stream_events(run)
 

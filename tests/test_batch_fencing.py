@@ -1,0 +1,106 @@
+"""Exactly-once batch results under leases.
+
+Unit tier, on the real database (SQLite, and PostgreSQL when installed): a holder whose
+lease another replica has taken over has its writes refused by the lease's generation (the
+fence), the new holder's land once each, and the counts and results read back hold each
+line once. The end-to-end case (a replica stopped past its lease and resumed) is in
+``test_replicas.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from oasis.owners import OwnerIds
+from oasis.store import Store
+from oasis.store.batches import LineResult, PendingLine
+from oasis.store.db import open_database
+from oasis.store.leases import LeaseLost
+from tests.postgres import Cluster
+
+KIND = "batch"
+BATCH = "batch_fenced"
+
+
+def _result(line: int, holder: str) -> LineResult:
+    return LineResult(line, False, {"custom_id": f"c{line}", "by": holder})
+
+
+async def _scenario(store: Store) -> None:
+    await store.batches.insert(
+        "owner",
+        {
+            "id": BATCH,
+            "created_at": 0,
+            "status": "validating",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": "file-x",
+            "completion_window": "24h",
+            "expires_at": 2**31 - 1,
+            "metadata": None,
+            "output_expires_after": None,
+        },
+    )
+    leases = store.leases
+    stale = await leases.claim(KIND, BATCH, "replica-a", ttl=0.2)
+    assert stale is not None
+    lines = [PendingLine(n, f"c{n}", {"n": n}) for n in (1, 2, 3)]
+    assert await store.batches.start(BATCH, lines, "m", 0, stale)
+    assert await store.batches.finish_lines(BATCH, [_result(1, "a")], stale) == [1]
+
+    # A stalls past its lease; B takes the batch over (a new generation).
+    await asyncio.sleep(0.3)
+    fresh = await leases.claim(KIND, BATCH, "replica-b", ttl=30)
+    assert fresh is not None and fresh.generation == stale.generation + 1
+    assert await leases.renew("replica-a", 30) == []  # A hears it lost the lease
+
+    # A's late result for line 2 is refused whole, with the one for line 3.
+    with pytest.raises(LeaseLost):
+        await store.batches.finish_lines(BATCH, [_result(2, "a"), _result(3, "a")], stale)
+    # B runs the unfinished lines; a line done already keeps its first result.
+    done = await store.batches.finish_lines(
+        BATCH, [_result(2, "b"), _result(3, "b"), _result(1, "b")], fresh
+    )
+    assert done == [2, 3]
+    # Nor may A move the batch along, or expire its lines.
+    with pytest.raises(LeaseLost):
+        await store.batches.transition(BATCH, "finalizing", ["in_progress"], 0, fence=stale)
+    with pytest.raises(LeaseLost):
+        await store.batches.expire_pending(BATCH, stale)
+    assert await store.batches.transition(BATCH, "finalizing", ["in_progress"], 0, fence=fresh)
+
+    stored = await store.batches.get("owner", BATCH)
+    assert stored is not None and stored.status == "finalizing"
+    assert (stored.counts.total, stored.counts.completed, stored.counts.failed) == (3, 3, 0)
+    results = [item async for item in store.batches.results(BATCH, failed=False)]
+    assert [(custom_id, r and r["by"]) for custom_id, r in results] == [
+        ("c1", "a"),
+        ("c2", "b"),
+        ("c3", "b"),
+    ]
+
+
+def _run(url: str | None, data_dir: Path, body: Callable[[Store], Awaitable[None]]) -> None:
+    async def run() -> None:
+        owner_ids = OwnerIds(data_dir)
+        owner_ids.open()
+        store = Store(await open_database(url, data_dir, owner_ids))
+        try:
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_stale_holder_cannot_write_results_sqlite(tmp_path: Path) -> None:
+    _run(None, tmp_path, _scenario)
+
+
+@pytest.mark.slow
+def test_a_stale_holder_cannot_write_results_postgres(tmp_path: Path, postgres: Cluster) -> None:
+    _run(postgres.database(), tmp_path, _scenario)
