@@ -98,6 +98,7 @@ function requestBody(form, input, previous) {
     instructions: form.instructions.value.trim() || undefined,
     temperature: numberOf(form.temperature),
     max_output_tokens: numberOf(form.max_output_tokens),
+    max_tool_calls: numberOf(form.max_tool_calls),
     tools: tools.length ? tools : undefined,
     tool_choice: toolChoice(form.tool_choice.value),
     store: form.store.checked,
