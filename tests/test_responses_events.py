@@ -126,3 +126,51 @@ def test_empty_generation_still_has_a_message() -> None:
     builder, _ = run([Finished("stop", "", 3, 0)])
     assert builder.response().output_text == ""
     assert builder.response().output[0].type == "message"
+
+
+def test_events_validate_as_the_sdk_union_reads_them() -> None:
+    # The builder picks each event's (and item's) type by its "type" field; the SDK's own
+    # union, tried member by member, must read every event the same way.
+    from openai.types.responses import ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    from oasis.tools.base import ItemAdded, ItemDone, ItemProgress
+
+    sdk_union: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+    builder = ResponseBuilder(dict(BASE))
+    out = builder.created() + builder.in_progress()
+    out += builder.feed(ReasoningDelta("Think."))
+    call: dict[str, Any] = {
+        "type": "mcp_call",
+        "id": "mcp_1",
+        "server_label": "bench",
+        "name": "add",
+        "arguments": "",
+        "status": "in_progress",
+        "approval_request_id": None,
+        "output": None,
+        "error": None,
+    }
+    out += builder.hosted(ItemAdded(call))
+    out += builder.hosted(ItemProgress("response.mcp_call.in_progress"))
+    out += builder.hosted(ItemProgress("response.mcp_call_arguments.delta", {"delta": "{}"}))
+    out += builder.hosted(ItemProgress("response.mcp_call.completed", item_status="completed"))
+    out += builder.hosted(
+        ItemDone({**call, "arguments": "{}", "status": "completed", "output": "5"})
+    )
+    out += builder.feed(ToolCallStarted(0, "call_1", "f"))
+    out += builder.feed(ToolCallArgumentsDelta(0, '{"a": 1}'))
+    out += builder.feed(TextDelta("Hello"))
+    out += builder.finish(
+        Finished("stop", "Hello", 5, 7, tool_calls=(ToolCall("call_1", "f", '{"a": 1}'),))
+    )
+    assert {"mcp_call", "reasoning", "function_call", "message"} <= {
+        e.item.type for e in out if e.type == "response.output_item.done"
+    }
+    for event in out:
+        wire = event.model_dump_json(exclude_unset=True, by_alias=True)
+        again = sdk_union.validate_json(wire)
+        assert type(again) is type(event)
+        assert again.model_dump_json(exclude_unset=True, by_alias=True) == wire
+        if hasattr(event, "item"):
+            assert type(again.item) is type(event.item)
