@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from oasis.api.errors import error_json
 from oasis.errors import OasisError
-from oasis.services.streams import failure_message, guarded
+from oasis.services.streams import failure_message, guarded, in_runs
 from oasis.wire.base import dump
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -60,8 +60,14 @@ def sse_response(
 
 
 async def _encoded_frames(events: AsyncIterator[tuple[int, str, str]]) -> AsyncIterator[bytes]:
-    async for _seq, kind, data in events:
-        yield frame(data, kind)
+    # The events made back to back go out in one write (see ``in_runs``); a finished item
+    # goes out before the work that follows it (the next step's prompt, after a tool call).
+    async for run in in_runs(events, flush=_ends_item):
+        yield b"".join(frame(data, kind) for _seq, kind, data in run)
+
+
+def _ends_item(event: tuple[int, str, str]) -> bool:
+    return event[1] == "response.output_item.done"
 
 
 def encoded_sse_response(events: AsyncIterator[tuple[int, str, str]]) -> StreamingResponse:

@@ -7,6 +7,8 @@ one request (its choices) as they produce. Failure: once the first byte is out, 
 code is spent, so any exception after it — ours or not — is logged and becomes the
 endpoint's terminal error event (an ``error`` frame for chat and completions,
 ``response.failed`` for Responses), never a cut connection (:func:`guarded`).
+Delivery: :func:`in_runs` hands a writer, at once, every event made while it was busy, so
+events made back to back (a tool's item opening, then its progress) go out in one write.
 """
 
 from __future__ import annotations
@@ -61,6 +63,65 @@ async def _prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def in_runs(
+    events: AsyncIterator[T], most: int = 64, flush: Callable[[T], bool] | None = None
+) -> AsyncIterator[list[T]]:
+    """``events`` in runs: each run is every event made since the last run was taken.
+
+    A task of its own reads ``events`` ahead of the caller (at most ``most`` events
+    ahead), so it goes on until the producer itself waits (on the engine, a tool, the
+    network) while the caller writes. Events made back to back then reach the caller as
+    one run, to write at once: one write, and one wake-up of the client, instead of one
+    each, which on a loaded machine is where a stream's time goes (each write can hand the
+    CPU to the woken client). An event that ``flush`` picks ends its run even when the
+    producer has more to do before it waits. A failure of ``events`` is raised after the
+    events before it; closing the runs (or cancelling their reader) closes ``events``.
+    """
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+    room = asyncio.Event()
+    room.set()
+
+    async def read() -> None:
+        try:
+            async for event in events:
+                queue.put_nowait((True, event))
+                if queue.qsize() >= most:
+                    room.clear()
+                    await room.wait()
+                elif flush is not None and flush(event):
+                    await asyncio.sleep(0)  # the caller, woken by the event, takes the run
+        except Exception as exc:  # handed to the caller, which raises it
+            queue.put_nowait((False, exc))
+        else:
+            queue.put_nowait((False, None))
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    reader = asyncio.create_task(read(), name="stream reader")
+    try:
+        while True:
+            taken = [await queue.get()]
+            while not queue.empty():
+                taken.append(queue.get_nowait())
+            room.set()
+            run = [value for more, value in taken if more]
+            if taken[-1][0]:
+                yield run
+                continue
+            if run:
+                yield run
+            failure = taken[-1][1]
+            if failure is not None:
+                raise failure
+            return
+    finally:
+        if not reader.done():
+            reader.cancel()
+        await asyncio.wait({reader})
 
 
 def failure_message(exc: Exception) -> str:
