@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from openai import OpenAI
 
 from tests.logprob_helpers import spelled
 from tests.responses_helpers import MODEL, SHORT, check_order, sse_events
+from tests.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -126,3 +129,36 @@ def test_foreground_stream_cannot_be_replayed(http: httpx.Client) -> None:
     response_id = sse_events(response)[0]["response"]["id"]
     replay = http.get(f"/v1/responses/{response_id}", params={"stream": "true"})
     assert replay.status_code == 400
+
+
+def test_a_client_that_hangs_up_stops_the_generation(server: Server) -> None:
+    # The stream is read ahead of its writer by a task of its own (in_runs); a client that
+    # leaves must still stop the engine job, not leave it generating for nobody.
+    endless = {  # the grammar forbids an early end: 1000 numbers take far longer than the read
+        "type": "object",
+        "properties": {"n": {"type": "array", "items": {"type": "integer"}, "minItems": 1000}},
+        "required": ["n"],
+    }
+    body = {
+        "model": MODEL,
+        "input": "List numbers.",
+        "stream": True,
+        "max_output_tokens": 3000,
+        "text": {"format": {"type": "json_schema", "name": "numbers", "schema": endless}},
+    }
+    marker = "generation stopped early"
+    before = server.log().count(marker)
+    with (
+        httpx.Client(base_url=server.base_url, timeout=60) as http,
+        http.stream("POST", "/v1/responses", json=body) as response,
+    ):
+        assert response.status_code == 200
+        for i, _ in enumerate(response.iter_lines()):
+            if i > 20:
+                break
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.log().count(marker) == before:
+        time.sleep(0.2)
+    stopped = [line for line in server.log().splitlines() if marker in line]
+    assert len(stopped) > before, "the server never noticed the client left"
+    assert int(stopped[-1].rsplit("after ", 1)[1].split()[0]) < 3000
