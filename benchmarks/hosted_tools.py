@@ -32,7 +32,8 @@ Both, in one run (``--only web`` or ``--only mcp`` for one of them):
 
     .venv/bin/python benchmarks/hosted_tools.py --reps 7
 
-Writes benchmarks/results/hosted_tools.json.
+Writes benchmarks/results/hosted_tools.json (``--out`` names another file), with the
+machine's load average before and after.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -281,13 +283,16 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--engine-ms", type=float, default=50.0)
     parser.add_argument("--only", choices=["web", "mcp"])
+    parser.add_argument("--out", type=Path, default=None, help="the results file")
     args = parser.parse_args()
-    result: dict[str, Any] = {}
+    # The machine is shared: its load, before and after, says how far to trust the figures.
+    result: dict[str, Any] = {"load_average_1m_before": round(os.getloadavg()[0], 2)}
     if args.only in (None, "web"):
         result["web_search"] = web_search_overhead(args.reps, args.engine_ms)
     if args.only in (None, "mcp"):
         result["mcp"] = mcp_overhead(args.reps)
-    write_result("hosted_tools", result)
+    result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    write_result("hosted_tools", result, args.out)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,10 @@ REPLIES = {
     '<|start|>assistant<|channel|>final<|message|>Sure! {"city": "Paris", "sunny": tru}',
     "JSON after thinking": "<|channel|>analysis<|message|>Think.<|end|>"
     '<|start|>assistant<|channel|>final<|message|>Result: {"city": "Lyon", "sunny": false} ok',
+    # Answers instead of calling, naming a tool that is not offered on the way.
+    "Time in Tokyo, no tools": "<|channel|>commentary to=functions.get_secret <|constrain|>json"
+    '<|message|>{"key": 1}<|call|><|start|>assistant<|channel|>final<|message|>'
+    'I know it: get_time says {"zone": "Asia/Tokyo"} ok',
 }
 CITY = {
     "type": "object",
@@ -118,6 +122,20 @@ WEATHER = {
         "properties": {"city": {"type": "string"}},
         "required": ["city"],
     },
+}
+
+
+TIME = {
+    "type": "function",
+    "name": "get_time",
+    "description": "The time in a zone.",
+    "parameters": {
+        "type": "object",
+        "properties": {"zone": {"type": "string"}},
+        "required": ["zone"],
+        "additionalProperties": False,
+    },
+    "strict": True,
 }
 
 
@@ -307,6 +325,79 @@ def test_a_format_beside_tools_holds_once_the_model_answers(sdk: OpenAI) -> None
     reasoning = response.output[0]
     assert "".join(c.text for c in reasoning.content or []) == "Think."  # type: ignore[union-attr]
     assert json.loads(response.output_text) == {"city": "Lyon", "sunny": False}
+
+
+def test_required_among_several_tools_calls_one_of_them(sdk: OpenAI) -> None:
+    # The script names a tool that is not offered, then answers in prose: "required"
+    # forces the header's start, and the grammar keeps the recipient to an offered tool
+    # and the body to that tool's schema.
+    response = sdk.responses.create(
+        model=MODEL,
+        input="Time in Tokyo, no tools",
+        tools=[WEATHER, TIME],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    (call,) = response.output
+    assert call.type == "function_call" and call.name == "get_time"
+    arguments = json.loads(call.arguments)  # what the script had left, under the schema
+    assert set(arguments) == {"zone"} and isinstance(arguments["zone"], str)
+    chat = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Time in Tokyo, no tools"}],
+        tools=[
+            {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}  # type: ignore[misc]
+            for t in (WEATHER, TIME)
+        ],
+        tool_choice="required",
+    )
+    (tool_call,) = chat.choices[0].message.tool_calls or []
+    assert tool_call.function.name == "get_time"  # type: ignore[union-attr]
+    assert json.loads(tool_call.function.arguments) == arguments  # type: ignore[union-attr]
+
+
+def test_the_required_grammar_admits_only_offered_recipients() -> None:
+    from oasis.core.constraints import ConstraintState, harmony_call_grammar
+    from oasis.core.conversation import FunctionTool
+    from oasis.core.harmony import CHANNEL, call_header, header_lark
+    from tests.scripted_tokens import ScriptedEngine
+
+    engine = ScriptedEngine.__new__(ScriptedEngine)  # only its vocabulary is used
+    engine._markers = ["<|call|>", "<|channel|>", "<|constrain|>", "<|message|>"]
+    engine._guidance = None
+    tools = [
+        FunctionTool("get_time", None, TIME["parameters"]),  # type: ignore[arg-type]
+        FunctionTool(
+            "web_search", None, {"type": "object", "properties": {"query": {"type": "string"}}}
+        ),
+    ]
+    headers = [
+        header_lark(call_header(tool.name, builtin).removeprefix(CHANNEL), lambda _: True)
+        for tool, builtin in zip(tools, [None, "browser.search"], strict=True)
+    ]
+    grammar = harmony_call_grammar(headers, tools, ["tools[0].parameters", "tools[1].parameters"])
+
+    def written(text: str) -> str:
+        """What of ``text`` the grammar lets through, token by token."""
+        state = ConstraintState(engine._guidance_tokenizer(), grammar, engine.vocab_size())
+        out = b""
+        for token in engine.tokenize(text):
+            if not state.allows(token):
+                break
+            out += engine._bytes(token)
+            if state.advance(token, engine._bytes(token)):
+                break
+        return out.decode()
+
+    good = 'commentary to=functions.get_time <|constrain|>json<|message|>{"zone": "UTC"}'
+    assert written(good) == good
+    browse = 'analysis to=browser.search code<|message|>{"query": "x"}'
+    assert written(browse) == browse
+    refused = written("commentary to=functions.get_secret <|constrain|>json<|message|>{}")
+    assert refused == "commentary to=functions.get_"
+    assert written("final<|message|>Hello") == ""
+    # The body keeps to the chosen tool's schema (get_time allows only "zone").
+    body = written('commentary to=functions.get_time <|constrain|>json<|message|>{"city"')
+    assert body.endswith('{"')
 
 
 def test_the_parser_reads_markers_cut_across_pieces() -> None:

@@ -181,6 +181,25 @@ def tool_call_grammar(
     )
 
 
+def harmony_call_grammar(
+    headers: list[str], tools: list[FunctionTool], params: list[str]
+) -> OutputConstraint:
+    """Exactly one call of any of ``tools``, for a harmony model (gpt-oss), whose choice of
+    tool is in the message header: each tool's header (Lark, from
+    :func:`~oasis.core.harmony.header_lark`: the recipient, then ``<|message|>``), then
+    its JSON arguments under its schema. For ``tool_choice`` ``required`` among several
+    tools; the prompt ends with the part of the header they share."""
+    calls: list[str] = []
+    rules: list[str] = []
+    for i, (header, tool, param) in enumerate(zip(headers, tools, params, strict=True)):
+        schema = tool.parameters or {"type": "object", "properties": {}}
+        check_schema(schema, param=param, strict=tool.strict)
+        rules.append(f"args_{i}: {json_rule(schema, strict=tool.strict)}")
+        calls.append(f"{header} args_{i}")
+    lark = "\n".join([f"start: {' | '.join(calls)}", *rules])
+    return OutputConstraint(compile_lark(lark, params[0]))
+
+
 def response_format_grammar(
     schema: dict[str, Any] | None, *, strict: bool, param: str
 ) -> OutputConstraint:

@@ -19,10 +19,11 @@ and yields the same parsed events as :class:`~oasis.core.tool_calls.ToolCallPars
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from oasis.core.conversation import ToolCall
+from oasis.core.json_schema import lark_literal
 from oasis.core.tool_calls import (
     CallArguments,
     CallDone,
@@ -40,6 +41,7 @@ FINAL_HEADER = CHANNEL + "final" + MESSAGE
 # Markers that end a message's body.
 _ENDS = ("<|end|>", "<|call|>", "<|return|>", START)
 _RECIPIENT = re.compile(r"\bto=([^\s<]+)")
+_MARKER = re.compile(r"<\|[a-z_]+\|>")
 # The built-in tool gpt-oss was trained to browse with, and the hosted tool it stands for:
 # web search takes the arguments of all three (it tells them apart by their fields).
 BROWSER_TOOLS: Mapping[str, str] = {
@@ -56,6 +58,23 @@ def call_header(function: str, builtin: str | None = None) -> str:
     if builtin is not None:
         return f"{CHANNEL}analysis to={builtin} code{MESSAGE}"
     return f"{CHANNEL}commentary to=functions.{function} <|constrain|>json{MESSAGE}"
+
+
+def header_lark(header: str, special: Callable[[str], bool]) -> str:
+    """``header`` as a Lark sequence: its text as string literals, and each ``<|…|>``
+    marker as the special token it is where ``special`` says the model has one (a
+    grammar's text cannot match a special token), else as text."""
+    parts: list[str] = []
+    at = 0
+    for match in _MARKER.finditer(header):
+        if match.start() > at:
+            parts.append(lark_literal(header[at : match.start()]))
+        marker = match[0]
+        parts.append(marker if special(marker) else lark_literal(marker))
+        at = match.end()
+    if at < len(header):
+        parts.append(lark_literal(header[at:]))
+    return " ".join(parts)
 
 
 def speaks_harmony(template_source: str) -> bool:

@@ -8,7 +8,9 @@ sequences held back, split into reasoning and answer, and read for tool calls.
 A harmony model (gpt-oss) opens its output with a channel header, so its grammar is the
 same JSON grammar placed after a header: a forced call's header (``to=functions.NAME``, or
 the built-in that stands for a hosted tool) or the ``final`` channel's is appended to the
-prompt and the model writes only the body under the grammar; a response format beside
+prompt and the model writes only the body under the grammar; ``required`` among several
+tools appends the header's shared start (``<|channel|>``) and the grammar takes the rest:
+one of the offered recipients, then that tool's arguments. A response format beside
 tools it may call waits for the ``final`` header the model writes itself (a lazy
 constraint), so it may still think and call tools first.
 """
@@ -17,14 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oasis.core import harmony as harmony_format
 from oasis.core import reasoning
 from oasis.core.backend import EventStream, Prompt
-from oasis.core.constraints import response_format_grammar, tool_call_grammar
+from oasis.core.constraints import (
+    harmony_call_grammar,
+    response_format_grammar,
+    tool_call_grammar,
+)
 from oasis.core.conversation import Conversation, FunctionTool
 from oasis.core.decoding import StopDecoder
 from oasis.core.events import (
@@ -91,6 +97,16 @@ class LocalChatBackend:
         self._template = ChatTemplate(engine.chat_template, engine.bos_token, engine.eos_token)
         self._reasons = reasoning.OPEN in self._template.source
         self._harmony = speaks_harmony(self._template.source)
+        self._specials: dict[str, bool] = {}
+
+    def _special(self, marker: str) -> bool:
+        """Whether the model has ``marker`` (``<|message|>``) as one special token."""
+        known = self._specials.get(marker)
+        if known is None:
+            tokens = self.engine.tokenize(marker, add_bos=False)
+            # A special token is left out of detokenized text; a plain one is its text.
+            known = self._specials[marker] = len(tokens) == 1 and not self.engine.detokenize(tokens)
+        return known
 
     @property
     def load(self) -> tuple[int, int]:
@@ -113,7 +129,7 @@ class LocalChatBackend:
         header = ""
         if self._harmony:
             aliases = _browser_aliases(tools)
-            constraint, header = _harmony_constraint(options, aliases)
+            constraint, header = _harmony_constraint(options, aliases, self._special)
         else:
             aliases = {}
             constraint = _constraint_for(options, tools)
@@ -509,15 +525,26 @@ def _format_grammar(options: GenerationOptions) -> OutputConstraint | None:
 
 
 def _harmony_constraint(
-    options: GenerationOptions, aliases: Mapping[str, str]
+    options: GenerationOptions, aliases: Mapping[str, str], special: Callable[[str], bool]
 ) -> tuple[OutputConstraint | None, str]:
     """A harmony model's (grammar, header to append to the prompt); see the module
-    docstring. ``required`` with several tools to choose from is asked for in the prompt
-    only: the choice is in the header, which a prefix cannot leave open."""
+    docstring. ``required`` with several tools to choose from forces the header's start
+    (``<|channel|>``): the grammar then keeps the recipient to one of them and the body
+    to its schema. ``special`` says which ``<|…|>`` markers the model has as special
+    tokens."""
     allowed = callable_tools(options)
+    if options.tool_choice != "auto" and len(allowed) > 1:
+        positions = {t.name: i for i, t in enumerate(options.tools)}
+        headers = [
+            harmony_format.header_lark(
+                _call_header(tool, aliases).removeprefix(harmony_format.CHANNEL), special
+            )
+            for tool in allowed
+        ]
+        params = [options.tools_param.format(index=positions[t.name]) for t in allowed]
+        grammar = harmony_call_grammar(headers, list(allowed), params)
+        return grammar, harmony_format.CHANNEL
     if options.tool_choice != "auto" and allowed:
-        if len(allowed) > 1:
-            return None, ""
         (tool,) = allowed
         position = next(i for i, t in enumerate(options.tools) if t.name == tool.name)
         arguments = response_format_grammar(
@@ -525,14 +552,20 @@ def _harmony_constraint(
             strict=tool.strict,
             param=options.tools_param.format(index=position),
         )
-        builtin = next((b for b, name in aliases.items() if name == tool.name), None)
-        return arguments, harmony_format.call_header(tool.name, builtin)
+        return arguments, _call_header(tool, aliases)
     text = _format_grammar(options)
     if text is None:
         return None, ""
     if not allowed:
         return text, harmony_format.FINAL_HEADER
     return replace(text, trigger=harmony_format.FINAL_HEADER, end_after_match=True), ""
+
+
+def _call_header(tool: FunctionTool, aliases: Mapping[str, str]) -> str:
+    """The harmony header of a call of ``tool``: a built-in's (``browser.search`` for web
+    search) where one stands for it, else the function's."""
+    builtin = next((b for b, name in aliases.items() if name == tool.name), None)
+    return harmony_format.call_header(tool.name, builtin)
 
 
 def _browser_aliases(tools: tuple[FunctionTool, ...]) -> dict[str, str]:
