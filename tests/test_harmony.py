@@ -91,6 +91,11 @@ REPLIES = {
     "meets the Saone.<|end|>": "<|channel|>analysis to=browser.find code"
     '<|message|>{"pattern": "bouchons"}',
     "Saone.…": "<|channel|>final<|message|>Lyon is known for its bouchons [2].",
+    # A later turn reads that browsing back in the browser's own messages: the page it
+    # opened, then its find, as gpt-oss calls them (not as functions.web_search).
+    " (read on an earlier turn).<|end|><|start|>assistant<|channel|>analysis "
+    'to=browser.find code<|message|>{"pattern": "bouchons"': "<|channel|>final<|message|>"
+    "As I read before: bouchons.",
     "Open a local file": "<|channel|>analysis to=browser.open code"
     '<|message|>{"id": "file:///etc/passwd"}',
     "Could not open the page": "<|channel|>final<|message|>I could not open it.",
@@ -260,6 +265,16 @@ def test_browser_open_and_find_read_a_result_through_web_search(sdk: OpenAI, wor
     assert citation.type == "url_citation" and citation.url == lyon
     kinds = [e.type for e in events]
     assert kinds.count("response.web_search_call.completed") == 4
+
+    # Chained, the model reads its search, the page it opened and its find again, as the
+    # browser's calls and messages (the page read by the search itself is not repeated).
+    again = sdk.responses.create(
+        model=MODEL,
+        previous_response_id=response.id,
+        input="What did you read?",
+        tools=[{"type": "web_search", "search_context_size": "low"}],
+    )
+    assert again.output_text == "As I read before: bouchons."
 
 
 def test_browser_open_goes_through_the_url_policy(sdk: OpenAI) -> None:

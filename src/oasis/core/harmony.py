@@ -18,11 +18,14 @@ and yields the same parsed events as :class:`~oasis.core.tool_calls.ToolCallPars
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from oasis.core.conversation import ToolCall
+from oasis.core.conversation import Conversation, Message, ToolCall
 from oasis.core.json_schema import lark_literal
 from oasis.core.tool_calls import (
     CallArguments,
@@ -58,6 +61,87 @@ def call_header(function: str, builtin: str | None = None) -> str:
     if builtin is not None:
         return f"{CHANNEL}analysis to={builtin} code{MESSAGE}"
     return f"{CHANNEL}commentary to=functions.{function} <|constrain|>json{MESSAGE}"
+
+
+def browser_tool(fields: Mapping[str, Any]) -> str:
+    """Which browser tool a web search call's arguments stand for: ``browser.find`` (a
+    ``pattern``), ``browser.open`` (a page ``id``, ``url`` or ``cursor`` without a
+    query), else ``browser.search``."""
+    if "pattern" in fields:
+        return "browser.find"
+    if "query" not in fields and any(k in fields for k in ("id", "url", "cursor")):
+        return "browser.open"
+    return "browser.search"
+
+
+def browser_exchange(call: ToolCall, output: str) -> str:
+    """A past browser call and its result as gpt-oss reads them: the assistant's call on
+    the analysis channel (``to=browser.open``), then the tool's message to the assistant."""
+    try:
+        fields = json.loads(call.arguments or "{}")
+    except ValueError:
+        fields = {}
+    tool = browser_tool(fields if isinstance(fields, dict) else {})
+    return (
+        f"{ASSISTANT_START}{call_header(call.name, tool)}{call.arguments}<|call|>"
+        f"{START}{tool} to=assistant{CHANNEL}analysis{MESSAGE}{output}<|end|>"
+    )
+
+
+def with_browser_placeholders(
+    conversation: Conversation,
+) -> tuple[Conversation, dict[str, str]]:
+    """``conversation`` with each web search call and its result (an assistant turn that
+    calls only it, then the tool's answer) as one assistant message holding a placeholder,
+    and the harmony text (:func:`browser_exchange`) each placeholder stands for.
+
+    A chat template renders every call as ``functions.NAME``; the browser's calls are put
+    back in their own form after rendering (:func:`put_back`)."""
+    messages = list(conversation.messages)
+    out: list[Message] = []
+    texts: dict[str, str] = {}
+    nonce = secrets.token_hex(4)
+    i = 0
+    while i < len(messages):
+        message = messages[i]
+        calls = message.tool_calls
+        answers = messages[i + 1 : i + 1 + len(calls)]
+        if (
+            message.role == "assistant"
+            and calls
+            and not message.content
+            and all(c.name in BROWSER_TOOLS.values() for c in calls)
+            and len(answers) == len(calls)
+            and all(
+                a.role == "tool" and a.tool_call_id == c.id
+                for a, c in zip(answers, calls, strict=True)
+            )
+        ):
+            for n, (call, answer) in enumerate(zip(calls, answers, strict=True)):
+                placeholder = f"OASIS_BROWSER_{nonce}_{len(texts)}"
+                texts[placeholder] = browser_exchange(call, answer.content)
+                reasoning = message.reasoning if n == 0 else None
+                out.append(Message(role="assistant", content=placeholder, reasoning=reasoning))
+            i += 1 + len(calls)
+            continue
+        out.append(message)
+        i += 1
+    return replace(conversation, messages=tuple(out)), texts
+
+
+def put_back(rendered: str, texts: Mapping[str, str]) -> str | None:
+    """``rendered`` with each placeholder's whole message (from its ``<|start|>`` to its
+    end marker) replaced by its harmony text; None when a template did not render one."""
+    for placeholder, text in texts.items():
+        at = rendered.find(placeholder)
+        start = rendered.rfind(START, 0, at)
+        ends = [(rendered.find(m, at), m) for m in ("<|end|>", "<|return|>")]
+        ends = [(e, m) for e, m in ends if e >= 0]
+        if at < 0 or start < 0 or not ends or rendered.count(placeholder) != 1:
+            return None
+        end, marker = min(ends)
+        rendered = rendered[:start] + text + rendered[end + len(marker) :]
+    return rendered
 
 
 def header_lark(header: str, special: Callable[[str], bool]) -> str:

@@ -192,12 +192,23 @@ class LocalChatBackend:
             extra.append(_format_instructions(options.response_format))
         if not native and (tools or _has_tool_turns(conversation)):
             conversation = spell_out_tool_turns(conversation)
-        return self._template.render(
-            conversation,
-            tools=tool_dicts(tools) if native and tools else None,
-            extra_system="\n\n".join(extra) or None,
-            builtin_tools=builtin_tools or None,
-        )
+
+        def render(conversation: Conversation) -> str:
+            return self._template.render(
+                conversation,
+                tools=tool_dicts(tools) if native and tools else None,
+                extra_system="\n\n".join(extra) or None,
+                builtin_tools=builtin_tools or None,
+            )
+
+        if self._harmony:
+            # Past browser calls read as gpt-oss was trained to see them, not as functions.
+            placeheld, exchanges = harmony_format.with_browser_placeholders(conversation)
+            if exchanges:
+                rendered = harmony_format.put_back(render(placeheld), exchanges)
+                if rendered is not None:
+                    return rendered
+        return render(conversation)
 
     async def prepare_text(self, prompt: str | list[int], *, param: str) -> LocalPrompt:
         """A raw prompt, no chat template: text (with the model's BOS) or token ids."""

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from oasis.core.harmony import browser_tool
 from oasis.tools.citations import Sources
 from oasis.tools.pages import Page
 
@@ -40,11 +41,8 @@ def wants(arguments: dict[str, Any]) -> str:
     """Which browsing action a web search call's arguments ask for: ``find_in_page`` (a
     ``pattern``), ``open_page`` (a page ``id``, ``url`` or ``cursor`` without a query), or
     ``search``."""
-    if "pattern" in arguments:
-        return "find_in_page"
-    if "query" not in arguments and any(k in arguments for k in ("id", "url", "cursor")):
-        return "open_page"
-    return "search"
+    tool = browser_tool(arguments)
+    return {"browser.find": "find_in_page", "browser.open": "open_page"}.get(tool, "search")
 
 
 def page_url(arguments: dict[str, Any], sources: Sources, opened: OpenedPages) -> str | None:

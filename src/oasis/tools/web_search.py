@@ -58,6 +58,9 @@ FUNCTION = FunctionTool(
         "required": ["query"],
     },
 )
+# The id prefix of the items of the model's own browsing (``browser.open``, ``browser.find``):
+# replayed on later turns, where a search's own page reads are not.
+BROWSED = "wsb"
 NOT_CONFIGURED = (
     "Web search needs a search engine, and this server has none configured. The operator "
     'sets one in the config file: [web_search] engine = "searxng" with url = "<SearXNG base '
@@ -239,7 +242,7 @@ class WebSearchKind:
             if find
             else {"type": "open_page", "url": url}
         )
-        item = _browsing_item(action)
+        item = _browsing_item(action, browsed=True)
         async for event in _started(item):
             yield event
         if find and not pattern:
@@ -265,9 +268,12 @@ class WebSearchKind:
 
     def replay(self, item: Item) -> ReplayedCall | None:
         """A stored search as the model reads it on a later turn: the call, and the pages
-        found (a stored item keeps their addresses, not their text). Opened pages are not
-        replayed: the search already lists them."""
+        found (a stored item keeps their addresses, not their text). The pages a search
+        read itself are not replayed (the search lists them); a page the model opened, or
+        searched in, is (:func:`_replay_browsing`)."""
         action = item.get("action") or {}
+        if action.get("type") in {"open_page", "find_in_page"}:
+            return _replay_browsing(item) if _browsed(item) else None
         if action.get("type") != "search":
             return None
         query = str(action.get("query") or next(iter(action.get("queries") or []), ""))
@@ -280,13 +286,37 @@ class WebSearchKind:
         return ReplayedCall(FUNCTION.name, json.dumps({"query": query}), output)
 
 
-def _browsing_item(action: Item) -> Item:
+def _browsing_item(action: Item, *, browsed: bool = False) -> Item:
+    """A ``web_search_call`` item for ``action``; ``browsed``: the model's own call of
+    ``browser.open`` or ``browser.find`` (its id says so, for replay)."""
     return {
         "type": "web_search_call",
-        "id": new_id("ws"),
+        "id": new_id(BROWSED if browsed else "ws"),
         "status": "in_progress",
         "action": action,
     }
+
+
+def _browsed(item: Item) -> bool:
+    return str(item.get("id", "")).startswith(BROWSED + "_")
+
+
+def _replay_browsing(item: Item) -> ReplayedCall:
+    """A page the model opened (or searched in) on an earlier turn, as it reads it now: the
+    call, and a short form of what it read (the page's text is not kept past its turn)."""
+    action = item["action"]
+    url = str(action.get("url") or "")
+    failed = item.get("status") == "failed"
+    if action["type"] == "open_page":
+        output = f"Could not open {url}." if failed else f"Opened {url} (read on an earlier turn)."
+        return ReplayedCall(FUNCTION.name, json.dumps({"id": url}), output)
+    pattern = str(action.get("pattern") or "")
+    output = (
+        f'Could not search {url} for "{pattern}".'
+        if failed
+        else f'Searched {url} for "{pattern}" (read on an earlier turn).'
+    )
+    return ReplayedCall(FUNCTION.name, json.dumps({"pattern": pattern, "url": url}), output)
 
 
 async def _started(item: Item) -> AsyncIterator[ToolEvent]:
