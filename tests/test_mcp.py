@@ -206,6 +206,19 @@ def test_allowed_tools_limit_the_listing_and_the_calls(
     assert read_only.output[1].output == "noon"  # type: ignore[union-attr]
 
 
+def test_a_choice_of_a_server_without_a_name_forces_one_of_its_tools(
+    sdk: OpenAI, mcp_urls: dict[str, str]
+) -> None:
+    body = _body(mcp_urls["http"], "add", tool={"allowed_tools": ["add", "clock"]})
+    body["tool_choice"] = {"type": "mcp", "server_label": "test"}
+    body["input"] = "Hello there!"  # nothing in it asks for a tool
+    response = sdk.responses.create(**body)
+    calls = [item for item in response.output if item.type == "mcp_call"]
+    assert calls, [item.type for item in response.output]
+    assert calls[0].name in {"add", "clock"} and calls[0].status == "completed"  # type: ignore[union-attr]
+    assert response.output[-1].type == "message"  # the next step answers freely
+
+
 def test_an_approval_request_ends_the_turn_and_its_answer_runs_the_call(
     sdk: OpenAI, raw: httpx.Client, mcp_urls: dict[str, str]
 ) -> None:

@@ -89,6 +89,7 @@ async def _prepare_tools(state: LoopState, builder: ResponseBuilder) -> AsyncIte
         return
     offered: list[ConfiguredTool] = []
     forced: str | None = None
+    among: frozenset[str] = frozenset()
     for type_, entries in deferred.items():
         kind = get_tool(type_)
         assert kind is not None and hasattr(kind, "prepare")  # configured through the registry
@@ -99,6 +100,7 @@ async def _prepare_tools(state: LoopState, builder: ResponseBuilder) -> AsyncIte
             if isinstance(event, Offered):
                 offered += event.tools
                 forced = forced or event.choice
+                among |= event.among
                 for call in event.calls:
                     state.extra += _read_call(call, new_id("call"))
             else:
@@ -118,7 +120,12 @@ async def _prepare_tools(state: LoopState, builder: ResponseBuilder) -> AsyncIte
     if state.choice == "required" and functions:
         first = "required"  # held back while nothing was offered yet
     state.options = replace(options, tools=tuple(functions), tool_choice=forced or first)
-    state.prompt = await state.prepare(state.extra, state.options)
+    first_options = state.options
+    if forced is None and among:
+        # One of these functions must be called; like any forced choice, on the first
+        # step only (later steps build on ``state.options``, which does not narrow).
+        first_options = replace(state.options, tool_choice="required", allowed_tools=among)
+    state.prompt = await state.prepare(state.extra, first_options)
     state.params = replace(
         state.params,
         max_tokens=state.core.max_new_tokens(state.prompt, state.max_output_tokens),

@@ -155,12 +155,14 @@ class Offered:
     ``tools``: one :class:`ConfiguredTool` per function the model may call (same ``type``
     and ``index`` as the entry it comes from). ``calls``: calls already run this turn, read
     by the model as its own calls with their results. ``choice``: the function a
-    ``tool_choice`` of this kind forces on the first step, if any.
+    ``tool_choice`` of this kind forces on the first step, if any; ``among``: the functions
+    one of which it forces instead (a choice that names a server but no tool of it).
     """
 
     tools: Sequence[ConfiguredTool]
     calls: Sequence[ReplayedCall] = ()
     choice: str | None = None
+    among: frozenset[str] = frozenset()
 
 
 PrepareEvent = ItemAdded | ItemProgress | ItemDone | Offered

@@ -251,7 +251,7 @@ class McpToolKind:
                 elif isinstance(step, (ItemAdded, ItemProgress, ItemDone)):
                     yield step  # an approved call's item (an MCP call cites nothing)
             calls.append(ReplayedCall(name, request["arguments"], result))
-        yield Offered(offered, calls, _forced(choice, offered))
+        yield Offered(offered, calls, _forced(choice, offered), _forced_among(choice, offered))
 
     async def run(self, call: HostedCall, context: ToolContext) -> AsyncIterator[ToolEvent]:
         function: McpFunction = call.tool.config
@@ -296,6 +296,21 @@ def _forced(choice: Item | None, offered: Sequence[ConfiguredTool]) -> str | Non
         return None
     name = function_name(str(choice.get("server_label")), str(choice["name"]))
     return name if any(t.function and t.function.name == name for t in offered) else None
+
+
+def _forced_among(choice: Item | None, offered: Sequence[ConfiguredTool]) -> frozenset[str]:
+    """The functions one of which a ``{"type": "mcp", "server_label"}`` choice without a
+    ``name`` forces: every tool that server offers (none when it offered none)."""
+    if choice is None or choice.get("name"):
+        return frozenset()
+    label = choice.get("server_label")
+    return frozenset(
+        t.function.name
+        for t in offered
+        if t.function is not None
+        and isinstance(t.config, McpFunction)
+        and t.config.server.label == label
+    )
 
 
 def _listed(history: Sequence[Item], label: str) -> list[Item] | None:
