@@ -55,6 +55,18 @@ def _placeholders(data: bytes, length: int) -> list[int]:
     return [-(1 + tag * _TAG_SPAN + i) for i in range(length)]
 
 
+def _quiet_logs(mtmd: Any) -> None:
+    """Send mtmd's and clip's logs (a dozen lines per image) where llama.cpp's go: through
+    llama-cpp-python's callback, which the engine keeps to errors."""
+    from llama_cpp._logger import llama_log_callback
+
+    for name in ("mtmd_log_set", "mtmd_helper_log_set"):
+        setter = getattr(mtmd._libmtmd, name)
+        setter.argtypes = [type(llama_log_callback), ctypes.c_void_p]
+        setter.restype = None
+        setter(llama_log_callback, None)
+
+
 class Projector:
     """The loaded projector of one model (an ``mtmd_context``)."""
 
@@ -62,6 +74,7 @@ class Projector:
         import llama_cpp.mtmd_cpp as mtmd
 
         self._mtmd = mtmd
+        _quiet_logs(mtmd)
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = False
         params.print_timings = False
