@@ -60,7 +60,9 @@ def write_mmproj(path: Path, text_embedding: int, *, seed: int = 0) -> Path:
     # GGUF shapes are numpy's (outermost first); llama.cpp reads them reversed.
     writer.add_tensor("v.patch_embd.weight", random(_EMBED, 3, PATCH, PATCH, scale=0.2))
     writer.add_tensor("v.patch_embd.bias", random(_EMBED, scale=0.2))
-    writer.add_tensor("v.position_embd.weight", random((IMAGE_SIZE // PATCH) ** 2, _EMBED, scale=0.2))
+    writer.add_tensor(
+        "v.position_embd.weight", random((IMAGE_SIZE // PATCH) ** 2, _EMBED, scale=0.2)
+    )
     for norm in ("ln1", "ln2"):
         writer.add_tensor(f"v.blk.0.{norm}.weight", ones(_EMBED))
         writer.add_tensor(f"v.blk.0.{norm}.bias", np.zeros(_EMBED, np.float32))

@@ -117,11 +117,13 @@ class MediaEngine(TextEngine, Protocol):
 
     supports_images: bool  # False when this model was loaded without a projector
 
-    def tokenize_media(self, text: str, images: Sequence[bytes], param: str) -> list[int]:
+    def tokenize_media(
+        self, text: str, images: Sequence[bytes], params: Sequence[str]
+    ) -> list[int]:
         """Tokens for ``text`` with ``images`` (encoded pictures, in order) where the
         media markers (:data:`oasis.core.conversation.IMAGE_MARKER`) are. The result is
         only for this engine's :meth:`generate`; a picture it cannot read is a 400
-        naming ``param``."""
+        naming its part (``params``, one per image)."""
 
 
 @dataclass(frozen=True)

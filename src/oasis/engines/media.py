@@ -10,8 +10,9 @@ placeholders with :meth:`Projector.eval`, which encodes the image and writes its
 embeddings into the sequence's KV cells.
 
 Written against the mtmd API of llama-cpp-python 0.3.36 (as its ``MTMDChatHandler``
-uses it); no vision weights can be installed where this was written, so this path has
-not run on real weights.
+uses it). No published vision weights can be installed where oasis is tested; the path is
+tested end to end with the packaged SmolLM2 and a tiny random-weight gemma3 projector
+(``tests/tiny_mmproj.py``, ``tests/test_vision_mtmd.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oasis.core.conversation import IMAGE_MARKER
 from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
 
 _TAG_SPAN = 1 << 20  # placeholders of one image: -(1 + tag * _TAG_SPAN + position)
@@ -81,23 +83,29 @@ class Projector:
         params.n_threads = threads
         self._ctx = mtmd.mtmd_init_from_file(str(path).encode(), model, params)
         if not self._ctx:
-            raise ModelUnavailableError(f"llama.cpp could not load the projector {path}.")
+            # The usual cause: a projector made for another model (its width differs);
+            # llama.cpp's own error, on stderr, names it.
+            raise ModelUnavailableError(
+                f"llama.cpp could not load the projector {path}: it is not an mmproj GGUF, "
+                "or it was made for another model (see the server log for llama.cpp's reason)."
+            )
         if not mtmd.mtmd_support_vision(self._ctx):
             mtmd.mtmd_free(self._ctx)
             raise ModelUnavailableError(f"The projector {path} does not read images.")
 
-    def tokenize(self, text: str, images: Sequence[bytes], param: str) -> MediaPrompt:
+    def tokenize(self, text: str, images: Sequence[bytes], params: Sequence[str]) -> MediaPrompt:
         """``text`` (markers where ``images`` go, in order) as a prompt; a picture mtmd
-        cannot read is a 400 naming ``param``."""
+        cannot read is a 400 naming its part (``params[i]`` for ``images[i]``)."""
         mtmd = self._mtmd
         bitmaps = []
         try:
-            for data in images:
+            for data, param in zip(images, params, strict=True):
                 buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
                 bitmap = mtmd.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False)
                 if not bitmap:
                     raise InvalidRequestError(
-                        f"An image of '{param}' could not be decoded.",
+                        f"The image of '{param}' could not be decoded: send a whole PNG, "
+                        "JPEG, GIF or WebP picture.",
                         param=param,
                         code="invalid_image_format",
                     )
@@ -115,9 +123,13 @@ class Projector:
                 self._ctx, chunks, ctypes.byref(source), array, len(bitmaps)
             )
             if status != 0:
+                # One marker per image is rendered; another count means the text itself
+                # holds llama.cpp's media marker.
+                where = params[0] if params else ""
                 raise InvalidRequestError(
-                    f"The images of '{param}' do not match the prompt (mtmd status {status}).",
-                    param=param,
+                    f"The images do not match the prompt (mtmd status {status}): does a "
+                    f"message hold the text {IMAGE_MARKER!r}?",
+                    param=where.split(".")[0].split("[")[0] or None,
                 )
             self._fill(prompt, chunks, images)
             return prompt
