@@ -286,17 +286,29 @@ def test_a_picture_mtmd_cannot_read_is_a_400_naming_its_part(vlm_server: Server)
     assert error["code"] == "invalid_image_format"
 
 
-def test_text_holding_the_media_marker_is_a_400(vlm_server: Server) -> None:
-    """llama.cpp's media marker typed by the client would take an image's place."""
-    answer = _chat_status(
-        vlm_server,
-        [
-            {"type": "text", "text": "Look: <__media__>"},
-            {"type": "image_url", "image_url": {"url": data_url(SQUARE)}},
-        ],
-    )
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["param"] == "messages"
+def test_a_media_marker_typed_by_the_client_takes_no_image_place(vlm: OpenAI) -> None:
+    """llama.cpp's media marker in a client's text is dropped: it neither fails the
+    request nor moves the image."""
+
+    def asked(text: str) -> Any:
+        return vlm.chat.completions.create(
+            model=VLM,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": text},
+                        {"type": "image_url", "image_url": {"url": data_url(SQUARE)}},
+                    ],
+                }
+            ],
+            temperature=0,
+            max_tokens=4,
+        )
+
+    typed, plain = asked("Look: <__media__> here"), asked("Look:  here")
+    assert typed.usage.prompt_tokens == plain.usage.prompt_tokens
+    assert _text(typed) == _text(plain)
 
 
 def test_a_projector_made_for_another_model_is_refused_clearly(vlm_server: Server) -> None:

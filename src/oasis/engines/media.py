@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oasis.core.conversation import IMAGE_MARKER
 from oasis.errors import InvalidRequestError, ModelUnavailableError, OasisError
 
 _TAG_SPAN = 1 << 20  # placeholders of one image: -(1 + tag * _TAG_SPAN + position)
@@ -123,12 +122,12 @@ class Projector:
                 self._ctx, chunks, ctypes.byref(source), array, len(bitmaps)
             )
             if status != 0:
-                # One marker per image is rendered; another count means the text itself
-                # holds llama.cpp's media marker.
+                # The core renders one marker per image (and drops any a client typed),
+                # so only a chat template that leaves out or repeats a message gets here.
                 where = params[0] if params else ""
                 raise InvalidRequestError(
-                    f"The images do not match the prompt (mtmd status {status}): does a "
-                    f"message hold the text {IMAGE_MARKER!r}?",
+                    "The model's chat template did not place each image of the request "
+                    f"once (mtmd status {status}).",
                     param=where.split(".")[0].split("[")[0] or None,
                 )
             self._fill(prompt, chunks, images)
