@@ -120,5 +120,4 @@ class KeywordIndex:
         )
         # One pass over every query term's postings, term after term: each chunk's sum
         # is added up in the order a loop over the terms would add it.
-        total: NDArray[np.float64] = np.bincount(chunks, parts, minlength=self.size)
-        return total
+        return np.bincount(chunks, parts, minlength=self.size).astype(np.float64, copy=False)
