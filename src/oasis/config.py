@@ -282,6 +282,10 @@ class Settings(BaseModel):
             return False
 
 
+# Model options that name a file; like ``path`` they are relative to the config file.
+_PATH_OPTIONS = ("mmproj",)
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -301,8 +305,15 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     base = path.parent
     for model in data.get("models", []) or []:
         # Paths in a config file are relative to the file, not to the working directory.
-        if isinstance(model, dict) and model.get("path"):
+        if not isinstance(model, dict):
+            continue
+        if model.get("path"):
             model["path"] = str((base / str(model["path"])).expanduser())
+        options = model.get("options")
+        if isinstance(options, dict):
+            for name in _PATH_OPTIONS:
+                if options.get(name):
+                    options[name] = str((base / str(options[name])).expanduser())
     return data
 
 
