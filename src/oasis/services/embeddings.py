@@ -247,7 +247,12 @@ class EmbeddingService:
         own tokenizer, or for a remote model the one its ``tokenizer`` option names."""
         engine = await self._server_side(model)
         if isinstance(engine, EmbeddingRelay):
-            return engine.tokens.count
+            relay = engine
+
+            def count_remote(texts: list[str]) -> list[int]:
+                return relay.tokens.count(texts)  # its first use loads the tokenizer
+
+            return count_remote
         local = engine
 
         def count(texts: list[str]) -> list[int]:
@@ -263,8 +268,13 @@ class EmbeddingService:
         if isinstance(engine, EmbeddingRelay):
             limit = engine.max_input_tokens
             if limit is not None:
-                cut = engine.tokens.cut
-                texts = await asyncio.to_thread(lambda: [cut(t, limit) for t in texts])
+                relay = engine
+
+                def cut(texts: list[str], limit: int) -> list[str]:
+                    # In a thread: the tokenizer's first use loads it.
+                    return [relay.tokens.cut(t, limit) for t in texts]
+
+                texts = await asyncio.to_thread(cut, texts, limit)
             return (await engine.embed_inputs(texts, None)).vectors
         within = max(engine.max_input_tokens - len(engine.with_special_tokens([])), 1)
         bare = await asyncio.to_thread(engine.tokenize, texts, within)

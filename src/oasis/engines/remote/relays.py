@@ -21,7 +21,7 @@ import numpy as np
 from oasis.engines.base import AudioFile, EmbeddedInputs, RelayedAnswer, TextTokens
 from oasis.engines.remote.tokens import text_tokens
 from oasis.engines.remote.upstream import UpstreamPool
-from oasis.errors import EngineUnreachableError
+from oasis.errors import EngineUnreachableError, ModelUnavailableError
 from oasis.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,12 @@ class RemoteEmbeddings(_Relay):
     def __init__(self, spec: ModelSpec, pool: UpstreamPool, upstream_model: str) -> None:
         super().__init__(spec, pool, upstream_model)
         limit = spec.options.get("max_input_tokens")
-        self.max_input_tokens: int | None = int(limit) if limit else None
+        try:
+            self.max_input_tokens: int | None = int(limit) if limit else None
+        except (TypeError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"The option `max_input_tokens` of `{spec.id}` must be a number of tokens."
+            ) from exc
         named = spec.options.get("tokenizer")
         self._named = str(named) if named else None
         # A named tokenizer loads now, so a wrong one fails the model's load; the
