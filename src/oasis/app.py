@@ -144,6 +144,7 @@ def create_app(
         owner_ids,
         default_rpm=settings.rate_limit_rpm,
         default_tpm=settings.rate_limit_tpm,
+        cache_seconds=settings.key_cache_seconds,
     )
     meters = Metrics()
     limiter = Limiter()

@@ -234,6 +234,10 @@ class Settings(BaseModel):
     # is no limit. Counted in the database, so replicas share them.
     rate_limit_rpm: int | None = Field(default=None, ge=1)
     rate_limit_tpm: int | None = Field(default=None, ge=1)
+    # Seconds a replica trusts what it read of a database key (and that no key exists
+    # yet) before reading it again: a revoked key is refused on every replica within this
+    # long. 0 reads the database on every request.
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Replicas on one PostgreSQL: seconds a replica's claim on a background job (a
     # response, a batch, a file being indexed) lasts without renewal. It renews several
     # times per lease; when it dies, another replica takes its jobs over after this long.
