@@ -8,12 +8,14 @@ when neither exists. Each test takes a fresh database from :meth:`Cluster.databa
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +82,34 @@ class Cluster:
         """The rows ``sql`` returns, as unaligned text (``|`` between columns)."""
         out = self.run("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, url)
         return out.stdout.strip()
+
+    @contextlib.contextmanager
+    def table_locked(self, url: str, table: str, mode: str = "SHARE") -> Iterator[None]:
+        """Hold ``LOCK TABLE table IN mode MODE`` in a session of its own while the block
+        runs (SHARE: others read the table, and their writes to it wait)."""
+        session = subprocess.Popen(
+            [str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        assert session.stdin is not None
+        try:
+            session.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN {mode} MODE;\n")
+            session.stdin.flush()
+            granted = (
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                f"WHERE c.relname = '{table}' AND l.mode = '{mode.title()}Lock' AND l.granted"
+            )
+            deadline = time.monotonic() + 60
+            while self.psql(url, granted) == "0":
+                assert time.monotonic() < deadline, f"the lock on {table} was not granted"
+                time.sleep(0.05)
+            yield
+        finally:
+            session.stdin.write("COMMIT;\n")
+            session.stdin.close()
+            session.wait(30)
 
     def stop(self) -> None:
         """Stop the cluster and remove its files."""

@@ -160,7 +160,14 @@ def create_app(
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
-        store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
+        store = Store(
+            await open_database(
+                settings.database_url,
+                settings.data_dir,
+                owner_ids,
+                idle_transaction_seconds=settings.idle_transaction_seconds,
+            )
+        )
         app.state.store = store
         # Replicas may share a PostgreSQL database: background work is leased there.
         shared = store.engine.dialect.name == "postgresql"

@@ -238,6 +238,11 @@ class Settings(BaseModel):
     # response, a batch, a file being indexed) lasts without renewal. It renews several
     # times per lease; when it dies, another replica takes its jobs over after this long.
     lease_seconds: float = Field(default=10.0, ge=0.5, le=3600)
+    # PostgreSQL: seconds a transaction may sit idle, its client silent, before the server
+    # ends it and rolls it back (idle_in_transaction_session_timeout). A replica frozen in
+    # the middle of a write (SIGSTOP, a paused VM) holds its job's lease until then.
+    # 0 turns it off.
+    idle_transaction_seconds: float = Field(default=30.0, ge=0, le=86400)
     # "json": one JSON access-log line per request (request id, key id, model, tokens).
     log_format: Literal["text", "json"] = "text"
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
