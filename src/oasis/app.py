@@ -71,6 +71,7 @@ from oasis.services.image_input import ImageInputs
 from oasis.services.images import ImagesService
 from oasis.services.leases import Leases
 from oasis.services.models import ModelManager
+from oasis.services.storage_cap import StorageQuota
 from oasis.services.uploads import UploadsService
 from oasis.services.usage_report import UsageReport
 from oasis.services.vector_stores import VectorStoreService
@@ -198,7 +199,10 @@ def create_app(
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
         file_service = FilesService(
-            store.files, blobs.section("files"), max_file_bytes=settings.max_file_bytes
+            store.files,
+            blobs.section("files"),
+            max_file_bytes=settings.max_file_bytes,
+            quota=StorageQuota(store.storage, settings.files.max_total_bytes),
         )
         upload_service = UploadsService(
             store.uploads,

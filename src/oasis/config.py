@@ -172,6 +172,19 @@ class CodeInterpreterSettings(BaseModel):
     idle_seconds: float = Field(default=600.0, gt=0)
 
 
+class FilesSettings(BaseModel):
+    """What the API stores for each project (the ``[files]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The bytes one project (an API key's owner) may store through the API in all: its
+    # Files, the parts of its pending Uploads and its container files. A write past it
+    # gets a 400 (code storage_limit_exceeded) naming the field with the bytes; deleting
+    # frees room. Files the server makes (batch output) count but are never refused.
+    # 0: no total.
+    max_total_bytes: int = Field(default=10 * 1024**3, ge=0)
+
+
 class VectorStoreSettings(BaseModel):
     """Vector stores and ``file_search`` (the ``[vector_stores]`` table)."""
 
@@ -214,6 +227,7 @@ class Settings(BaseModel):
     max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     max_upload_bytes: int = Field(default=8 * 1024 * 1024 * 1024, ge=1)
     max_upload_part_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     # Slow clients: seconds allowed for a request's line and headers to arrive, and for
     # the next piece of its body while the body is incomplete (408 and close after that).
     header_timeout: float = Field(default=10.0, gt=0)
