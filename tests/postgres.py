@@ -84,9 +84,10 @@ class Cluster:
         return out.stdout.strip()
 
     @contextlib.contextmanager
-    def table_locked(self, url: str, table: str, mode: str = "SHARE") -> Iterator[None]:
-        """Hold ``LOCK TABLE table IN mode MODE`` in a session of its own while the block
-        runs (SHARE: others read the table, and their writes to it wait)."""
+    def rows_locked(self, url: str, table: str, where: str) -> Iterator[int]:
+        """Hold ``SELECT … FOR UPDATE`` on the rows of ``table`` meeting ``where`` in a
+        session of its own while the block runs (others read them; their writes to them
+        wait); yields how many rows are locked."""
         session = subprocess.Popen(
             [str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
             stdin=subprocess.PIPE,
@@ -95,17 +96,20 @@ class Cluster:
         )
         assert session.stdin is not None
         try:
-            session.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN {mode} MODE;\n")
+            session.stdin.write(
+                "BEGIN;\nSET application_name = 'test-row-locks';\n"
+                f"SELECT count(*) FROM {table} WHERE {where} FOR UPDATE;\n"
+            )
             session.stdin.flush()
-            granted = (
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                f"WHERE c.relname = '{table}' AND l.mode = '{mode.title()}Lock' AND l.granted"
+            held = (
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'test-row-locks' AND state = 'idle in transaction'"
             )
             deadline = time.monotonic() + 60
-            while self.psql(url, granted) == "0":
-                assert time.monotonic() < deadline, f"the lock on {table} was not granted"
+            while self.psql(url, held) == "0":
+                assert time.monotonic() < deadline, f"the rows of {table} were not locked"
                 time.sleep(0.05)
-            yield
+            yield int(self.psql(url, f"SELECT count(*) FROM {table} WHERE {where}"))
         finally:
             session.stdin.write("COMMIT;\n")
             session.stdin.close()

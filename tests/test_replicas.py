@@ -297,8 +297,9 @@ def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
     other replica takes the batch over and finishes it while the first is still stopped.
     Woken, the first one's commit fails: each ``custom_id`` is in the output once.
 
-    The window is made wide by the database itself: the test holds a lock on the lines'
-    table, so the holder's write waits inside its transaction until it is stopped.
+    The window is made wide by the database itself: the test holds row locks on the lines
+    still to run, so the holder's write waits, inside its transaction, at its UPDATE until
+    it is stopped; released, the UPDATE is done and the transaction sits idle, open.
     (Without the lease row's lock the other replica claims at once, runs the same line
     and waits behind the frozen write for ever.)"""
     url = postgres.database()
@@ -307,33 +308,42 @@ def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
         "OASIS_BATCH_CONCURRENCY": "2",
         "OASIS_IDLE_TRANSACTION_SECONDS": "3",
     }
-    frozen, other = _start_together(
+    a_server, b_server = _start_together(
         2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600
     )
     try:
-        a, b = sdk_for(frozen, KEY), sdk_for(other, KEY)
+        a = sdk_for(a_server, KEY)
         batch = _chat_batch(a, 8, 8)
         if _batch_when(a, batch.id, lambda n: n >= 1).status != "in_progress":
             pytest.skip("the batch ended before a write could be caught")
+        holder = f"SELECT holder FROM leases WHERE job_id = '{batch.id}'"
         waiting = (
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND query LIKE 'UPDATE batch_lines%'"
         )
-        with postgres.table_locked(url, "batch_lines"):
+        pending = f"batch_id = '{batch.id}' AND NOT done"
+        with postgres.rows_locked(url, "batch_lines", pending) as locked:
+            assert locked > 0
             deadline = time.monotonic() + 300
             while postgres.psql(url, waiting) == "0":
                 assert time.monotonic() < deadline, "no line write reached the lock"
                 time.sleep(0.05)
-            # The holder is inside finish_lines: fence checked, its UPDATE waiting.
+            # The holder is inside finish_lines: fence checked, its UPDATE waiting. (On a
+            # loaded machine the lease may have changed hands before: stop the holder.)
+            now_holding = postgres.psql(url, holder)
+            frozen, other = (a_server, b_server)
+            if f"-{b_server.process.pid}-" in now_holding:
+                frozen, other = (b_server, a_server)
             frozen.process.send_signal(signal.SIGSTOP)
-        # The lock is gone: the UPDATE is done server-side, the transaction stays open.
+        # The rows are free: the UPDATE is done, and its transaction sits open (idle).
         try:
-            done = _batch_when(b, batch.id, lambda n: False, timeout=240)
+            done = _batch_when(sdk_for(other, KEY), batch.id, lambda n: False, timeout=240)
             assert done.status == "completed", done
         finally:
             frozen.process.send_signal(signal.SIGCONT)
         assert done.output_file_id is not None and done.error_file_id is None
-        text = b.files.content(done.output_file_id).text
+        survivor = sdk_for(other, KEY)
+        text = survivor.files.content(done.output_file_id).text
         output = [json.loads(line) for line in text.splitlines()]
         assert sorted(line["custom_id"] for line in output) == sorted(f"s{i}" for i in range(8))
         counts = done.request_counts
@@ -344,11 +354,11 @@ def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
         while not _heard_of_takeover(frozen) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _heard_of_takeover(frozen)
-        assert b.batches.retrieve(batch.id).request_counts == counts
-        assert b.batches.retrieve(batch.id).output_file_id == done.output_file_id
+        assert survivor.batches.retrieve(batch.id).request_counts == counts
+        assert survivor.batches.retrieve(batch.id).output_file_id == done.output_file_id
     finally:
-        frozen.kill()
-        other.stop()
+        a_server.kill()
+        b_server.stop()
 
 
 def _heard_of_takeover(server: Server) -> bool:
