@@ -14,15 +14,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import and_, update
+from sqlalchemy.exc import DBAPIError
 
 from oasis.owners import OwnerIds
 from oasis.store import Store
 from oasis.store.batches import LineResult, PendingLine
 from oasis.store.db import open_database
-from oasis.store.leases import LeaseLost
+from oasis.store.leases import LeaseLost, check_fence
+from oasis.store.tables import batch_lines
 from tests.postgres import Cluster
 
 KIND = "batch"
+IDLE = 1.0  # seconds PostgreSQL lets a transaction sit idle here
 BATCH = "batch_fenced"
 
 
@@ -30,7 +34,7 @@ def _result(line: int, holder: str) -> LineResult:
     return LineResult(line, False, {"custom_id": f"c{line}", "by": holder})
 
 
-async def _scenario(store: Store) -> None:
+async def _new_batch(store: Store) -> None:
     await store.batches.insert(
         "owner",
         {
@@ -45,6 +49,10 @@ async def _scenario(store: Store) -> None:
             "output_expires_after": None,
         },
     )
+
+
+async def _scenario(store: Store) -> None:
+    await _new_batch(store)
     leases = store.leases
     stale = await leases.claim(KIND, BATCH, "replica-a", ttl=0.2)
     assert stale is not None
@@ -84,6 +92,43 @@ async def _scenario(store: Store) -> None:
     ]
 
 
+async def _frozen_writer(store: Store, other: Store) -> None:
+    """A holder checks its fence and writes a line inside a transaction it then leaves
+    open (a replica frozen before its commit). The lease cannot be claimed meanwhile; the
+    server ends the transaction after its idle timeout (rolling the line back); then the
+    other replica claims and writes the line, and the first one's commit fails."""
+    await _new_batch(store)
+    stale = await store.leases.claim(KIND, BATCH, "replica-a", ttl=0.2)
+    assert stale is not None
+    lines = [PendingLine(n, f"c{n}", {"n": n}) for n in (1, 2)]
+    assert await store.batches.start(BATCH, lines, "m", 0, stale)
+    conn = await store.engine.connect()
+    try:
+        await conn.begin()
+        await check_fence(conn, stale)
+        await conn.execute(
+            update(batch_lines)
+            .where(and_(batch_lines.c.batch_id == BATCH, batch_lines.c.line == 1))
+            .values(done=True, result={"custom_id": "c1", "by": "a"})
+        )
+        await asyncio.sleep(0.3)  # A's lease has expired; its transaction is still open
+        assert await other.leases.claim(KIND, BATCH, "replica-b", ttl=30) is None
+        fresh = None
+        for _ in range(100):  # the server ends A's transaction after IDLE seconds
+            await asyncio.sleep(0.1)
+            fresh = await other.leases.claim(KIND, BATCH, "replica-b", ttl=30)
+            if fresh is not None:
+                break
+        assert fresh is not None and fresh.generation == stale.generation + 1
+        assert await other.batches.finish_lines(BATCH, [_result(1, "b")], fresh) == [1]
+        with pytest.raises(DBAPIError):
+            await conn.commit()
+    finally:
+        await conn.close()
+    results = [item async for item in other.batches.results(BATCH, failed=False)]
+    assert [(custom_id, r and r["by"]) for custom_id, r in results] == [("c1", "b")]
+
+
 def _run(url: str | None, data_dir: Path, body: Callable[[Store], Awaitable[None]]) -> None:
     async def run() -> None:
         owner_ids = OwnerIds(data_dir)
@@ -104,3 +149,25 @@ def test_a_stale_holder_cannot_write_results_sqlite(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_stale_holder_cannot_write_results_postgres(tmp_path: Path, postgres: Cluster) -> None:
     _run(postgres.database(), tmp_path, _scenario)
+
+
+@pytest.mark.slow
+def test_a_holder_frozen_inside_its_write_keeps_the_lease_until_the_server_ends_it(
+    tmp_path: Path, postgres: Cluster
+) -> None:
+    url = postgres.database()
+
+    async def run() -> None:
+        owner_ids = OwnerIds(tmp_path)
+        owner_ids.open()
+        stores = [
+            Store(await open_database(url, tmp_path, owner_ids, idle_transaction_seconds=IDLE))
+            for _ in range(2)
+        ]
+        try:
+            await _frozen_writer(*stores)
+        finally:
+            for store in stores:
+                await store.close()
+
+    asyncio.run(run())
