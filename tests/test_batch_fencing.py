@@ -5,6 +5,10 @@ lease another replica has taken over has its writes refused by the lease's gener
 fence), the new holder's land once each, and the counts and results read back hold each
 line once. The end-to-end case (a replica stopped past its lease and resumed) is in
 ``test_replicas.py``.
+
+A holder frozen inside a write's transaction (checked, not yet committed) keeps its lease
+from being claimed until PostgreSQL ends that transaction (its idle timeout); a background
+response's writes, guarded by the row's own status, wait for it the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from oasis.store import Store
 from oasis.store.batches import LineResult, PendingLine
 from oasis.store.db import open_database
 from oasis.store.leases import LeaseLost, check_fence
-from oasis.store.tables import batch_lines
+from oasis.store.tables import batch_lines, responses
 from tests.postgres import Cluster
 
 KIND = "batch"
@@ -129,6 +133,31 @@ async def _frozen_writer(store: Store, other: Store) -> None:
     assert [(custom_id, r and r["by"]) for custom_id, r in results] == [("c1", "b")]
 
 
+async def _frozen_response_writer(store: Store, other: Store) -> None:
+    """A background response's holder writes its end inside a transaction it leaves open;
+    the replica that adopts the job waits for that row until the server ends the
+    transaction, then records the end itself; the first one's commit fails."""
+    body = {"id": "resp_frozen", "created_at": 0, "status": "in_progress", "background": True}
+    await store.responses.insert("owner", body, inputs=[], stream=False)
+    conn = await store.engine.connect()
+    try:
+        await conn.begin()
+        await conn.execute(
+            update(responses)
+            .where(responses.c.id == body["id"])
+            .values(status="completed", body={**body, "status": "completed"})
+        )
+        failed = {**body, "status": "failed"}
+        # (Without the server's timeout this waits until the holder wakes: here, never.)
+        assert await asyncio.wait_for(other.responses.update_snapshot("owner", failed), 30)
+        with pytest.raises(DBAPIError):
+            await conn.commit()
+    finally:
+        await conn.close()
+    stored = await other.responses.get("owner", body["id"])
+    assert stored is not None and stored.status == "failed"
+
+
 def _run(url: str | None, data_dir: Path, body: Callable[[Store], Awaitable[None]]) -> None:
     async def run() -> None:
         owner_ids = OwnerIds(data_dir)
@@ -151,23 +180,35 @@ def test_a_stale_holder_cannot_write_results_postgres(tmp_path: Path, postgres: 
     _run(postgres.database(), tmp_path, _scenario)
 
 
-@pytest.mark.slow
-def test_a_holder_frozen_inside_its_write_keeps_the_lease_until_the_server_ends_it(
-    tmp_path: Path, postgres: Cluster
-) -> None:
-    url = postgres.database()
+def _two_stores(url: str, data_dir: Path, body: Callable[[Store, Store], Awaitable[None]]) -> None:
+    """Run ``body`` with two stores on one PostgreSQL database (two replicas) whose
+    transactions PostgreSQL ends after ``IDLE`` idle seconds."""
 
     async def run() -> None:
-        owner_ids = OwnerIds(tmp_path)
+        owner_ids = OwnerIds(data_dir)
         owner_ids.open()
         stores = [
-            Store(await open_database(url, tmp_path, owner_ids, idle_transaction_seconds=IDLE))
+            Store(await open_database(url, data_dir, owner_ids, idle_transaction_seconds=IDLE))
             for _ in range(2)
         ]
         try:
-            await _frozen_writer(*stores)
+            await body(*stores)
         finally:
             for store in stores:
                 await store.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.slow
+def test_a_holder_frozen_inside_its_write_keeps_the_lease_until_the_server_ends_it(
+    tmp_path: Path, postgres: Cluster
+) -> None:
+    _two_stores(postgres.database(), tmp_path, _frozen_writer)
+
+
+@pytest.mark.slow
+def test_a_frozen_response_write_holds_its_row_until_the_server_ends_it(
+    tmp_path: Path, postgres: Cluster
+) -> None:
+    _two_stores(postgres.database(), tmp_path, _frozen_response_writer)
