@@ -313,9 +313,11 @@ def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
     )
     try:
         a = sdk_for(a_server, KEY)
-        batch = _chat_batch(a, 8, 8)
-        if _batch_when(a, batch.id, lambda n: n >= 1).status != "in_progress":
-            pytest.skip("the batch ended before a write could be caught")
+        batch = _chat_batch(a, 16, 16)
+        while (status := a.batches.retrieve(batch.id).status) == "validating":
+            time.sleep(0.05)
+        if status != "in_progress":
+            pytest.skip(f"the batch went {status} before a write could be caught")
         holder = f"SELECT holder FROM leases WHERE job_id = '{batch.id}'"
         waiting = (
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -345,9 +347,10 @@ def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
         survivor = sdk_for(other, KEY)
         text = survivor.files.content(done.output_file_id).text
         output = [json.loads(line) for line in text.splitlines()]
-        assert sorted(line["custom_id"] for line in output) == sorted(f"s{i}" for i in range(8))
+        assert sorted(line["custom_id"] for line in output) == sorted(f"s{i}" for i in range(16))
         counts = done.request_counts
-        assert counts is not None and (counts.total, counts.completed, counts.failed) == (8, 8, 0)
+        assert counts is not None
+        assert (counts.total, counts.completed, counts.failed) == (16, 16, 0)
         # Done while the holder was stopped: its transaction was ended by the server (its
         # client could not have committed it). Woken, it stops, and nothing changes.
         deadline = time.monotonic() + 60
