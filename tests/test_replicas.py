@@ -63,7 +63,14 @@ def _replica(
     )
 
 
-def _start_together(count: int, data_dir: Path, url: str, **kwargs: Any) -> list[Server]:
+def _start_together(
+    count: int, data_dir: Path, url: str, *, shared: bool = False, **kwargs: Any
+) -> list[Server]:
+    """``count`` replicas at once, each with a data dir of its own under ``data_dir``; or
+    all on ``data_dir`` itself when ``shared``, one after another (each writes its config
+    file there as it starts)."""
+    if shared:
+        return [_replica(data_dir, url, **kwargs) for _ in range(count)]
     with ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(_replica, data_dir / f"r{i}", url, **kwargs) for i in range(count)]
         return [f.result() for f in futures]
@@ -308,8 +315,10 @@ def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
         "OASIS_BATCH_CONCURRENCY": "2",
         "OASIS_IDLE_TRANSACTION_SECONDS": "3",
     }
+    # One data dir for both, as replicas share one volume for blobs: whichever replica
+    # validates the batch reads its input file.
     a_server, b_server = _start_together(
-        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600
+        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600, shared=True
     )
     try:
         a = sdk_for(a_server, KEY)

@@ -24,9 +24,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from openai import OpenAI
+from openai.types.responses import ResponseCodeInterpreterToolCall
 
 from tests.conftest import SANDBOX_LIMITS, SCRIPTED
 from tests.server import OASIS, REPO_ROOT, Server, sdk_for, start_server
@@ -117,6 +120,24 @@ def _uid_of(pid: int) -> int:
     raise AssertionError(f"no Uid line for process {pid}")
 
 
+def _forced_call(sdk: OpenAI, code: str, tool: dict[str, Any]) -> ResponseCodeInterpreterToolCall:
+    """Run ``code`` through a forced code_interpreter turn of the scripted model."""
+    response = sdk.responses.create(
+        model=SCRIPTED,
+        input=code,
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice={"type": "code_interpreter"},
+        include=["code_interpreter_call.outputs"],
+    )
+    call = response.output[0]
+    assert call.type == "code_interpreter_call", call
+    return call
+
+
+def _logs(call: ResponseCodeInterpreterToolCall) -> str:
+    return "".join(o.logs for o in call.outputs or [] if o.type == "logs")
+
+
 def test_the_code_interpreter_as_an_unprivileged_user(
     nobody_server: Server, record_property: Callable[[str, object], None]
 ) -> None:
@@ -139,17 +160,9 @@ def test_the_code_interpreter_as_an_unprivileged_user(
     print("sandbox_case: ran (the sandbox works for an unprivileged server)")
     with sdk_for(nobody_server, KEY) as sdk:
         code = "import os\nprint(os.getuid(), open('/mnt/data/x.txt', 'w').write('hi'))"
-        response = sdk.responses.create(
-            model=SCRIPTED,
-            input=code,
-            tools=[AUTO],  # type: ignore[list-item]
-            tool_choice={"type": "code_interpreter"},
-            include=["code_interpreter_call.outputs"],
-        )
-        call = response.output[0]
-        assert call.type == "code_interpreter_call" and call.status == "completed"
-        assert call.outputs is not None
-        assert [o.model_dump() for o in call.outputs] == [{"type": "logs", "logs": "65534 2\n"}]
+        call = _forced_call(sdk, code, AUTO)
+        assert call.status == "completed"
+        assert _logs(call) == "65534 2\n"
         # The file the code wrote is the container's, on the host in the data dir.
         files = sdk.containers.files.list(call.container_id).data
         assert [f.path for f in files] == ["/mnt/data/x.txt"]
@@ -158,14 +171,6 @@ def test_the_code_interpreter_as_an_unprivileged_user(
         # No cgroup can be made without root: the process limit is the kernel's own
         # RLIMIT_NPROC, which holds for a non-root user (it does not for root).
         again = {"type": "code_interpreter", "container": call.container_id}
-        bomb = sdk.responses.create(
-            model=SCRIPTED,
-            input=FORK_BOMB,
-            tools=[again],  # type: ignore[list-item]
-            tool_choice={"type": "code_interpreter"},
-            include=["code_interpreter_call.outputs"],
-        )
-        outputs = bomb.output[0].outputs  # type: ignore[union-attr]
-        logs = "".join(o.logs for o in outputs or [] if o.type == "logs")
+        logs = _logs(_forced_call(sdk, FORK_BOMB, again))
         assert "fork refused" in logs and int(logs.split("made ")[-1]) < 32
         assert httpx.get(f"{nobody_server.base_url}/health").status_code == 200

@@ -53,9 +53,14 @@ class StorageQuota:
     async def check(self, owner: str, param: str, size: int) -> None:
         """Raise the 400 unless ``size`` more bytes fit under the owner's total now."""
         if self.max_total:
-            used = await self.repo.used(owner)
-            if used + size > self.max_total:
-                raise self.full(param, used)
+            await self._used(owner, param, size)
+
+    async def _used(self, owner: str, param: str, size: int) -> int:
+        """What the owner stores now; raises the 400 unless ``size`` more bytes fit."""
+        used = await self.repo.used(owner)
+        if used + size > self.max_total:
+            raise self.full(param, used)
+        return used
 
     async def bound(
         self,
@@ -71,10 +76,8 @@ class StorageQuota:
         room left, or not ``size`` bytes of it."""
         if not self.max_total or (size is not None and size > limit):
             return limit, too_large  # (the write then fails on the object's own limit)
-        used = await self.repo.used(owner)
-        room = max(0, self.max_total - used)
-        if room == 0 or (size is not None and size > room):
-            raise self.full(param, used)
+        used = await self._used(owner, param, max(size or 0, 1))  # (no room: refused)
+        room = self.max_total - used
         if room >= limit:
             return limit, too_large
         return room, lambda: self.full(param, used)
