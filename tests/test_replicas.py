@@ -2,7 +2,8 @@
 
 The cluster is started by the tests (:mod:`tests.postgres`). Stored responses chain,
 cancel and stream across replicas; a background job whose replica is killed is ended by
-another; replicas started together migrate once; rate limits are shared.
+another; replicas started together migrate once; rate limits are shared; a replica's
+in-memory search index follows vector store changes made through another.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 import openai
 import pytest
 from openai.types import Batch
+from openai.types.shared_params import ComparisonFilter
 
 from oasis.store.migrations import STEPS
 from tests.postgres import Cluster
@@ -393,6 +395,55 @@ def _batch_when(
             return batch
         time.sleep(0.1)
     raise AssertionError(f"batch {batch_id} did not get there in {timeout} s")
+
+
+def test_search_on_one_replica_sees_store_changes_made_through_another(
+    replicas: Replicas,
+) -> None:
+    """B holds the store's chunks in memory after its first search; a file added, a file
+    detached and attributes updated through A each reach B's next search (B reloads when
+    the store's generation in the database moves)."""
+    a, b = (sdk_for(s, KEY) for s in replicas.servers[:2])
+    texts = {
+        "harbour.txt": "The violet submarine docks at Pier Nine every Tuesday morning.",
+        "glider.txt": "The crimson glider lands on Hill Four when the wind drops.",
+    }
+    store = a.vector_stores.create(name="replicated")
+    harbour = a.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("harbour.txt", texts["harbour.txt"].encode()),
+        poll_interval_ms=100,
+    )
+    assert harbour.status == "completed", harbour.last_error
+    query = "Where does the crimson glider land?"
+    first = b.vector_stores.search(store.id, query=query)  # B now holds the store
+    assert [r.file_id for r in first.data] == [harbour.id]
+
+    glider = a.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("glider.txt", texts["glider.txt"].encode()),
+        poll_interval_ms=100,
+    )
+    assert glider.status == "completed", glider.last_error
+    found = b.vector_stores.search(store.id, query=query)
+    assert [r.file_id for r in found.data] == [glider.id, harbour.id]
+    assert "crimson glider" in found.data[0].content[0].text
+
+    a.vector_stores.files.update(glider.id, vector_store_id=store.id, attributes={"team": "red"})
+    red: ComparisonFilter = {"type": "eq", "key": "team", "value": "red"}
+    filtered = b.vector_stores.search(store.id, query=query, filters=red)
+    assert [(r.file_id, r.attributes) for r in filtered.data] == [(glider.id, {"team": "red"})]
+    a.vector_stores.files.update(glider.id, vector_store_id=store.id, attributes={"team": "blue"})
+    assert b.vector_stores.search(store.id, query=query, filters=red).data == []
+    unfiltered = b.vector_stores.search(store.id, query=query)
+    assert {r.file_id: r.attributes for r in unfiltered.data}[glider.id] == {"team": "blue"}
+
+    a.vector_stores.files.delete(glider.id, vector_store_id=store.id)
+    after = b.vector_stores.search(store.id, query=query)
+    assert [r.file_id for r in after.data] == [harbour.id]
+    a.vector_stores.delete(store.id)
+    with pytest.raises(openai.NotFoundError):
+        b.vector_stores.search(store.id, query=query)
 
 
 def test_a_job_whose_replica_is_killed_is_ended_by_another(replicas: Replicas) -> None:
