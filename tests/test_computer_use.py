@@ -8,10 +8,8 @@ acts under the action grammar with a forced ``tool_choice``."""
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from openai.types.responses import ResponseComputerToolCall
 from oasis.responses.items import to_conversation
 from oasis.tools.computer_use import Display, parse_action
 from oasis.tools.registry import replay_item
+from tests.loopback import serving_files
 from tests.responses_helpers import MODEL, check_order, sse_events
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -80,27 +79,11 @@ KEYS = {
 BUTTONS = {"left": "left", "right": "right", "wheel": "middle"}
 
 
-class _Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     """The page, on loopback: its URL (host 127.0.0.1; ``localhost`` reaches it too)."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving_files({"/": ("text/html", PAGE)}) as url:
+        yield f"{url}/"
 
 
 @pytest.fixture(scope="module")

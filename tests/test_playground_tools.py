@@ -19,10 +19,11 @@ from tests.conftest import SANDBOX_KEYS, SCRIPTED
 from tests.mcp_server import running
 from tests.server import Server, sdk_for, start_server
 from tests.test_playground import (
-    WAIT_MS,
-    WATCH_TEXT,
     PageRecord,
     browser,
+    open_playground,
+    pick_tool,
+    send_turn,
     shoot,
     shots,
     turn_response_id,
@@ -68,18 +69,11 @@ def tools_server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iter
 
 
 def _open(browser: Browser, server: Server, key: str) -> Iterator[PageRecord]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    record = PageRecord(context.new_page())
-    record.page.set_default_timeout(WAIT_MS)
-    record.page.goto(f"{server.base_url}/")
-    record.page.wait_for_selector("body[data-ready=true]")
-    record.page.fill("#api-key", key)
-    record.page.click("#save-key")
-    record.page.wait_for_selector("#key-status.ok")
-    record.page.click("nav button[data-view=responses]")
-    yield record
-    assert record.errors == []
-    context.close()
+    """A playground tab on the Responses view; no script error in it by the end."""
+    for record in open_playground(browser, server, key):
+        record.page.click("nav button[data-view=responses]")
+        yield record
+        assert record.errors == []
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +98,14 @@ def test_a_forced_web_search_shows_its_calls_and_sources(
 ) -> None:
     tab = page.page
     tab.click("#responses-clear")
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=web_search]")
-    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
-    assert tools == [{"type": "web_search"}]
-    tab.select_option("#responses-form select[name=tool_choice]", "type:web_search")
-    tab.fill("#responses-form input[name=temperature]", "0")
-    tab.fill("#responses-form input[name=max_output_tokens]", "60")
-    tab.evaluate(WATCH_TEXT, "#responses-log")
-    tab.fill("#responses-send textarea", "What is the capital of France?")
-    tab.click("#responses-send button")
+    assert pick_tool(tab, "web_search") == [{"type": "web_search"}]
+    send_turn(
+        tab,
+        "What is the capital of France?",
+        tool_choice="type:web_search",
+        temperature=0,
+        max_output_tokens=60,
+    )
     search = tab.wait_for_selector("#responses-log .item.web_search_call.done")
     assert search is not None
     wait_turn_over(tab)
@@ -138,18 +130,18 @@ def test_an_mcp_call_runs_once_approved_in_the_page(
 ) -> None:
     tab = page.page
     tab.click("#responses-clear")
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=mcp]")
-    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
+    tools = pick_tool(tab, "mcp")
     assert [tool["type"] for tool in tools] == ["mcp"]
     # The template points at a local server; this one asks before each call of `add`.
     tools[0].update(server_url=mcp_urls["http"], require_approval="always", allowed_tools=["add"])
     _tools(page, tools)
-    tab.select_option("#responses-form select[name=tool_choice]", "mcp:local:add")
-    tab.fill("#responses-form input[name=temperature]", "0")
-    tab.fill("#responses-form input[name=max_output_tokens]", "64")
-    tab.fill("#responses-send textarea", "Use the tool to add 2 and 3.")
-    tab.click("#responses-send button")
+    send_turn(
+        tab,
+        "Use the tool to add 2 and 3.",
+        tool_choice="mcp:local:add",
+        temperature=0,
+        max_output_tokens=64,
+    )
     request = tab.wait_for_selector("#responses-log .item.mcp_approval_request.done")
     assert request is not None
     wait_turn_over(tab)
@@ -184,12 +176,9 @@ def test_a_code_interpreter_turn_shows_its_code_and_output(
 ) -> None:
     tab = box_page.page
     tab.fill("#responses-form input[name=model]", SCRIPTED)  # its code is the user's text
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=code_interpreter]")
+    pick_tool(tab, "code_interpreter")
     code = "x = 6 * 7\nprint('x is', x)"
-    tab.evaluate(WATCH_TEXT, "#responses-log")
-    tab.fill("#responses-send textarea", code)
-    tab.click("#responses-send button")
+    send_turn(tab, code)
     card = tab.wait_for_selector("#responses-log .item.code_interpreter_call.done")
     assert card is not None
     wait_turn_over(tab)

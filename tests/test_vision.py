@@ -12,10 +12,8 @@ and the GA ``computer`` tool). A model that reads text only answers 400 naming t
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ from pydantic import TypeAdapter
 
 from oasis.core.conversation import IMAGE_MARKER, Image, Message
 from oasis.engines.remote.chat import _message
+from tests.loopback import serving_files
 from tests.responses_helpers import MODEL, check_order, sse_events
 from tests.server import Server, sdk_for, start_server
 from tests.test_computer_use import CHROMIUM, HEIGHT, WIDTH, PlaywrightComputer, browser
@@ -69,35 +68,15 @@ def described(text: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S+)", text))
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    """``/page``: the coloured page; ``/picture.jpg``: a small JPEG; else 404."""
-
-    def do_GET(self) -> None:
-        if self.path == "/page":
-            body, kind = PAGE, "text/html"
-        elif self.path == "/picture.jpg":
-            body, kind = picture(9, 9, ORANGE, "JPEG"), "image/jpeg"
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    """``/page``: the coloured page; ``/picture.jpg``: a small JPEG; else 404."""
+    files = {
+        "/page": ("text/html", PAGE),
+        "/picture.jpg": ("image/jpeg", picture(9, 9, ORANGE, "JPEG")),
+    }
+    with serving_files(files) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
