@@ -29,20 +29,14 @@ from tests.test_playground import (
     turn_response_id,
     wait_turn_over,
 )
-from tests.web_world import World, web_world
+from tests.web_world import World, world
 
-__all__ = ["browser", "shots"]  # the shared module fixtures, used here by name
+__all__ = ["browser", "shots", "world"]  # the shared module fixtures, used here by name
 
 pytestmark = pytest.mark.slow
 
 KEY = "sk-playground-tools"
 MODEL = "smollm2-135m-instruct"
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with web_world() as w:
-        yield w
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +51,7 @@ def tools_server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iter
     srv = start_server(
         tmp_path_factory.mktemp("oasis-playground-tools"),
         config={"preload": [MODEL]},
-        env={
-            "OASIS_API_KEYS": KEY,
-            "OASIS_ALLOW_PRIVATE_URLS": "1",
-            "OASIS_WEB_SEARCH_ENGINE": "searxng",
-            "OASIS_WEB_SEARCH_URL": world.url,
-        },
+        env={"OASIS_API_KEYS": KEY, **world.env},
     )
     yield srv
     srv.stop()

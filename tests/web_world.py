@@ -4,6 +4,7 @@ service and the web pages its results point at.
 ``/search?q=…&format=json`` answers SearXNG's JSON shape with results on this server: two
 pages under ``localhost`` and one under ``127.0.0.1`` (so a domain filter has something to
 drop). ``fail_search`` makes the engine answer 500; ``searches`` records each query.
+``World.env`` configures a server to search it; the ``world`` fixture serves it for a module.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from tests.loopback import QuietHandler, port_of, serving
 
@@ -47,6 +50,15 @@ class World:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """A server's settings that search this world (private addresses allowed)."""
+        return {
+            "OASIS_ALLOW_PRIVATE_URLS": "1",
+            "OASIS_WEB_SEARCH_ENGINE": "searxng",
+            "OASIS_WEB_SEARCH_URL": self.url,
+        }
 
     def results(self) -> list[dict[str, Any]]:
         """The results every search answers, best first."""
@@ -97,3 +109,10 @@ def web_world() -> Iterator[World]:
     with serving(Handler) as url:
         world.port = port_of(url)
         yield world
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """The world for one test module (import it by name)."""
+    with web_world() as served:
+        yield served
