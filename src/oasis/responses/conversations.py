@@ -7,6 +7,7 @@ from collections.abc import Collection
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
+    ConversationItem,
     ConversationItemList,
 )
 
@@ -116,12 +117,13 @@ class ConversationService:
 
     async def get_item(
         self, owner: str, conversation_id: str, item_id: str, include: Collection[str] = ()
-    ) -> object:
+    ) -> ConversationItem:
         await self._get(owner, conversation_id)
         item = await self.store.conversations.item(owner, conversation_id, item_id)
         if item is None:
             raise NotFoundError(f"Item with id '{item_id}' not found.")
-        return CONVERSATION_ITEM.validate_python(shown(item, include))
+        typed: ConversationItem = CONVERSATION_ITEM.validate_python(shown(item, include))
+        return typed
 
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation:
         stored = await self._get(owner, conversation_id)
