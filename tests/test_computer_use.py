@@ -186,7 +186,7 @@ def _call(response: Any) -> ResponseComputerToolCall:
     return call
 
 
-def _output(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any) -> Any:
+def performed(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any) -> Any:
     """The SDK performs the call on the page; the output, with the page's URL as the
     sample app adds it for browsers."""
     output: Any = toolset.execute(call, approve_safety_checks=lambda _: True)
@@ -194,12 +194,31 @@ def _output(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any)
     return output
 
 
+def check_unacknowledged_refused(
+    http: httpx.Client, model: str, tool: Any, previous_id: str, answered: Any
+) -> None:
+    """The output ``answered`` for the call of ``previous_id``, sent back with its pending
+    checks unacknowledged: a 400 naming that field."""
+    unacknowledged = {**answered, "acknowledged_safety_checks": []}
+    refused = http.post(
+        "/v1/responses",
+        json={
+            "model": model,
+            "previous_response_id": previous_id,
+            "input": [unacknowledged],
+            "tools": [tool],
+        },
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
+
+
 def _step(client: OpenAI, toolset: ComputerToolset, page: Any, previous: Any) -> Any:
     """The next (forced) action, once the client has performed ``previous``'s call."""
     return _create(
         client,
         previous_response_id=previous.id,
-        input=[_output(toolset, _call(previous), page)],
+        input=[performed(toolset, _call(previous), page)],
         tool_choice=FORCED,
     )
 
@@ -219,7 +238,7 @@ def test_the_model_drives_a_real_browser(client: OpenAI, page: Any) -> None:
         call = _call(response)
         assert call.action is not None
         performed.append(call.action.type)
-        output = _output(toolset, call, page)
+        output = performed(toolset, call, page)
         if step == 0:
             # The sample app's own spelling of the screenshot.
             output["output"]["type"] = "input_image"
@@ -307,7 +326,7 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     assert call.pending_safety_checks == []
 
     # An output for a call that was never made names its call_id.
-    stray = {**_output(toolset, call, page), "call_id": "call_nobody_made"}
+    stray = {**performed(toolset, call, page), "call_id": "call_nobody_made"}
     for previous in (first.id, None):
         body: dict[str, Any] = {"model": MODEL, "input": [stray], "tools": [TOOL]}
         if previous:
@@ -327,20 +346,9 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain" and "localhost" in (check.message or "")
 
-    answered = _output(toolset, call, page)  # the SDK copies the pending checks
+    answered = performed(toolset, call, page)  # the SDK copies the pending checks
     assert [c["id"] for c in answered["acknowledged_safety_checks"]] == [check.id]
-    unacknowledged = {**answered, "acknowledged_safety_checks": []}
-    refused = http.post(
-        "/v1/responses",
-        json={
-            "model": MODEL,
-            "previous_response_id": third.id,
-            "input": [unacknowledged],
-            "tools": [TOOL],
-        },
-    )
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
+    check_unacknowledged_refused(http, MODEL, TOOL, third.id, answered)
     # Acknowledged once: later calls on that site go ahead without asking again.
     fourth = _create(client, previous_response_id=third.id, input=[answered], tool_choice=FORCED)
     assert _call(fourth).pending_safety_checks == []
@@ -355,7 +363,7 @@ def test_a_stateless_client_replays_the_whole_history(client: OpenAI, page: Any)
     response = _create(client, input=history, tool_choice=FORCED, store=False)
     call = _call(response)
     history += [item.to_dict() for item in response.output]
-    history.append(_output(toolset, call, page))
+    history.append(performed(toolset, call, page))
     _answered(_create(client, input=history, tool_choice="none", store=False))
 
 
@@ -453,7 +461,7 @@ def test_the_model_drives_a_real_browser_with_the_ga_tool(client: OpenAI, page: 
     ], kinds
     assert first.tools[0].type == "computer"
     call = _ga_call(first)
-    output = _output(toolset, call, page)
+    output = performed(toolset, call, page)
     # Once a screenshot came back, coordinates are bounded by its size (the page's).
     second = client.responses.create(
         model=MODEL,

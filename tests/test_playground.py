@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from openai import OpenAI
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ElementHandle,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from tests.server import Server, sdk_for, start_server
 
@@ -139,6 +146,15 @@ def wait_turn_over(page: Page) -> None:
     checks that it ended without an error."""
     page.wait_for_selector("#responses-send button:enabled")
     assert page.text_content("#responses-status") == ""
+
+
+def finished_item(page: Page, kind: str) -> ElementHandle:
+    """Waits for the Responses log's done ``kind`` item (``function_call``, …) and for
+    its turn to end without an error; the item."""
+    item = page.wait_for_selector(f"#responses-log .item.{kind}.done")
+    assert item is not None
+    wait_turn_over(page)
+    return item
 
 
 def turn_response_id(page: Page, turn: int) -> str:
@@ -280,9 +296,7 @@ def test_responses_turn_with_a_function_tool_shows_its_item(
         temperature=0,
         max_output_tokens=64,
     )
-    call = tab.wait_for_selector("#responses-log .item.function_call.done")
-    assert call is not None
-    wait_turn_over(tab)
+    call = finished_item(tab, "function_call")
     assert tab.evaluate("window.sawLiveCall === true")  # drawn before it was done
     shown = call.query_selector(".call")
     assert shown is not None

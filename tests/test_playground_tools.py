@@ -21,6 +21,7 @@ from tests.server import Server, sdk_for, start_server
 from tests.test_playground import (
     PageRecord,
     browser,
+    finished_item,
     open_playground,
     pick_tool,
     send_turn,
@@ -95,9 +96,7 @@ def test_a_forced_web_search_shows_its_calls_and_sources(
         temperature=0,
         max_output_tokens=60,
     )
-    search = tab.wait_for_selector("#responses-log .item.web_search_call.done")
-    assert search is not None
-    wait_turn_over(tab)
+    search = finished_item(tab, "web_search_call")
     assert "searching" in tab.evaluate("[...window.seenStates]")
     first = tab.text_content("#responses-log .item.web_search_call.done .call") or ""
     assert first.startswith("search: ")
@@ -131,9 +130,7 @@ def test_an_mcp_call_runs_once_approved_in_the_page(
         temperature=0,
         max_output_tokens=64,
     )
-    request = tab.wait_for_selector("#responses-log .item.mcp_approval_request.done")
-    assert request is not None
-    wait_turn_over(tab)
+    request = finished_item(tab, "mcp_approval_request")
     assert "local.add(" in (request.text_content() or "")
     asked = client.responses.retrieve(turn_response_id(tab, 1))
     assert [item.type for item in asked.output] == ["mcp_list_tools", "mcp_approval_request"]
@@ -168,9 +165,7 @@ def test_a_code_interpreter_turn_shows_its_code_and_output(
     pick_tool(tab, "code_interpreter")
     code = "x = 6 * 7\nprint('x is', x)"
     send_turn(tab, code)
-    card = tab.wait_for_selector("#responses-log .item.code_interpreter_call.done")
-    assert card is not None
-    wait_turn_over(tab)
+    finished_item(tab, "code_interpreter_call")
     assert tab.text_content("#responses-log .item.code_interpreter_call pre.code") == code
     assert tab.text_content("#responses-log .item.code_interpreter_call pre.output") == "x is 42\n"
     stored = box_client.responses.retrieve(turn_response_id(tab, 1))

@@ -28,7 +28,15 @@ from oasis.engines.remote.chat import _message
 from tests.loopback import serving_files
 from tests.responses_helpers import MODEL, check_order, sse_events
 from tests.server import Server, sdk_for, start_server
-from tests.test_computer_use import CHROMIUM, HEIGHT, WIDTH, PlaywrightComputer, browser
+from tests.test_computer_use import (
+    CHROMIUM,
+    HEIGHT,
+    WIDTH,
+    PlaywrightComputer,
+    browser,
+    check_unacknowledged_refused,
+    performed,
+)
 
 VISION = "scripted-vision"
 STORED_PART: TypeAdapter[Any] = TypeAdapter(ChatCompletionStoreMessageContentPart)
@@ -330,12 +338,6 @@ def page(browser: Any, site: str) -> Iterator[Any]:
     opened.close()
 
 
-def _output(toolset: ComputerToolset, call: Any, page: Any) -> Any:
-    output: Any = toolset.execute(call, approve_safety_checks=lambda _: True)
-    output["output"]["current_url"] = page.url
-    return output
-
-
 @pytestmark_chromium
 @pytest.mark.parametrize("tool", [PREVIEW, GA], ids=["computer_use_preview", "computer"])
 def test_the_screenshot_reaches_a_vision_model(vision: OpenAI, page: Any, tool: Any) -> None:
@@ -350,7 +352,7 @@ def test_the_screenshot_reaches_a_vision_model(vision: OpenAI, page: Any, tool: 
     answer = vision.responses.create(
         model=VISION,
         previous_response_id=first.id,
-        input=[_output(toolset, call, page)],
+        input=[performed(toolset, call, page)],
         tools=[tool],
     )
     facts = described(answer.output_text)
@@ -375,7 +377,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     second = vision.responses.create(
         model=VISION,
         previous_response_id=first.id,
-        input=[_output(toolset, first.output[0], page)],
+        input=[performed(toolset, first.output[0], page)],
         tools=[GA],
         tool_choice=forced,
     )
@@ -384,7 +386,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     third = vision.responses.create(
         model=VISION,
         previous_response_id=second.id,
-        input=[_output(toolset, second.output[0], page)],
+        input=[performed(toolset, second.output[0], page)],
         tools=[GA],
         tool_choice=forced,
     )
@@ -392,18 +394,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     assert call.type == "computer_call"
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain"
-    unacknowledged = {**_output(toolset, call, page), "acknowledged_safety_checks": []}
-    refused = raw.post(
-        "/v1/responses",
-        json={
-            "model": VISION,
-            "previous_response_id": third.id,
-            "input": [unacknowledged],
-            "tools": [GA],
-        },
-    )
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
+    check_unacknowledged_refused(raw, VISION, GA, third.id, performed(toolset, call, page))
 
 
 def test_a_computer_call_gives_exactly_one_of_action_and_actions(raw: httpx.Client) -> None:
