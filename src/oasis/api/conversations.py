@@ -70,16 +70,7 @@ async def list_items(
     include: IncludeDep,
     page: ItemPage,
 ) -> Response:
-    return json_body(
-        await service.list_items(
-            owner,
-            conversation_id,
-            order=page.order,
-            after=page.after,
-            limit=page.limit,
-            include=include,
-        )
-    )
+    return json_body(await service.list_items(owner, conversation_id, page, include))
 
 
 @router.get("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)

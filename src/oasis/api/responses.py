@@ -77,14 +77,7 @@ async def list_input_items(
     include: IncludeDep,
     query: ItemPage,
 ) -> Response:
-    page = await service.input_items(
-        response_id,
-        owner,
-        order=query.order,
-        after=query.after,
-        limit=query.limit,
-        include=include,
-    )
+    page = await service.input_items(response_id, owner, query, include)
     listing = ResponseItemList(
         object="list",
         data=[RESPONSE_ITEM.validate_python(item) for item in page.data],

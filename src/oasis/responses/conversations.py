@@ -16,6 +16,7 @@ from oasis.ids import new_id
 from oasis.responses.include import shown
 from oasis.responses.items import CONVERSATION_ITEM, normalize_input
 from oasis.store import Store, StoredConversation
+from oasis.store.pagination import FIRST_PAGE, PageQuery
 from oasis.types import Item
 
 
@@ -103,16 +104,11 @@ class ConversationService:
         self,
         owner: str,
         conversation_id: str,
-        *,
-        order: str,
-        after: str | None,
-        limit: int,
+        query: PageQuery = FIRST_PAGE,
         include: Collection[str] = (),
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
-        page = await self.store.conversations.page(
-            owner, conversation_id, order=order, after=after, limit=limit
-        )
+        page = await self.store.conversations.page(owner, conversation_id, query)
         return item_list(page.data, page.has_more, include)
 
     async def get_item(

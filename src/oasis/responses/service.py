@@ -51,6 +51,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.leases import Leases
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store, StoredResponse
+from oasis.store.pagination import FIRST_PAGE, PageQuery
 from oasis.tools.base import ConfiguredTool, ToolContext
 from oasis.tools.outbound import UrlPolicy
 from oasis.tools.registry import get_tool, replay_item
@@ -779,16 +780,11 @@ class ResponsesService:
         self,
         response_id: str,
         owner: str,
-        *,
-        order: str,
-        after: str | None,
-        limit: int,
+        query: PageQuery = FIRST_PAGE,
         include: Collection[str] = (),
     ) -> ItemPage:
         await self._stored(response_id, owner)
-        page = await self.store.responses.items(
-            owner, response_id, role="input", order=order, after=after, limit=limit
-        )
+        page = await self.store.responses.items(owner, response_id, "input", query)
         return replace(page, data=shown_all(page.data, include))
 
     async def input_tokens(

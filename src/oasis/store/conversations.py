@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.items import ItemPage, insert_items, item_page
 from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import PageQuery
 from oasis.store.tables import conversations, items
 from oasis.types import Item
 
@@ -134,13 +135,9 @@ class ConversationRepository:
             )
             return [r.data for r in rows]
 
-    async def page(
-        self, owner: str, conversation_id: str, *, order: str, after: str | None, limit: int
-    ) -> ItemPage:
+    async def page(self, owner: str, conversation_id: str, query: PageQuery) -> ItemPage:
         async with self.engine.connect() as conn:
-            return await item_page(
-                conn, _items_of(owner, conversation_id), order=order, after=after, limit=limit
-            )
+            return await item_page(conn, _items_of(owner, conversation_id), query)
 
     async def item(self, owner: str, conversation_id: str, item_id: str) -> Item | None:
         async with self.engine.connect() as conn:

@@ -14,6 +14,7 @@ from oasis.store.conversations import ConversationRepository
 from oasis.store.events import EventLogRepository
 from oasis.store.items import ItemPage, insert_items, item_page
 from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import PageQuery
 from oasis.store.tables import items, responses
 from oasis.store.usage import insert_rows
 from oasis.types import Item
@@ -173,15 +174,13 @@ class ResponseRepository:
             )
             return [r.data for r in rows]
 
-    async def items(
-        self, owner: str, response_id: str, *, role: str, order: str, after: str | None, limit: int
-    ) -> ItemPage:
+    async def items(self, owner: str, response_id: str, role: str, query: PageQuery) -> ItemPage:
         """A page of a response's ``input`` or ``output`` items."""
         where = and_(
             items.c.response_id == response_id, items.c.owner == owner, items.c.role == role
         )
         async with self.engine.connect() as conn:
-            return await item_page(conn, where, order=order, after=after, limit=limit)
+            return await item_page(conn, where, query)
 
     async def unfinished(self) -> list[StoredResponse]:
         """Responses left queued or in progress (by a crash): for recovery at start-up."""
