@@ -77,6 +77,14 @@ KEYS = {
     "CMD": "Meta",
 }
 BUTTONS = {"left": "left", "right": "right", "wheel": "middle"}
+# The events of a turn whose output is one item (a computer call), streamed.
+ONE_ITEM = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.output_item.done",
+    "response.completed",
+]
 
 
 @pytest.fixture(scope="module")
@@ -287,13 +295,7 @@ def test_a_computer_call_streams_as_one_item(client: OpenAI, http: httpx.Client,
     events = sse_events(response)
     check_order(events)
     kinds = [event["type"] for event in events]
-    assert kinds == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.completed",
-    ], kinds
+    assert kinds == ONE_ITEM, kinds
     added, done = events[2]["item"], events[3]["item"]
     assert added["type"] == "computer_call" and added["status"] == "in_progress"
     assert added["pending_safety_checks"] == [] and added["call_id"]
@@ -452,13 +454,7 @@ def test_the_model_drives_a_real_browser_with_the_ga_tool(client: OpenAI, page: 
     ) as stream:
         kinds = [event.type for event in stream]
         first = stream.get_final_response()
-    assert kinds == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.completed",
-    ], kinds
+    assert kinds == ONE_ITEM, kinds
     assert first.tools[0].type == "computer"
     call = _ga_call(first)
     output = performed(toolset, call, page)
