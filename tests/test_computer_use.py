@@ -194,7 +194,7 @@ def _call(response: Any) -> ResponseComputerToolCall:
     return call
 
 
-def performed(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any) -> Any:
+def perform_call(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any) -> Any:
     """The SDK performs the call on the page; the output, with the page's URL as the
     sample app adds it for browsers."""
     output: Any = toolset.execute(call, approve_safety_checks=lambda _: True)
@@ -226,7 +226,7 @@ def _step(client: OpenAI, toolset: ComputerToolset, page: Any, previous: Any) ->
     return _create(
         client,
         previous_response_id=previous.id,
-        input=[performed(toolset, _call(previous), page)],
+        input=[perform_call(toolset, _call(previous), page)],
         tool_choice=FORCED,
     )
 
@@ -246,7 +246,7 @@ def test_the_model_drives_a_real_browser(client: OpenAI, page: Any) -> None:
         call = _call(response)
         assert call.action is not None
         performed.append(call.action.type)
-        output = performed(toolset, call, page)
+        output = perform_call(toolset, call, page)
         if step == 0:
             # The sample app's own spelling of the screenshot.
             output["output"]["type"] = "input_image"
@@ -328,7 +328,7 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     assert call.pending_safety_checks == []
 
     # An output for a call that was never made names its call_id.
-    stray = {**performed(toolset, call, page), "call_id": "call_nobody_made"}
+    stray = {**perform_call(toolset, call, page), "call_id": "call_nobody_made"}
     for previous in (first.id, None):
         body: dict[str, Any] = {"model": MODEL, "input": [stray], "tools": [TOOL]}
         if previous:
@@ -348,7 +348,7 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain" and "localhost" in (check.message or "")
 
-    answered = performed(toolset, call, page)  # the SDK copies the pending checks
+    answered = perform_call(toolset, call, page)  # the SDK copies the pending checks
     assert [c["id"] for c in answered["acknowledged_safety_checks"]] == [check.id]
     check_unacknowledged_refused(http, MODEL, TOOL, third.id, answered)
     # Acknowledged once: later calls on that site go ahead without asking again.
@@ -365,7 +365,7 @@ def test_a_stateless_client_replays_the_whole_history(client: OpenAI, page: Any)
     response = _create(client, input=history, tool_choice=FORCED, store=False)
     call = _call(response)
     history += [item.to_dict() for item in response.output]
-    history.append(performed(toolset, call, page))
+    history.append(perform_call(toolset, call, page))
     _answered(_create(client, input=history, tool_choice="none", store=False))
 
 
@@ -457,7 +457,7 @@ def test_the_model_drives_a_real_browser_with_the_ga_tool(client: OpenAI, page: 
     assert kinds == ONE_ITEM, kinds
     assert first.tools[0].type == "computer"
     call = _ga_call(first)
-    output = performed(toolset, call, page)
+    output = perform_call(toolset, call, page)
     # Once a screenshot came back, coordinates are bounded by its size (the page's).
     second = client.responses.create(
         model=MODEL,

@@ -36,7 +36,7 @@ from tests.test_computer_use import (
     PlaywrightComputer,
     browser,
     check_unacknowledged_refused,
-    performed,
+    perform_call,
 )
 
 VISION = "scripted-vision"
@@ -353,7 +353,7 @@ def test_the_screenshot_reaches_a_vision_model(vision: OpenAI, page: Any, tool: 
     answer = vision.responses.create(
         model=VISION,
         previous_response_id=first.id,
-        input=[performed(toolset, call, page)],
+        input=[perform_call(toolset, call, page)],
         tools=[tool],
     )
     facts = described(answer.output_text)
@@ -378,7 +378,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     second = vision.responses.create(
         model=VISION,
         previous_response_id=first.id,
-        input=[performed(toolset, first.output[0], page)],
+        input=[perform_call(toolset, first.output[0], page)],
         tools=[GA],
         tool_choice=forced,
     )
@@ -387,7 +387,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     third = vision.responses.create(
         model=VISION,
         previous_response_id=second.id,
-        input=[performed(toolset, second.output[0], page)],
+        input=[perform_call(toolset, second.output[0], page)],
         tools=[GA],
         tool_choice=forced,
     )
@@ -395,7 +395,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     assert call.type == "computer_call"
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain"
-    check_unacknowledged_refused(raw, VISION, GA, third.id, performed(toolset, call, page))
+    check_unacknowledged_refused(raw, VISION, GA, third.id, perform_call(toolset, call, page))
 
 
 def test_a_computer_call_gives_exactly_one_of_action_and_actions(raw: httpx.Client) -> None:
