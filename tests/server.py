@@ -62,7 +62,8 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 
 @dataclass
 class Server:
-    """A running server. ``stop()`` ends it; ``start_server`` on the same dir restarts."""
+    """A running server. ``stop()`` ends it, as does the end of a ``with`` block on it;
+    ``start_server`` on the same dir restarts."""
 
     base_url: str
     port: int
@@ -87,6 +88,12 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def kill(self) -> None:
         """Stop abruptly, as a crash would."""

@@ -8,10 +8,8 @@ acts under the action grammar with a forced ``tool_choice``."""
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from openai.types.responses import ResponseComputerToolCall
 from oasis.responses.items import to_conversation
 from oasis.tools.computer_use import Display, parse_action
 from oasis.tools.registry import replay_item
+from tests.loopback import serving_files
 from tests.responses_helpers import MODEL, check_order, sse_events
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -78,29 +77,21 @@ KEYS = {
     "CMD": "Meta",
 }
 BUTTONS = {"left": "left", "right": "right", "wheel": "middle"}
-
-
-class _Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+# The events of a turn whose output is one item (a computer call), streamed.
+ONE_ITEM = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.output_item.done",
+    "response.completed",
+]
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     """The page, on loopback: its URL (host 127.0.0.1; ``localhost`` reaches it too)."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving_files({"/": ("text/html", PAGE)}) as url:
+        yield f"{url}/"
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +194,7 @@ def _call(response: Any) -> ResponseComputerToolCall:
     return call
 
 
-def _output(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any) -> Any:
+def perform_call(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any) -> Any:
     """The SDK performs the call on the page; the output, with the page's URL as the
     sample app adds it for browsers."""
     output: Any = toolset.execute(call, approve_safety_checks=lambda _: True)
@@ -211,12 +202,31 @@ def _output(toolset: ComputerToolset, call: ResponseComputerToolCall, page: Any)
     return output
 
 
+def check_unacknowledged_refused(
+    http: httpx.Client, model: str, tool: Any, previous_id: str, answered: Any
+) -> None:
+    """The output ``answered`` for the call of ``previous_id``, sent back with its pending
+    checks unacknowledged: a 400 naming that field."""
+    unacknowledged = {**answered, "acknowledged_safety_checks": []}
+    refused = http.post(
+        "/v1/responses",
+        json={
+            "model": model,
+            "previous_response_id": previous_id,
+            "input": [unacknowledged],
+            "tools": [tool],
+        },
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
+
+
 def _step(client: OpenAI, toolset: ComputerToolset, page: Any, previous: Any) -> Any:
     """The next (forced) action, once the client has performed ``previous``'s call."""
     return _create(
         client,
         previous_response_id=previous.id,
-        input=[_output(toolset, _call(previous), page)],
+        input=[perform_call(toolset, _call(previous), page)],
         tool_choice=FORCED,
     )
 
@@ -236,7 +246,7 @@ def test_the_model_drives_a_real_browser(client: OpenAI, page: Any) -> None:
         call = _call(response)
         assert call.action is not None
         performed.append(call.action.type)
-        output = _output(toolset, call, page)
+        output = perform_call(toolset, call, page)
         if step == 0:
             # The sample app's own spelling of the screenshot.
             output["output"]["type"] = "input_image"
@@ -285,13 +295,7 @@ def test_a_computer_call_streams_as_one_item(client: OpenAI, http: httpx.Client,
     events = sse_events(response)
     check_order(events)
     kinds = [event["type"] for event in events]
-    assert kinds == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.completed",
-    ], kinds
+    assert kinds == ONE_ITEM, kinds
     added, done = events[2]["item"], events[3]["item"]
     assert added["type"] == "computer_call" and added["status"] == "in_progress"
     assert added["pending_safety_checks"] == [] and added["call_id"]
@@ -324,7 +328,7 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     assert call.pending_safety_checks == []
 
     # An output for a call that was never made names its call_id.
-    stray = {**_output(toolset, call, page), "call_id": "call_nobody_made"}
+    stray = {**perform_call(toolset, call, page), "call_id": "call_nobody_made"}
     for previous in (first.id, None):
         body: dict[str, Any] = {"model": MODEL, "input": [stray], "tools": [TOOL]}
         if previous:
@@ -344,20 +348,9 @@ def test_outputs_must_answer_a_call_and_acknowledge_its_checks(
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain" and "localhost" in (check.message or "")
 
-    answered = _output(toolset, call, page)  # the SDK copies the pending checks
+    answered = perform_call(toolset, call, page)  # the SDK copies the pending checks
     assert [c["id"] for c in answered["acknowledged_safety_checks"]] == [check.id]
-    unacknowledged = {**answered, "acknowledged_safety_checks": []}
-    refused = http.post(
-        "/v1/responses",
-        json={
-            "model": MODEL,
-            "previous_response_id": third.id,
-            "input": [unacknowledged],
-            "tools": [TOOL],
-        },
-    )
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
+    check_unacknowledged_refused(http, MODEL, TOOL, third.id, answered)
     # Acknowledged once: later calls on that site go ahead without asking again.
     fourth = _create(client, previous_response_id=third.id, input=[answered], tool_choice=FORCED)
     assert _call(fourth).pending_safety_checks == []
@@ -372,7 +365,7 @@ def test_a_stateless_client_replays_the_whole_history(client: OpenAI, page: Any)
     response = _create(client, input=history, tool_choice=FORCED, store=False)
     call = _call(response)
     history += [item.to_dict() for item in response.output]
-    history.append(_output(toolset, call, page))
+    history.append(perform_call(toolset, call, page))
     _answered(_create(client, input=history, tool_choice="none", store=False))
 
 
@@ -461,16 +454,10 @@ def test_the_model_drives_a_real_browser_with_the_ga_tool(client: OpenAI, page: 
     ) as stream:
         kinds = [event.type for event in stream]
         first = stream.get_final_response()
-    assert kinds == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.completed",
-    ], kinds
+    assert kinds == ONE_ITEM, kinds
     assert first.tools[0].type == "computer"
     call = _ga_call(first)
-    output = _output(toolset, call, page)
+    output = perform_call(toolset, call, page)
     # Once a screenshot came back, coordinates are bounded by its size (the page's).
     second = client.responses.create(
         model=MODEL,

@@ -21,7 +21,9 @@ from openai import OpenAI
 
 from tests.scripted_tokens import install_plugin
 from tests.server import Server, sdk_for, start_server
-from tests.web_world import World, web_world
+from tests.web_world import World, world
+
+__all__ = ["world"]  # the loopback web's module fixture, used here by name
 
 MODEL = "gpt-oss-scripted"
 REPO = Path(__file__).resolve().parent.parent
@@ -145,12 +147,6 @@ TIME = {
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with web_world() as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("harmony")
     script = root / "gpt-oss-script.json"
@@ -160,12 +156,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[S
     srv = start_server(
         root / "data",
         config={"models": [{"id": MODEL, "engine": "scripted-tokens", "path": str(script)}]},
-        env={
-            "PYTHONPATH": path,
-            "OASIS_ALLOW_PRIVATE_URLS": "1",
-            "OASIS_WEB_SEARCH_ENGINE": "searxng",
-            "OASIS_WEB_SEARCH_URL": world.url,
-        },
+        env={"PYTHONPATH": path, **world.env},
     )
     yield srv
     srv.stop()

@@ -9,15 +9,22 @@ under pytest's tmp dir; the path is printed at the end of the module.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from openai import OpenAI
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ElementHandle,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from tests.server import Server, sdk_for, start_server
 
@@ -97,21 +104,27 @@ class PageRecord:
             self.event_streams.append(response.url)
 
 
-@pytest.fixture(scope="module")
-def page(browser: Browser, pg_server: Server) -> Iterator[PageRecord]:
-    """One tab on the playground with the key entered, shared by the module's tests."""
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 860}, permissions=["microphone"]
-    )
-    record = PageRecord(context.new_page())
+def open_playground(
+    browser: Browser, server: Server, key: str, **context: Any
+) -> Iterator[PageRecord]:
+    """A tab on ``server``'s playground with ``key`` entered (``context``: more options of
+    the browser context); closed when the generator is."""
+    opened = browser.new_context(viewport={"width": 1280, "height": 860}, **context)
+    record = PageRecord(opened.new_page())
     record.page.set_default_timeout(WAIT_MS)
-    record.page.goto(f"{pg_server.base_url}/")
+    record.page.goto(f"{server.base_url}/")
     record.page.wait_for_selector("body[data-ready=true]")
-    record.page.fill("#api-key", KEY)
+    record.page.fill("#api-key", key)
     record.page.click("#save-key")
     record.page.wait_for_selector("#key-status.ok")
     yield record
-    context.close()
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, pg_server: Server) -> Iterator[PageRecord]:
+    """One tab on the playground with the key entered, shared by the module's tests."""
+    yield from open_playground(browser, pg_server, KEY, permissions=["microphone"])
 
 
 def shoot(page: Page, shots: Path, name: str) -> None:
@@ -133,6 +146,15 @@ def wait_turn_over(page: Page) -> None:
     checks that it ended without an error."""
     page.wait_for_selector("#responses-send button:enabled")
     assert page.text_content("#responses-status") == ""
+
+
+def finished_item(page: Page, kind: str) -> ElementHandle:
+    """Waits for the Responses log's done ``kind`` item (``function_call``, …) and for
+    its turn to end without an error; the item."""
+    item = page.wait_for_selector(f"#responses-log .item.{kind}.done")
+    assert item is not None
+    wait_turn_over(page)
+    return item
 
 
 def turn_response_id(page: Page, turn: int) -> str:
@@ -207,6 +229,29 @@ WATCH_TEXT = """selector => {
 }"""
 
 
+def pick_tool(tab: Page, kind: str) -> list[dict[str, Any]]:
+    """Empties the Responses form's tools, clicks the ``kind`` template button and returns
+    the tools it wrote (the file_search button lists the stores before it writes)."""
+    tools = "#responses-form textarea[name=tools]"
+    tab.fill(tools, "")
+    tab.click(f"button[data-tool={kind}]")
+    expect(tab.locator(tools)).not_to_have_value("")
+    written: list[dict[str, Any]] = json.loads(tab.input_value(tools))
+    return written
+
+
+def send_turn(tab: Page, prompt: str, *, tool_choice: str | None = None, **fields: object) -> None:
+    """Sets the Responses form's ``tool_choice`` and input ``fields`` (by name), watches
+    the log with :data:`WATCH_TEXT`, and sends ``prompt``."""
+    if tool_choice is not None:
+        tab.select_option("#responses-form select[name=tool_choice]", tool_choice)
+    for name, value in fields.items():
+        tab.fill(f"#responses-form input[name={name}]", str(value))
+    tab.evaluate(WATCH_TEXT, "#responses-log")
+    tab.fill("#responses-send textarea", prompt)
+    tab.click("#responses-send button")
+
+
 def test_chat_streams_its_answer_into_the_page(
     page: PageRecord, pg_client: OpenAI, shots: Path
 ) -> None:
@@ -242,18 +287,16 @@ def test_responses_turn_with_a_function_tool_shows_its_item(
 ) -> None:
     tab = page.page
     tab.click("nav button[data-view=responses]")
-    tab.click("button[data-tool=function]")
-    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
+    tools = pick_tool(tab, "function")
     assert [tool["name"] for tool in tools] == ["get_weather"]
-    tab.select_option("#responses-form select[name=tool_choice]", "function:get_weather")
-    tab.fill("#responses-form input[name=temperature]", "0")
-    tab.fill("#responses-form input[name=max_output_tokens]", "64")
-    tab.evaluate(WATCH_TEXT, "#responses-log")
-    tab.fill("#responses-send textarea", "What is the weather in Paris?")
-    tab.click("#responses-send button")
-    call = tab.wait_for_selector("#responses-log .item.function_call.done")
-    assert call is not None
-    wait_turn_over(tab)
+    send_turn(
+        tab,
+        "What is the weather in Paris?",
+        tool_choice="function:get_weather",
+        temperature=0,
+        max_output_tokens=64,
+    )
+    call = finished_item(tab, "function_call")
     assert tab.evaluate("window.sawLiveCall === true")  # drawn before it was done
     shown = call.query_selector(".call")
     assert shown is not None
@@ -336,19 +379,17 @@ def test_file_search_over_a_vector_store_made_in_the_page(
     # A hosted tool: its item shows its progress as it streams, then what it found.
     tab.click("nav button[data-view=responses]")
     tab.click("#responses-clear")
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=file_search]")  # lists the stores first
-    expect(tab.locator("#responses-form textarea[name=tools]")).to_have_value(re.compile("vs_"))
-    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
+    tools = pick_tool(tab, "file_search")
     assert tools == [{"type": "file_search", "vector_store_ids": [store_id]}]
-    tab.select_option("#responses-form select[name=tool_choice]", "type:file_search")
-    tab.fill("#responses-form input[name=max_output_tokens]", "48")
     # One search, then the answer: after the forced call the choice is the model's, and the
     # tiny model may search again until its tokens run out, leaving no message to wait for.
-    tab.fill("#responses-form input[name=max_tool_calls]", "1")
-    tab.evaluate(WATCH_TEXT, "#responses-log")
-    tab.fill("#responses-send textarea", "What is the name of the lighthouse keeper's cat?")
-    tab.click("#responses-send button")
+    send_turn(
+        tab,
+        "What is the name of the lighthouse keeper's cat?",
+        tool_choice="type:file_search",
+        max_output_tokens=48,
+        max_tool_calls=1,
+    )
     found = tab.wait_for_selector("#responses-log .item.file_search_call.done")
     assert found is not None and "lighthouse.txt" in (found.text_content() or "")
     tab.wait_for_selector("#responses-log .item.message.done")

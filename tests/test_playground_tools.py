@@ -19,29 +19,25 @@ from tests.conftest import SANDBOX_KEYS, SCRIPTED
 from tests.mcp_server import running
 from tests.server import Server, sdk_for, start_server
 from tests.test_playground import (
-    WAIT_MS,
-    WATCH_TEXT,
     PageRecord,
     browser,
+    finished_item,
+    open_playground,
+    pick_tool,
+    send_turn,
     shoot,
     shots,
     turn_response_id,
     wait_turn_over,
 )
-from tests.web_world import World, web_world
+from tests.web_world import World, world
 
-__all__ = ["browser", "shots"]  # the shared module fixtures, used here by name
+__all__ = ["browser", "shots", "world"]  # the shared module fixtures, used here by name
 
 pytestmark = pytest.mark.slow
 
 KEY = "sk-playground-tools"
 MODEL = "smollm2-135m-instruct"
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with web_world() as w:
-        yield w
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +52,18 @@ def tools_server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iter
     srv = start_server(
         tmp_path_factory.mktemp("oasis-playground-tools"),
         config={"preload": [MODEL]},
-        env={
-            "OASIS_API_KEYS": KEY,
-            "OASIS_ALLOW_PRIVATE_URLS": "1",
-            "OASIS_WEB_SEARCH_ENGINE": "searxng",
-            "OASIS_WEB_SEARCH_URL": world.url,
-        },
+        env={"OASIS_API_KEYS": KEY, **world.env},
     )
     yield srv
     srv.stop()
 
 
 def _open(browser: Browser, server: Server, key: str) -> Iterator[PageRecord]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    record = PageRecord(context.new_page())
-    record.page.set_default_timeout(WAIT_MS)
-    record.page.goto(f"{server.base_url}/")
-    record.page.wait_for_selector("body[data-ready=true]")
-    record.page.fill("#api-key", key)
-    record.page.click("#save-key")
-    record.page.wait_for_selector("#key-status.ok")
-    record.page.click("nav button[data-view=responses]")
-    yield record
-    assert record.errors == []
-    context.close()
+    """A playground tab on the Responses view; no script error in it by the end."""
+    for record in open_playground(browser, server, key):
+        record.page.click("nav button[data-view=responses]")
+        yield record
+        assert record.errors == []
 
 
 @pytest.fixture(scope="module")
@@ -104,19 +88,15 @@ def test_a_forced_web_search_shows_its_calls_and_sources(
 ) -> None:
     tab = page.page
     tab.click("#responses-clear")
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=web_search]")
-    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
-    assert tools == [{"type": "web_search"}]
-    tab.select_option("#responses-form select[name=tool_choice]", "type:web_search")
-    tab.fill("#responses-form input[name=temperature]", "0")
-    tab.fill("#responses-form input[name=max_output_tokens]", "60")
-    tab.evaluate(WATCH_TEXT, "#responses-log")
-    tab.fill("#responses-send textarea", "What is the capital of France?")
-    tab.click("#responses-send button")
-    search = tab.wait_for_selector("#responses-log .item.web_search_call.done")
-    assert search is not None
-    wait_turn_over(tab)
+    assert pick_tool(tab, "web_search") == [{"type": "web_search"}]
+    send_turn(
+        tab,
+        "What is the capital of France?",
+        tool_choice="type:web_search",
+        temperature=0,
+        max_output_tokens=60,
+    )
+    search = finished_item(tab, "web_search_call")
     assert "searching" in tab.evaluate("[...window.seenStates]")
     first = tab.text_content("#responses-log .item.web_search_call.done .call") or ""
     assert first.startswith("search: ")
@@ -138,21 +118,19 @@ def test_an_mcp_call_runs_once_approved_in_the_page(
 ) -> None:
     tab = page.page
     tab.click("#responses-clear")
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=mcp]")
-    tools = json.loads(tab.input_value("#responses-form textarea[name=tools]"))
+    tools = pick_tool(tab, "mcp")
     assert [tool["type"] for tool in tools] == ["mcp"]
     # The template points at a local server; this one asks before each call of `add`.
     tools[0].update(server_url=mcp_urls["http"], require_approval="always", allowed_tools=["add"])
     _tools(page, tools)
-    tab.select_option("#responses-form select[name=tool_choice]", "mcp:local:add")
-    tab.fill("#responses-form input[name=temperature]", "0")
-    tab.fill("#responses-form input[name=max_output_tokens]", "64")
-    tab.fill("#responses-send textarea", "Use the tool to add 2 and 3.")
-    tab.click("#responses-send button")
-    request = tab.wait_for_selector("#responses-log .item.mcp_approval_request.done")
-    assert request is not None
-    wait_turn_over(tab)
+    send_turn(
+        tab,
+        "Use the tool to add 2 and 3.",
+        tool_choice="mcp:local:add",
+        temperature=0,
+        max_output_tokens=64,
+    )
+    request = finished_item(tab, "mcp_approval_request")
     assert "local.add(" in (request.text_content() or "")
     asked = client.responses.retrieve(turn_response_id(tab, 1))
     assert [item.type for item in asked.output] == ["mcp_list_tools", "mcp_approval_request"]
@@ -184,15 +162,10 @@ def test_a_code_interpreter_turn_shows_its_code_and_output(
 ) -> None:
     tab = box_page.page
     tab.fill("#responses-form input[name=model]", SCRIPTED)  # its code is the user's text
-    tab.fill("#responses-form textarea[name=tools]", "")
-    tab.click("button[data-tool=code_interpreter]")
+    pick_tool(tab, "code_interpreter")
     code = "x = 6 * 7\nprint('x is', x)"
-    tab.evaluate(WATCH_TEXT, "#responses-log")
-    tab.fill("#responses-send textarea", code)
-    tab.click("#responses-send button")
-    card = tab.wait_for_selector("#responses-log .item.code_interpreter_call.done")
-    assert card is not None
-    wait_turn_over(tab)
+    send_turn(tab, code)
+    finished_item(tab, "code_interpreter_call")
     assert tab.text_content("#responses-log .item.code_interpreter_call pre.code") == code
     assert tab.text_content("#responses-log .item.code_interpreter_call pre.output") == "x is 42\n"
     stored = box_client.responses.retrieve(turn_response_id(tab, 1))

@@ -46,16 +46,14 @@ OPTIONS = {"structured_output": "json_object_schema", "health_interval": 0.5}
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    running = start_engine(tmp_path_factory.mktemp("engine"), n_ctx=2048, api_key=ENGINE_KEY)
-    yield running
-    running.stop()
+    with start_engine(tmp_path_factory.mktemp("engine"), n_ctx=2048, api_key=ENGINE_KEY) as up:
+        yield up
 
 
 @pytest.fixture(scope="module")
 def refusing() -> Iterator[RefusingEngine]:
-    running = start_refusing_engine()
-    yield running
-    running.stop()
+    with start_refusing_engine() as up:
+        yield up
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +82,8 @@ def server(
             {"id": REFUSING, "kind": "chat", "url": refusing.url},
         ],
     }  # fmt: skip
-    srv = start_server(tmp_path_factory.mktemp("oasis-remote"), config=config)
-    yield srv
-    srv.stop()
+    with start_server(tmp_path_factory.mktemp("oasis-remote"), config=config) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -356,8 +353,7 @@ def test_two_urls_balanced_with_health_checks(
     # The first upstream is down: requests move to the live one (connect errors only).
     ask()
     ask()
-    second = start_engine(tmp_path, port=second_port, n_ctx=512, api_key=ENGINE_KEY)
-    try:
+    with start_engine(tmp_path, port=second_port, n_ctx=512, api_key=ENGINE_KEY) as second:
         # The health check puts it back; requests then reach both.
         deadline = time.monotonic() + 60
         while second.requests() == 0:
@@ -368,8 +364,6 @@ def test_two_urls_balanced_with_health_checks(
             list(pool.map(lambda _: ask(), range(8)))
         assert engine.requests() > first_before
         assert second.requests() >= 2
-    finally:
-        second.stop()
     ask()  # down again: the live upstream still answers
 
 

@@ -33,9 +33,8 @@ SPOKEN = "The quick brown fox jumps over the lazy dog."
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("upstream"), config={"preload": []})
-    yield srv
-    srv.stop()
+    with start_server(tmp_path_factory.mktemp("upstream"), config={"preload": []}) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +58,8 @@ def front(tmp_path_factory: pytest.TempPathFactory, upstream: Server) -> Iterato
         ],
         "vector_stores": {"embedding_model": EMBED},
     }  # fmt: skip
-    srv = start_server(tmp_path_factory.mktemp("front"), config=config)
-    yield srv
-    srv.stop()
+    with start_server(tmp_path_factory.mktemp("front"), config=config) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -244,9 +244,10 @@ def test_a_batch_taken_over_from_a_stalled_replica_holds_each_line_once(
         "OASIS_BATCH_CONCURRENCY": "4",
         "OASIS_IDLE_TRANSACTION_SECONDS": "3",
     }
-    # (Loading the model may take minutes on a busy machine.)
+    # (Loading the model may take minutes on a busy machine.) One data dir, as replicas
+    # share their blob store: whichever validates the batch must read its input file.
     stalled, other = _start_together(
-        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600
+        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600, shared=True
     )
     try:
         a, b = sdk_for(stalled, KEY), sdk_for(other, KEY)

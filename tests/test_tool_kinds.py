@@ -4,16 +4,13 @@ a type the API does not define refused by name; the outbound URL policy."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.server
-import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from oasis.errors import InvalidRequestError
 from oasis.tools.outbound import OutboundError, UrlPolicy, create_http_client, fetch
+from tests.loopback import QuietHandler, serving
 from tests.responses_helpers import MODEL
 
 FUNCTION = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
@@ -103,9 +100,9 @@ def test_the_tools_client_checks_the_address_it_connects_to() -> None:
 
     async def get(policy: UrlPolicy) -> int:
         async with create_http_client(policy=policy) as client:
-            return (await client.get(f"http://localhost:{port}/")).status_code
+            return (await client.get(f"{url.replace('127.0.0.1', 'localhost')}/")).status_code
 
-    with _loopback_page() as port:
+    with serving(_Hello) as url:
         with pytest.raises(httpx.ConnectError, match="private or loopback"):
             asyncio.run(get(UrlPolicy()))
         assert asyncio.run(get(UrlPolicy(allow_private=True))) == 200
@@ -115,47 +112,26 @@ def test_fetch_rechecks_each_redirect_and_caps_the_body() -> None:
     async def go(path: str, policy: UrlPolicy, max_bytes: int = 1000) -> str:
         async with create_http_client(policy=policy) as client:
             try:
-                page = await fetch(
-                    client, policy, f"http://127.0.0.1:{port}{path}", max_bytes=max_bytes
-                )
+                page = await fetch(client, policy, f"{url}{path}", max_bytes=max_bytes)
             except OutboundError as exc:
                 return f"error: {exc}"
             return f"{page.url} {page.text}"
 
     allowed = UrlPolicy(allow_private=True)
-    with _loopback_page() as port:
-        assert asyncio.run(go("/hop", allowed)) == f"http://127.0.0.1:{port}/ hello"
+    with serving(_Hello) as url:
+        assert asyncio.run(go("/hop", allowed)) == f"{url}/ hello"
         assert "must be an http or https URL" in asyncio.run(go("/away", allowed))
         assert "larger than 3 bytes" in asyncio.run(go("/", allowed, max_bytes=3))
         assert "private or loopback" in asyncio.run(go("/", UrlPolicy()))
 
 
-@contextlib.contextmanager
-def _loopback_page() -> Iterator[int]:
-    """A page on loopback: ``/`` says hello, ``/hop`` redirects there, ``/away`` redirects
-    to a file URL (which a redirect must not reach even where private addresses may be)."""
+class _Hello(QuietHandler):
+    """``/`` says hello, ``/hop`` redirects there, ``/away`` redirects to a file URL (which
+    a redirect must not reach even where private addresses may be)."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            targets = {"/hop": "/", "/away": "file:///etc/passwd"}
-            if self.path in targets:
-                self.send_response(302)
-                self.send_header("Location", targets[self.path])
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(b"hello")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+    def do_GET(self) -> None:
+        targets = {"/hop": "/", "/away": "file:///etc/passwd"}
+        if self.path in targets:
+            self.reply(302, "text/plain", b"", {"Location": targets[self.path]})
+            return
+        self.reply(200, "text/plain; charset=utf-8", b"hello")

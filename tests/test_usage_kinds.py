@@ -17,7 +17,9 @@ from openai import OpenAI
 from tests.server import Server, oasis_cli, sdk_for, start_server
 from tests.test_batches import chat_line, create, lines_of, upload, wait, wait_done
 from tests.test_metrics import _samples
-from tests.web_world import World, web_world
+from tests.web_world import World, world
+
+__all__ = ["world"]  # the loopback web's module fixture, used here by name
 
 MODEL = "smollm2-135m-instruct"
 NOTE = b"The lighthouse keeper's cat is called Biscuit and sleeps on the lamp room stairs."
@@ -32,12 +34,6 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with web_world() as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[Setup]:
     data = tmp_path_factory.mktemp("oasis-usage-kinds")
     project = oasis_cli(data, "projects", "create", "tools")
@@ -46,11 +42,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[Se
     server = start_server(
         data,
         config={"preload": [MODEL]},
-        env={
-            "OASIS_ALLOW_PRIVATE_URLS": "1",
-            "OASIS_WEB_SEARCH_ENGINE": "searxng",
-            "OASIS_WEB_SEARCH_URL": world.url,
-        },
+        env=world.env,
     )
     yield Setup(server, project, key, admin)
     server.stop()

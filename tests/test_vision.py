@@ -12,10 +12,8 @@ and the GA ``computer`` tool). A model that reads text only answers 400 naming t
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,9 +25,19 @@ from pydantic import TypeAdapter
 
 from oasis.core.conversation import IMAGE_MARKER, Image, Message
 from oasis.engines.remote.chat import _message
+from tests.loopback import serving_files
 from tests.responses_helpers import MODEL, check_order, sse_events
 from tests.server import Server, sdk_for, start_server
-from tests.test_computer_use import CHROMIUM, HEIGHT, WIDTH, PlaywrightComputer, browser
+from tests.test_computer_use import (
+    CHROMIUM,
+    HEIGHT,
+    ONE_ITEM,
+    WIDTH,
+    PlaywrightComputer,
+    browser,
+    check_unacknowledged_refused,
+    perform_call,
+)
 
 VISION = "scripted-vision"
 STORED_PART: TypeAdapter[Any] = TypeAdapter(ChatCompletionStoreMessageContentPart)
@@ -69,35 +77,15 @@ def described(text: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S+)", text))
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    """``/page``: the coloured page; ``/picture.jpg``: a small JPEG; else 404."""
-
-    def do_GET(self) -> None:
-        if self.path == "/page":
-            body, kind = PAGE, "text/html"
-        elif self.path == "/picture.jpg":
-            body, kind = picture(9, 9, ORANGE, "JPEG"), "image/jpeg"
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    """``/page``: the coloured page; ``/picture.jpg``: a small JPEG; else 404."""
+    files = {
+        "/page": ("text/html", PAGE),
+        "/picture.jpg": ("image/jpeg", picture(9, 9, ORANGE, "JPEG")),
+    }
+    with serving_files(files) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -351,12 +339,6 @@ def page(browser: Any, site: str) -> Iterator[Any]:
     opened.close()
 
 
-def _output(toolset: ComputerToolset, call: Any, page: Any) -> Any:
-    output: Any = toolset.execute(call, approve_safety_checks=lambda _: True)
-    output["output"]["current_url"] = page.url
-    return output
-
-
 @pytestmark_chromium
 @pytest.mark.parametrize("tool", [PREVIEW, GA], ids=["computer_use_preview", "computer"])
 def test_the_screenshot_reaches_a_vision_model(vision: OpenAI, page: Any, tool: Any) -> None:
@@ -371,7 +353,7 @@ def test_the_screenshot_reaches_a_vision_model(vision: OpenAI, page: Any, tool: 
     answer = vision.responses.create(
         model=VISION,
         previous_response_id=first.id,
-        input=[_output(toolset, call, page)],
+        input=[perform_call(toolset, call, page)],
         tools=[tool],
     )
     facts = described(answer.output_text)
@@ -396,7 +378,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     second = vision.responses.create(
         model=VISION,
         previous_response_id=first.id,
-        input=[_output(toolset, first.output[0], page)],
+        input=[perform_call(toolset, first.output[0], page)],
         tools=[GA],
         tool_choice=forced,
     )
@@ -405,7 +387,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     third = vision.responses.create(
         model=VISION,
         previous_response_id=second.id,
-        input=[_output(toolset, second.output[0], page)],
+        input=[perform_call(toolset, second.output[0], page)],
         tools=[GA],
         tool_choice=forced,
     )
@@ -413,18 +395,7 @@ def test_the_ga_tool_keeps_the_safety_check_rule(
     assert call.type == "computer_call"
     [check] = call.pending_safety_checks
     assert check.code == "irrelevant_domain"
-    unacknowledged = {**_output(toolset, call, page), "acknowledged_safety_checks": []}
-    refused = raw.post(
-        "/v1/responses",
-        json={
-            "model": VISION,
-            "previous_response_id": third.id,
-            "input": [unacknowledged],
-            "tools": [GA],
-        },
-    )
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["error"]["param"] == "input[0].acknowledged_safety_checks"
+    check_unacknowledged_refused(raw, VISION, GA, third.id, perform_call(toolset, call, page))
 
 
 def test_a_computer_call_gives_exactly_one_of_action_and_actions(raw: httpx.Client) -> None:
@@ -447,12 +418,6 @@ def test_a_ga_call_streams_as_one_item(raw: httpx.Client) -> None:
     events = sse_events(raw.post("/v1/responses", json=body))
     check_order(events)
     kinds = [event["type"] for event in events]
-    assert kinds == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.completed",
-    ], kinds
+    assert kinds == ONE_ITEM, kinds
     assert events[2]["item"]["actions"] == [{"type": "screenshot"}]
     assert "action" not in events[2]["item"]

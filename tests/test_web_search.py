@@ -16,7 +16,9 @@ from oasis.core.events import Finished, TextDelta
 from oasis.responses.events import ResponseBuilder
 from tests.responses_helpers import MODEL, check_order, sse_events
 from tests.server import Server, sdk_for, start_server
-from tests.web_world import World, web_world
+from tests.web_world import World, world
+
+__all__ = ["world"]  # the loopback web's module fixture, used here by name
 
 QUESTION = "What is the capital of France?"
 # The tiny model copies this, and so cites the first source.
@@ -31,22 +33,12 @@ FORCED: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with web_world() as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
 def search_server(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[Server]:
     """Private addresses allowed, engine and setting from the environment."""
     srv = start_server(
         tmp_path_factory.mktemp("oasis-web"),
         config={"preload": [MODEL]},
-        env={
-            "OASIS_ALLOW_PRIVATE_URLS": "1",
-            "OASIS_WEB_SEARCH_ENGINE": "searxng",
-            "OASIS_WEB_SEARCH_URL": world.url,
-        },
+        env=world.env,
     )
     yield srv
     srv.stop()

@@ -29,7 +29,8 @@ def packaged_gguf() -> Path:
 
 @dataclass
 class Engine:
-    """A running ``python -m llama_cpp.server``; its stdout (access log) is in ``log_path``."""
+    """A running ``python -m llama_cpp.server``; its stdout (access log) is in ``log_path``.
+    ``stop()`` ends it, as does the end of a ``with`` block on it."""
 
     port: int
     process: subprocess.Popen[bytes]
@@ -45,6 +46,12 @@ class Engine:
     def requests(self, path: str = "/v1/chat/completions") -> int:
         """How many requests for ``path`` the server has logged."""
         return self.log().count(f"POST {path} ")
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -126,6 +133,12 @@ class RefusingEngine:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> RefusingEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self.server.should_exit = True

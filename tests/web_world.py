@@ -4,19 +4,22 @@ service and the web pages its results point at.
 ``/search?q=…&format=json`` answers SearXNG's JSON shape with results on this server: two
 pages under ``localhost`` and one under ``127.0.0.1`` (so a domain filter has something to
 drop). ``fail_search`` makes the engine answer 500; ``searches`` records each query.
+``World.env`` configures a server to search it; the ``world`` fixture serves it for a module.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.loopback import QuietHandler, port_of, serving
 
 PAGES = {
     "/pages/paris": (
@@ -48,6 +51,15 @@ class World:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """A server's settings that search this world (private addresses allowed)."""
+        return {
+            "OASIS_ALLOW_PRIVATE_URLS": "1",
+            "OASIS_WEB_SEARCH_ENGINE": "searxng",
+            "OASIS_WEB_SEARCH_URL": self.url,
+        }
+
     def results(self) -> list[dict[str, Any]]:
         """The results every search answers, best first."""
         return [
@@ -74,7 +86,7 @@ def web_world() -> Iterator[World]:
     """Serve the world on a free loopback port for the duration of the block."""
     world = World(0)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             if parts.path == "/search":
@@ -82,34 +94,25 @@ def web_world() -> Iterator[World]:
                 if world.search_delay:
                     time.sleep(world.search_delay)
                 if world.fail_search:
-                    self._send(500, "application/json", b'{"error": "engine down"}')
+                    self.reply(500, "application/json", b'{"error": "engine down"}')
                     return
                 body = {"query": parse_qs(parts.query).get("q", [""])[0]}
                 body["results"] = world.results()
-                self._send(200, "application/json", json.dumps(body).encode())
+                self.reply(200, "application/json", json.dumps(body).encode())
                 return
             if parts.path in PAGES:
                 kind = "text/plain" if parts.path.endswith("notes") else "text/html"
-                self._send(200, f"{kind}; charset=utf-8", PAGES[parts.path][1].encode())
+                self.reply(200, f"{kind}; charset=utf-8", PAGES[parts.path][1].encode())
                 return
-            self._send(404, "text/plain", b"not found")
+            self.reply(404, "text/plain", b"not found")
 
-        def _send(self, status: int, kind: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    world.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        world.port = port_of(url)
         yield world
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """The world for one test module (import it by name)."""
+    with web_world() as served:
+        yield served

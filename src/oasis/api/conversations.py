@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Response
 
 from oasis.api.deps import ConversationsDep, IncludeDep, OwnerDep
-from oasis.wire.base import dump
+from oasis.api.listing import json_body, page_query
+from oasis.store.pagination import PageQuery
 from oasis.wire.conversations import (
     ConversationCreateRequest,
     ConversationItemsRequest,
@@ -17,24 +17,21 @@ from oasis.wire.conversations import (
 
 router = APIRouter(tags=["conversations"])
 
-
-def _json(model: object) -> Response:
-    assert isinstance(model, BaseModel)
-    return Response(dump(model), media_type="application/json")
+ItemPage = Annotated[PageQuery, Depends(page_query())]
 
 
 @router.post("/v1/conversations", response_model=None)
 async def create_conversation(
     body: ConversationCreateRequest, service: ConversationsDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.create(owner, body.metadata, body.items))
+    return json_body(await service.create(owner, body.metadata, body.items))
 
 
 @router.get("/v1/conversations/{conversation_id}", response_model=None)
 async def retrieve_conversation(
     conversation_id: str, service: ConversationsDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.retrieve(owner, conversation_id))
+    return json_body(await service.retrieve(owner, conversation_id))
 
 
 @router.post("/v1/conversations/{conversation_id}", response_model=None)
@@ -44,14 +41,14 @@ async def update_conversation(
     service: ConversationsDep,
     owner: OwnerDep,
 ) -> Response:
-    return _json(await service.update(owner, conversation_id, body.metadata))
+    return json_body(await service.update(owner, conversation_id, body.metadata))
 
 
 @router.delete("/v1/conversations/{conversation_id}", response_model=None)
 async def delete_conversation(
     conversation_id: str, service: ConversationsDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.delete(owner, conversation_id))
+    return json_body(await service.delete(owner, conversation_id))
 
 
 @router.post("/v1/conversations/{conversation_id}/items", response_model=None)
@@ -62,7 +59,7 @@ async def create_items(
     owner: OwnerDep,
     include: IncludeDep,
 ) -> Response:
-    return _json(await service.add_items(owner, conversation_id, body.items, include))
+    return json_body(await service.add_items(owner, conversation_id, body.items, include))
 
 
 @router.get("/v1/conversations/{conversation_id}/items", response_model=None)
@@ -71,15 +68,9 @@ async def list_items(
     service: ConversationsDep,
     owner: OwnerDep,
     include: IncludeDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
+    page: ItemPage,
 ) -> Response:
-    return _json(
-        await service.list_items(
-            owner, conversation_id, order=order, after=after, limit=limit, include=include
-        )
-    )
+    return json_body(await service.list_items(owner, conversation_id, page, include))
 
 
 @router.get("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
@@ -90,11 +81,11 @@ async def retrieve_item(
     owner: OwnerDep,
     include: IncludeDep,
 ) -> Response:
-    return _json(await service.get_item(owner, conversation_id, item_id, include))
+    return json_body(await service.get_item(owner, conversation_id, item_id, include))
 
 
 @router.delete("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
 async def delete_item(
     conversation_id: str, item_id: str, service: ConversationsDep, owner: OwnerDep
 ) -> Response:
-    return _json(await service.delete_item(owner, conversation_id, item_id))
+    return json_body(await service.delete_item(owner, conversation_id, item_id))

@@ -3,23 +3,22 @@ input tokens and compact."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from openai.types.responses import ResponseItemList
 
 from oasis.api.deps import IncludeDep, OwnerDep, ResponsesDep
+from oasis.api.listing import json_body, page_query
 from oasis.api.sse import encoded_sse_response
 from oasis.responses.items import RESPONSE_ITEM
-from oasis.wire.base import dump
+from oasis.store.pagination import PageQuery
+from oasis.wire.base import deleted
 from oasis.wire.responses import ResponseCreateRequest
 
 router = APIRouter(tags=["responses"])
 
-
-def _json(body: str) -> Response:
-    return Response(body, media_type="application/json")
+ItemPage = Annotated[PageQuery, Depends(page_query())]
 
 
 @router.post("/v1/responses", response_model=None)
@@ -28,21 +27,21 @@ async def create_response(
 ) -> Response:
     if body.stream:
         return encoded_sse_response(await service.stream(body, owner))
-    return _json(dump(await service.create(body, owner)))
+    return json_body(await service.create(body, owner))
 
 
 @router.post("/v1/responses/input_tokens", response_model=None)
 async def count_input_tokens(
     body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
 ) -> Response:
-    return _json(dump(await service.input_tokens(body, owner)))
+    return json_body(await service.input_tokens(body, owner))
 
 
 @router.post("/v1/responses/compact", response_model=None)
 async def compact_conversation(
     body: ResponseCreateRequest, service: ResponsesDep, owner: OwnerDep
 ) -> Response:
-    return _json(dump(await service.compact(body, owner)))
+    return json_body(await service.compact(body, owner))
 
 
 @router.get("/v1/responses/{response_id}", response_model=None)
@@ -56,18 +55,18 @@ async def retrieve_response(
 ) -> Response:
     if stream:
         return encoded_sse_response(await service.replay(response_id, owner, starting_after))
-    return _json(dump(await service.retrieve(response_id, owner, include)))
+    return json_body(await service.retrieve(response_id, owner, include))
 
 
 @router.delete("/v1/responses/{response_id}", response_model=None)
 async def delete_response(response_id: str, service: ResponsesDep, owner: OwnerDep) -> Response:
     await service.delete(response_id, owner)
-    return _json(json.dumps({"id": response_id, "object": "response", "deleted": True}))
+    return json_body(deleted(response_id, "response"))
 
 
 @router.post("/v1/responses/{response_id}/cancel", response_model=None)
 async def cancel_response(response_id: str, service: ResponsesDep, owner: OwnerDep) -> Response:
-    return _json(dump(await service.cancel(response_id, owner)))
+    return json_body(await service.cancel(response_id, owner))
 
 
 @router.get("/v1/responses/{response_id}/input_items", response_model=None)
@@ -76,13 +75,9 @@ async def list_input_items(
     service: ResponsesDep,
     owner: OwnerDep,
     include: IncludeDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
+    query: ItemPage,
 ) -> Response:
-    page = await service.input_items(
-        response_id, owner, order=order, after=after, limit=limit, include=include
-    )
+    page = await service.input_items(response_id, owner, query, include)
     listing = ResponseItemList(
         object="list",
         data=[RESPONSE_ITEM.validate_python(item) for item in page.data],
@@ -90,4 +85,4 @@ async def list_input_items(
         last_id=str(page.data[-1]["id"]) if page.data else "",
         has_more=page.has_more,
     )
-    return _json(dump(listing))
+    return json_body(listing)

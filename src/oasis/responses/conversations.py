@@ -7,6 +7,7 @@ from collections.abc import Collection
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
+    ConversationItem,
     ConversationItemList,
 )
 
@@ -15,6 +16,7 @@ from oasis.ids import new_id
 from oasis.responses.include import shown
 from oasis.responses.items import CONVERSATION_ITEM, normalize_input
 from oasis.store import Store, StoredConversation
+from oasis.store.pagination import FIRST_PAGE, PageQuery
 from oasis.types import Item
 
 
@@ -102,26 +104,22 @@ class ConversationService:
         self,
         owner: str,
         conversation_id: str,
-        *,
-        order: str,
-        after: str | None,
-        limit: int,
+        query: PageQuery = FIRST_PAGE,
         include: Collection[str] = (),
     ) -> ConversationItemList:
         await self._get(owner, conversation_id)
-        page = await self.store.conversations.page(
-            owner, conversation_id, order=order, after=after, limit=limit
-        )
+        page = await self.store.conversations.page(owner, conversation_id, query)
         return item_list(page.data, page.has_more, include)
 
     async def get_item(
         self, owner: str, conversation_id: str, item_id: str, include: Collection[str] = ()
-    ) -> object:
+    ) -> ConversationItem:
         await self._get(owner, conversation_id)
         item = await self.store.conversations.item(owner, conversation_id, item_id)
         if item is None:
             raise NotFoundError(f"Item with id '{item_id}' not found.")
-        return CONVERSATION_ITEM.validate_python(shown(item, include))
+        typed: ConversationItem = CONVERSATION_ITEM.validate_python(shown(item, include))
+        return typed
 
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation:
         stored = await self._get(owner, conversation_id)

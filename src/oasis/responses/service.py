@@ -25,7 +25,13 @@ from oasis.caller import UsageEntry, count_usage, record_usage, usage_rows
 from oasis.core.conversation import Conversation
 from oasis.core.options import GenerationOptions, ResponseFormat
 from oasis.core.types import SamplingParams
-from oasis.errors import InvalidRequestError, NotFoundError, OasisError, UnsupportedError
+from oasis.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    OasisError,
+    UnsupportedError,
+    found,
+)
 from oasis.ids import new_id
 from oasis.responses import compaction
 from oasis.responses.events import TERMINAL_EVENTS, ResponseBuilder
@@ -45,6 +51,7 @@ from oasis.services.generation import GenerationCore, PreparedPrompt
 from oasis.services.leases import Leases
 from oasis.services.streams import begun, failure_message, guarded
 from oasis.store import ItemPage, Store, StoredResponse
+from oasis.store.pagination import FIRST_PAGE, PageQuery
 from oasis.tools.base import ConfiguredTool, ToolContext
 from oasis.tools.outbound import UrlPolicy
 from oasis.tools.registry import get_tool, replay_item
@@ -689,20 +696,20 @@ class ResponsesService:
 
     # -- stored responses -------------------------------------------------------------
 
+    async def _stored(self, response_id: str, owner: str) -> StoredResponse:
+        """The owner's stored response, or the 404 naming it."""
+        return found(await self.store.responses.get(owner, response_id), _not_found(response_id))
+
     async def retrieve(
         self, response_id: str, owner: str, include: Collection[str] = ()
     ) -> Response:
-        stored = await self.store.responses.get(owner, response_id)
-        if stored is None:
-            raise _not_found(response_id)
+        stored = await self._stored(response_id, owner)
         body = stored.body
         return Response.model_validate({**body, "output": shown_all(body["output"], include)})
 
     async def replay(self, response_id: str, owner: str, after: int | None) -> AsyncIterator[Event]:
         """``GET ?stream=true``: the stored event log after ``after``, then live events."""
-        stored = await self.store.responses.get(owner, response_id)
-        if stored is None:
-            raise _not_found(response_id)
+        stored = await self._stored(response_id, owner)
         if not (stored.background and stored.stream):
             raise InvalidRequestError(
                 "This response cannot be streamed because it was not created with "
@@ -752,17 +759,13 @@ class ResponsesService:
                 return
 
     async def delete(self, response_id: str, owner: str) -> None:
-        stored = await self.store.responses.get(owner, response_id)
-        if stored is None:
-            raise _not_found(response_id)
+        stored = await self._stored(response_id, owner)
         if not await self.jobs.cancel(response_id) and stored.status not in FINAL_STATUSES:
             await self.jobs.stop_anywhere(stored)
         await self.store.responses.delete(owner, response_id)
 
     async def cancel(self, response_id: str, owner: str) -> Response:
-        stored = await self.store.responses.get(owner, response_id)
-        if stored is None:
-            raise _not_found(response_id)
+        stored = await self._stored(response_id, owner)
         if not stored.background:
             raise InvalidRequestError("Only background responses can be cancelled.")
         if stored.status not in FINAL_STATUSES and not await self.jobs.cancel(response_id):
@@ -777,17 +780,11 @@ class ResponsesService:
         self,
         response_id: str,
         owner: str,
-        *,
-        order: str,
-        after: str | None,
-        limit: int,
+        query: PageQuery = FIRST_PAGE,
         include: Collection[str] = (),
     ) -> ItemPage:
-        if await self.store.responses.get(owner, response_id) is None:
-            raise _not_found(response_id)
-        page = await self.store.responses.items(
-            owner, response_id, role="input", order=order, after=after, limit=limit
-        )
+        await self._stored(response_id, owner)
+        page = await self.store.responses.items(owner, response_id, "input", query)
         return replace(page, data=shown_all(page.data, include))
 
     async def input_tokens(

@@ -47,6 +47,7 @@ from oasis.services.storage_cap import cap_of, refused, write_limit
 from oasis.store.containers import ContainerRepository, StoredContainer, StoredContainerFile
 from oasis.store.pagination import FIRST_PAGE, PageQuery
 from oasis.store.storage import StorageCap, StorageFull
+from oasis.wire.base import deleted
 from oasis.wire.containers import ContainerCreateRequest, ContainerFileList, ContainerList
 from oasis.wire.lists import cursor_list
 
@@ -87,6 +88,10 @@ def file_object(stored: StoredContainerFile) -> FileRetrieveResponse:
 
 def missing(container_id: str) -> NotFoundError:
     return NotFoundError(f"No such Container object: {container_id}", param="container_id")
+
+
+def _file_missing(file_id: str) -> NotFoundError:
+    return NotFoundError(f"No such Container File object: {file_id}", param="file_id")
 
 
 class ContainerService:
@@ -178,7 +183,7 @@ class ContainerService:
         await self._stored(owner, container_id)
         if not await self._remove(owner, container_id):
             raise missing(container_id)
-        return {"id": container_id, "object": "container.deleted", "deleted": True}
+        return deleted(container_id, "container.deleted")
 
     async def sweep(self) -> int:
         """Remove expired containers (rows, directories, kernels); how many went."""
@@ -280,7 +285,7 @@ class ContainerService:
         stored = await self._stored_file(owner, container_id, file_id)
         await asyncio.to_thread(dirs.remove_file, self.workdir(container_id), stored.path)
         await self.repo.delete_files(container_id, [file_id])
-        return {"id": file_id, "object": "container.file.deleted", "deleted": True}
+        return deleted(file_id, "container.file.deleted")
 
     async def file_content(
         self, owner: str, container_id: str, file_id: str
@@ -289,7 +294,7 @@ class ContainerService:
         stored = await self._stored_file(owner, container_id, file_id)
         opened = await asyncio.to_thread(dirs.open_file, self.workdir(container_id), stored.path)
         if opened is None:
-            raise NotFoundError(f"No such Container File object: {file_id}", param="file_id")
+            raise _file_missing(file_id)
         handle, size = opened
         return size, dirs.read_chunks(handle, size)
 
@@ -303,10 +308,7 @@ class ContainerService:
         self, owner: str, container_id: str, file_id: str
     ) -> StoredContainerFile:
         await self._stored(owner, container_id)
-        stored = await self.repo.get_file(container_id, file_id)
-        if stored is None:
-            raise NotFoundError(f"No such Container File object: {file_id}", param="file_id")
-        return stored
+        return found(await self.repo.get_file(container_id, file_id), _file_missing(file_id))
 
     async def _copy_file(
         self, owner: str, container_id: str, file_id: str, param: str

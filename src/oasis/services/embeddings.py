@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from openai.types.create_embedding_response import Usage
 
 from oasis.caller import UsageEntry, record_usage
 from oasis.config import EmbeddingsSettings
+from oasis.core.tasks import cancel_and_wait
 from oasis.engines.base import EmbeddingEngine, EmbeddingRelay
 from oasis.errors import InvalidRequestError, OverloadedError, UnsupportedError
 from oasis.models.registry import ResolvedModel
@@ -161,9 +161,7 @@ class MicroBatcher:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         while self._queue:
             self._queue.popleft().request.fail(
                 OverloadedError("The server is shutting down; try again shortly.")

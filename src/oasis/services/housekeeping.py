@@ -7,9 +7,10 @@ logged and retried at the next round; it never stops the server or the other job
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+
+from oasis.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,7 @@ class Housekeeping:
     async def close(self) -> None:
         """Stop the rounds, waiting for a job in progress to be cancelled."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

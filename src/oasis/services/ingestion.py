@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from oasis.core.tasks import cancel_and_wait
 from oasis.errors import NotFoundError
 from oasis.retrieval.chunking import chunk_text
 from oasis.retrieval.parsing import DocumentError, extract_text
@@ -168,11 +169,7 @@ class Ingestion:
 
     async def close(self) -> None:
         """Stop the workers; queued files stay ``in_progress`` and resume at next start."""
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._workers)
         self._workers.clear()
 
 

@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import Callable
 
+from oasis.core.tasks import cancel_and_wait
 from oasis.store.leases import Fence, LeaseRepository
 
 log = logging.getLogger(__name__)
@@ -120,9 +121,7 @@ class Leases:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _beat(self) -> None:

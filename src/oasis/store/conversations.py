@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.items import ItemPage, insert_items, item_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import PageQuery
 from oasis.store.tables import conversations, items
 from oasis.types import Item
 
@@ -18,6 +21,13 @@ class StoredConversation:
     id: str
     created_at: int
     metadata: dict[str, str]
+
+
+def _stored(row: Row[Any]) -> StoredConversation:
+    return StoredConversation(row.id, row.created_at, row.metadata)
+
+
+_COLUMNS = (conversations.c.id, conversations.c.created_at, conversations.c.metadata)
 
 
 def _items_of(owner: str, conversation_id: str) -> ColumnElement[bool]:
@@ -33,6 +43,7 @@ class ConversationRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, conversations, each(_stored), columns=_COLUMNS)
 
     async def create(
         self, owner: str, conversation_id: str, metadata: dict[str, str], initial: list[Item]
@@ -51,20 +62,7 @@ class ConversationRepository:
         return StoredConversation(conversation_id, created, metadata)
 
     async def get(self, owner: str, conversation_id: str) -> StoredConversation | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        conversations.c.id, conversations.c.created_at, conversations.c.metadata
-                    ).where(
-                        and_(
-                            conversations.c.id == conversation_id,
-                            conversations.c.owner == owner,
-                        )
-                    )
-                )
-            ).first()
-        return None if row is None else StoredConversation(row.id, row.created_at, row.metadata)
+        return await self.rows.get(owner, conversation_id)
 
     async def update(
         self, owner: str, conversation_id: str, metadata: dict[str, str]
@@ -72,26 +70,22 @@ class ConversationRepository:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(conversations)
-                .where(and_(conversations.c.id == conversation_id, conversations.c.owner == owner))
+                .where(self.rows.mine(owner, conversations.c.id == conversation_id))
                 .values(metadata=metadata)
             )
         return await self.get(owner, conversation_id)
 
     async def delete(self, owner: str, conversation_id: str) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(conversations).where(
-                    and_(conversations.c.id == conversation_id, conversations.c.owner == owner)
-                )
-            )
-            if not result.rowcount:
-                return False
+        """Delete a conversation and its items; False if the owner has no such one."""
+
+        async def cascade(conn: AsyncConnection) -> None:
             await conn.execute(
                 delete(items).where(
                     and_(items.c.conversation_id == conversation_id, items.c.owner == owner)
                 )
             )
-        return True
+
+        return await self.rows.delete(owner, conversation_id, cascade=cascade)
 
     async def append(self, owner: str, conversation_id: str, entries: list[Item]) -> bool:
         """Append items to a conversation; False if it does not exist (any more)."""
@@ -141,13 +135,9 @@ class ConversationRepository:
             )
             return [r.data for r in rows]
 
-    async def page(
-        self, owner: str, conversation_id: str, *, order: str, after: str | None, limit: int
-    ) -> ItemPage:
+    async def page(self, owner: str, conversation_id: str, query: PageQuery) -> ItemPage:
         async with self.engine.connect() as conn:
-            return await item_page(
-                conn, _items_of(owner, conversation_id), order=order, after=after, limit=limit
-            )
+            return await item_page(conn, _items_of(owner, conversation_id), query)
 
     async def item(self, owner: str, conversation_id: str, item_id: str) -> Item | None:
         async with self.engine.connect() as conn:

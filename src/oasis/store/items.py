@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from oasis.store.pagination import Page, fetch_page
+from oasis.store.pagination import Page, PageQuery, fetch_page
 from oasis.store.tables import items
 from oasis.types import Item
 
@@ -44,12 +44,7 @@ async def insert_items(
 
 
 async def item_page(
-    conn: AsyncConnection,
-    where: ColumnElement[bool],
-    *,
-    order: str,
-    after: str | None,
-    limit: int,
+    conn: AsyncConnection, where: ColumnElement[bool], query: PageQuery
 ) -> ItemPage:
     """A page of the item list ``where`` selects, by position, the cursor an item id."""
     page = await fetch_page(
@@ -58,9 +53,9 @@ async def item_page(
         where,
         key=items.c.position,
         cursor=items.c.item_id,
-        after=after,
-        order=order,
-        limit=limit,
+        after=query.after,
+        order=query.order,
+        limit=query.limit,
     )
     return Page([dict(row.data) for row in page.data], page.has_more)
 

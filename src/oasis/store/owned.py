@@ -11,6 +11,9 @@ filter) by passing conditions, and builds its own objects from the rows::
     await rows.get(owner, file_id, _unexpired(now))      # StoredFile | None
     await rows.page(owner, PageQuery(after=..., limit=20), _unexpired(now), purpose=None)
     await rows.delete(owner, file_id)                    # False when there was none
+
+Stored responses and conversations, which have no ``pk`` and are never listed as such,
+are read and deleted through it too.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from oasis.caller import UsageRow
 from oasis.store.conversations import ConversationRepository
 from oasis.store.events import EventLogRepository
 from oasis.store.items import ItemPage, insert_items, item_page
+from oasis.store.owned import OwnedRows, each
+from oasis.store.pagination import PageQuery
 from oasis.store.tables import items, responses
 from oasis.store.usage import insert_rows
 from oasis.types import Item
@@ -40,6 +42,10 @@ _COLUMNS = (
 )
 
 
+def _stored(row: Any) -> StoredResponse:
+    return StoredResponse(row.id, row.owner, row.status, row.background, row.stream, row.body)
+
+
 class ResponseRepository:
     """Responses and their items, per owner.
 
@@ -49,6 +55,7 @@ class ResponseRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.rows = OwnedRows(engine, responses, each(_stored), columns=_COLUMNS)
 
     async def insert(
         self,
@@ -142,38 +149,20 @@ class ResponseRepository:
         return bool(result.rowcount)
 
     async def get(self, owner: str, response_id: str) -> StoredResponse | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_COLUMNS).where(
-                        and_(
-                            responses.c.id == response_id,
-                            responses.c.owner == owner,
-                        )
-                    )
-                )
-            ).first()
-        if row is None:
-            return None
-        return StoredResponse(row.id, row.owner, row.status, row.background, row.stream, row.body)
+        return await self.rows.get(owner, response_id)
 
     async def delete(self, owner: str, response_id: str) -> bool:
         """Delete a response, its own items and event log. Chained descendants keep copies."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(responses).where(
-                    and_(responses.c.id == response_id, responses.c.owner == owner)
-                )
-            )
-            if not result.rowcount:
-                return False
+
+        async def cascade(conn: AsyncConnection) -> None:
             await conn.execute(
                 delete(items).where(
                     and_(items.c.response_id == response_id, items.c.owner == owner)
                 )
             )
             await EventLogRepository.delete_in(conn, response_id)
-        return True
+
+        return await self.rows.delete(owner, response_id, cascade=cascade)
 
     async def context(self, owner: str, response_id: str) -> list[Item]:
         """A response's whole context then its output: what a chained turn continues."""
@@ -185,21 +174,16 @@ class ResponseRepository:
             )
             return [r.data for r in rows]
 
-    async def items(
-        self, owner: str, response_id: str, *, role: str, order: str, after: str | None, limit: int
-    ) -> ItemPage:
+    async def items(self, owner: str, response_id: str, role: str, query: PageQuery) -> ItemPage:
         """A page of a response's ``input`` or ``output`` items."""
         where = and_(
             items.c.response_id == response_id, items.c.owner == owner, items.c.role == role
         )
         async with self.engine.connect() as conn:
-            return await item_page(conn, where, order=order, after=after, limit=limit)
+            return await item_page(conn, where, query)
 
     async def unfinished(self) -> list[StoredResponse]:
         """Responses left queued or in progress (by a crash): for recovery at start-up."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(*_COLUMNS).where(responses.c.status.in_(UNFINISHED)))
-            return [
-                StoredResponse(r.id, r.owner, r.status, r.background, r.stream, r.body)
-                for r in rows
-            ]
+            return [_stored(row) for row in rows]

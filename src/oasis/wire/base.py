@@ -61,6 +61,12 @@ def dump(model: BaseModel) -> str:
     return _FLOAT_TIMESTAMP.sub(r"\1", model.model_dump_json(exclude_unset=True, by_alias=True))
 
 
+def deleted(object_id: str, kind: str) -> dict[str, Any]:
+    """What a delete answers where the ``openai`` package has no type for it (a
+    container, a container's file, a response): ``{"id", "object": kind, "deleted"}``."""
+    return {"id": object_id, "object": kind, "deleted": True}
+
+
 def lone_surrogate_at(value: Any) -> str | None:
     """The JSON path of the first string (or key) in ``value`` that holds a lone UTF-16
     surrogate such as ``"\\ud800"`` (``"body"`` for the top level), or None.
