@@ -8,12 +8,14 @@ when neither exists. Each test takes a fresh database from :meth:`Cluster.databa
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +82,39 @@ class Cluster:
         """The rows ``sql`` returns, as unaligned text (``|`` between columns)."""
         out = self.run("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, url)
         return out.stdout.strip()
+
+    @contextlib.contextmanager
+    def rows_locked(self, url: str, table: str, where: str) -> Iterator[int]:
+        """Hold ``SELECT … FOR UPDATE`` on the rows of ``table`` meeting ``where`` in a
+        session of its own while the block runs (others read them; their writes to them
+        wait); yields how many rows are locked."""
+        session = subprocess.Popen(
+            [str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        assert session.stdin is not None
+        try:
+            session.stdin.write(
+                "BEGIN;\nSET application_name = 'test-row-locks';\n"
+                f"SELECT 1 FROM {table} WHERE {where} FOR UPDATE;\n"
+            )
+            session.stdin.flush()
+            held = (
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'test-row-locks' AND state = 'idle in transaction'"
+            )
+            deadline = time.monotonic() + 60
+            while self.psql(url, held) == "0":
+                assert time.monotonic() < deadline, f"the rows of {table} were not locked"
+                time.sleep(0.05)
+            yield int(self.psql(url, f"SELECT count(*) FROM {table} WHERE {where}"))
+        finally:
+            with contextlib.suppress(BrokenPipeError):  # (psql gone: its error is above)
+                session.stdin.write("COMMIT;\n")
+                session.stdin.close()
+            session.wait(30)
 
     def stop(self) -> None:
         """Stop the cluster and remove its files."""

@@ -103,8 +103,10 @@ def start_server(
     args: list[str] | None = None,
     port: int | None = None,
     timeout: float = 120,
+    prefix: list[str] | None = None,
 ) -> Server:
-    """Start ``oasis serve`` and wait until ``/health`` answers."""
+    """Start ``oasis serve`` and wait until ``/health`` answers. ``prefix`` is a command
+    the server runs under (it must exec it, so the server keeps the process id)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     cmd = [OASIS, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
@@ -112,7 +114,7 @@ def start_server(
     if config is not None:
         config_path = write_config(data_dir / "oasis-test.toml", config)
         cmd += ["--config", str(config_path)]
-    cmd += args or []
+    cmd = [*(prefix or []), *cmd, *(args or [])]
     full_env = {**os.environ, "OASIS_API_KEYS": "", **(env or {})}
     # The repository root last on the path: test plugins (``tests.scripted_engine``) import
     # in the server as a third-party module would, after the code under test.

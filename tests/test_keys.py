@@ -113,17 +113,54 @@ def test_config_file_keys_keep_working(keys: Keys) -> None:
         assert any(m.id == "smollm2-135m-instruct" for m in sdk.models.list())
 
 
-def test_revoked_key_is_401_on_its_next_request(keys: Keys) -> None:
+def _revoke(data: Path, name: str) -> None:
+    listed = json.loads(oasis_cli(data, "keys", "list", "--json"))
+    oasis_cli(data, "keys", "revoke", next(key["id"] for key in listed if key["name"] == name))
+
+
+def test_revoked_key_is_401_once_the_key_cache_period_ends(keys: Keys) -> None:
     data = keys.server.data_dir
     secret = oasis_cli(data, "keys", "create", "--project", "alpha", "--name", "doomed")
     headers = {"Authorization": f"Bearer {secret}"}
     assert httpx.get(f"{keys.server.api_url}/models", headers=headers).status_code == 200
-    listed = json.loads(oasis_cli(data, "keys", "list", "--json"))
-    key_id = next(key["id"] for key in listed if key["name"] == "doomed")
-    oasis_cli(data, "keys", "revoke", key_id)
+    _revoke(data, "doomed")
+    # The server trusts what it read of the key for key_cache_seconds (5 by default),
+    # then reads it again. The deadline is generous: only "eventually 401" is asserted.
+    deadline = time.monotonic() + 60
     refused = httpx.get(f"{keys.server.api_url}/models", headers=headers)
+    while refused.status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        refused = httpx.get(f"{keys.server.api_url}/models", headers=headers)
     assert refused.status_code == 401
     assert "revoked" in refused.json()["error"]["message"]
+
+
+def test_a_key_is_read_from_the_database_once_per_cache_period(tmp_path: Path) -> None:
+    """With a long cache period a revoked key still works on a server that read it
+    before (the price of one read per period, not per request); with 0, never."""
+    data = tmp_path / "cached"
+    oasis_cli(data, "projects", "create", "cached")
+    long_secret = oasis_cli(data, "keys", "create", "--project", "cached", "--name", "long")
+    none_secret = oasis_cli(data, "keys", "create", "--project", "cached", "--name", "none")
+    long_lived = start_server(data, config={"preload": [], "key_cache_seconds": 300})
+    uncached = start_server(data, config={"preload": [], "key_cache_seconds": 0})
+    try:
+        pairs = [(long_lived, long_secret), (uncached, none_secret)]
+        for server, secret in pairs:
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert httpx.get(f"{server.api_url}/models", headers=headers).status_code == 200
+        _revoke(data, "long")
+        _revoke(data, "none")
+        codes = [
+            httpx.get(
+                f"{server.api_url}/models", headers={"Authorization": f"Bearer {secret}"}
+            ).status_code
+            for server, secret in pairs
+        ]
+        assert codes == [200, 401]
+    finally:
+        long_lived.stop()
+        uncached.stop()
 
 
 def test_expired_key_is_401(keys: Keys) -> None:

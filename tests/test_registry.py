@@ -107,6 +107,7 @@ def test_registry_aliases_and_kinds(tmp_path: Path) -> None:
     config.write_text(
         '[aliases]\n"my-gpt" = "smollm2-135m-instruct"\n'
         '[[models]]\nid = "local-one"\npath = "weights/x.gguf"\naliases = ["gpt-4o"]\n'
+        'options = { mmproj = "weights/x-mmproj.gguf" }\n'
     )
     settings = load_settings(config)
     registry = ModelRegistry.from_settings(settings)
@@ -115,6 +116,8 @@ def test_registry_aliases_and_kinds(tmp_path: Path) -> None:
     assert local.engine == "llama.cpp"
     assert str(local.source.path).endswith("weights/x.gguf")  # type: ignore[union-attr]
     assert local.source.path.is_absolute()  # type: ignore[union-attr]
+    # A projector named in the file is found beside the model, wherever the server runs.
+    assert local.options["mmproj"] == str(tmp_path / "weights/x-mmproj.gguf")
     with pytest.raises(ModelNotFoundError):
         registry.resolve("smollm2-135m-instruct", kind="embeddings")
     with pytest.raises(ModelNotFoundError):

@@ -9,6 +9,7 @@ to the same request.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from openai import OpenAI
 
 from tests.audio_helpers import encode, pcm16_to_float
 from tests.server import Server, free_port, sdk_for, start_server
+from tests.test_vector_stores import DOCUMENTS
 
 EMBED = "remote-minilm"
 WHISPER = "remote-whisper"
@@ -43,8 +45,11 @@ def front(tmp_path_factory: pytest.TempPathFactory, upstream: Server) -> Iterato
     config = {
         "preload": [],
         "models": [
+            # Chunks are counted in the packaged tokenizer (the upstream model's own) and
+            # cut below the upstream's 256-token limit before they are sent.
             {"id": EMBED, "kind": "embeddings", "url": upstream.api_url,
-             "upstream_model": "all-minilm-l6-v2", "options": options},
+             "upstream_model": "all-minilm-l6-v2",
+             "options": {**options, "tokenizer": "all-minilm-l6-v2", "max_input_tokens": 250}},
             {"id": WHISPER, "kind": "speech-to-text", "url": upstream.api_url,
              "upstream_model": "whisper-base", "options": options},
             {"id": TTS, "kind": "text-to-speech", "url": upstream.api_url,
@@ -52,6 +57,7 @@ def front(tmp_path_factory: pytest.TempPathFactory, upstream: Server) -> Iterato
             *({"id": name, "kind": kind, "url": dead_url, "options": options}
               for kind, name in DEAD.items()),
         ],
+        "vector_stores": {"embedding_model": EMBED},
     }  # fmt: skip
     srv = start_server(tmp_path_factory.mktemp("front"), config=config)
     yield srv
@@ -130,6 +136,35 @@ def test_embeddings_base64_and_token_arrays(http: httpx.Client, up_http: httpx.C
     theirs = up_http.post("/embeddings", json={**tokens, "model": "all-minilm-l6-v2"}).json()
     assert ours["data"][0]["embedding"] == theirs["data"][0]["embedding"]
     assert ours["usage"] == theirs["usage"]
+
+
+def test_a_vector_store_over_the_remote_model_ranks_the_right_file_first(
+    client: OpenAI,
+) -> None:
+    # The long file is one 800-token chunk (the default) that the upstream refuses whole
+    # (256 tokens at most): it is indexed only if the chunk is cut before it is sent.
+    railways = "Railways carried coal, grain and passengers across the plains. " * 60
+    documents = {**DOCUMENTS, "railways.txt": railways}
+    store = client.vector_stores.create(name="remote")
+    ids: dict[str, str] = {}
+    for name, text in documents.items():
+        done = client.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id,
+            file=(name, io.BytesIO(text.encode())),
+            poll_interval_ms=100,
+        )
+        assert done.status == "completed", done.last_error
+        ids[name] = done.id
+    try:
+        page = client.vector_stores.search(store.id, query="How tall is Kilimanjaro?")
+        assert page.data[0].file_id == ids["volcano.md"]
+        assert "5,895" in page.data[0].content[0].text
+        trains = client.vector_stores.search(store.id, query="What did the trains carry?")
+        assert trains.data[0].file_id == ids["railways.txt"]
+        rings = client.vector_stores.search(store.id, query="what are planetary rings made of")
+        assert rings.data[0].file_id == ids["saturn.html"]
+    finally:
+        client.vector_stores.delete(store.id)
 
 
 def test_embeddings_errors(http: httpx.Client) -> None:

@@ -2,7 +2,8 @@
 
 The cluster is started by the tests (:mod:`tests.postgres`). Stored responses chain,
 cancel and stream across replicas; a background job whose replica is killed is ended by
-another; replicas started together migrate once; rate limits are shared.
+another; replicas started together migrate once; rate limits are shared; a replica's
+in-memory search index follows vector store changes made through another.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 import openai
 import pytest
 from openai.types import Batch
+from openai.types.shared_params import ComparisonFilter
 
 from oasis.store.migrations import STEPS
 from tests.postgres import Cluster
@@ -63,7 +65,14 @@ def _replica(
     )
 
 
-def _start_together(count: int, data_dir: Path, url: str, **kwargs: Any) -> list[Server]:
+def _start_together(
+    count: int, data_dir: Path, url: str, *, shared: bool = False, **kwargs: Any
+) -> list[Server]:
+    """``count`` replicas at once, each with a data dir of its own under ``data_dir``; or
+    all on ``data_dir`` itself when ``shared``, one after another (each writes its config
+    file there as it starts)."""
+    if shared:
+        return [_replica(data_dir, url, **kwargs) for _ in range(count)]
     with ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(_replica, data_dir / f"r{i}", url, **kwargs) for i in range(count)]
         return [f.result() for f in futures]
@@ -229,31 +238,19 @@ def test_a_batch_taken_over_from_a_stalled_replica_holds_each_line_once(
     (the lease's generation fences them): each ``custom_id`` is in the output once and
     ``request_counts`` match the file, then and after."""
     url = postgres.database()
-    env = {"OASIS_LEASE_SECONDS": "1", "OASIS_BATCH_CONCURRENCY": "4"}
+    # (Stopped inside a write, its transaction ends by the server's idle timeout.)
+    env = {
+        "OASIS_LEASE_SECONDS": "1",
+        "OASIS_BATCH_CONCURRENCY": "4",
+        "OASIS_IDLE_TRANSACTION_SECONDS": "3",
+    }
     # (Loading the model may take minutes on a busy machine.)
     stalled, other = _start_together(
         2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600
     )
     try:
         a, b = sdk_for(stalled, KEY), sdk_for(other, KEY)
-        lines = [
-            {
-                "custom_id": f"s{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": MODEL,
-                    "messages": [{"role": "user", "content": f"Count up from {i}."}],
-                    "max_tokens": 24,
-                },
-            }
-            for i in range(24)
-        ]
-        text = "\n".join(json.dumps(line) for line in lines).encode()
-        upload = a.files.create(file=("in.jsonl", text), purpose="batch")
-        batch = a.batches.create(
-            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
-        )
+        batch = _chat_batch(a, 24, 24)
         if _batch_when(a, batch.id, lambda n: n >= 2).status != "in_progress":
             pytest.skip("the batch ended before the replica could be stopped")
         stalled.process.send_signal(signal.SIGSTOP)
@@ -273,10 +270,113 @@ def test_a_batch_taken_over_from_a_stalled_replica_holds_each_line_once(
         assert counts is not None and (counts.total, counts.completed, counts.failed) == (24, 24, 0)
         time.sleep(2)  # the woken replica's lines in flight have ended (refused) by now
         assert b.batches.retrieve(batch.id).request_counts == counts
-        assert "taken over" in stalled.log() or "lost the lease" in stalled.log()
+        assert _heard_of_takeover(stalled)
     finally:
         stalled.kill()
         other.stop()
+
+
+def _chat_batch(sdk: openai.OpenAI, count: int, max_tokens: int) -> Batch:
+    lines = [
+        {
+            "custom_id": f"s{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": f"Count up from {i}."}],
+                "max_tokens": max_tokens,
+            },
+        }
+        for i in range(count)
+    ]
+    text = "\n".join(json.dumps(line) for line in lines).encode()
+    upload = sdk.files.create(file=("in.jsonl", text), purpose="batch")
+    return sdk.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+
+
+def test_a_replica_frozen_between_its_fence_check_and_its_commit_cannot_commit(
+    postgres: Cluster, tmp_path: Path
+) -> None:
+    """The holder of a batch stops (SIGSTOP) inside a line write, after the fence check and
+    before its commit. Its open transaction keeps the lease from being claimed until the
+    server ends that transaction (the idle timeout) and rolls its write back; then the
+    other replica takes the batch over and finishes it while the first is still stopped.
+    Woken, the first one's commit fails: each ``custom_id`` is in the output once.
+
+    The window is made wide by the database itself: the test holds row locks on the lines
+    still to run, so the holder's write waits, inside its transaction, at its UPDATE until
+    it is stopped; released, the UPDATE is done and the transaction sits idle, open.
+    (Without the lease row's lock the other replica claims at once, runs the same line
+    and waits behind the frozen write for ever.)"""
+    url = postgres.database()
+    env = {
+        "OASIS_LEASE_SECONDS": "1",
+        "OASIS_BATCH_CONCURRENCY": "2",
+        "OASIS_IDLE_TRANSACTION_SECONDS": "3",
+    }
+    # One data dir for both, as replicas share one volume for blobs: whichever replica
+    # validates the batch reads its input file.
+    a_server, b_server = _start_together(
+        2, tmp_path, url, preload=["smollm2-135m-instruct"], env=env, timeout=600, shared=True
+    )
+    try:
+        a = sdk_for(a_server, KEY)
+        batch = _chat_batch(a, 16, 16)
+        while (status := a.batches.retrieve(batch.id).status) == "validating":
+            time.sleep(0.05)
+        if status != "in_progress":
+            pytest.skip(f"the batch went {status} before a write could be caught")
+        holder = f"SELECT holder FROM leases WHERE job_id = '{batch.id}'"
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'UPDATE batch_lines%'"
+        )
+        pending = f"batch_id = '{batch.id}' AND NOT done"
+        with postgres.rows_locked(url, "batch_lines", pending) as locked:
+            assert locked > 0
+            deadline = time.monotonic() + 300
+            while postgres.psql(url, waiting) == "0":
+                assert time.monotonic() < deadline, "no line write reached the lock"
+                time.sleep(0.05)
+            # The holder is inside finish_lines: fence checked, its UPDATE waiting. (On a
+            # loaded machine the lease may have changed hands before: stop the holder.)
+            now_holding = postgres.psql(url, holder)
+            frozen, other = (a_server, b_server)
+            if f"-{b_server.process.pid}-" in now_holding:
+                frozen, other = (b_server, a_server)
+            frozen.process.send_signal(signal.SIGSTOP)
+        # The rows are free: the UPDATE is done, and its transaction sits open (idle).
+        try:
+            done = _batch_when(sdk_for(other, KEY), batch.id, lambda n: False, timeout=240)
+            assert done.status == "completed", done
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        assert done.output_file_id is not None and done.error_file_id is None
+        survivor = sdk_for(other, KEY)
+        text = survivor.files.content(done.output_file_id).text
+        output = [json.loads(line) for line in text.splitlines()]
+        assert sorted(line["custom_id"] for line in output) == sorted(f"s{i}" for i in range(16))
+        counts = done.request_counts
+        assert counts is not None
+        assert (counts.total, counts.completed, counts.failed) == (16, 16, 0)
+        # Done while the holder was stopped: its transaction was ended by the server (its
+        # client could not have committed it). Woken, it stops, and nothing changes.
+        deadline = time.monotonic() + 60
+        while not _heard_of_takeover(frozen) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _heard_of_takeover(frozen)
+        assert survivor.batches.retrieve(batch.id).request_counts == counts
+        assert survivor.batches.retrieve(batch.id).output_file_id == done.output_file_id
+    finally:
+        a_server.kill()
+        b_server.stop()
+
+
+def _heard_of_takeover(server: Server) -> bool:
+    return "taken over" in server.log() or "lost the lease" in server.log()
 
 
 def _finished(batch: Batch) -> int:
@@ -295,6 +395,55 @@ def _batch_when(
             return batch
         time.sleep(0.1)
     raise AssertionError(f"batch {batch_id} did not get there in {timeout} s")
+
+
+def test_search_on_one_replica_sees_store_changes_made_through_another(
+    replicas: Replicas,
+) -> None:
+    """B holds the store's chunks in memory after its first search; a file added, a file
+    detached and attributes updated through A each reach B's next search (B reloads when
+    the store's generation in the database moves)."""
+    a, b = (sdk_for(s, KEY) for s in replicas.servers[:2])
+    texts = {
+        "harbour.txt": "The violet submarine docks at Pier Nine every Tuesday morning.",
+        "glider.txt": "The crimson glider lands on Hill Four when the wind drops.",
+    }
+    store = a.vector_stores.create(name="replicated")
+    harbour = a.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("harbour.txt", texts["harbour.txt"].encode()),
+        poll_interval_ms=100,
+    )
+    assert harbour.status == "completed", harbour.last_error
+    query = "Where does the crimson glider land?"
+    first = b.vector_stores.search(store.id, query=query)  # B now holds the store
+    assert [r.file_id for r in first.data] == [harbour.id]
+
+    glider = a.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("glider.txt", texts["glider.txt"].encode()),
+        poll_interval_ms=100,
+    )
+    assert glider.status == "completed", glider.last_error
+    found = b.vector_stores.search(store.id, query=query)
+    assert [r.file_id for r in found.data] == [glider.id, harbour.id]
+    assert "crimson glider" in found.data[0].content[0].text
+
+    a.vector_stores.files.update(glider.id, vector_store_id=store.id, attributes={"team": "red"})
+    red: ComparisonFilter = {"type": "eq", "key": "team", "value": "red"}
+    filtered = b.vector_stores.search(store.id, query=query, filters=red)
+    assert [(r.file_id, r.attributes) for r in filtered.data] == [(glider.id, {"team": "red"})]
+    a.vector_stores.files.update(glider.id, vector_store_id=store.id, attributes={"team": "blue"})
+    assert b.vector_stores.search(store.id, query=query, filters=red).data == []
+    unfiltered = b.vector_stores.search(store.id, query=query)
+    assert {r.file_id: r.attributes for r in unfiltered.data}[glider.id] == {"team": "blue"}
+
+    a.vector_stores.files.delete(glider.id, vector_store_id=store.id)
+    after = b.vector_stores.search(store.id, query=query)
+    assert [r.file_id for r in after.data] == [harbour.id]
+    a.vector_stores.delete(store.id)
+    with pytest.raises(openai.NotFoundError):
+        b.vector_stores.search(store.id, query=query)
 
 
 def test_a_job_whose_replica_is_killed_is_ended_by_another(replicas: Replicas) -> None:

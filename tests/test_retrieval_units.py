@@ -218,3 +218,22 @@ def test_keyword_ranks_equal_fts5_bm25() -> None:
     even = vectors.keyword_top(["harbour"], vectors.mask({"f0"}), 500)
     assert odd and all(pk % 2 == 1 for pk in odd) and all(pk % 2 == 0 for pk in even)
     assert set(odd) | set(even) == set(vectors.keyword_top(["harbour"], None, 500))
+
+
+def test_query_terms_do_not_carry_over_between_queries_or_threads() -> None:
+    """Queries are tokenized in one FTS5 table per thread, emptied for each query."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert query_terms("Rivers running under the bridges") == [
+        "bridg",
+        "river",
+        "run",
+        "the",
+        "under",
+    ]
+    assert query_terms("harbour") == ["harbour"]
+    assert query_terms("") == []
+    assert query_terms("naïve CAFÉ café") == ["cafe", "naiv"]
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(query_terms, ["mayor budget", "school", "mayor budget"] * 20))
+    assert found == [["budget", "mayor"], ["school"], ["budget", "mayor"]] * 20

@@ -118,26 +118,29 @@ def test_no_network(box_client: OpenAI, box: str, sandbox_server: Server) -> Non
     assert "CONNECTED" not in logs and logs.count("refused") == 2
 
 
+# Forks until refused (printing "fork refused"), reaps, then prints "made N".
+FORK_BOMB = (
+    "import os, time\n"
+    "made = 0\n"
+    "try:\n"
+    "    for _ in range(10_000):\n"
+    "        if os.fork() == 0:\n"
+    "            time.sleep(2)\n"
+    "            os._exit(0)\n"
+    "        made += 1\n"
+    "except OSError as e:\n"
+    "    print('fork refused', type(e).__name__)\n"
+    "while True:  # reaped, so that later tests may start processes again\n"
+    "    try:\n"
+    "        os.wait()\n"
+    "    except ChildProcessError:\n"
+    "        break\n"
+    "print('made', made)"
+)
+
+
 def test_a_fork_bomb_is_stopped(box_client: OpenAI, box: str) -> None:
-    code = (
-        "import os, time\n"
-        "made = 0\n"
-        "try:\n"
-        "    for _ in range(10_000):\n"
-        "        if os.fork() == 0:\n"
-        "            time.sleep(2)\n"
-        "            os._exit(0)\n"
-        "        made += 1\n"
-        "except OSError as e:\n"
-        "    print('fork refused', type(e).__name__)\n"
-        "while True:  # reaped, so that later tests may start processes again\n"
-        "    try:\n"
-        "        os.wait()\n"
-        "    except ChildProcessError:\n"
-        "        break\n"
-        "print('made', made)"
-    )
-    logs = _logs(box_client, box, code)
+    logs = _logs(box_client, box, FORK_BOMB)
     assert "fork refused" in logs
     made = int(logs.split("made ")[-1])
     assert made < 32  # the process limit of the sandbox server

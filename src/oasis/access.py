@@ -2,10 +2,14 @@
 
 * A config-file key (``api_keys``) is checked in constant time against every configured
   key; its owner is an HMAC of the key (:mod:`oasis.owners`), as before projects existed.
-* A database key (``oasis keys create``) is looked up by the hash of its secret on every
-  request (one indexed read), so a revoked or expired key gets 401 at once on every
-  replica; its owner is its project's id, so the keys of one project share their objects.
-* With no key of either kind anywhere, every token is accepted and owns its own objects.
+* A database key (``oasis keys create``) is looked up by the hash of its secret (one
+  indexed read); its owner is its project's id, so the keys of one project share their
+  objects. What the read found (the key, or that there is none) is kept in process for
+  ``key_cache_seconds`` (5 by default) under that hash, so a busy client costs one read per
+  period, not one per request: a revocation (or a changed project limit) takes effect on
+  every replica within that period. An expiry is checked on every request.
+* With no key of either kind anywhere, every token is accepted and owns its own objects
+  (rechecked as often: a first key issued on a running server is required within it).
 
 Each caller gets its budgets: the key's own limits (a config key, or a token in open mode,
 has the server's ``rate_limit_rpm`` / ``rate_limit_tpm``), and its project's.
@@ -15,17 +19,44 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections import OrderedDict
 
 from oasis.caller import Caller, UsageSink
 from oasis.errors import AuthenticationError
 from oasis.owners import OwnerIds
-from oasis.store.keys import KeyGrant, KeyRepository
+from oasis.store.keys import KeyGrant, KeyRepository, hash_secret
 from oasis.store.rate_windows import Budget
 
 NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
     "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
+
+
+class GrantCache:
+    """What the database said of each presented secret, by the secret's hash, for ``ttl``
+    seconds. Unknown secrets are kept too (a client in open mode sends one on every
+    request); the oldest entries go past ``size``, so random tokens cannot fill memory."""
+
+    def __init__(self, ttl: float, size: int = 4096) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, KeyGrant | None]] = OrderedDict()
+
+    def get(self, digest: str) -> tuple[bool, KeyGrant | None]:
+        """(whether ``digest`` is known and fresh, what was read for it)."""
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] <= time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, digest: str, grant: KeyGrant | None) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[digest] = (time.monotonic() + self.ttl, grant)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
 
 class Access:
@@ -38,6 +69,7 @@ class Access:
         *,
         default_rpm: int | None = None,
         default_tpm: int | None = None,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._config_keys = [key.encode() for key in api_keys]
         self.owner_ids = owner_ids
@@ -46,6 +78,8 @@ class Access:
         self._keys: KeyRepository | None = None
         self._sink: UsageSink | None = None
         self._issued = False  # once a database key exists, keys are required for good
+        self._grants = GrantCache(cache_seconds)
+        self._open_until = 0.0  # until when (monotonic) "no key exists" is trusted
 
     def open(self, keys: KeyRepository, sink: UsageSink) -> None:
         self._keys = keys
@@ -61,9 +95,24 @@ class Access:
     async def _keys_required(self) -> bool:
         if self._config_keys or self._issued:
             return True
+        now = time.monotonic()
+        if now < self._open_until:
+            return False
         assert self._keys is not None
         self._issued = await self._keys.any()
+        if not self._issued:
+            self._open_until = now + self._grants.ttl
         return self._issued
+
+    async def _grant(self, token: str) -> KeyGrant | None:
+        """The database key behind ``token``, as read at most ``cache_seconds`` ago."""
+        assert self._keys is not None
+        digest = hash_secret(token)
+        known, grant = self._grants.get(digest)
+        if not known:
+            grant = await self._keys.grant(digest)
+            self._grants.put(digest, grant)
+        return grant
 
     async def authenticate(self, token: str | None) -> tuple[Caller, list[Budget]]:
         """The caller behind ``token`` and its budgets; 401 for a missing or bad key."""
@@ -71,7 +120,7 @@ class Access:
             raise RuntimeError("Access.open() must run before requests are served")
         if token is not None and self._config_key(token):
             return self._open_caller(token)
-        grant = await self._keys.grant(token) if token else None
+        grant = await self._grant(token) if token else None
         if grant is not None:
             return self._granted(grant)
         if await self._keys_required():

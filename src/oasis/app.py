@@ -71,6 +71,7 @@ from oasis.services.image_input import ImageInputs
 from oasis.services.images import ImagesService
 from oasis.services.leases import Leases
 from oasis.services.models import ModelManager
+from oasis.services.storage_cap import StorageQuota
 from oasis.services.uploads import UploadsService
 from oasis.services.usage_report import UsageReport
 from oasis.services.vector_stores import VectorStoreService
@@ -144,6 +145,7 @@ def create_app(
         owner_ids,
         default_rpm=settings.rate_limit_rpm,
         default_tpm=settings.rate_limit_tpm,
+        cache_seconds=settings.key_cache_seconds,
     )
     meters = Metrics()
     limiter = Limiter()
@@ -160,7 +162,14 @@ def create_app(
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
-        store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
+        store = Store(
+            await open_database(
+                settings.database_url,
+                settings.data_dir,
+                owner_ids,
+                idle_transaction_seconds=settings.idle_transaction_seconds,
+            )
+        )
         app.state.store = store
         # Replicas may share a PostgreSQL database: background work is leased there.
         shared = store.engine.dialect.name == "postgresql"
@@ -191,7 +200,10 @@ def create_app(
         app.state.embeddings = EmbeddingService(manager, settings.embeddings)
         blobs = BlobStore(settings.data_dir / "blobs")
         file_service = FilesService(
-            store.files, blobs.section("files"), max_file_bytes=settings.max_file_bytes
+            store.files,
+            blobs.section("files"),
+            max_file_bytes=settings.max_file_bytes,
+            quota=StorageQuota(store.storage, settings.files.max_total_bytes),
         )
         upload_service = UploadsService(
             store.uploads,

@@ -49,7 +49,14 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         secret = settings.owner_secret
         owner_ids = OwnerIds(settings.data_dir, secret.get_secret_value() if secret else None)
         owner_ids.open()
-        store = Store(await open_database(settings.database_url, settings.data_dir, owner_ids))
+        store = Store(
+            await open_database(
+                settings.database_url,
+                settings.data_dir,
+                owner_ids,
+                idle_transaction_seconds=settings.idle_transaction_seconds,
+            )
+        )
         try:
             return await work(store)
         finally:

@@ -172,6 +172,19 @@ class CodeInterpreterSettings(BaseModel):
     idle_seconds: float = Field(default=600.0, gt=0)
 
 
+class FilesSettings(BaseModel):
+    """What the API stores for each project (the ``[files]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The bytes one project (an API key's owner) may store through the API in all: its
+    # Files, the parts of its pending Uploads and its container files. A write past it
+    # gets a 400 (code storage_limit_exceeded) naming the field with the bytes; deleting
+    # frees room. Files the server makes (batch output) count but are never refused.
+    # 0: no total.
+    max_total_bytes: int = Field(default=10 * 1024**3, ge=0)
+
+
 class VectorStoreSettings(BaseModel):
     """Vector stores and ``file_search`` (the ``[vector_stores]`` table)."""
 
@@ -214,6 +227,7 @@ class Settings(BaseModel):
     max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     max_upload_bytes: int = Field(default=8 * 1024 * 1024 * 1024, ge=1)
     max_upload_part_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     # Slow clients: seconds allowed for a request's line and headers to arrive, and for
     # the next piece of its body while the body is incomplete (408 and close after that).
     header_timeout: float = Field(default=10.0, gt=0)
@@ -234,10 +248,19 @@ class Settings(BaseModel):
     # is no limit. Counted in the database, so replicas share them.
     rate_limit_rpm: int | None = Field(default=None, ge=1)
     rate_limit_tpm: int | None = Field(default=None, ge=1)
+    # Seconds a replica trusts what it read of a database key (and that no key exists
+    # yet) before reading it again: a revoked key is refused on every replica within this
+    # long. 0 reads the database on every request.
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Replicas on one PostgreSQL: seconds a replica's claim on a background job (a
     # response, a batch, a file being indexed) lasts without renewal. It renews several
     # times per lease; when it dies, another replica takes its jobs over after this long.
     lease_seconds: float = Field(default=10.0, ge=0.5, le=3600)
+    # PostgreSQL: seconds a transaction may sit idle, its client silent, before the server
+    # ends it and rolls it back (idle_in_transaction_session_timeout). A replica frozen in
+    # the middle of a write (SIGSTOP, a paused VM) holds its job's lease until then.
+    # 0 turns it off.
+    idle_transaction_seconds: float = Field(default=30.0, ge=0, le=86400)
     # "json": one JSON access-log line per request (request id, key id, model, tokens).
     log_format: Literal["text", "json"] = "text"
     # The most compute threads a model uses; fewer while other processes keep CPUs busy.
@@ -282,6 +305,10 @@ class Settings(BaseModel):
             return False
 
 
+# Model options that name a file; like ``path`` they are relative to the config file.
+_PATH_OPTIONS = ("mmproj",)
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -301,8 +328,15 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     base = path.parent
     for model in data.get("models", []) or []:
         # Paths in a config file are relative to the file, not to the working directory.
-        if isinstance(model, dict) and model.get("path"):
+        if not isinstance(model, dict):
+            continue
+        if model.get("path"):
             model["path"] = str((base / str(model["path"])).expanduser())
+        options = model.get("options")
+        if isinstance(options, dict):
+            for name in _PATH_OPTIONS:
+                if options.get(name):
+                    options[name] = str((base / str(options[name])).expanduser())
     return data
 
 

@@ -43,6 +43,7 @@ async def create_file(request: Request, files: FilesDep, owner: OwnerDep) -> Res
             body.purpose,
             upload.file,
             body.expires_after.seconds if body.expires_after else None,
+            quota_param="file",
         )
     finally:
         await form.close()

@@ -117,11 +117,13 @@ class MediaEngine(TextEngine, Protocol):
 
     supports_images: bool  # False when this model was loaded without a projector
 
-    def tokenize_media(self, text: str, images: Sequence[bytes], param: str) -> list[int]:
+    def tokenize_media(
+        self, text: str, images: Sequence[bytes], params: Sequence[str]
+    ) -> list[int]:
         """Tokens for ``text`` with ``images`` (encoded pictures, in order) where the
         media markers (:data:`oasis.core.conversation.IMAGE_MARKER`) are. The result is
         only for this engine's :meth:`generate`; a picture it cannot read is a 400
-        naming ``param``."""
+        naming its part (``params``, one per image)."""
 
 
 @dataclass(frozen=True)
@@ -313,9 +315,29 @@ class EmbeddedInputs:
     prompt_tokens: int
 
 
+class TextTokens(Protocol):
+    """Counts and cuts texts in some tokenizer's tokens. Safe to call from any thread."""
+
+    name: str  # what counts, for logs
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Each text's token count, without special tokens."""
+
+    def cut(self, text: str, limit: int) -> str:
+        """The longest prefix of ``text`` of at most ``limit`` tokens."""
+
+
 @runtime_checkable
 class EmbeddingRelay(Engine, Protocol):
     """An embeddings model behind a server that answers whole requests."""
+
+    # The longest input to send, in ``tokens``' count; None leaves the limit to the server.
+    max_input_tokens: int | None
+
+    @property
+    def tokens(self) -> TextTokens:
+        """Counts and cuts texts in (an approximation of) the server's tokens, for chunking
+        files; safe to use from any thread."""
 
     async def embed_inputs(
         self, inputs: list[str] | list[list[int]], dimensions: int | None

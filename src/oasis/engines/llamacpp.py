@@ -126,11 +126,13 @@ class LlamaCppEngine:
             raise ModelUnavailableError(f"`{spec.id}`: the projector {path} does not exist.")
         return Projector(path, self._model.model, threads)
 
-    def tokenize_media(self, text: str, images: Sequence[bytes], param: str) -> list[int]:
+    def tokenize_media(
+        self, text: str, images: Sequence[bytes], params: Sequence[str]
+    ) -> list[int]:
         """Tokens for ``text`` with ``images`` where its media markers are (a
         :class:`~oasis.engines.media.MediaPrompt`); only with a projector."""
         assert self._projector is not None, "a model without a projector takes no images"
-        return self._projector.tokenize(text, images, param)
+        return self._projector.tokenize(text, images, params)
 
     def _max_token_bytes(self) -> int | None:
         """The longest text one token covers: its piece, or its markup for special tokens.

@@ -118,14 +118,16 @@ class LocalChatBackend:
             aliases = {}
             constraint = _constraint_for(options, tools)
 
-        images = [image.data for image in conversation.images if image.data is not None]
+        shown = [image for image in conversation.images if image.data is not None]
+        images = [image.data for image in shown if image.data is not None]
 
         def render_and_tokenize() -> tuple[str, str, list[int]]:
             text = self._render(conversation, options, tools, builtin=aliases)
             opening = _opening(text, header)
             text += opening
             if images and isinstance(self.engine, MediaEngine):
-                tokens = self.engine.tokenize_media(text, images, param)
+                parts = [image.param for image in shown]
+                tokens = self.engine.tokenize_media(text, images, parts)
                 self._check_fits(tokens, param)
                 return text, opening, tokens
             return text, opening, self._fitting_tokens(text, param, add_bos=False)

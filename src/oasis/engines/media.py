@@ -10,8 +10,9 @@ placeholders with :meth:`Projector.eval`, which encodes the image and writes its
 embeddings into the sequence's KV cells.
 
 Written against the mtmd API of llama-cpp-python 0.3.36 (as its ``MTMDChatHandler``
-uses it); no vision weights can be installed where this was written, so this path has
-not run on real weights.
+uses it). No published vision weights can be installed where oasis is tested; the path is
+tested end to end with the packaged SmolLM2 and a tiny random-weight gemma3 projector
+(``tests/tiny_mmproj.py``, ``tests/test_vision_mtmd.py``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ def _placeholders(data: bytes, length: int) -> list[int]:
     return [-(1 + tag * _TAG_SPAN + i) for i in range(length)]
 
 
+def _quiet_logs(mtmd: Any) -> None:
+    """Send mtmd's and clip's logs (a dozen lines per image) where llama.cpp's go: through
+    llama-cpp-python's callback, which the engine keeps to errors."""
+    from llama_cpp._logger import llama_log_callback
+
+    for name in ("mtmd_log_set", "mtmd_helper_log_set"):
+        setter = getattr(mtmd._libmtmd, name)
+        setter.argtypes = [type(llama_log_callback), ctypes.c_void_p]
+        setter.restype = None
+        setter(llama_log_callback, None)
+
+
 class Projector:
     """The loaded projector of one model (an ``mtmd_context``)."""
 
@@ -62,29 +75,36 @@ class Projector:
         import llama_cpp.mtmd_cpp as mtmd
 
         self._mtmd = mtmd
+        _quiet_logs(mtmd)
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = False
         params.print_timings = False
         params.n_threads = threads
         self._ctx = mtmd.mtmd_init_from_file(str(path).encode(), model, params)
         if not self._ctx:
-            raise ModelUnavailableError(f"llama.cpp could not load the projector {path}.")
+            # The usual cause: a projector made for another model (its width differs);
+            # llama.cpp's own error, on stderr, names it.
+            raise ModelUnavailableError(
+                f"llama.cpp could not load the projector {path}: it is not an mmproj GGUF, "
+                "or it was made for another model (see the server log for llama.cpp's reason)."
+            )
         if not mtmd.mtmd_support_vision(self._ctx):
             mtmd.mtmd_free(self._ctx)
             raise ModelUnavailableError(f"The projector {path} does not read images.")
 
-    def tokenize(self, text: str, images: Sequence[bytes], param: str) -> MediaPrompt:
+    def tokenize(self, text: str, images: Sequence[bytes], params: Sequence[str]) -> MediaPrompt:
         """``text`` (markers where ``images`` go, in order) as a prompt; a picture mtmd
-        cannot read is a 400 naming ``param``."""
+        cannot read is a 400 naming its part (``params[i]`` for ``images[i]``)."""
         mtmd = self._mtmd
         bitmaps = []
         try:
-            for data in images:
+            for data, param in zip(images, params, strict=True):
                 buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
                 bitmap = mtmd.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False)
                 if not bitmap:
                     raise InvalidRequestError(
-                        f"An image of '{param}' could not be decoded.",
+                        f"The image of '{param}' could not be decoded: send a whole PNG, "
+                        "JPEG, GIF or WebP picture.",
                         param=param,
                         code="invalid_image_format",
                     )
@@ -102,9 +122,13 @@ class Projector:
                 self._ctx, chunks, ctypes.byref(source), array, len(bitmaps)
             )
             if status != 0:
+                # The core renders one marker per image (and drops any a client typed),
+                # so only a chat template that leaves out or repeats a message gets here.
+                where = params[0] if params else ""
                 raise InvalidRequestError(
-                    f"The images of '{param}' do not match the prompt (mtmd status {status}).",
-                    param=param,
+                    "The model's chat template did not place each image of the request "
+                    f"once (mtmd status {status}).",
+                    param=where.split(".")[0].split("[")[0] or None,
                 )
             self._fill(prompt, chunks, images)
             return prompt

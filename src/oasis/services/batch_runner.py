@@ -20,7 +20,6 @@ stored once, by the holder of the day, and ``request_counts`` match the files.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -197,13 +196,23 @@ class BatchRunner:
                 if task is not None:
                     task.uncancel()
                 await self._settle()  # so the files hold every line counted as done
-            except Exception:
-                log.exception("batch %s failed", batch_id)
+            except Exception as failure:
                 error = {"code": "server_error", "message": "The batch failed on the server."}
-                with contextlib.suppress(LeaseLost):  # then it is the new holder's to end
+                try:
                     await self.repo.transition(
                         batch_id, "failed", [status], _now(), fence=fence, errors=[error]
                     )
+                except LeaseLost:
+                    # Then it is the new holder's to end, and the error was most likely a
+                    # write the server cut off (a transaction left open past its timeout).
+                    log.warning(
+                        "batch %s was taken over by another replica while a write of this "
+                        "one was open; stopping here",
+                        batch_id,
+                        exc_info=failure,
+                    )
+                    return
+                log.error("batch %s failed", batch_id, exc_info=failure)
                 return
 
     async def _validate(self, stored: StoredBatch, fence: Fence | None) -> None:

@@ -3,8 +3,9 @@
 The data may be bytes, a binary file (an upload spooled by the multipart parser), a
 synchronous iterator of chunks (consumed in a worker thread) or an asynchronous one (a
 request body as it arrives). Past ``limit`` bytes the write stops, the partial blob is
-removed and :class:`PayloadTooLargeError` is raised; an error raised by the data source
-itself (say a checksum found wrong at its end) also leaves nothing behind. Blobs that a
+removed and the caller's error (a 413, or the 400 of a full storage cap) is raised; an
+error raised by the data source itself (say a checksum found wrong at its end) also
+leaves nothing behind. Blobs that a
 crash left without the row naming them are found and removed by :func:`discard_orphans`.
 """
 
@@ -15,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import BinaryIO, cast
 
-from oasis.errors import PayloadTooLargeError
+from oasis.errors import OasisError
 from oasis.store.blobs import BlobNotFoundError, BlobStore
 
 BlobData = bytes | BinaryIO | Iterable[bytes] | AsyncIterator[bytes]
@@ -28,13 +29,27 @@ def _read_chunks(stream: BinaryIO) -> Iterable[bytes]:
         yield chunk
 
 
+def known_size(data: BlobData) -> int | None:
+    """The size of ``data`` when it is bytes or a seekable file (a spooled upload), before
+    anything is read; None for a stream of chunks."""
+    if isinstance(data, bytes):
+        return len(data)
+    if hasattr(data, "seek") and hasattr(data, "tell"):
+        stream = cast(BinaryIO, data)
+        start = stream.tell()
+        end = stream.seek(0, 2)
+        stream.seek(start)
+        return end - start
+    return None
+
+
 async def write_blob(
     store: BlobStore,
     blob_id: str,
     data: BlobData,
     *,
     limit: int,
-    too_large: Callable[[], PayloadTooLargeError],
+    too_large: Callable[[], OasisError],
 ) -> int:
     """Store ``data`` under ``blob_id``, at most ``limit`` bytes; returns its size."""
     if isinstance(data, bytes):
@@ -53,7 +68,7 @@ def _write_sync(
     blob_id: str,
     chunks: Iterable[bytes],
     limit: int,
-    too_large: PayloadTooLargeError,
+    too_large: OasisError,
 ) -> int:
     with store.writer(blob_id) as out:
         for chunk in chunks:
@@ -69,7 +84,7 @@ async def _write_async(
     blob_id: str,
     chunks: AsyncIterator[bytes],
     limit: int,
-    too_large: PayloadTooLargeError,
+    too_large: OasisError,
 ) -> int:
     out = await asyncio.to_thread(store.writer, blob_id)
     try:

@@ -31,13 +31,22 @@ from openai.types import ContainerRetrieveResponse
 from openai.types.containers import FileRetrieveResponse
 
 from oasis.caller import UsageEntry, record_usage
-from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, found
+from oasis.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    OasisError,
+    PayloadTooLargeError,
+    found,
+)
 from oasis.ids import new_id
 from oasis.sandbox import MEMORY_LIMITS, Execution, Sandboxes
 from oasis.sandbox import workdir as dirs
+from oasis.services.blob_writes import known_size
 from oasis.services.files import FilesService
+from oasis.services.storage_cap import cap_of, refused, write_limit
 from oasis.store.containers import ContainerRepository, StoredContainer, StoredContainerFile
 from oasis.store.pagination import FIRST_PAGE, PageQuery
+from oasis.store.storage import StorageCap, StorageFull
 from oasis.wire.containers import ContainerCreateRequest, ContainerFileList, ContainerList
 from oasis.wire.lists import cursor_list
 
@@ -136,7 +145,7 @@ class ContainerService:
         await self.repo.insert(owner, stored)
         try:
             for file_id in file_ids:
-                await self._copy_file(owner, stored.id, file_id)
+                await self._copy_file(owner, stored.id, file_id, f"{param}file_ids")
         except BaseException:
             await self._remove(owner, stored.id)
             raise
@@ -236,6 +245,7 @@ class ContainerService:
     ) -> FileRetrieveResponse:
         """Store uploaded bytes as a new file of the container."""
         await self._stored(owner, container_id)
+        size = known_size(data)
 
         def chunks() -> AsyncIterator[bytes]:
             async def read() -> AsyncIterator[bytes]:
@@ -244,14 +254,14 @@ class ContainerService:
 
             return read()
 
-        stored = await self._write(container_id, filename, chunks())
+        stored = await self._write(owner, container_id, filename, chunks(), "file", size)
         await self.repo.touch(container_id, int(time.time()))
         return file_object(stored)
 
     async def add_file(self, owner: str, container_id: str, file_id: str) -> FileRetrieveResponse:
         """Copy one of the owner's Files into the container."""
         await self._stored(owner, container_id)
-        stored = await self._copy_file(owner, container_id, file_id)
+        stored = await self._copy_file(owner, container_id, file_id, "file_id")
         await self.repo.touch(container_id, int(time.time()))
         return file_object(stored)
 
@@ -298,13 +308,35 @@ class ContainerService:
             raise NotFoundError(f"No such Container File object: {file_id}", param="file_id")
         return stored
 
-    async def _copy_file(self, owner: str, container_id: str, file_id: str) -> StoredContainerFile:
+    async def _copy_file(
+        self, owner: str, container_id: str, file_id: str, param: str
+    ) -> StoredContainerFile:
         info, chunks = await self.files.stream(owner, file_id)
-        return await self._write(container_id, info.filename, chunks)
+        return await self._write(owner, container_id, info.filename, chunks, param, info.bytes)
 
     async def _write(
-        self, container_id: str, filename: str, chunks: AsyncIterator[bytes]
+        self,
+        owner: str,
+        container_id: str,
+        filename: str,
+        chunks: AsyncIterator[bytes],
+        param: str,
+        size_hint: int | None,
     ) -> StoredContainerFile:
+        """A client's bytes as a new file: within the file limit and the owner's storage
+        total (``param`` names the field in the 400 past it)."""
+
+        def too_large() -> OasisError:
+            return PayloadTooLargeError(
+                f"File too large: the limit is {self.max_file_bytes} bytes.",
+                param="file",
+                code="file_too_large",
+            )
+
+        quota = self.files.quota
+        limit, refuse = await write_limit(
+            quota, owner, param, self.max_file_bytes, too_large, size_hint
+        )
         workdir = self.workdir(container_id)
         name = await asyncio.to_thread(dirs.unique_name, workdir, dirs.safe_name(filename))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -314,20 +346,24 @@ class ContainerService:
             with os.fdopen(fd, "wb") as out:
                 async for chunk in chunks:
                     size += len(chunk)
-                    if size > self.max_file_bytes:
-                        raise PayloadTooLargeError(
-                            f"File too large: the limit is {self.max_file_bytes} bytes.",
-                            param="file",
-                            code="file_too_large",
-                        )
+                    if size > limit:
+                        raise refuse()
                     await asyncio.to_thread(out.write, chunk)
-        except BaseException:
+            cap = cap_of(quota, owner)
+            return await self._record(container_id, dirs.inside_path(name), size, "user", cap)
+        except BaseException as exc:
             await asyncio.to_thread(dirs.remove_file, workdir, dirs.inside_path(name))
+            if isinstance(exc, StorageFull):
+                raise refused(exc, param) from None
             raise
-        return await self._record(container_id, dirs.inside_path(name), size, "user")
 
     async def _record(
-        self, container_id: str, path: str, size: int, source: str
+        self,
+        container_id: str,
+        path: str,
+        size: int,
+        source: str,
+        cap: StorageCap | None = None,
     ) -> StoredContainerFile:
         stored = StoredContainerFile(
             id=new_id("cfile"),
@@ -337,7 +373,7 @@ class ContainerService:
             path=path,
             source=source,
         )
-        return await self.repo.put_file(stored)
+        return await self.repo.put_file(stored, cap)
 
     async def _remove(self, owner: str, container_id: str) -> bool:
         removed = await self.repo.delete(owner, container_id)

@@ -27,6 +27,7 @@ from oasis.engines.base import EmbeddingEngine, EmbeddingRelay
 from oasis.errors import InvalidRequestError, OverloadedError, UnsupportedError
 from oasis.models.registry import ResolvedModel
 from oasis.models.specs import ModelSpec
+from oasis.retrieval.chunking import CountTokens
 from oasis.services.models import ModelManager
 from oasis.services.openai_tokens import decode_tokens, openai_encoding
 from oasis.wire.embeddings import EmbeddingInputs, EmbeddingRequest
@@ -230,20 +231,8 @@ class EmbeddingService:
         await record_usage(UsageEntry("embeddings", spec.id, input_tokens=used))
         return build_response(vectors, resolved.name, used, request.encoding_format or "float")
 
-    async def engine(self, model: str | None = None) -> EmbeddingEngine:
+    async def _server_side(self, model: str | None) -> EmbeddingEngine | EmbeddingRelay:
         """The loaded engine of ``model`` (the server's default embeddings model if None)."""
-        name = model or self.models.default_model("embeddings")
-        _, engine = await self.models.get(
-            name,
-            "embeddings",
-            EmbeddingEngine,  # type: ignore[type-abstract]
-        )
-        return engine
-
-    async def embed_texts(self, texts: list[str], model: str | None = None) -> NDArray[np.float32]:
-        """Vectors for server-side texts (document chunks, search queries), each cut to
-        the model's input limit, through the same batcher as ``/v1/embeddings`` (or sent
-        to the model's server, which applies its own limit)."""
         name = model or self.models.default_model("embeddings")
         _, engine = await self.models.get_either(
             name,
@@ -251,7 +240,41 @@ class EmbeddingService:
             EmbeddingEngine,  # type: ignore[type-abstract]
             EmbeddingRelay,  # type: ignore[type-abstract]
         )
+        return engine
+
+    async def token_counter(self, model: str | None = None) -> CountTokens:
+        """What counts texts in ``model``'s tokens (blocking: call it from a thread): its
+        own tokenizer, or for a remote model the one its ``tokenizer`` option names."""
+        engine = await self._server_side(model)
         if isinstance(engine, EmbeddingRelay):
+            relay = engine
+
+            def count_remote(texts: list[str]) -> list[int]:
+                return relay.tokens.count(texts)  # its first use loads the tokenizer
+
+            return count_remote
+        local = engine
+
+        def count(texts: list[str]) -> list[int]:
+            return [len(ids) for ids in local.tokenize(texts)]
+
+        return count
+
+    async def embed_texts(self, texts: list[str], model: str | None = None) -> NDArray[np.float32]:
+        """Vectors for server-side texts (document chunks, search queries), each cut to
+        the model's input limit, through the same batcher as ``/v1/embeddings`` (or sent
+        to the model's server, cut to its ``max_input_tokens`` when that is set)."""
+        engine = await self._server_side(model)
+        if isinstance(engine, EmbeddingRelay):
+            limit = engine.max_input_tokens
+            if limit is not None:
+                relay = engine
+
+                def cut(texts: list[str], limit: int) -> list[str]:
+                    # In a thread: the tokenizer's first use loads it.
+                    return [relay.tokens.cut(t, limit) for t in texts]
+
+                texts = await asyncio.to_thread(cut, texts, limit)
             return (await engine.embed_inputs(texts, None)).vectors
         within = max(engine.max_input_tokens - len(engine.with_special_tokens([])), 1)
         bare = await asyncio.to_thread(engine.tokenize, texts, within)

@@ -28,10 +28,12 @@ from openai.types import FileDeleted, FileObject
 
 from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, found
 from oasis.ids import new_id
-from oasis.services.blob_writes import BlobData, discard_orphans, write_blob
+from oasis.services.blob_writes import BlobData, discard_orphans, known_size, write_blob
+from oasis.services.storage_cap import StorageQuota, cap_of, refused, write_limit
 from oasis.store.blobs import BlobNotFoundError, BlobStore
 from oasis.store.files import FileRepository, StoredFile
 from oasis.store.pagination import PageQuery
+from oasis.store.storage import StorageFull
 from oasis.wire.files import MAX_EXPIRY_SECONDS, FileList
 from oasis.wire.lists import cursor_list
 
@@ -76,10 +78,19 @@ def file_object(stored: StoredFile) -> FileObject:
 class FilesService:
     """Create, read, list and delete files of one owner; sweep expired ones."""
 
-    def __init__(self, repo: FileRepository, blobs: BlobStore, *, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        repo: FileRepository,
+        blobs: BlobStore,
+        *,
+        max_file_bytes: int,
+        quota: StorageQuota | None = None,
+    ) -> None:
         self.repo = repo
         self.blobs = blobs
         self.max_file_bytes = max_file_bytes
+        # The total each owner may store through the API (files, parts, container files).
+        self.quota = quota
         self.on_delete: list[DeleteHook] = []
 
     async def create(
@@ -91,11 +102,14 @@ class FilesService:
         expires_after: int | None = None,
         *,
         max_bytes: int | None = None,
+        quota_param: str | None = None,
     ) -> FileObject:
         """Store ``data`` as a new file; ``expires_after`` is seconds after its creation.
 
         ``max_bytes`` (default ``max_file_bytes``) bounds the size: past it nothing is
         stored and the caller gets 413. ``purpose`` may be a client's or a server-made one.
+        With ``quota_param`` (a client's upload) the owner's storage total holds too: past
+        it, a 400 naming that field.
         """
         if purpose not in PURPOSES:
             raise InvalidRequestError(
@@ -112,7 +126,11 @@ class FilesService:
                 f"File too large: the limit is {limit} bytes.", param="file", code="file_too_large"
             )
 
-        size = await write_blob(self.blobs, file_id, data, limit=limit, too_large=too_large)
+        quota = self.quota if quota_param is not None else None
+        bound, refuse = await write_limit(
+            quota, owner, quota_param or "file", limit, too_large, known_size(data)
+        )
+        size = await write_blob(self.blobs, file_id, data, limit=bound, too_large=refuse)
         created = int(time.time())
         seconds = expires_after if expires_after is not None else _DEFAULT_EXPIRY.get(purpose)
         stored = StoredFile(
@@ -124,7 +142,10 @@ class FilesService:
             purpose=purpose,
         )
         try:
-            await self.repo.insert(owner, stored)
+            await self.repo.insert(owner, stored, cap_of(quota, owner))
+        except StorageFull as exc:
+            await asyncio.to_thread(self.blobs.delete, file_id)
+            raise refused(exc, quota_param or "file") from None
         except BaseException:
             await asyncio.to_thread(self.blobs.delete, file_id)
             raise

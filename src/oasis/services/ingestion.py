@@ -156,12 +156,8 @@ class Ingestion:
         await self.repo.complete_file(owner, store_id, file_id, stored, usage)
 
     async def _chunks(self, row: StoredFile, text: str) -> list[Any]:
-        engine = await self.embeddings.engine(self.model)
+        count = await self.embeddings.token_counter(self.model)
         static = row.chunking["static"]
-
-        def count(words: list[str]) -> list[int]:
-            return [len(ids) for ids in engine.tokenize(words)]
-
         return await asyncio.to_thread(
             chunk_text,
             text,

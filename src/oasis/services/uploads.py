@@ -18,9 +18,11 @@ from openai.types.uploads import UploadPart
 
 from oasis.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from oasis.ids import new_id
-from oasis.services.blob_writes import BlobData, discard_orphans, write_blob
+from oasis.services.blob_writes import BlobData, discard_orphans, known_size, write_blob
 from oasis.services.files import FilesService
+from oasis.services.storage_cap import cap_of, refused, write_limit
 from oasis.store.blobs import BlobNotFoundError, BlobStore
+from oasis.store.storage import StorageFull
 from oasis.store.uploads import StoredPart, StoredUpload, UploadRepository
 from oasis.wire.files import UploadCreateRequest
 
@@ -90,6 +92,11 @@ class UploadsService:
                 param="bytes",
                 code="upload_too_large",
             )
+        quota = self.files.quota
+        if quota is not None:
+            # Refused now if the declared bytes cannot fit (the parts are counted as they
+            # come, and completing turns them into a file of the same size).
+            await quota.check(owner, "bytes", request.bytes)
         created = int(time.time())
         upload = StoredUpload(
             id=new_id("upload"),
@@ -117,15 +124,24 @@ class UploadsService:
                 code="part_too_large",
             )
 
-        size = await write_blob(
-            self.parts, part_id, data, limit=self.max_part_bytes, too_large=too_large
+        limit, refuse = await write_limit(
+            self.files.quota, owner, "data", self.max_part_bytes, too_large, known_size(data)
         )
+        size = await write_blob(self.parts, part_id, data, limit=limit, too_large=refuse)
         part = StoredPart(part_id, upload_id, int(time.time()), size)
         # Room for the declared bytes and one part more: a part retried after a lost
         # answer must not fail the upload, but the parts cannot fill the disk either.
-        added = await self.repo.add_part(
-            owner, part, part.created_at, upload.bytes + self.max_part_bytes
-        )
+        try:
+            added = await self.repo.add_part(
+                owner,
+                part,
+                part.created_at,
+                upload.bytes + self.max_part_bytes,
+                cap_of(self.files.quota, owner),
+            )
+        except StorageFull as exc:
+            await asyncio.to_thread(self.parts.delete, part_id)
+            raise refused(exc, "data") from None
         if added is not True:
             await asyncio.to_thread(self.parts.delete, part_id)
             if added is False:

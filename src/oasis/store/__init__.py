@@ -21,6 +21,7 @@ from oasis.store.leases import LeaseRepository
 from oasis.store.projects import ProjectRepository
 from oasis.store.rate_windows import RateWindowRepository
 from oasis.store.responses import ResponseRepository, StoredResponse
+from oasis.store.storage import StorageRepository
 from oasis.store.uploads import UploadRepository
 from oasis.store.usage import UsageRepository
 from oasis.store.vector_stores import VectorStoreRepository
@@ -38,6 +39,7 @@ __all__ = [
     "ProjectRepository",
     "RateWindowRepository",
     "ResponseRepository",
+    "StorageRepository",
     "Store",
     "StoredChatCompletion",
     "StoredConversation",
@@ -64,6 +66,7 @@ class Store:
         self.rate_windows = RateWindowRepository(engine)
         self.files = FileRepository(engine)
         self.uploads = UploadRepository(engine)
+        self.storage = StorageRepository(engine)
         self.batches = BatchRepository(engine)
         self.vector_stores = VectorStoreRepository(engine)
         self.containers = ContainerRepository(engine)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.owned import OwnedRows, each
 from oasis.store.pagination import Page, PageQuery, fetch_page
+from oasis.store.storage import StorageCap, reserve
 from oasis.store.tables import container_files, containers
 
 
@@ -140,9 +141,13 @@ class ContainerRepository:
 
     # -- files -------------------------------------------------------------------------
 
-    async def put_file(self, stored: StoredContainerFile) -> StoredContainerFile:
+    async def put_file(
+        self, stored: StoredContainerFile, cap: StorageCap | None = None
+    ) -> StoredContainerFile:
         """Record a file at ``stored.path``; a file already there keeps its id and gets
-        the new size and source. Returns the row as stored."""
+        the new size and source. Returns the row as stored. Raises
+        :class:`~oasis.store.storage.StorageFull` when the file would take its owner past
+        ``cap``."""
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -154,6 +159,7 @@ class ContainerRepository:
                     )
                 )
             ).first()
+            await reserve(conn, cap, stored.bytes - (0 if row is None else int(row.bytes)))
             if row is None:
                 await conn.execute(
                     container_files.insert().values(

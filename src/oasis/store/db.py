@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from oasis.owners import OwnerIds
 from oasis.store.migrations import migrate
 
+# Seconds PostgreSQL lets a transaction sit idle (its client silent) before ending it.
+DEFAULT_IDLE_TRANSACTION_SECONDS = 30.0
+
 
 def database_url(url: str | None, data_dir: Path) -> str:
     """The SQLAlchemy async URL: ``url`` with its async driver, or SQLite in ``data_dir``."""
@@ -35,7 +38,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def open_database(url: str | None, data_dir: Path, owner_ids: OwnerIds) -> AsyncEngine:
+def postgres_settings(idle_transaction_seconds: float) -> dict[str, str]:
+    """The session settings of each PostgreSQL connection.
+
+    ``idle_in_transaction_session_timeout``: a transaction whose client stopped sending
+    (a replica frozen by SIGSTOP or a paused VM, between a write and its commit) is ended
+    by the server after this long and its writes rolled back, so the locks it holds (a
+    lease row above all, see :mod:`oasis.store.leases`) do not keep other replicas from
+    its work for ever. 0 turns it off.
+    """
+    return {"idle_in_transaction_session_timeout": str(round(idle_transaction_seconds * 1000))}
+
+
+async def open_database(
+    url: str | None,
+    data_dir: Path,
+    owner_ids: OwnerIds,
+    *,
+    idle_transaction_seconds: float = DEFAULT_IDLE_TRANSACTION_SECONDS,
+) -> AsyncEngine:
     """Create the engine and run migrations (which re-key legacy rows with ``owner_ids``)."""
     full = database_url(url, data_dir)
     if full.startswith("sqlite"):
@@ -43,6 +64,10 @@ async def open_database(url: str | None, data_dir: Path, owner_ids: OwnerIds) ->
         engine = create_async_engine(full)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(full, pool_pre_ping=True)
+        engine = create_async_engine(
+            full,
+            pool_pre_ping=True,
+            connect_args={"server_settings": postgres_settings(idle_transaction_seconds)},
+        )
     await migrate(engine, owner_ids)
     return engine

@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.owned import OwnedRows, each
 from oasis.store.pagination import Page, PageQuery
+from oasis.store.storage import StorageCap, reserve
 from oasis.store.tables import files
 
 
@@ -52,8 +53,14 @@ class FileRepository:
         self.engine = engine
         self.rows = OwnedRows(engine, files, each(_stored), columns=_COLUMNS)
 
-    async def insert(self, owner: str, stored: StoredFile) -> None:
-        await self.rows.insert(owner, asdict(stored))
+    async def insert(self, owner: str, stored: StoredFile, cap: StorageCap | None = None) -> None:
+        """A new file's row; raises :class:`~oasis.store.storage.StorageFull`, adding
+        nothing, when it would take the owner past ``cap``."""
+
+        async def check(conn: AsyncConnection) -> None:
+            await reserve(conn, cap, stored.bytes)
+
+        await self.rows.insert(owner, asdict(stored), check=check)
 
     async def get(self, owner: str, file_id: str, now: int) -> StoredFile | None:
         return await self.rows.get(owner, file_id, _unexpired(now))

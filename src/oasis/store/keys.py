@@ -121,12 +121,9 @@ class KeyRepository:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(api_keys.c.id).limit(1))).first() is not None
 
-    async def grant(self, secret: str) -> KeyGrant | None:
-        """The key whose secret this is, with its project's limits; None if there is none.
-
-        Read afresh on every request, so a revocation holds at once on every replica.
-        """
-        digest = hash_secret(secret)
+    async def grant(self, digest: str) -> KeyGrant | None:
+        """The key whose secret hashes to ``digest`` (:func:`hash_secret`), with its
+        project's limits; None if there is none. Read afresh from the database."""
         query = (
             select(
                 *_KEY_COLUMNS,

@@ -10,6 +10,13 @@ Every claim bumps the lease's ``generation``. A holder's writes for its job carr
 generation it claimed (a :class:`Fence`) and check it in their own transaction
 (:func:`check_fence`), so a replica that stalled past its lease while another took the
 job over has its late writes refused rather than mixed with the new holder's.
+
+On PostgreSQL the check also locks the lease row (``FOR KEY SHARE``) until the write's
+transaction ends, and a claim skips a locked row: a holder frozen between its check and
+its commit cannot be taken over, so its write can never land after a takeover. What ends
+such a frozen transaction is the server: every connection sets
+``idle_in_transaction_session_timeout`` (:mod:`oasis.store.db`), after which PostgreSQL
+rolls the write back and the lease can be claimed.
 """
 
 from __future__ import annotations
@@ -17,12 +24,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.tables import leases
+
+# How long a claim waits for a lock before it gives up (PostgreSQL's ``lock_timeout``, ms)
+# and the SQLSTATE of giving up.
+CLAIM_LOCK_WAIT_MS = 2000
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass(frozen=True)
@@ -53,18 +66,20 @@ class LeaseLost(Exception):
 async def check_fence(conn: AsyncConnection, fence: Fence | None) -> None:
     """Raise :class:`LeaseLost` unless ``fence`` still holds, inside ``conn``'s transaction.
 
-    A takeover committed before the write's transaction began refuses it. The row is not
-    locked: a holder frozen inside a transaction (SIGSTOP, a paused VM) must not keep the
-    others from taking its job over. A write already under way when a takeover commits
-    may still land; a batch line is done once (its update requires it not done), so the
-    new holder's result for that line is then the one discarded. None (no leases: one
-    process) passes.
+    On PostgreSQL the lease row stays key-share locked until the transaction ends. That
+    lock lets the holder's own renewals and other replicas' stop requests through (they
+    change no key), but not a claim (``FOR UPDATE``): a takeover either committed before
+    this check (which then refuses the write) or waits until the write has ended, and a
+    holder frozen inside its transaction holds the job only until the server's idle
+    transaction timeout rolls that transaction back. SQLite has one writer at a time
+    (and one process, so no leases). None (no leases: one process) passes.
     """
     if fence is None:
         return
     held = (
         await conn.execute(
-            select(leases.c.generation).where(
+            select(leases.c.generation)
+            .where(
                 and_(
                     leases.c.kind == fence.kind,
                     leases.c.job_id == fence.job_id,
@@ -72,10 +87,52 @@ async def check_fence(conn: AsyncConnection, fence: Fence | None) -> None:
                     leases.c.generation == fence.generation,
                 )
             )
+            .with_for_update(read=True, key_share=True)
         )
     ).first()
     if held is None:
         raise LeaseLost(f"The lease on {fence.kind} {fence.job_id} was taken over.")
+
+
+async def _claim_in(
+    conn: AsyncConnection, kind: str, job_id: str, holder: str, ttl: float
+) -> Fence | None:
+    now = time.time()
+    # SKIP LOCKED: a lease row another transaction has locked is not claimable now (it is
+    # being claimed, or a write under its holder's fence is open).
+    row = (
+        await conn.execute(
+            select(leases.c.holder, leases.c.expires_at, leases.c.generation)
+            .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
+            .with_for_update(skip_locked=True)
+        )
+    ).first()
+    if row is None:
+        # No lease, or its row is locked and skipped: the insert then conflicts and does
+        # nothing.
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        result = await conn.execute(
+            insert(leases)
+            .values(
+                kind=kind,
+                job_id=job_id,
+                holder=holder,
+                expires_at=now + ttl,
+                stop=False,
+                generation=1,
+            )
+            .on_conflict_do_nothing()
+        )
+        return Fence(kind, job_id, holder, 1) if result.rowcount else None
+    if row.holder != holder and row.expires_at >= now:
+        return None
+    generation = int(row.generation) + 1
+    await conn.execute(
+        update(leases)
+        .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
+        .values(holder=holder, expires_at=now + ttl, stop=False, generation=generation)
+    )
+    return Fence(kind, job_id, holder, generation)
 
 
 class LeaseRepository:
@@ -86,42 +143,18 @@ class LeaseRepository:
 
     async def claim(self, kind: str, job_id: str, holder: str, ttl: float) -> Fence | None:
         """Take the lease if nobody holds it, it has expired, or ``holder`` has it already;
-        the fence of this claim (a new generation), or None if another replica holds it."""
-        now = time.time()
-        async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(leases.c.holder, leases.c.expires_at, leases.c.generation)
-                    .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
-                    .with_for_update(skip_locked=True)
-                )
-            ).first()
-            if row is None:
-                # No lease, or another replica is claiming it right now (the row is
-                # locked and skipped): the insert then conflicts and does nothing.
-                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-                result = await conn.execute(
-                    insert(leases)
-                    .values(
-                        kind=kind,
-                        job_id=job_id,
-                        holder=holder,
-                        expires_at=now + ttl,
-                        stop=False,
-                        generation=1,
-                    )
-                    .on_conflict_do_nothing()
-                )
-                return Fence(kind, job_id, holder, 1) if result.rowcount else None
-            if row.holder != holder and row.expires_at >= now:
+        the fence of this claim (a new generation), or None if another replica holds it
+        (or a write under the current holder's fence is still open: try again later)."""
+        try:
+            async with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # A claim is retried by the next sweep: it never queues behind a lock.
+                    await conn.execute(text(f"SET LOCAL lock_timeout = {CLAIM_LOCK_WAIT_MS}"))
+                return await _claim_in(conn, kind, job_id, holder, ttl)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 return None
-            generation = int(row.generation) + 1
-            await conn.execute(
-                update(leases)
-                .where(and_(leases.c.kind == kind, leases.c.job_id == job_id))
-                .values(holder=holder, expires_at=now + ttl, stop=False, generation=generation)
-            )
-            return Fence(kind, job_id, holder, generation)
+            raise
 
     async def renew(self, holder: str, ttl: float) -> list[Renewed]:
         """Extend every lease ``holder`` has; the leases it still has."""

@@ -559,6 +559,17 @@ def _v14_usage_bytes_and_work_callers(conn: Connection) -> None:
     step.create_all(conn)
 
 
+def _v15_drop_database_keyword_search(conn: Connection) -> None:
+    """Keyword ranking moved into memory (BM25 with FTS5's tokenizer, on both databases):
+    nothing reads the FTS5 table or the GIN index of step 6 any more, and keeping them
+    cost every chunk write an index update."""
+    if conn.dialect.name == "sqlite":
+        # Dropping an FTS5 table drops its shadow tables with it.
+        conn.execute(text("DROP TABLE IF EXISTS vector_store_chunks_fts"))
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("DROP INDEX IF EXISTS ix_vector_store_chunks_tsv"))
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_conversation_positions,
@@ -574,6 +585,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _v12_job_leases,
     _v13_lease_generations,
     _v14_usage_bytes_and_work_callers,
+    _v15_drop_database_keyword_search,
 ]
 
 

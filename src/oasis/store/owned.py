@@ -28,7 +28,8 @@ T = TypeVar("T")
 # Builds a repository's objects from rows, with the connection that read them at hand
 # (a vector store's file counts, a batch's line counts come from further queries).
 Load = Callable[[AsyncConnection, Sequence[Row[Any]]], Awaitable[list[T]]]
-# More to remove once the row is gone, in the same transaction (its child rows).
+# More to do in the transaction that changes a row: remove its child rows once it is
+# gone, check that a new row may be added.
 Cascade = Callable[[AsyncConnection], Awaitable[object]]
 
 
@@ -67,9 +68,14 @@ class OwnedRows(Generic[T]):
         """The condition for ``owner``'s rows that also meet every one of ``where``."""
         return and_(self.table.c.owner == owner, *where)
 
-    async def insert(self, owner: str, values: Mapping[str, Any]) -> None:
-        """A new row of ``owner`` (``values`` holds its other columns)."""
+    async def insert(
+        self, owner: str, values: Mapping[str, Any], *, check: Cascade | None = None
+    ) -> None:
+        """A new row of ``owner`` (``values`` holds its other columns), after ``check`` in
+        the same transaction (which may raise to refuse the row)."""
         async with self.engine.begin() as conn:
+            if check is not None:
+                await check(conn)
             await conn.execute(insert(self.table).values(owner=owner, **values))
 
     async def get(self, owner: str, object_id: str, *where: ColumnElement[bool]) -> T | None:

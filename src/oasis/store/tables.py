@@ -7,7 +7,6 @@ definitions; ``tests/test_schema.py`` checks that the two agree.
 from __future__ import annotations
 
 from sqlalchemy import (
-    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -20,7 +19,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
     text,
 )
 
@@ -341,7 +339,8 @@ vector_store_file_batches = Table(
 )
 
 # The chunks of completed files: text for keyword search and results, and the
-# embedding as little-endian float32 bytes.
+# embedding as little-endian float32 bytes. Both are ranked in memory
+# (:mod:`oasis.retrieval`), so no full-text index is kept here (schema version 15).
 vector_store_chunks = Table(
     "vector_store_chunks",
     metadata,
@@ -354,22 +353,6 @@ vector_store_chunks = Table(
     Column("embedding", LargeBinary, nullable=False),
     Index("ix_vector_store_chunks_file", "vector_store_id", "file_id"),
 )
-
-# Keyword search: an FTS5 table on SQLite (rowid = chunk pk), a GIN index on PostgreSQL.
-CHUNKS_FTS = "vector_store_chunks_fts"
-CHUNKS_FTS_SQLITE = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {CHUNKS_FTS} USING fts5(text, tokenize='porter unicode61')"
-)
-CHUNKS_TSV_POSTGRESQL = (
-    "CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_tsv ON vector_store_chunks "
-    "USING gin (to_tsvector('english', text))"
-)
-for _ddl, _dialect in ((CHUNKS_FTS_SQLITE, "sqlite"), (CHUNKS_TSV_POSTGRESQL, "postgresql")):
-    event.listen(
-        vector_store_chunks,
-        "after_create",
-        DDL(_ddl).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
-    )
 
 # Containers (schema version 10): the sandboxes of code_interpreter. A container expires
 # ``expires_minutes`` after ``last_active_at``; its files' bytes live in its working

@@ -15,6 +15,7 @@ from sqlalchemy import Row, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oasis.store.files import existing_ids
+from oasis.store.storage import StorageCap, reserve
 from oasis.store.tables import upload_parts, uploads
 
 
@@ -116,9 +117,18 @@ class UploadRepository:
             ).first()
         return None if row is None else _upload(row)
 
-    async def add_part(self, owner: str, part: StoredPart, now: int, max_total: int) -> bool | None:
+    async def add_part(
+        self,
+        owner: str,
+        part: StoredPart,
+        now: int,
+        max_total: int,
+        cap: StorageCap | None = None,
+    ) -> bool | None:
         """Record a part of a pending upload: True; False if the upload is no longer
-        pending; None if its parts would hold more than ``max_total`` bytes."""
+        pending; None if its parts would hold more than ``max_total`` bytes. Raises
+        :class:`~oasis.store.storage.StorageFull` when the part would take the owner past
+        ``cap``."""
         async with self.engine.begin() as conn:
             if not await _claim(conn, owner, part.upload_id, now):
                 return False
@@ -131,6 +141,7 @@ class UploadRepository:
             ).scalar()
             if int(stored or 0) + part.bytes > max_total:
                 return None
+            await reserve(conn, cap, part.bytes)
             await conn.execute(
                 upload_parts.insert().values(
                     id=part.id,

@@ -20,7 +20,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,7 +28,6 @@ from oasis.retrieval.filters import to_sql
 from oasis.store.owned import OwnedRows, each
 from oasis.store.pagination import Page, PageQuery
 from oasis.store.tables import (
-    CHUNKS_FTS,
     vector_store_chunks,
     vector_store_file_batches,
     vector_store_files,
@@ -394,17 +392,8 @@ class VectorStoreRepository:
         return True
 
     async def _drop_chunks(self, conn: AsyncConnection, where: ColumnElement[bool]) -> int:
-        ids = list((await conn.execute(select(vector_store_chunks.c.pk).where(where))).scalars())
-        if not ids:
-            return 0
-        # Chunks written before keyword search moved into memory have FTS5 rows too.
-        if self.dialect == "sqlite":
-            for start in range(0, len(ids), 500):
-                part = ids[start : start + 500]
-                marks = ",".join(str(int(i)) for i in part)
-                await conn.execute(text(f"DELETE FROM {CHUNKS_FTS} WHERE rowid IN ({marks})"))
-        await conn.execute(delete(vector_store_chunks).where(where))
-        return len(ids)
+        result = await conn.execute(delete(vector_store_chunks).where(where))
+        return int(result.rowcount)
 
     @staticmethod
     async def _stored_bytes(conn: AsyncConnection, where: ColumnElement[bool]) -> int:

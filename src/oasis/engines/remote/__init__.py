@@ -2,8 +2,10 @@
 
 A ``[[models]]`` entry with ``url`` (or several ``urls``) names the server; ``api_key``
 and ``upstream_model`` say how to ask it. ``options`` tune the connection
-(``connect_timeout``, ``read_timeout``, ``health_interval``, ``max_connections``) and the
-dialect (``structured_output``, ``stream_usage``, ``context_length``); see
+(``connect_timeout``, ``read_timeout``, ``health_interval``, ``max_connections``), the
+dialect (``structured_output``, ``stream_usage``, ``context_length``) and, for an
+embeddings model that indexes vector stores, how its tokens are counted here
+(``tokenizer``, ``max_input_tokens``: :mod:`oasis.engines.remote.tokens`); see
 ``docs/models.md``.
 """
 

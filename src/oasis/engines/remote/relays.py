@@ -12,14 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import threading
 from typing import Any
 
 import numpy as np
 
-from oasis.engines.base import AudioFile, EmbeddedInputs, RelayedAnswer
+from oasis.engines.base import AudioFile, EmbeddedInputs, RelayedAnswer, TextTokens
+from oasis.engines.remote.tokens import text_tokens
 from oasis.engines.remote.upstream import UpstreamPool
-from oasis.errors import EngineUnreachableError
+from oasis.errors import EngineUnreachableError, ModelUnavailableError
 from oasis.models.specs import ModelSpec
+
+log = logging.getLogger(__name__)
 
 
 class _Relay:
@@ -45,8 +50,36 @@ class RemoteEmbeddings(_Relay):
     """An :class:`~oasis.engines.base.EmbeddingRelay`.
 
     Vectors are asked for as base64 (a quarter of the bytes of JSON floats, and exact); a
-    server that ignores ``encoding_format`` and sends floats is read as well.
+    server that ignores ``encoding_format`` and sends floats is read as well. Tokens are
+    counted here, for vector stores, as :mod:`oasis.engines.remote.tokens` describes
+    (the ``tokenizer`` option); ``max_input_tokens``, when set, cuts server-side texts
+    (chunks, queries) to that many before they are sent.
     """
+
+    def __init__(self, spec: ModelSpec, pool: UpstreamPool, upstream_model: str) -> None:
+        super().__init__(spec, pool, upstream_model)
+        limit = spec.options.get("max_input_tokens")
+        try:
+            self.max_input_tokens: int | None = int(limit) if limit else None
+        except (TypeError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"The option `max_input_tokens` of `{spec.id}` must be a number of tokens."
+            ) from exc
+        named = spec.options.get("tokenizer")
+        self._named = str(named) if named else None
+        # A named tokenizer loads now, so a wrong one fails the model's load; the
+        # fallback only when first needed (most remote models never index a file).
+        self._tokens: TextTokens | None = text_tokens(spec.id, self._named) if named else None
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> TextTokens:
+        """What counts this model's tokens here. Blocking on its first use (a load)."""
+        with self._lock:
+            if self._tokens is None:
+                self._tokens = text_tokens(self.spec.id, self._named)
+                log.info("`%s` counts tokens for chunking with %s", self.spec.id, self._tokens.name)
+            return self._tokens
 
     async def embed_inputs(
         self, inputs: list[str] | list[list[int]], dimensions: int | None
