@@ -177,6 +177,20 @@ def test_a_chained_turn_reuses_its_cache_after_other_clients(client: OpenAI) -> 
     assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
 
 
+def test_a_prompt_asked_again_after_a_long_answer_comes_from_the_cache(client: OpenAI) -> None:
+    """The sequence that answered a prompt at length holds that prompt whole: asked again
+    (a retry, a regenerated answer, a benchmark's next round), the prompt comes from it,
+    though the old answer it gives up is longer than the prompt."""
+    body = _ask("Describe a lighthouse in a storm.", max_tokens=96)
+    first = client.chat.completions.create(**body)
+    assert first.usage is not None
+    assert first.usage.completion_tokens > first.usage.prompt_tokens  # the case at hand
+    again = client.chat.completions.create(**{**body, "max_tokens": 4})
+    assert again.usage is not None and again.usage.prompt_tokens_details is not None
+    # All but the last prompt token, which is always evaluated afresh.
+    assert again.usage.prompt_tokens_details.cached_tokens == again.usage.prompt_tokens - 1
+
+
 @pytest.fixture(scope="module")
 def two_slots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Two sequences at once, and a request that waits 20 s for one gets 503."""

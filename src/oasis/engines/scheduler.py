@@ -39,14 +39,14 @@ class _Request:
     outputs: Sequence[bool]  # whether each token's logits are wanted
     rows: list[int] = field(default_factory=list)  # batch rows of the wanted logits
     background: bool = False  # held back while an interactive sequence is active
-    done: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
 
 @dataclass
 class _Call:
     fn: Callable[[], Any]
-    done: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
 
@@ -69,6 +69,8 @@ class StepScheduler:
         self._decode_batch = decode_batch
         self._before_step = before_step
         self.n_batch = n_batch
+        # Only the scheduler thread waits here; each sequence waits on its own request's
+        # event, so a step wakes the sequences in it and nobody else.
         self._cond = threading.Condition()
         self._requests: list[_Request] = []
         self._calls: list[_Call] = []
@@ -101,16 +103,15 @@ class StepScheduler:
             self._active -= 1
             if not self._local.background:
                 self._interactive -= 1
-            self._cond.notify_all()
+            self._cond.notify()
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the scheduler thread between steps and return what it returns."""
         call = _Call(fn)
         with self._cond:
             self._calls.append(call)
-            self._cond.notify_all()
-            while not call.done:
-                self._cond.wait()
+            self._cond.notify()
+        call.done.wait()
         if call.error is not None:
             raise call.error
         return call.result
@@ -127,9 +128,8 @@ class StepScheduler:
         request = _Request(slot, tokens, start, outputs, background=self._local.background)
         with self._cond:
             self._requests.append(request)
-            self._cond.notify_all()
-            while not request.done:
-                self._cond.wait()
+            self._cond.notify()
+        request.done.wait()
         if request.error is not None:
             raise request.error
         return request.rows
@@ -138,14 +138,18 @@ class StepScheduler:
         """Stop the thread once the running sequences have left (the worker waits for them)."""
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
+            self._cond.notify()
         self._thread.join()
 
     # --- the scheduler thread ---------------------------------------------------------
 
+    def _step_ready(self) -> bool:
+        # Every active sequence has asked: nothing more would join this step by waiting,
+        # and no sequence still reads the logits of the last one.
+        return bool(self._requests) and len(self._requests) >= self._active
+
     def _ready(self) -> bool:
-        # Every active sequence has asked: nothing more would join this step by waiting.
-        return bool(self._calls) or (bool(self._requests) and len(self._requests) >= self._active)
+        return bool(self._calls) or self._step_ready()
 
     def _loop(self) -> None:
         while True:
@@ -155,17 +159,18 @@ class StepScheduler:
                 if not self._ready():
                     return  # closed, and nobody is waiting
                 calls, self._calls = self._calls, []
-                step = self._take() if not calls else []
             for call in calls:
                 try:
                     call.result = call.fn()
                 except BaseException as exc:  # handed to the caller's thread
                     call.error = exc
-                call.done = True
+                call.done.set()
+            # The step that was ready goes on at once: a joining sequence's call (trimming
+            # its slot) costs the others no round of waking.
+            with self._cond:
+                step = self._take() if self._step_ready() else []
             if step:
                 self._run(step)
-            with self._cond:
-                self._cond.notify_all()
 
     def _take(self) -> list[_Request]:
         """The requests of the next step, in arrival order, up to ``n_batch`` tokens.
@@ -207,7 +212,7 @@ class StepScheduler:
             for request in step:
                 request.error = exc
         for request in step:
-            request.done = True
+            request.done.set()
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -244,19 +249,23 @@ class SlotPool:
 
     def acquire(self, prompt: Sequence[int], key: str | None = None) -> Slot:
         """A free slot for ``prompt``: the one holding the longest prefix of it when that
-        keeps at least half of what the slot holds (a continued conversation), else the
-        least recently used, so that a prompt sharing only a system prompt with a cached
-        conversation does not evict it. A ``key`` (``prompt_cache_key``) says the prefix
-        is worth more than the rest: a slot that served the same key is reused whenever it
-        shares any prefix, its tail given up. There is always a free slot: the worker runs
-        no more generations at once than there are slots."""
+        keeps at least half of what the slot holds (a continued conversation) or all of
+        ``prompt`` but its last token (the same prompt asked again, whatever the length of
+        the answer it got before), else the least recently used, so that a prompt sharing
+        only a system prompt with a cached conversation does not evict it. A ``key``
+        (``prompt_cache_key``) says the prefix is worth more than the rest: a slot that
+        served the same key is reused whenever it shares any prefix, its tail given up.
+        There is always a free slot: the worker runs no more generations at once than
+        there are slots."""
         with self._lock:
             free = [slot for slot in self._slots if not slot.busy]
             assert free, "more generations than slots"
             best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), -slot.used))
             shared = common_prefix(best.tokens, prompt)
             same_key = key is not None and best.key == key and shared > 0
-            if 2 * shared < len(best.tokens) and not same_key:
+            # The engine evaluates the last prompt token afresh in any case.
+            asked_again = shared > 0 and shared >= len(prompt) - 1
+            if 2 * shared < len(best.tokens) and not same_key and not asked_again:
                 # Among equals the lowest index: sequences with consecutive ids decode in
                 # one ubatch (see StepScheduler._run).
                 best = min(free, key=lambda slot: (slot.used, slot.index))
