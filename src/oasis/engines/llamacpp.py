@@ -372,7 +372,8 @@ class LlamaCppEngine:
         assert projector is not None and run.start == len(slot.tokens)
         position = len(slot.tokens)
         self._scheduler.call(
-            lambda: projector.eval(self._ctx.ctx, run, position, slot.index, _N_BATCH)
+            lambda: projector.eval(self._ctx.ctx, run, position, slot.index, _N_BATCH),
+            decodes=True,
         )
         slot.tokens.extend(placeholders)
 

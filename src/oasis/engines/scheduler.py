@@ -46,6 +46,8 @@ class _Request:
 @dataclass
 class _Call:
     fn: Callable[[], Any]
+    decodes: bool = False  # it runs llama_decode, overwriting the last step's logits
+    joined: bool = False  # its caller is an active sequence
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -75,6 +77,7 @@ class StepScheduler:
         self._requests: list[_Request] = []
         self._calls: list[_Call] = []
         self._active = 0
+        self._in_calls = 0  # active sequences waiting on a call
         self._interactive = 0  # active sequences that are not background work
         self._local = threading.local()  # whether the calling sequence is background work
         self._closed = False
@@ -92,6 +95,7 @@ class StepScheduler:
         """Mark the calling sequence active: from now on no step runs without it (a
         ``background`` one: no step runs without it while no interactive one is active)."""
         self._local.background = background
+        self._local.joined = True
         with self._cond:
             self._active += 1
             if not background:
@@ -99,17 +103,26 @@ class StepScheduler:
 
     def leave(self) -> None:
         """The calling sequence is done (finished, cancelled or failed); its slot is free."""
+        self._local.joined = False
         with self._cond:
             self._active -= 1
             if not self._local.background:
                 self._interactive -= 1
             self._cond.notify()
 
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the scheduler thread between steps and return what it returns."""
-        call = _Call(fn)
+    def call(self, fn: Callable[[], Any], *, decodes: bool = False) -> Any:
+        """Run ``fn`` on the scheduler thread between steps and return what it returns.
+
+        A call that ``decodes`` (it runs ``llama_decode`` itself, as an image's evaluation
+        does) overwrites the logits that the sequences of the last step still sample
+        from, so it waits until every active sequence is back: waiting on a step or on a
+        call of its own.
+        """
+        call = _Call(fn, decodes, joined=getattr(self._local, "joined", False))
         with self._cond:
             self._calls.append(call)
+            if call.joined:
+                self._in_calls += 1
             self._cond.notify()
         call.done.wait()
         if call.error is not None:
@@ -148,8 +161,13 @@ class StepScheduler:
         # and no sequence still reads the logits of the last one.
         return bool(self._requests) and len(self._requests) >= self._active
 
+    def _runnable_calls(self) -> list[_Call]:
+        # No sequence reads logits now: each active one waits on a step or on a call.
+        quiet = len(self._requests) + self._in_calls >= self._active
+        return [call for call in self._calls if quiet or not call.decodes]
+
     def _ready(self) -> bool:
-        return bool(self._calls) or self._step_ready()
+        return bool(self._runnable_calls()) or self._step_ready()
 
     def _loop(self) -> None:
         while True:
@@ -158,12 +176,16 @@ class StepScheduler:
                     self._cond.wait()
                 if not self._ready():
                     return  # closed, and nobody is waiting
-                calls, self._calls = self._calls, []
+                calls = self._runnable_calls()
+                self._calls = [call for call in self._calls if call not in calls]
             for call in calls:
                 try:
                     call.result = call.fn()
                 except BaseException as exc:  # handed to the caller's thread
                     call.error = exc
+                if call.joined:
+                    with self._cond:  # before done: its caller may ask for a step at once
+                        self._in_calls -= 1
                 call.done.set()
             # The step that was ready goes on at once: a joining sequence's call (trimming
             # its slot) costs the others no round of waking.
