@@ -43,10 +43,14 @@ def model_path(workdir: Path) -> Path:
 
 
 def load_raw(path: Path, threads: int) -> RawSide:
-    """Load ``path`` with llama-cpp-python as a user of the library would."""
+    """Load ``path`` with llama-cpp-python as a user of the library would, with flash
+    attention on as oasis runs it (its ``flash_attention`` option is ``auto``, which is on
+    for the CPU), so that a ratio measures oasis's own overhead, not a setting."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=8192, n_threads=threads, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(path), n_ctx=8192, n_threads=threads, flash_attn=True, verbose=False
+    )
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
     ban = {t: -100.0 for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
     template = ChatTemplate(
