@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -26,6 +27,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 from PIL import Image as PILImage
 
+from oasis.engines.worker import LIVE_QUIET
 from tests.server import Server, start_server
 
 CHAT = "/v1/chat/completions"
@@ -301,6 +303,57 @@ def test_live_requests_go_ahead_of_batch_lines(wide_client: OpenAI) -> None:
     assert after.request_counts.completed - before.completed <= 3
     client.batches.cancel(batch.id)
     wait(client, batch.id)
+
+
+def _metric(client: OpenAI, sample: str) -> float:
+    """The value of one ``/metrics`` sample (name and labels as the text format writes them)."""
+    base = str(client.base_url).rstrip("/").removesuffix("/v1")
+    text = httpx.get(f"{base}/metrics", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(sample)
+    )
+
+
+RERUNS = 'oasis_batch_lines_rerun{reason="preempted"}'
+
+
+def test_a_line_that_gives_way_to_a_live_request_runs_again_once(wide_client: OpenAI) -> None:
+    """Chat lines may take every sequence; a live request that finds none free makes the
+    newest line give its one up. That line runs again from the start: the output file has
+    each line once, with the answer it gives alone."""
+    client = wide_client
+    reruns = _metric(client, RERUNS)
+    time.sleep(LIVE_QUIET)  # after the live requests of the tests before
+    prompts = [f"Write about the color number {i}." for i in range(12)]
+    lines = [chat_line(f"c{i}", p, max_tokens=40, temperature=0) for i, p in enumerate(prompts)]
+    batch = create(client, upload(client, lines))
+    # Once live traffic has been quiet for a moment, the lines take all four sequences.
+    running = 'oasis_active_sequences{model="smollm2-135m-instruct"}'
+    deadline = time.monotonic() + 120
+    while _metric(client, running) < 4:
+        assert time.monotonic() < deadline, "the batch never took every sequence"
+        time.sleep(0.05)
+    for i in range(3):  # the first finds every sequence taken by a batch line
+        live = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"Hi {i}"}], max_tokens=4
+        )
+        assert live.choices[0].message.content is not None
+    done = wait(client, batch.id)
+    assert done.status == "completed" and done.request_counts is not None
+    assert done.request_counts.completed == 12 and done.request_counts.failed == 0
+    assert _metric(client, RERUNS) > reruns
+    output = {line["custom_id"]: line for line in lines_of(client, done.output_file_id)}
+    assert sorted(output) == sorted(f"c{i}" for i in range(12))  # each once
+    for i, prompt in enumerate(prompts):
+        alone = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=40,
+            temperature=0,
+        )
+        body = output[f"c{i}"]["response"]["body"]
+        assert body["choices"][0]["message"]["content"] == alone.choices[0].message.content
+        assert body["usage"]["completion_tokens"] == alone.usage.completion_tokens  # type: ignore[union-attr]
 
 
 def test_create_errors_name_their_param(client: OpenAI) -> None:

@@ -63,6 +63,7 @@ def test_metrics_parse_and_count_requests_tokens_and_queues(server: Server, clie
     assert jobs == {"responses", "batches"}
     outcomes = {labels["outcome"] for labels, _ in samples["oasis_batch_lines_done"]}
     assert outcomes == {"completed", "failed"}
+    assert {labels["reason"] for labels, _ in samples["oasis_batch_lines_rerun"]} == {"preempted"}
 
 
 def test_routes_are_labelled_by_template_not_by_id(server: Server) -> None:

@@ -299,6 +299,13 @@ def create_app(
             "outcome",
             lambda: dict(runner.lines_done),
         )
+        meters.watch(
+            "oasis_batch_lines_rerun",
+            "Batch lines this process stopped part-way to give a model thread to a live "
+            "request, and ran again.",
+            "reason",
+            lambda: {"preempted": runner.lines_rerun},
+        )
         try:
             leases.start()  # renews from the first claim on (only when shared)
             if settings.code_interpreter.enabled:

@@ -127,6 +127,15 @@ class OverloadedError(OasisError):
         super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})
 
 
+class PreemptedError(OverloadedError):
+    """A rerunnable background job (a batch line) gave its model thread to a live request
+    part-way; nothing of it was kept, and its request is to be run again from the start
+    (see :func:`oasis.engines.worker.lower_priority`). Only the batch runner sees it."""
+
+    def __init__(self) -> None:
+        super().__init__("The job gave way to a live request; run it again.", code="preempted")
+
+
 class ModelUnavailableError(OverloadedError):
     """The model is known but its files or runtime cannot be used (not a client mistake).
 

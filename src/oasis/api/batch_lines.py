@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from oasis.api.embeddings import embeddings_json
 from oasis.api.errors import error_response, server_error_response, validation_error_response
-from oasis.errors import OasisError, UnsupportedError
+from oasis.errors import OasisError, PreemptedError, UnsupportedError
 from oasis.responses.service import ResponsesService
 from oasis.services.chat import ChatService
 from oasis.services.completions import CompletionService
@@ -79,9 +79,14 @@ class BatchDispatch:
         }
 
     async def __call__(self, owner: str, url: str, body: dict[str, Any]) -> tuple[int, Any]:
-        """The status code and JSON body that ``POST url`` with ``body`` answers."""
+        """The status code and JSON body that ``POST url`` with ``body`` answers.
+
+        Raises :class:`~oasis.errors.PreemptedError` when the line gave its model thread to
+        a live request part-way: it has no answer yet and is to be run again."""
         try:
             answer = await self.calls[url](owner, body)
+        except PreemptedError:
+            raise
         except ValidationError as exc:
             failure = validation_error_response(body_errors(exc))
         except OasisError as exc:

@@ -32,7 +32,7 @@ from oasis.engines.local_chat import LocalChatBackend
 from oasis.engines.media import ImageRun, MediaPrompt, Projector
 from oasis.engines.scheduler import SharedPrompt, Slot, SlotPool, StepScheduler, common_prefix
 from oasis.engines.worker import Job, ModelWorker, in_background
-from oasis.errors import ModelUnavailableError, OasisError
+from oasis.errors import ModelUnavailableError, OasisError, PreemptedError
 from oasis.models.assets import resolve_source
 from oasis.models.specs import ModelSpec
 
@@ -132,8 +132,14 @@ class LlamaCppEngine:
         self._scheduler = StepScheduler(
             spec.id, self._decode_batch, _N_BATCH, before_step=self._follow_load
         )
+        # A batch line may take every sequence: a live arrival makes one yield (see
+        # ModelWorker), at its next step (StepScheduler.decode).
         self._worker: ModelWorker[GeneratedToken] = ModelWorker(
-            f"The model `{spec.id}`", settings.max_queue, settings.queue_timeout, workers=parallel
+            f"The model `{spec.id}`",
+            settings.max_queue,
+            settings.queue_timeout,
+            workers=parallel,
+            yields=True,
         )
 
     def _load_projector(self, spec: ModelSpec, threads: int) -> Projector | None:
@@ -512,6 +518,8 @@ class LlamaCppEngine:
                     emit(GeneratedToken(self._model.token_eos(), b"", True))
                     return
                 row = self._eval(slot, [token])
+        except PreemptedError:
+            raise  # between steps: the cells hold what slot.tokens says (the rerun may reuse them)
         except BaseException:
             slot.tokens.clear()  # what its cells hold is no longer known
             raise

@@ -15,7 +15,10 @@ thread also means one OpenMP team, as before batching.
 
 A sequence that joins as background work (a batch line) sits out every step while an
 interactive sequence is active: it keeps its slot and cells and goes on once the live
-requests have left, so they decode as fast as they would alone.
+requests have left, so they decode as fast as they would alone. One that its worker asks
+to yield (:func:`~oasis.engines.worker.must_yield`) stops at its next step, or at once while
+it sits out (withdrawing its request), raising :class:`~oasis.errors.PreemptedError`: its
+thread and slot go to the live request.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from oasis.engines.worker import must_yield
+from oasis.errors import PreemptedError
+
 log = logging.getLogger(__name__)
+
+# How often a background sequence held out of the steps looks whether it must yield.
+_YIELD_POLL = 0.02
 
 
 @dataclass
@@ -139,13 +148,29 @@ class StepScheduler:
         or leaves, since no step runs before it does. The caller must have joined.
         """
         request = _Request(slot, tokens, start, outputs, background=self._local.background)
+        if request.background and must_yield():
+            raise PreemptedError()
         with self._cond:
             self._requests.append(request)
             self._cond.notify()
-        request.done.wait()
+        if request.background:
+            while not request.done.wait(_YIELD_POLL):
+                if must_yield() and self._withdraw(request):
+                    raise PreemptedError()
+        else:
+            request.done.wait()
         if request.error is not None:
             raise request.error
         return request.rows
+
+    def _withdraw(self, request: _Request) -> bool:
+        """Take back ``request`` unless a step has taken it already."""
+        with self._cond:
+            for i, waiting in enumerate(self._requests):
+                if waiting is request:
+                    del self._requests[i]
+                    return True
+            return False
 
     def close(self) -> None:
         """Stop the thread once the running sequences have left (the worker waits for them)."""

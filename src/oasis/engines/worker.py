@@ -20,6 +20,16 @@ the next interactive request when there are several (a llama.cpp model with ``pa
 sequences runs up to ``parallel - 1`` batch lines beside each other, and a live request
 joins them at once). With one thread, a background job runs only while no interactive job
 waits or runs, and an interactive request waits for at most that one job.
+
+A worker made with ``yields=True`` (its runtime checks :func:`must_yield` between steps)
+also lets *rerunnable* background jobs (``lower_priority(rerunnable=True)``: requests with
+no side effects, which may be stopped part-way and run again from the start) take that last
+thread once no interactive job has run for ``LIVE_QUIET`` seconds. An interactive arrival
+that finds every thread taken asks the newest of them to give its thread up: the job raises
+:class:`~oasis.errors.PreemptedError` at its next step, and its caller (the batch runner)
+runs it again later. So a batch uses the whole model while nobody else does, the first live
+request of a burst waits about one step for a thread, and the ones after it find the thread
+kept free for them.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,18 +56,36 @@ _STARTED = object()  # the job left the queue: the wait limit no longer applies
 _RELEASE = object()  # frees the job's queue slot; always posted just before _DONE
 
 _BACKGROUND: ContextVar[bool] = ContextVar("oasis_background_priority", default=False)
+_RERUNNABLE: ContextVar[bool] = ContextVar("oasis_background_rerunnable", default=False)
 _JOB = threading.local()  # what the job running on this worker thread is
 
+# Seconds without interactive jobs after which rerunnable background jobs may take a
+# worker's last thread (see the module's docstring).
+LIVE_QUIET = 2.0
 
-def lower_priority() -> None:
-    """Run the model jobs of the current task (and of tasks it starts) as background work."""
+
+def lower_priority(*, rerunnable: bool = False) -> None:
+    """Run the model jobs of the current task (and of tasks it starts) as background work.
+
+    ``rerunnable``: the task's requests have no side effects, so a job of theirs may be
+    stopped part-way (:class:`~oasis.errors.PreemptedError`) and the request run again.
+    """
     _BACKGROUND.set(True)
+    _RERUNNABLE.set(rerunnable)
 
 
 def in_background() -> bool:
     """Whether the job running on the calling worker thread is background work (so a
     runtime that batches sequences can hold it back while interactive ones run)."""
     return bool(getattr(_JOB, "background", False))
+
+
+def must_yield() -> bool:
+    """Whether the job running on the calling worker thread has been asked to give its
+    thread to an interactive job (it then raises :class:`~oasis.errors.PreemptedError`
+    before its next step). Only rerunnable background jobs are ever asked."""
+    flag: threading.Event | None = getattr(_JOB, "yield_flag", None)
+    return flag is not None and flag.is_set()
 
 
 class JobStream(AsyncIterator[T]):
@@ -129,7 +158,13 @@ class ModelWorker(Generic[T]):
     front of them. A job waits in the queue until a thread is free."""
 
     def __init__(
-        self, name: str, max_queue: int, max_wait: float | None = None, *, workers: int = 1
+        self,
+        name: str,
+        max_queue: int,
+        max_wait: float | None = None,
+        *,
+        workers: int = 1,
+        yields: bool = False,
     ) -> None:
         self.name = name
         self._max_queue = max_queue
@@ -138,27 +173,58 @@ class ModelWorker(Generic[T]):
         self._running = 0  # jobs in the threads now (written there, read on the loop)
         self._running_lock = threading.Lock()  # several threads count when workers > 1
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=name)
-        # Threads background jobs may fill: all but one, kept for an interactive arrival.
+        self._workers = workers
+        # Threads background jobs may fill: all but one, kept for an interactive arrival;
+        # all of them for rerunnable jobs when the runtime yields (one gives its thread up).
         self._background_threads = max(1, workers - 1)
+        self._yields = yields
         self._background_running = 0  # background jobs are not counted in _pending
-        # Background jobs not yet handed to the executor: how to start each, how to fail it.
-        self._deferred: deque[tuple[Callable[[], None], Callable[[], None]]] = deque()
+        # Background jobs not yet handed to the executor: how to start each, how to fail
+        # it, and the flag that asks it to yield (rerunnable jobs on a yielding worker).
+        self._deferred: deque[
+            tuple[Callable[[], None], Callable[[], None], threading.Event | None]
+        ] = deque()
+        # The yield flags of the rerunnable background jobs running now, oldest first.
+        self._yieldable: list[threading.Event] = []
+        self._live_seen = -LIVE_QUIET  # when an interactive job last arrived or ended
 
-    def _release(self, background: bool = False) -> None:
+    def _release(self, background: bool = False, flag: threading.Event | None = None) -> None:
         if background:
             self._background_running -= 1
+            if flag is not None:
+                self._yieldable.remove(flag)
         else:
             self._pending -= 1
+            self._live_seen = time.monotonic()
         self._admit()
 
     def _admit(self) -> None:
-        """Hand deferred background jobs to the executor while no interactive job waits."""
-        while (
-            self._deferred and self._pending + self._background_running < self._background_threads
-        ):
-            submit, _ = self._deferred.popleft()
+        """Hand deferred background jobs to the executor, in order, while no interactive
+        job waits for a thread they would take."""
+        quiet = self._pending == 0 and time.monotonic() - self._live_seen >= LIVE_QUIET
+        while self._deferred:
+            submit, _, flag = self._deferred[0]
+            room = self._workers if flag is not None and quiet else self._background_threads
+            if self._pending + self._background_running >= room:
+                return
+            self._deferred.popleft()
             self._background_running += 1
+            if flag is not None:
+                self._yieldable.append(flag)
             submit()
+
+    def _preempt(self) -> None:
+        """Ask the newest rerunnable background jobs to give their threads up, as many as
+        the interactive jobs that would otherwise wait for one (not counting those asked
+        already)."""
+        short = self._pending + self._background_running - self._workers
+        short -= sum(flag.is_set() for flag in self._yieldable)
+        for flag in reversed(self._yieldable):
+            if short <= 0:
+                return
+            if not flag.is_set():
+                flag.set()
+                short -= 1
 
     def _run(
         self,
@@ -166,8 +232,10 @@ class ModelWorker(Generic[T]):
         emit: Callable[[object], None],
         cancelled: threading.Event,
         background: bool,
+        flag: threading.Event | None = None,
     ) -> None:
         _JOB.background = background
+        _JOB.yield_flag = flag
         try:
             if not cancelled.is_set():
                 emit(_STARTED)
@@ -229,6 +297,7 @@ class ModelWorker(Generic[T]):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
         background = _BACKGROUND.get()
+        flag = threading.Event() if background and self._yields and _RERUNNABLE.get() else None
 
         # Items wait here until the loop drains them: a job emitting faster than the loop
         # runs wakes it once per batch rather than once per item, which matters when the
@@ -242,7 +311,7 @@ class ModelWorker(Generic[T]):
                 pending.clear()
             for item in items:
                 if item is _RELEASE:
-                    self._release(background)
+                    self._release(background, flag)
                 else:
                     queue.put_nowait(item)
 
@@ -258,7 +327,7 @@ class ModelWorker(Generic[T]):
 
         def finished(done: asyncio.Future[None]) -> None:
             if done.cancelled():  # dropped from the queue by close(): end the stream too
-                self._release(background)
+                self._release(background, flag)
                 fail()
 
         def fail() -> None:
@@ -267,16 +336,19 @@ class ModelWorker(Generic[T]):
 
         def submit() -> None:
             future = loop.run_in_executor(
-                self._executor, self._run, job, emit, cancelled, background
+                self._executor, self._run, job, emit, cancelled, background, flag
             )
             future.add_done_callback(finished)
 
         if background:
             # No wait limit: a batch line waits as long as interactive traffic needs.
-            self._deferred.append((submit, fail))
+            self._deferred.append((submit, fail, flag))
             self._admit()
             return JobStream(queue, cancelled)
         self._pending += 1
+        self._live_seen = time.monotonic()
+        if self._yields:
+            self._preempt()
         submit()
         if self._max_wait is None or not first:
             return JobStream(queue, cancelled)
@@ -293,6 +365,6 @@ class ModelWorker(Generic[T]):
     async def close(self) -> None:
         """Cancel queued jobs and wait, off the event loop, for the running ones to end."""
         while self._deferred:
-            _, fail = self._deferred.popleft()
+            _, fail, _ = self._deferred.popleft()
             fail()
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)

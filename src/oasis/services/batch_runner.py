@@ -28,7 +28,7 @@ from typing import Any
 
 from oasis.caller import Caller, UsageEntry, UsageRow, current_caller
 from oasis.engines.worker import lower_priority
-from oasis.errors import NotFoundError
+from oasis.errors import NotFoundError, PreemptedError
 from oasis.ids import new_id
 from oasis.services.batch_input import MAX_BYTES, check_input
 from oasis.services.batch_writes import LineWriter
@@ -56,6 +56,10 @@ _CHUNK = 64 * 1024
 _UNBOUNDED = 1 << 62
 _PAGE = 256
 LEASE = "batch"  # the lease kind of a batch
+# Endpoints whose lines may be stopped part-way and run again (no side effects, nothing
+# stored before the answer): their lines may use a model's last thread, given up to a
+# live request that needs it (see oasis.engines.worker).
+RERUNNABLE = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
 class BatchRunner:
@@ -87,6 +91,7 @@ class BatchRunner:
         self.closing = False
         # Lines this process finished, by outcome (for the metrics' batch progress).
         self.lines_done: dict[str, int] = {"completed": 0, "failed": 0}
+        self.lines_rerun = 0  # lines stopped part-way for a live request and run again
         self.leases.on_stop(LEASE, self._stop_requested)
 
     @property
@@ -245,6 +250,7 @@ class BatchRunner:
         )
 
     async def _execute(self, stored: StoredBatch, fence: Fence | None) -> None:
+        lower_priority(rerunnable=stored.row["endpoint"] in RERUNNABLE)
         expires_at = int(stored.row["expires_at"])
         lines = self._pending(stored.id)
         writer = LineWriter(self.repo, stored.id, fence)
@@ -293,19 +299,27 @@ class BatchRunner:
     async def _run_line(
         self, stored: StoredBatch, item: PendingLine, writer: LineWriter, who: WorkCaller
     ) -> None:
-        # The line's usage is collected here (no sink: nothing is written or charged as it
-        # runs) and stored with its result, once, under the key that asked for the batch.
-        caller = Caller(
-            owner=stored.owner,
-            key_id=who.key_id,
-            project_id=who.project_id,
-            max_tokens=who.max_tokens,
-        )
-        token = current_caller.set(caller)
-        try:
-            status, body = await self.dispatch(stored.owner, stored.row["endpoint"], item.request)
-        finally:
-            current_caller.reset(token)
+        while True:
+            # The line's usage is collected here (no sink: nothing is written or charged as
+            # it runs) and stored with its result, once, under the key that asked for the
+            # batch; a run that gave way to a live request counts nothing.
+            caller = Caller(
+                owner=stored.owner,
+                key_id=who.key_id,
+                project_id=who.project_id,
+                max_tokens=who.max_tokens,
+            )
+            token = current_caller.set(caller)
+            try:
+                status, body = await self.dispatch(
+                    stored.owner, stored.row["endpoint"], item.request
+                )
+                break
+            except PreemptedError:
+                # Queued again behind live traffic; nothing of the first run was kept.
+                self.lines_rerun += 1
+            finally:
+                current_caller.reset(token)
         usage = [UsageRow(stored.owner, who.project_id, who.key_id, e) for e in caller.used]
         result = {
             "id": new_id("batch_req", nbytes=16),
