@@ -96,7 +96,11 @@ def test_a_listing_and_a_forced_call_stream_in_order(
     body = _body(mcp_urls["http"], "add")
     events = _stream(raw, body)
     final = events[-1]["response"]
-    assert final["status"] == "completed"
+    # The answer after the call is the model's own text, which may use up the budget.
+    assert final["status"] == "completed" or (
+        final["status"] == "incomplete"
+        and final["incomplete_details"] == {"reason": "max_output_tokens"}
+    )
     listing, call = final["output"][0], final["output"][1]
     assert listing["type"] == "mcp_list_tools"
     assert {t["name"] for t in listing["tools"]} == {"add", "slow", "broken", "whoami", "clock"}
