@@ -26,8 +26,9 @@ def test_conversation_crud(client: OpenAI, http: httpx.Client) -> None:
     assert updated.metadata == {"topic": "changed"}
     deleted = client.conversations.delete(conversation.id)
     assert deleted.deleted is True and deleted.object == "conversation.deleted"
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as missing:
         client.conversations.retrieve(conversation.id)
+    assert missing.value.body["param"] == "conversation_id"  # type: ignore[index]
     assert http.get(f"/v1/conversations/{conversation.id}/items").status_code == 404
     bad = http.post("/v1/conversations", json={"metadata": {"k" * 65: "v"}})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata"
@@ -48,8 +49,9 @@ def test_conversation_items(client: OpenAI) -> None:
     assert one.id == added.data[2].id
     after = client.conversations.items.delete(added.data[2].id, conversation_id=conversation.id)
     assert after.id == conversation.id and after.object == "conversation"
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as missing:
         client.conversations.items.retrieve(added.data[2].id, conversation_id=conversation.id)
+    assert missing.value.body["param"] == "item_id"  # type: ignore[index]
     assert len(client.conversations.items.list(conversation.id).data) == 4
 
 

@@ -117,6 +117,7 @@ def test_retrieve_delete_and_404(client: OpenAI, http: httpx.Client) -> None:
     gone = http.get(f"/v1/responses/{created.id}")
     assert gone.status_code == 404
     assert set(gone.json()["error"]) == {"message", "type", "param", "code"}
+    assert gone.json()["error"]["param"] == "response_id"
     assert http.delete(f"/v1/responses/{created.id}").status_code == 404
     assert http.get("/v1/responses/resp_nope/input_items").status_code == 404
 

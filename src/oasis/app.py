@@ -75,9 +75,8 @@ from oasis.services.storage_cap import StorageQuota
 from oasis.services.uploads import UploadsService
 from oasis.services.usage_report import UsageReport
 from oasis.services.vector_stores import VectorStoreService
-from oasis.store import Store
+from oasis.store import open_store
 from oasis.store.blobs import BlobStore
-from oasis.store.db import open_database
 from oasis.tools import code_interpreter, image_generation, web_search
 from oasis.tools.mcp_sessions import SessionPool
 from oasis.tools.outbound import UrlPolicy, create_http_client
@@ -162,14 +161,7 @@ def create_app(
         app.state.completions = CompletionService(core)
         app.state.speech = SpeechService(manager)
         app.state.transcription = TranscriptionService(manager)
-        store = Store(
-            await open_database(
-                settings.database_url,
-                settings.data_dir,
-                owner_ids,
-                idle_transaction_seconds=settings.idle_transaction_seconds,
-            )
-        )
+        store = await open_store(settings, owner_ids)
         app.state.store = store
         # Replicas may share a PostgreSQL database: background work is leased there.
         shared = store.engine.dialect.name == "postgresql"

@@ -29,8 +29,7 @@ from oasis.cli_common import (
 )
 from oasis.config import Settings
 from oasis.owners import OwnerIds
-from oasis.store import Store
-from oasis.store.db import open_database
+from oasis.store import Store, open_store
 from oasis.store.keys import ApiKey
 from oasis.store.projects import ProjectExistsError
 
@@ -49,14 +48,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         secret = settings.owner_secret
         owner_ids = OwnerIds(settings.data_dir, secret.get_secret_value() if secret else None)
         owner_ids.open()
-        store = Store(
-            await open_database(
-                settings.database_url,
-                settings.data_dir,
-                owner_ids,
-                idle_transaction_seconds=settings.idle_transaction_seconds,
-            )
-        )
+        store = await open_store(settings, owner_ids)
         try:
             return await work(store)
         finally:

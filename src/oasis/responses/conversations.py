@@ -21,7 +21,9 @@ from oasis.types import Item
 
 
 def _missing(conversation_id: str) -> NotFoundError:
-    return NotFoundError(f"Conversation with id '{conversation_id}' not found.")
+    return NotFoundError(
+        f"Conversation with id '{conversation_id}' not found.", param="conversation_id"
+    )
 
 
 def _conversation(stored: StoredConversation) -> Conversation:
@@ -117,12 +119,12 @@ class ConversationService:
         await self._get(owner, conversation_id)
         item = await self.store.conversations.item(owner, conversation_id, item_id)
         if item is None:
-            raise NotFoundError(f"Item with id '{item_id}' not found.")
+            raise NotFoundError(f"Item with id '{item_id}' not found.", param="item_id")
         typed: ConversationItem = CONVERSATION_ITEM.validate_python(shown(item, include))
         return typed
 
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation:
         stored = await self._get(owner, conversation_id)
         if not await self.store.conversations.delete_item(owner, conversation_id, item_id):
-            raise NotFoundError(f"Item with id '{item_id}' not found.")
+            raise NotFoundError(f"Item with id '{item_id}' not found.", param="item_id")
         return _conversation(stored)

@@ -104,7 +104,7 @@ class Turn:
 
 
 def _not_found(response_id: str) -> NotFoundError:
-    return NotFoundError(f"Response with id '{response_id}' not found.")
+    return NotFoundError(f"Response with id '{response_id}' not found.", param="response_id")
 
 
 def _configure_tools(request: ResponseCreateRequest) -> list[ConfiguredTool]:

@@ -7,12 +7,15 @@ code path for both. Every query is scoped by ``owner`` (an HMAC of the API key, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oasis.store.batches import BatchRepository
 from oasis.store.chat_completions import ChatCompletionRepository, StoredChatCompletion
 from oasis.store.containers import ContainerRepository
 from oasis.store.conversations import ConversationRepository, StoredConversation
+from oasis.store.db import open_database
 from oasis.store.events import EventLogRepository
 from oasis.store.files import FileRepository, StoredFile
 from oasis.store.items import ItemPage, ItemRepository
@@ -26,7 +29,12 @@ from oasis.store.uploads import UploadRepository
 from oasis.store.usage import UsageRepository
 from oasis.store.vector_stores import VectorStoreRepository
 
+if TYPE_CHECKING:
+    from oasis.config import Settings
+    from oasis.owners import OwnerIds
+
 __all__ = [
+    "open_store",
     "BatchRepository",
     "ChatCompletionRepository",
     "ConversationRepository",
@@ -74,3 +82,15 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def open_store(settings: Settings, owner_ids: OwnerIds) -> Store:
+    """The store on the database ``settings`` name, migrated (the server and the admin
+    commands open it alike)."""
+    engine = await open_database(
+        settings.database_url,
+        settings.data_dir,
+        owner_ids,
+        idle_transaction_seconds=settings.idle_transaction_seconds,
+    )
+    return Store(engine)
