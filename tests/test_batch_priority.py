@@ -14,26 +14,38 @@ import threading
 import time
 from collections.abc import Callable
 
+from oasis.engines import worker as worker_module
 from oasis.engines.scheduler import StepScheduler
-from oasis.engines.worker import ModelWorker, in_background, lower_priority, must_yield
+from oasis.engines.worker import Job, ModelWorker, in_background, lower_priority, must_yield
 from oasis.errors import PreemptedError
+
+
+class _Jobs:
+    """Jobs that note their start (``name:bg`` or ``name:live``), then run steps until
+    released, giving their thread up when the worker asks (as the llama.cpp engine does)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> Job[str]:
+        def body(emit: Callable[[str], None], _: threading.Event) -> None:
+            with self._lock:
+                self.started.append(f"{name}:{'bg' if in_background() else 'live'}")
+            while not self.release.wait(0.01):  # a runtime's steps
+                if must_yield():
+                    raise PreemptedError()
+            emit(name)
+
+        return body
 
 
 def test_background_jobs_leave_one_thread_to_live_requests() -> None:
     async def run() -> None:
         worker: ModelWorker[str] = ModelWorker("model", max_queue=8, workers=4)
-        release = threading.Event()
-        started: list[str] = []
-        lock = threading.Lock()
-
-        def job(name: str) -> Callable[[Callable[[str], None], threading.Event], None]:
-            def body(emit: Callable[[str], None], _: threading.Event) -> None:
-                with lock:
-                    started.append(f"{name}:{'bg' if in_background() else 'live'}")
-                release.wait(10)
-                emit(name)
-
-            return body
+        job = _Jobs()
+        started = job.started
 
         async def batch_lines() -> list[str]:
             lower_priority()
@@ -47,7 +59,7 @@ def test_background_jobs_leave_one_thread_to_live_requests() -> None:
         live = worker.stream(job("live"))
         await _until(lambda: len(started) == 4)
         assert started[-1] == "live:live"  # started at once, beside the batch lines
-        release.set()
+        job.release.set()
         assert [item async for item in live] == ["live"]
         assert await lines == [f"b{i}" for i in range(6)]
         await worker.close()
@@ -58,20 +70,8 @@ def test_background_jobs_leave_one_thread_to_live_requests() -> None:
 def test_rerunnable_jobs_take_every_thread_and_the_newest_yields_to_a_live_one() -> None:
     async def run() -> None:
         worker: ModelWorker[str] = ModelWorker("model", max_queue=8, workers=3, yields=True)
-        release = threading.Event()
-        started: list[str] = []
-        lock = threading.Lock()
-
-        def job(name: str) -> Callable[[Callable[[str], None], threading.Event], None]:
-            def body(emit: Callable[[str], None], _: threading.Event) -> None:
-                with lock:
-                    started.append(name)
-                while not release.wait(0.01):  # a runtime's steps
-                    if must_yield():
-                        raise PreemptedError()
-                emit(name)
-
-            return body
+        job = _Jobs()
+        started = job.started
 
         async def line(name: str) -> list[str]:
             stream = worker.stream(job(name))
@@ -87,12 +87,12 @@ def test_rerunnable_jobs_take_every_thread_and_the_newest_yields_to_a_live_one()
         lines = asyncio.create_task(batch_lines())
         await _until(lambda: len(started) == 3)
         await asyncio.sleep(0.2)
-        assert sorted(started) == ["b0", "b1", "b2"]  # every thread, the last one included
+        assert sorted(started) == ["b0:bg", "b1:bg", "b2:bg"]  # every thread, the last included
         live = worker.stream(job("live"))
-        await _until(lambda: "live" in started)
+        await _until(lambda: "live:live" in started)
         await asyncio.sleep(0.2)
-        assert "b3" not in started  # the waiting line did not take the freed thread
-        release.set()
+        assert "b3:bg" not in started  # the waiting line did not take the freed thread
+        job.release.set()
         assert [item async for item in live] == ["live"]
         # The newest line gave way; the others and the one still queued ran to the end.
         assert await lines == [["b0"], ["b1"], ["preempted"], ["b3"]]
@@ -104,17 +104,8 @@ def test_rerunnable_jobs_take_every_thread_and_the_newest_yields_to_a_live_one()
 def test_jobs_that_may_not_run_twice_still_leave_a_thread_on_a_yielding_worker() -> None:
     async def run() -> None:
         worker: ModelWorker[str] = ModelWorker("model", max_queue=8, workers=3, yields=True)
-        release = threading.Event()
-        started: list[str] = []
-
-        def job(name: str) -> Callable[[Callable[[str], None], threading.Event], None]:
-            def body(emit: Callable[[str], None], _: threading.Event) -> None:
-                started.append(name)
-                release.wait(10)
-                assert not must_yield()
-                emit(name)
-
-            return body
+        job = _Jobs()  # a line asked to yield would end in PreemptedError, not its name
+        started = job.started
 
         async def batch_lines() -> list[str]:
             lower_priority()  # not rerunnable (a Responses line, say)
@@ -124,10 +115,10 @@ def test_jobs_that_may_not_run_twice_still_leave_a_thread_on_a_yielding_worker()
         lines = asyncio.create_task(batch_lines())
         await _until(lambda: len(started) == 2)
         await asyncio.sleep(0.2)
-        assert sorted(started) == ["b0", "b1"]
+        assert sorted(started) == ["b0:bg", "b1:bg"]
         live = worker.stream(job("live"))
-        await _until(lambda: "live" in started)
-        release.set()
+        await _until(lambda: "live:live" in started)
+        job.release.set()
         assert [item async for item in live] == ["live"]
         assert await lines == ["b0", "b1", "b2"]
         await worker.close()
@@ -144,8 +135,6 @@ def test_a_held_background_sequence_that_must_yield_leaves_the_steps() -> None:
     live_asked = threading.Event()
 
     def batch_line() -> None:
-        import oasis.engines.worker as worker_module
-
         worker_module._JOB.yield_flag = flag  # what the worker sets for a rerunnable job
         scheduler.join(background=True)
         try:
